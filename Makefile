@@ -1,0 +1,37 @@
+# seqmodels: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SEQ := $(VENV)/bin/seqmodels
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint data demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install seqmodels (editable) with its dev tools
+
+test: install ## run the whole test suite
+	$(PY) -m pytest
+
+lint: install ## ruff over the package and tests
+	$(VENV)/bin/ruff check seqmodels tests
+
+data: data/raw/kjv.txt ## write the built-in corpus to data/raw/kjv.txt
+
+data/raw/kjv.txt: | $(STAMP)
+	$(SEQ) corpus kjv --quiet --export $@
+
+demo: install ## describe the built-in corpus (training arrives with the train command)
+	$(SEQ) corpus
+
+clean: ## remove the virtual environment and caches (never runs/ or data/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

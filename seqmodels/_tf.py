@@ -1,0 +1,33 @@
+"""Import TensorFlow quietly and only when a command needs it."""
+
+import contextlib
+import os
+import sys
+
+
+@contextlib.contextmanager
+def _native_stderr_muted():
+    """Send file descriptor 2 to /dev/null (C++ start-up logs ignore Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tf():
+    """Return the tensorflow module without its CUDA-probe and oneDNN start-up chatter."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
+    with contextlib.nullcontext() if verbose else _native_stderr_muted():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at first use
+    return tf

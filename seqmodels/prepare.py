@@ -1,0 +1,207 @@
+"""Corpus to token ids and vocabulary, cached on disk by content and settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seqmodels.corpus import Source, content_digest, read_corpus, resolve_sources
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import read_json, write_json_atomic
+from seqmodels.tokenizers import Tokenizer, read_stopwords
+from seqmodels.vocab import UNK_ID, Vocabulary
+from seqmodels.windows import DEFAULT_SPLITS, Splits, check_fractions, split_bounds, split_ids
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class DataConfig:
+    """Everything that decides how text becomes token ids (stored in every run)."""
+
+    corpus: list[str] = field(default_factory=list)  # files, dirs, globs or "kjv"; empty: kjv
+    level: str = "char"
+    tokenizer: str | None = None  # word level: nltk (default), treebank, wordpunct, whitespace
+    lowercase: bool = False
+    normalize: str = "NFC"
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    stopwords: str | None = None  # path of a file with one word a line
+    min_freq: int = 1
+    max_vocab: int | None = None  # including <pad> and <unk>
+    splits: tuple[float, float, float] = DEFAULT_SPLITS
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict."""
+        d = asdict(self)
+        d["splits"] = list(self.splits)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> DataConfig:
+        """Rebuild from to_json()'s dict."""
+        d = dict(d)
+        d["splits"] = tuple(d.get("splits", DEFAULT_SPLITS))
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class PreparedCorpus:
+    """Token ids of the whole corpus (memory-mapped when cached), vocabulary and statistics."""
+
+    config: DataConfig
+    ids: np.ndarray
+    vocab: Vocabulary
+    stats: dict
+    cache_path: Path | None = None
+    cache_hit: bool = False
+
+    @property
+    def splits(self) -> Splits:
+        """Contiguous train/val/test views of ids."""
+        return split_ids(self.ids, self.config.splits)
+
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer these ids were made with (for encoding prompts and decoding output)."""
+        return make_tokenizer(self.config)
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/seqmodels, or ~/.cache/seqmodels."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "seqmodels"
+
+
+def make_tokenizer(config: DataConfig) -> Tokenizer:
+    """The tokenizer a data config describes, stopword file read."""
+    stop = read_stopwords(config.stopwords) if config.stopwords else ()
+    return Tokenizer(config.level, config.tokenizer, stop)
+
+
+def cache_key(config: DataConfig, content_digest: str, stopword_bytes: bytes) -> str:
+    """Hash of the corpus bytes and every setting that changes the ids."""
+    import nltk
+
+    settings = config.to_json()
+    settings.pop("corpus")
+    settings["stopwords"] = hashlib.sha256(stopword_bytes).hexdigest() if config.stopwords else None
+    settings["cache_version"] = CACHE_VERSION
+    settings["nltk"] = nltk.__version__ if config.level == "word" else None
+    blob = json.dumps([settings, content_digest], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def prepare_corpus(
+    config: DataConfig,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> PreparedCorpus:
+    """Read, tokenize and encode a corpus, or load the result of an identical earlier run."""
+    check_fractions(config.splits)
+    tokenizer = make_tokenizer(config)  # validates level/tokenizer/stopwords early
+    sources = resolve_sources(config.corpus)
+    raw = [s.read_bytes() for s in sources]
+    stop_bytes = Path(config.stopwords).read_bytes() if config.stopwords else b""
+    key = cache_key(config, content_digest(raw), stop_bytes)
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    entry = root / key
+    if use_cache and (entry / "meta.json").is_file():
+        try:
+            return _load_entry(config, entry)
+        except SeqmodelsError:
+            pass  # a damaged cache entry is rebuilt below
+    ids, vocab, stats = _encode(config, tokenizer, sources, raw, progress)
+    if use_cache:
+        try:
+            _write_entry(entry, ids, vocab, stats)
+            return _load_entry(config, entry, hit=False)
+        except OSError as exc:
+            stats["cache_error"] = f"could not write cache {entry}: {exc.strerror or exc}"
+    return PreparedCorpus(config, ids, vocab, stats)
+
+
+def _encode(
+    config: DataConfig,
+    tokenizer: Tokenizer,
+    sources: list[Source],
+    raw: list[bytes],
+    progress: bool,
+) -> tuple[np.ndarray, Vocabulary, dict]:
+    """Tokenize the text, build the vocabulary from the training split, encode everything."""
+    from tqdm import tqdm
+
+    corpus = read_corpus(
+        sources, config.encoding, config.errors, config.normalize, config.lowercase, raw=raw
+    )
+    lines = corpus.text.splitlines(keepends=True)
+    tokens: list[str] = []
+    bar = tqdm(
+        total=len(corpus.text), desc="tokenizing", unit="char", unit_scale=True,
+        disable=None if progress else True, leave=False,
+    )
+    with bar:
+        for line, line_tokens in zip(lines, tokenizer.tokenize_lines(lines)):
+            tokens.extend(line_tokens)
+            bar.update(len(line))
+    if not tokens:
+        raise SeqmodelsError("the corpus has no tokens left after tokenization")
+    a, _ = split_bounds(len(tokens), config.splits)
+    train_counts = Counter(tokens[:a])
+    vocab = Vocabulary.from_counts(train_counts, config.min_freq, config.max_vocab)
+    ids = vocab.encode(tokens)
+    held_out = len(tokens) - a
+    oov = int(np.count_nonzero(ids[a:] == UNK_ID))
+    stats = {
+        "files": [s.name for s in sources],
+        "file_chars": corpus.file_chars,
+        "characters": len(corpus.text),
+        "tokens": len(tokens),
+        "distinct_train_tokens": len(train_counts),
+        "vocab_size": len(vocab),
+        "train_coverage": vocab.coverage(train_counts),
+        "held_out_tokens": held_out,
+        "held_out_oov": oov,
+        "held_out_oov_rate": oov / held_out if held_out else 0.0,
+        "content_digest": corpus.digest,
+    }
+    return ids, vocab, stats
+
+
+def _write_entry(entry: Path, ids: np.ndarray, vocab: Vocabulary, stats: dict) -> None:
+    """Write ids.npy, vocab.json and meta.json into a temporary folder, then rename it."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        np.save(tmp / "ids.npy", ids)
+        vocab.save(tmp / "vocab.json")
+        write_json_atomic(tmp / "meta.json", {"cache_version": CACHE_VERSION, "stats": stats})
+        if entry.exists():
+            shutil.rmtree(entry)  # a damaged entry; a complete one is never rewritten
+        os.replace(tmp, entry)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCorpus:
+    """Open a cache entry, ids memory-mapped."""
+    meta = read_json(entry / "meta.json")
+    if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
+        raise SeqmodelsError(f"{entry}: stale cache entry")
+    vocab = Vocabulary.load(entry / "vocab.json")
+    try:
+        ids = np.load(entry / "ids.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise SeqmodelsError(f"{entry / 'ids.npy'}: damaged ({exc})") from None
+    if len(ids) != meta["stats"]["tokens"]:
+        raise SeqmodelsError(f"{entry / 'ids.npy'}: truncated")
+    return PreparedCorpus(config, ids, vocab, meta["stats"], entry, hit)

