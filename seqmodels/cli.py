@@ -14,13 +14,17 @@ from seqmodels.errors import SeqmodelsError
 
 
 class _Group(click.Group):
-    """A click group that turns SeqmodelsError into a one-line error and exit status 1."""
+    """A click group that turns SeqmodelsError into a one-line error and its exit status."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SeqmodelsError as exc:
-            raise click.ClickException(str(exc)) from None
+            code = getattr(exc, "exit_code", 1)
+            if code == 1:
+                raise click.ClickException(str(exc)) from None
+            click.echo(str(exc), err=True)
+            ctx.exit(code)
 
 
 def _parse_splits(ctx, param, value: str) -> tuple[float, float, float]:
@@ -145,6 +149,113 @@ def _export_text(config, path: Path, force: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
     click.echo(f"wrote {len(text):,} characters to {path}", err=True)
+
+
+def _duration(ctx, param, value: str | None) -> float | None:
+    from seqmodels.training import parse_duration
+
+    try:
+        return None if value is None else parse_duration(value)
+    except SeqmodelsError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@data_options
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm",
+              show_default=True, help="Recurrent cell (rnn = SimpleRNN).")
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--units", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--embedding-dim", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Dropout on inputs and between layers.")
+@click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Dropout on the recurrent state (turns cuDNN off).")
+@click.option("--l1", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="L1 penalty on kernels and recurrent kernels.")
+@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="L2 penalty on kernels and recurrent kernels.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Passes over the training split [default: 10].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seq-len", "-T", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Tokens per window (truncated BPTT length).")
+@click.option("--stride", type=click.IntRange(min=1), default=None,
+              help="Step between window starts [default: the window length].")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop", "adagrad"]),
+              default="adam", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate [default: adam 2e-3, sgd 1.0, rmsprop 1e-3, adagrad 0.1].")
+@click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "plateau"]),
+              default="constant", show_default=True, help="Learning-rate schedule.")
+@click.option("--decay-factor", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              show_default=True, help="step/plateau: multiply the rate by this.")
+@click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
+              help="step: decay once per epoch after this epoch.")
+@click.option("--clipnorm", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Clip the global gradient norm to this.")
+@click.option("--clipvalue", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Clip each gradient element to [-v, v].")
+@click.option("--no-clip", is_flag=True, help="No gradient clipping at all.")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Stop after this many epochs without a better validation loss.")
+@click.option("--max-time", callback=_duration, default=None,
+              help="Wall-clock budget such as 90s, 10m, 2h; stops cleanly, keeps the best model.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism.")
+@click.option("--stateful", is_flag=True,
+              help="Carry the hidden state across consecutive windows (truncated BPTT).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+              help="Also checkpoint every N steps (always at each epoch end).")
+@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+              help="Cap the steps of each epoch (quick runs).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory [default: runs/<date-time>-<cell>-<level>].")
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
+def train(**kw) -> None:
+    """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
+    from seqmodels.models import ModelConfig
+    from seqmodels.trainer import train as train_run
+    from seqmodels.training import TrainConfig
+
+    data = data_config_from(kw)
+    model = ModelConfig(cell=kw["cell"], layers=kw["layers"], units=kw["units"],
+                        embedding_dim=kw["embedding_dim"], dropout=kw["dropout"],
+                        recurrent_dropout=kw["recurrent_dropout"], l1=kw["l1"], l2=kw["l2"])
+    config = TrainConfig(
+        epochs=kw["epochs"] or 10, batch_size=kw["batch_size"], seq_len=kw["seq_len"],
+        stride=kw["stride"], optimizer=kw["optimizer"], lr=kw["lr"], schedule=kw["schedule"],
+        decay_factor=kw["decay_factor"], decay_after=kw["decay_after"],
+        clipnorm=None if kw["no_clip"] else kw["clipnorm"],
+        clipvalue=None if kw["no_clip"] else kw["clipvalue"], patience=kw["patience"],
+        max_time=kw["max_time"], seed=kw["seed"], deterministic=kw["deterministic"],
+        stateful=kw["stateful"], checkpoint_every=kw["checkpoint_every"],
+        steps_per_epoch=kw["steps_per_epoch"],
+    )
+    run = train_run(data, model, config, out=kw["out"], resume=kw["resume"],
+                    cache_dir=kw["cache_dir"], progress=not kw["quiet"],
+                    epochs=kw["epochs"] if kw["resume"] else None,
+                    max_time=kw["max_time"] if kw["resume"] else None)
+    if not kw["quiet"]:
+        click.echo(run_summary(run), err=True)
+    click.echo(str(run.path))
+
+
+def run_summary(run) -> str:
+    """One paragraph: how training ended, the best validation figures, where, what next."""
+    import math
+
+    best = run.best_val_loss
+    how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
+           "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
+    figures = (f"best validation loss {best:.4f} nats/token (perplexity {math.exp(best):.2f}, "
+               f"{best / math.log(2):.3f} bits/token)" if best is not None else
+               "no full epoch finished yet")
+    return (f"Training {how} after {len(run.history)} epoch(s): {figures}. "
+            f"Saved in {run.path}. Next: seqmodels train --resume {run.path} --epochs N "
+            f"to train longer.")
 
 
 def main() -> None:

@@ -1,0 +1,229 @@
+"""Run directories: config.json, vocab.json, model.keras, checkpoints/, history.csv, plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqmodels import __version__
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import atomic_path, read_json, write_json_atomic, write_text_atomic
+from seqmodels.vocab import Vocabulary
+
+RUN_FORMAT = "seqmodels.run"
+RUN_VERSION = 1
+CHECKPOINT_VERSION = 1
+HISTORY_COLUMNS = (
+    "epoch", "loss", "val_loss", "val_perplexity", "val_bits_per_token", "lr",
+    "grad_norm_mean", "grad_norm_max", "clipped_fraction", "tokens_per_s", "seconds",
+)
+
+
+def default_run_dir(cell: str, level: str, root: str | Path = "runs") -> Path:
+    """runs/<date-time>-<cell>-<level>, not yet existing."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{stamp}-{cell}-{level}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{stamp}-{cell}-{level}-{n}"
+    return path
+
+
+def versions() -> dict[str, str]:
+    """Versions of seqmodels, keras, tensorflow and python, for config.json."""
+    import keras
+
+    from seqmodels._tf import import_tf
+
+    return {
+        "seqmodels": __version__,
+        "keras": keras.__version__,
+        "tensorflow": import_tf().__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Write config.json with the run format name and version."""
+    write_json_atomic(run_dir / "config.json", {"format": RUN_FORMAT, "version": RUN_VERSION,
+                                                **config})
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """Read and check config.json of a run directory."""
+    path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise SeqmodelsError(f"{run_dir}: no such run directory")
+    config = read_json(path)
+    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
+        raise SeqmodelsError(f"{path}: not a seqmodels run configuration")
+    version = config.get("version")
+    if not isinstance(version, int) or version > RUN_VERSION:
+        raise SeqmodelsError(
+            f"{path}: run format version {version} is newer than this seqmodels reads "
+            f"({RUN_VERSION}); upgrade seqmodels"
+        )
+    for key in ("data", "model", "train"):
+        if not isinstance(config.get(key), dict):
+            raise SeqmodelsError(f"{path}: missing the '{key}' section")
+    return config
+
+
+def save_model_atomic(model, path: Path) -> None:
+    """model.save() to a temporary .keras file beside path, then os.replace it into place."""
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def load_model(path: Path):
+    """Load a .keras model with safe_mode=True, one-line errors for damaged files."""
+    import keras
+
+    from seqmodels._tf import import_tf
+
+    import_tf()
+    if not path.is_file():
+        raise SeqmodelsError(f"{path}: file not found")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # keras raises many types for damaged archives
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqmodelsError(f"{path}: cannot load model ({first[:200]})") from None
+
+
+def save_checkpoint(path: Path, arrays: dict[str, list[np.ndarray]], state: dict) -> None:
+    """Write weights, optimizer slots, RNN states and JSON state into one .npz, atomically.
+
+    The file being replaced is first kept as previous.npz, so a kill at any moment leaves at
+    least one complete checkpoint.
+    """
+    payload = {f"{group}/{i}": np.asarray(a) for group, items in arrays.items()
+               for i, a in enumerate(items)}
+    state = {"checkpoint_version": CHECKPOINT_VERSION, **state}
+    payload["state.json"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    with atomic_path(path, suffix=".npz.tmp") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.replace(path, path.with_name("previous.npz"))
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, list[np.ndarray]], dict]:
+    """Read a checkpoint written by save_checkpoint (no pickle)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            state = json.loads(bytes(z["state.json"]).decode())
+            groups: dict[str, dict[int, np.ndarray]] = {}
+            for key in z.files:
+                if key != "state.json":
+                    group, i = key.rsplit("/", 1)
+                    groups.setdefault(group, {})[int(i)] = z[key]
+    except FileNotFoundError:
+        raise SeqmodelsError(f"{path}: file not found") from None
+    except Exception as exc:
+        raise SeqmodelsError(f"{path}: damaged checkpoint ({type(exc).__name__})") from None
+    version = state.get("checkpoint_version")
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+        raise SeqmodelsError(f"{path}: checkpoint version {version} is newer than supported")
+    arrays = {g: [items[i] for i in sorted(items)] for g, items in groups.items()}
+    return arrays, state
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """checkpoints/latest.npz, or previous.npz when a kill came between the two renames."""
+    for name in ("latest.npz", "previous.npz"):
+        path = run_dir / "checkpoints" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def write_history(run_dir: Path, rows: list[dict]) -> None:
+    """Rewrite history.csv from all epoch rows, atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text_atomic(run_dir / "history.csv", buf.getvalue())
+
+
+def plot_history(run_dir: Path, rows: list[dict]) -> None:
+    """training.png: loss curves and gradient norms per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r["loss"] for r in rows], "o-", label="train")
+    a.plot(epochs, [r["val_loss"] for r in rows], "o-", label="validation")
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy (nats/token)")
+    a.legend()
+    b.plot(epochs, [r["grad_norm_mean"] for r in rows], "o-", label="mean")
+    b.plot(epochs, [r["grad_norm_max"] for r in rows], "o-", label="max")
+    b.set_yscale("log")
+    b.set_xlabel("epoch")
+    b.set_ylabel("global gradient norm before clipping")
+    b.legend()
+    fig.tight_layout()
+    with atomic_path(run_dir / "training.png", suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+
+
+@dataclass
+class Run:
+    """A trained run: its directory, configuration, vocabulary and best model."""
+
+    path: Path
+    config: dict
+    vocab: Vocabulary
+    model: Any
+    history: list[dict]
+    stop_reason: str = "completed"
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """Lowest validation loss of any epoch."""
+        losses = [r["val_loss"] for r in self.history if r.get("val_loss") is not None]
+        return min(losses) if losses else None
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """Rows of history.csv as dicts of numbers."""
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Config, vocabulary, best model and history of a run directory."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    vocab = Vocabulary.load(run_dir / "vocab.json")
+    model = load_model(run_dir / "model.keras")
+    out_dim = model.outputs[0].shape[-1]
+    if out_dim != len(vocab):
+        raise SeqmodelsError(
+            f"{run_dir / 'vocab.json'}: {len(vocab)} tokens, but the model predicts {out_dim}"
+        )
+    return Run(run_dir, config, vocab, model, read_history(run_dir))
