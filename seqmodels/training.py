@@ -103,6 +103,17 @@ def make_optimizer(config: TrainConfig):
     }[config.optimizer]()
 
 
+def loss_terms(model, x, y, training: bool = False):
+    """Mean cross-entropy (nats/token) of the model's logits, and the L1/L2 penalty."""
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+    logits = model(x, training=training)  # (B, T, V)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)  # (B, T)
+    penalty = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
+    return tf.reduce_mean(ce), penalty
+
+
 def make_steps(model, optimizer, config: TrainConfig):
     """Compiled train and eval steps; the train step reports the pre-clipping gradient norm."""
     from seqmodels._tf import import_tf
@@ -117,10 +128,12 @@ def make_steps(model, optimizer, config: TrainConfig):
     @tf.function(reduce_retracing=True)
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(cross_entropy(y, logits))
-            total = loss + tf.add_n(model.losses) if model.losses else loss
+            loss, penalty = loss_terms(model, x, y, training=True)
+            total = loss + penalty
         grads = tape.gradient(total, variables)
+        # the embedding's sparse gradient repeats rows for repeated tokens; densify it so the
+        # global norm (and its clipping) is that of the gradient actually applied
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         norm = tf.linalg.global_norm(grads)
         finite = tf.math.is_finite(total) & tf.math.is_finite(norm)
         if clipnorm is not None:

@@ -1,0 +1,196 @@
+"""Training through the Python API: learning, seeds, resume, clipping, penalties, budgets, NaN."""
+
+import time
+
+import numpy as np
+import pytest
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.models import ModelConfig
+from seqmodels.prepare import DataConfig
+from seqmodels.runs import latest_checkpoint, load_checkpoint, load_run
+from seqmodels.trainer import train
+from seqmodels.training import TrainConfig, parse_duration, schedule_lr
+
+TINY = dict(layers=1, units=24, embedding_dim=8)
+
+
+@pytest.fixture
+def cyclic(tmp_path):
+    """A perfectly learnable text: the same 12-character line again and again."""
+    path = tmp_path / "cyclic.txt"
+    path.write_text("abcdefghijk\n" * 400)
+    return path
+
+
+def run_train(tmp_path, corpus, name, model=None, callback=None, **train_kwargs):
+    settings = dict(epochs=1, batch_size=8, seq_len=16, seed=0, deterministic=True)
+    settings.update(train_kwargs)
+    return train(DataConfig(corpus=[str(corpus)]), ModelConfig(**(model or TINY)),
+                 TrainConfig(**settings), out=tmp_path / name, cache_dir=tmp_path / "cache",
+                 callback=callback)
+
+
+def weights(run_dir):
+    arrays, _ = load_checkpoint(latest_checkpoint(run_dir))
+    return arrays["weights"]
+
+
+def same(a, b, tol=1e-6):
+    return len(a) == len(b) and all(np.allclose(x, y, atol=tol, rtol=0) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_each_cell_learns_a_learnable_sequence(tmp_path, cyclic, cell):
+    run = run_train(tmp_path, cyclic, cell, model={**TINY, "cell": cell}, epochs=4, lr=0.01)
+    # uniform guessing over 14 ids costs ln 14 = 2.64 nats; the sequence is deterministic
+    assert run.history[0]["val_loss"] < 2.64
+    assert run.best_val_loss < 0.3, run.history
+    files = {p.name for p in run.path.iterdir()}
+    assert {"config.json", "vocab.json", "model.keras", "checkpoints", "history.csv",
+            "training.png"} <= files
+
+
+def test_same_seed_same_weights(tmp_path, cyclic):
+    a = run_train(tmp_path, cyclic, "a", epochs=2)
+    b = run_train(tmp_path, cyclic, "b", epochs=2)
+    c = run_train(tmp_path, cyclic, "c", epochs=2, seed=1)
+    assert same(weights(a.path), weights(b.path), tol=0)
+    assert not same(weights(a.path), weights(c.path))
+
+
+def test_resume_equals_straight_run(tmp_path, cyclic):
+    straight = run_train(tmp_path, cyclic, "straight", epochs=2)
+    first = run_train(tmp_path, cyclic, "resumed", epochs=1)
+    assert len(first.history) == 1
+    resumed = train(resume=first.path, epochs=2, cache_dir=tmp_path / "cache")
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert same(weights(straight.path), weights(resumed.path))
+    assert resumed.history[1]["loss"] == pytest.approx(straight.history[1]["loss"], abs=1e-6)
+
+
+def test_interrupted_mid_epoch_resumes_at_the_right_step(tmp_path, cyclic):
+    straight = run_train(tmp_path, cyclic, "straight", epochs=1)
+    steps = []
+
+    def crash(info):
+        steps.append(info["step"])
+        if info["global_step"] == 7:
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
+              TrainConfig(epochs=1, batch_size=8, seq_len=16, deterministic=True,
+                          checkpoint_every=3),
+              out=tmp_path / "crashed", cache_dir=tmp_path / "cache", callback=crash)
+    _, state = load_checkpoint(latest_checkpoint(tmp_path / "crashed"))
+    assert state["progress"]["epoch"] == 0 and state["progress"]["step"] == 6
+    resumed_steps = []
+    run = train(resume=tmp_path / "crashed", cache_dir=tmp_path / "cache",
+                callback=lambda info: resumed_steps.append(info["step"]))
+    assert resumed_steps[0] == 7  # continues with the 7th step of epoch 1, not from 0
+    assert steps == list(range(1, 8))  # step 7 ran, then crashed; steps 1-6 are checkpointed
+    assert resumed_steps == list(range(7, resumed_steps[-1] + 1))
+    assert same(weights(straight.path), weights(run.path))
+    assert run.history[0]["loss"] == pytest.approx(straight.history[0]["loss"], abs=1e-6)
+
+
+def test_clipping_bounds_the_applied_update(tmp_path, cyclic):
+    from seqmodels._tf import import_tf
+    from seqmodels.models import build_language_model
+    from seqmodels.training import make_optimizer, make_steps
+
+    tf = import_tf()
+    config = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, clipnorm=1e-3)
+    net = build_language_model(14, ModelConfig(**TINY))
+    optimizer = make_optimizer(config)
+    optimizer.build(net.trainable_variables)
+    train_step, _ = make_steps(net, optimizer, config)
+    x = tf.constant(np.random.default_rng(0).integers(0, 14, (4, 10)), tf.int32)
+    before = [w.numpy().copy() for w in net.trainable_variables]
+    _, norm, finite = train_step(x, x)
+    step = np.sqrt(sum(np.sum((w.numpy() - b) ** 2)
+                       for w, b in zip(net.trainable_variables, before)))
+    assert bool(finite) and float(norm) > 1e-3  # the raw gradient is larger than the clip
+    assert step == pytest.approx(1e-3, rel=1e-3)  # plain SGD with lr 1 moves by the clipped norm
+
+
+def test_l2_raises_the_loss_by_the_expected_amount():
+    import keras
+
+    from seqmodels._tf import import_tf
+    from seqmodels.models import build_language_model
+    from seqmodels.training import loss_terms
+
+    tf = import_tf()
+    keras.utils.set_random_seed(0)
+    plain = build_language_model(14, ModelConfig(**TINY))
+    l2 = build_language_model(14, ModelConfig(**TINY, l2=0.01))
+    l2.set_weights(plain.get_weights())
+    x = tf.constant(np.random.default_rng(0).integers(0, 14, (4, 10)), tf.int32)
+    ce0, pen0 = loss_terms(plain, x, x)
+    ce1, pen1 = loss_terms(l2, x, x)
+    rnn = l2.get_layer("rnn_0")
+    expected = 0.01 * sum(float(np.sum(np.square(w))) for w in
+                          (rnn.cell.kernel.numpy(), rnn.cell.recurrent_kernel.numpy()))
+    assert float(pen0) == 0 and float(ce1) == pytest.approx(float(ce0), abs=1e-6)
+    assert float(pen1) == pytest.approx(expected, rel=1e-5)
+
+
+def test_max_time_stops_within_budget_plus_one_step(tmp_path, cyclic):
+    stamps = []
+    run = train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
+                TrainConfig(epochs=10_000, batch_size=8, seq_len=16, max_time=2.0),
+                out=tmp_path / "budget", cache_dir=tmp_path / "cache",
+                callback=lambda info: stamps.append(time.monotonic()))
+    assert run.stop_reason == "max-time"
+    gaps = np.diff(stamps)
+    longest_step = float(np.max(gaps)) if len(gaps) else 0.0
+    # the clock starts just before the first step; the first step includes tracing
+    assert stamps[-1] - stamps[0] <= 2.0 + longest_step
+    assert (run.path / "model.keras").is_file() and latest_checkpoint(run.path) is not None
+
+
+def test_nan_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, cyclic):
+    seen = []
+    with pytest.raises(SeqmodelsError, match="NaN/Inf at epoch 1, step 2") as info:
+        run_train(tmp_path, cyclic, "nan", epochs=3, optimizer="sgd", lr=1e30, clipnorm=None,
+                  checkpoint_every=1, callback=lambda i: seen.append(i["step"]))
+    assert "were not updated" in str(info.value)
+    assert seen == [1]  # step 1 applied a huge but finite update; step 2 was refused
+    arrays, state = load_checkpoint(latest_checkpoint(tmp_path / "nan"))
+    assert state["progress"]["step"] == 1
+    assert all(np.isfinite(w).all() for w in arrays["weights"])
+
+
+def test_load_run_gives_the_same_predictions(tmp_path, cyclic):
+    from seqmodels.models import build_language_model
+
+    run = run_train(tmp_path, cyclic, "reload", epochs=1)
+    again = load_run(run.path)
+    net = build_language_model(len(again.vocab), ModelConfig(**TINY))
+    net.set_weights(weights(run.path))  # the final epoch is the best one here
+    x = np.array([again.vocab.encode("abcdefghijk\nabc")], dtype=np.int32)
+    assert np.allclose(again.model(x), net(x), atol=1e-6)
+    assert again.config["model"]["units"] == 24 and again.config["versions"]["keras"]
+
+
+def test_refuses_to_overwrite_an_existing_run(tmp_path, cyclic):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    with pytest.raises(SeqmodelsError, match="already exists and is not empty"):
+        run_train(tmp_path, cyclic, "taken")
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+def test_schedules_and_durations():
+    c = TrainConfig(lr=1.0, schedule="step", decay_after=2, decay_factor=0.5, epochs=5)
+    # Zaremba et al.: full rate for the first k epochs, then multiplied by the factor each epoch
+    assert [schedule_lr(c, e, 0, 10) for e in range(4)] == [1.0, 1.0, 0.5, 0.25]
+    c = TrainConfig(lr=1.0, schedule="cosine", epochs=2)
+    assert schedule_lr(c, 0, 0, 10) == 1.0 and schedule_lr(c, 1, 0, 10) == pytest.approx(0.5)
+    assert schedule_lr(TrainConfig(lr=1.0, schedule="plateau"), 3, 0, 10, 0.25) == 0.25
+    assert [parse_duration(s) for s in ("90", "90s", "10m", "2h", "1h30m")] == [
+        90, 90, 600, 7200, 5400]
+    with pytest.raises(SeqmodelsError, match="cannot read the duration"):
+        parse_duration("soon")
