@@ -30,8 +30,11 @@ data: data/raw/kjv.txt ## write the built-in corpus to data/raw/kjv.txt
 data/raw/kjv.txt: | $(STAMP)
 	$(SEQ) corpus kjv --quiet --export $@
 
-demo: install ## describe the built-in corpus (training arrives with the train command)
-	$(SEQ) corpus
+DEMO_ARGS := --cell lstm --layers 2 --units 128 --max-time 150s --steps-per-epoch 100 --epochs 1000
+
+demo: install ## train a char LSTM on the built-in corpus for 150 s and summarise the run
+	$(SEQ) corpus --quiet
+	$(SEQ) train $(DEMO_ARGS)
 
 clean: ## remove the virtual environment and caches (never runs/ or data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -209,6 +209,7 @@ def _duration(ctx, param, value: str | None) -> float | None:
               help="Also checkpoint every N steps (always at each epoch end).")
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Cap the steps of each epoch (quick runs).")
+@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<date-time>-<cell>-<level>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
@@ -232,7 +233,7 @@ def train(**kw) -> None:
         clipvalue=None if kw["no_clip"] else kw["clipvalue"], patience=kw["patience"],
         max_time=kw["max_time"], seed=kw["seed"], deterministic=kw["deterministic"],
         stateful=kw["stateful"], checkpoint_every=kw["checkpoint_every"],
-        steps_per_epoch=kw["steps_per_epoch"],
+        steps_per_epoch=kw["steps_per_epoch"], tensorboard=kw["tensorboard"],
     )
     run = train_run(data, model, config, out=kw["out"], resume=kw["resume"],
                     cache_dir=kw["cache_dir"], progress=not kw["quiet"],

@@ -73,6 +73,30 @@ def _stop_requests():
             signal.signal(s, h)
 
 
+def _tensorboard(run_dir: Path):
+    """A summary writer for <run>/tensorboard (needs the tensorboard package)."""
+    import importlib.util
+
+    from seqmodels._tf import import_tf
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SeqmodelsError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    return import_tf().summary.create_file_writer(str(run_dir / "tensorboard"))
+
+
+def _log(board, step: int, scalars: dict[str, float]) -> None:
+    """Write scalars to TensorBoard when a writer is open."""
+    if board is None:
+        return
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+    with board.as_default(step=step):
+        for name, value in scalars.items():
+            tf.summary.scalar(name, value)
+    board.flush()
+
+
 def _resume_configs(run_dir: Path, epochs: int | None, max_time: float | None):
     """Data, model and train configs stored in a run, with --epochs/--max-time overrides."""
     config = read_config(run_dir)
@@ -197,6 +221,7 @@ def train(
 
     from tqdm import tqdm
 
+    board = _tensorboard(run_dir) if config.tensorboard else None
     started = time.monotonic()
     stop_reason = None
     lr = schedule_lr(config, p.epoch, p.step, steps, p.plateau_lr)
@@ -229,6 +254,8 @@ def train(
                     bar.update()
                     speed = stats.tokens / stats.seconds
                     bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
+                    _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
+                                                "train/grad_norm_before_clipping": norm})
                     if callback is not None:
                         callback({"epoch": epoch, "step": p.step, "global_step": p.global_step,
                                   "loss": loss, "grad_norm": norm, "lr": lr})
@@ -253,6 +280,8 @@ def train(
                 if (config.schedule == "plateau"
                         and p.epochs_without_improvement % config.plateau_patience == 0):
                     p.plateau_lr = lr * config.decay_factor
+            _log(board, p.global_step, {f"epoch/{k}": p.history[-1][k] for k in
+                                        ("val_loss", "val_perplexity", "tokens_per_s")})
             p.epoch, p.step, p.seconds = epoch + 1, 0, p.seconds + stats.seconds
             checkpoint(None)
             write_history(run_dir, p.history)

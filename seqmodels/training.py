@@ -41,6 +41,7 @@ class TrainConfig:
     stateful: bool = False
     checkpoint_every: int | None = None  # steps; a checkpoint is also written every epoch
     steps_per_epoch: int | None = None  # cap, for quick runs
+    tensorboard: bool = False  # write TensorBoard logs under <run>/tensorboard
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
@@ -221,13 +222,17 @@ StepCallback = Callable[[dict], None]
 
 
 def run_dir_arrays(model, optimizer) -> dict[str, list[np.ndarray]]:
-    """Everything numeric a checkpoint holds: weights, optimizer slots, carried RNN states."""
+    """Everything numeric a checkpoint holds: weights, optimizer slots, carried RNN states.
+
+    model.variables, unlike model.weights, includes the dropout layers' RNG seed states, so
+    a resumed run draws the same dropout masks as an uninterrupted one.
+    """
     from seqmodels.models import recurrent_layers
 
     states = [np.asarray(s) for layer in recurrent_layers(model) if layer.stateful
               for s in layer.states]
     return {
-        "weights": [np.asarray(w) for w in model.get_weights()],
+        "weights": [np.asarray(v) for v in model.variables],
         "optimizer": [np.asarray(v) for v in optimizer.variables],
         "rnn_states": states,
     }
@@ -238,12 +243,13 @@ def restore_arrays(model, optimizer, arrays: dict[str, list[np.ndarray]], where:
     from seqmodels.models import recurrent_layers
 
     weights, slots = arrays.get("weights", []), arrays.get("optimizer", [])
-    expected = [tuple(w.shape) for w in model.weights]
+    expected = [tuple(v.shape) for v in model.variables]
     if [tuple(w.shape) for w in weights] != expected:
         raise SeqmodelsError(f"{where}: the checkpoint's weights do not fit this model")
     if len(slots) != len(optimizer.variables):
         raise SeqmodelsError(f"{where}: the checkpoint's optimizer state does not fit")
-    model.set_weights(weights)
+    for var, value in zip(model.variables, weights):
+        var.assign(value)
     for var, value in zip(optimizer.variables, slots):
         var.assign(value)
     states = [s for layer in recurrent_layers(model) if layer.stateful for s in layer.states]

@@ -1,0 +1,137 @@
+"""`seqmodels train` from the command line: options, resume, budgets, signals, TensorBoard."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from seqmodels.cli import cli
+
+SMALL = ["--layers", "1", "--units", "16", "--embedding-dim", "8", "-T", "16",
+         "--batch-size", "8", "--quiet"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60)
+    return path
+
+
+def train(*args):
+    return CliRunner().invoke(cli, ["train", *args], catch_exceptions=False)
+
+
+def history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("cell, level, extra", [
+    ("lstm", "char", ["--stateful"]),
+    ("gru", "word", ["--schedule", "cosine", "--optimizer", "rmsprop"]),
+    ("rnn", "char", ["--no-clip", "--l2", "1e-4", "--dropout", "0.1"]),
+])
+def test_train_cli_each_cell_and_level(tmp_path, corpus, cell, level, extra):
+    out = tmp_path / f"run-{cell}"
+    result = train(str(corpus), "--cell", cell, "--level", level, "--epochs", "2",
+                   "--out", str(out), *SMALL, *extra)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out)  # --quiet: only the run directory on stdout
+    rows = history(out)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) >= {"loss", "val_loss", "val_perplexity", "val_bits_per_token", "lr",
+                            "grad_norm_mean", "grad_norm_max", "clipped_fraction",
+                            "tokens_per_s", "seconds"}
+    import json
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["cell"] == cell and config["data"]["level"] == level
+    assert config["train"]["stateful"] == ("--stateful" in extra)
+    assert config["train"]["clipnorm"] == (None if "--no-clip" in extra else 1.0)
+
+
+def test_resume_and_max_time_from_the_cli(tmp_path, corpus):
+    out = tmp_path / "run"
+    result = train(str(corpus), "--epochs", "1", "--out", str(out), *SMALL)
+    assert result.exit_code == 0, result.output
+    result = train("--resume", str(out), "--epochs", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert [r["epoch"] for r in history(out)] == ["1", "2"]
+    budget = tmp_path / "budget"
+    start = time.monotonic()
+    result = train(str(corpus), "--epochs", "100000", "--max-time", "3s", "--out", str(budget),
+                   *SMALL)
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - start < 60
+    assert (budget / "model.keras").is_file()
+
+
+def test_summary_names_the_next_command(tmp_path, corpus):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", str(corpus), "--epochs", "1", "--out", str(out),
+                                      *SMALL[:-1]])
+    assert result.exit_code == 0, result.output
+    assert "best validation loss" in result.output and "perplexity" in result.output
+    assert f"seqmodels train --resume {out}" in result.output
+
+
+def test_tensorboard_logs(tmp_path, corpus):
+    out = tmp_path / "run"
+    assert train(str(corpus), "--epochs", "1", "--out", str(out), "--tensorboard",
+                 *SMALL).exit_code == 0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--max-time", "soon"], "cannot read the duration"),
+    (["--out", "EXISTING"], "already exists and is not empty"),
+    (["-T", "5000"], "too few for one window"),
+    (["--resume", "NOWHERE"], "no such run directory"),
+])
+def test_bad_train_input_is_one_line(tmp_path, corpus, bad, message):
+    (tmp_path / "EXISTING").mkdir()
+    (tmp_path / "EXISTING" / "keep.txt").write_text("keep")
+    bad = [str(tmp_path / b) if b in ("EXISTING", "NOWHERE") else b for b in bad]
+    result = CliRunner().invoke(cli, ["train", str(corpus), *SMALL, *bad])
+    assert result.exit_code in (1, 2)
+    assert message in result.output and "Traceback" not in result.output
+    assert (tmp_path / "EXISTING" / "keep.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_and_names_the_resume_command(tmp_path, corpus, signum, code):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seqmodels", "train", str(corpus), "--epochs", "100000",
+         "--out", str(out), "--checkpoint-every", "5", *SMALL],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "history.csv").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until at least one epoch has finished
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert f"Resume with: seqmodels train --resume {out}" in err
+    assert "Traceback" not in err
+    result = train("--resume", str(out), "--epochs", str(len(history(out)) + 1), "--quiet")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_no_arguments_trains_on_the_builtin_corpus(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = train("--epochs", "1", "--steps-per-epoch", "3", "--layers", "1", "--units", "8",
+                   "--embedding-dim", "4", "--quiet")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / result.output.strip()
+    assert run_dir.parent.name == "runs" and run_dir.name.endswith("-lstm-char")
+    assert (run_dir / "model.keras").is_file()
