@@ -251,8 +251,9 @@ def run_summary(run) -> str:
     best = run.best_val_loss
     how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
            "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
-    figures = (f"best validation loss {best:.4f} nats/token (perplexity {math.exp(best):.2f}, "
-               f"{best / math.log(2):.3f} bits/token)" if best is not None else
+    unit = "char" if run.config["data"].get("level") == "char" else "token"
+    figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity {math.exp(best):.2f}, "
+               f"{best / math.log(2):.3f} bits/{unit})" if best is not None else
                "no full epoch finished yet")
     return (f"Training {how} after {len(run.history)} epoch(s): {figures}. "
             f"Saved in {run.path}. Next: seqmodels train --resume {run.path} --epochs N "
