@@ -31,3 +31,11 @@ def import_tf():
 
         tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at first use
     return tf
+
+
+def import_keras():
+    """Return the keras module, TensorFlow imported quietly first."""
+    import_tf()
+    import keras
+
+    return keras

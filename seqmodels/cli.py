@@ -260,6 +260,93 @@ def run_summary(run) -> str:
             f"to train longer.")
 
 
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--corpus", "corpus", multiple=True,
+              help="Evaluate on this text (file, folder or glob; repeatable) instead of the "
+                   "run's test split.")
+@click.option("--context", type=click.IntRange(min=1), default=None,
+              help="Windowed evaluation: windows of T predictions from a zero state "
+                   "[default: carry the state through the whole text].")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
+    """Loss, perplexity, bits per token and accuracy of a trained RUN on held-out text."""
+    from seqmodels.evaluation import evaluate_ids
+    from seqmodels.prepare import DataConfig, encode_corpus, run_test_ids
+    from seqmodels.runs import load_run
+
+    trained = load_run(run)
+    if corpus:
+        ids = encode_corpus(DataConfig.from_json(trained.config["data"]), trained.vocab,
+                            list(corpus))
+        where = ", ".join(corpus)
+    else:
+        ids = run_test_ids(trained.config, trained.vocab, cache_dir, progress=not quiet)
+        where = "the run's test split"
+    metrics = evaluate_ids(trained.model, ids, context=context, progress=not quiet)
+    report = {"run": str(run), "text": where, **metrics.to_json()}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    unit = "character" if trained.config["data"].get("level") == "char" else "token"
+    rows = [
+        ("evaluated on", where),
+        ("tokens", f"{metrics.tokens:,}"),
+        ("context", "all previous text (state carried)" if context is None
+         else f"windows of {context}"),
+        ("cross-entropy", f"{metrics.cross_entropy:.4f} nats/token"),
+        ("perplexity", f"{metrics.perplexity:.3f}"),
+        (f"bits per {unit}", f"{metrics.bits_per_token:.4f}"),
+        ("accuracy", f"{100 * metrics.accuracy:.2f}% (top-5 {100 * metrics.top5_accuracy:.2f}%)"),
+        ("OOV", f"{metrics.oov:,} ({100 * metrics.oov_rate:.2f}%)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--prompt", default=None,
+              help="Text to continue [default: a newline, or the first token of a random line].")
+@click.option("--length", "-n", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Tokens to generate.")
+@click.option("--temperature", "-t", type=click.FloatRange(min=0), default=1.0,
+              show_default=True, help="Softmax temperature; 0 means greedy.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Sample only from the k most likely tokens.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Nucleus sampling: the smallest set of tokens with this much probability.")
+@click.option("--num-samples", "-s", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples generated together as one batch.")
+@click.option("--seed", type=int, default=None, help="Same seed, same text.")
+@click.option("--stop-at", default=None, help="End a sample once it produces this text.")
+@click.option("--skip-unknown", is_flag=True,
+              help="Drop prompt characters outside the vocabulary instead of failing.")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+              show_default=True)
+def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
+             skip_unknown, fmt) -> None:
+    """Generate text from a trained RUN, streaming a single sample as it is produced."""
+    from seqmodels.generation import SamplingConfig, generate_text
+
+    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    stream = num_samples == 1 and fmt == "text"
+    samples = generate_text(run, prompt, length, sampling, num_samples, stop_at, skip_unknown,
+                            on_text=(lambda piece: click.echo(piece, nl=False)) if stream
+                            else None, on_warning=lambda w: click.echo(f"warning: {w}", err=True))
+    if stream:
+        click.echo()
+    elif fmt == "jsonl":
+        for i, sample in enumerate(samples):
+            click.echo(json.dumps({"sample": i, **sample}, ensure_ascii=False))
+    else:
+        for i, sample in enumerate(samples):
+            click.echo(f"--- sample {i + 1} ---")
+            click.echo(sample["prompt"] + sample["text"])
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="seqmodels")

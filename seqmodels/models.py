@@ -6,11 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from seqmodels._tf import import_tf
+from seqmodels._tf import import_keras
 from seqmodels.errors import SeqmodelsError
 
-import_tf()  # before keras, so TensorFlow's start-up logs stay muted
-import keras  # noqa: E402
+keras = import_keras()  # TensorFlow first, so its start-up logs stay muted
 
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
 STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}  # LSTM carries [h, c]; GRU and SimpleRNN [h]

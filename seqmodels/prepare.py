@@ -74,6 +74,27 @@ class PreparedCorpus:
         return make_tokenizer(self.config)
 
 
+def encode_corpus(config: DataConfig, vocab: Vocabulary, specs: list[str]) -> np.ndarray:
+    """Ids of other text, read and tokenized with a run's settings and vocabulary."""
+    corpus = read_corpus(resolve_sources(specs), config.encoding, config.errors,
+                         config.normalize, config.lowercase)
+    return vocab.encode(make_tokenizer(config).tokenize(corpus.text))
+
+
+def run_test_ids(run_config: dict, vocab: Vocabulary, cache_dir: str | Path | None = None,
+                 progress: bool = False) -> np.ndarray:
+    """The test split of the corpus a run was trained on, checked against the run."""
+    config = DataConfig.from_json(run_config["data"])
+    prepared = prepare_corpus(config, cache_dir=cache_dir, progress=progress)
+    digest = run_config.get("corpus_digest")
+    if (digest and prepared.stats["content_digest"] != digest) or prepared.vocab != vocab:
+        raise SeqmodelsError("the run's corpus has changed since training; evaluate on "
+                             "explicit text with --corpus PATH")
+    if len(prepared.splits.test) < 2:
+        raise SeqmodelsError("this run's corpus has no test split; pass --corpus PATH")
+    return prepared.splits.test
+
+
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/seqmodels, or ~/.cache/seqmodels."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

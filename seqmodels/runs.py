@@ -41,10 +41,9 @@ def default_run_dir(cell: str, level: str, root: str | Path = "runs") -> Path:
 
 def versions() -> dict[str, str]:
     """Versions of seqmodels, keras, tensorflow and python, for config.json."""
-    import keras
+    from seqmodels._tf import import_keras, import_tf
 
-    from seqmodels._tf import import_tf
-
+    keras = import_keras()
     return {
         "seqmodels": __version__,
         "keras": keras.__version__,
@@ -87,11 +86,9 @@ def save_model_atomic(model, path: Path) -> None:
 
 def load_model(path: Path):
     """Load a .keras model with safe_mode=True, one-line errors for damaged files."""
-    import keras
+    from seqmodels._tf import import_keras
 
-    from seqmodels._tf import import_tf
-
-    import_tf()
+    keras = import_keras()
     if not path.is_file():
         raise SeqmodelsError(f"{path}: file not found")
     try:

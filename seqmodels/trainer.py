@@ -126,10 +126,9 @@ def train(
     max_time: float | None = None,
 ) -> Run:
     """Train a language model into a run directory (or resume one) and return the run."""
-    from seqmodels._tf import import_tf
+    from seqmodels._tf import import_keras, import_tf
 
-    tf = import_tf()
-    import keras
+    tf, keras = import_tf(), import_keras()
 
     if resume is not None:
         run_dir = Path(resume)

@@ -93,8 +93,9 @@ def schedule_lr(config: TrainConfig, epoch: int, step: int, steps_per_epoch: int
 
 def make_optimizer(config: TrainConfig):
     """The Keras optimizer named by the config (clipping is done by the train step)."""
-    import keras
+    from seqmodels._tf import import_keras
 
+    keras = import_keras()
     lr = config.learning_rate
     return {
         "adam": lambda: keras.optimizers.Adam(lr),

@@ -1,0 +1,127 @@
+"""Evaluation: cross-entropy, perplexity, bits per token, accuracy, over text with carried state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.vocab import UNK_ID
+
+CHUNK = 512  # tokens per compiled call when walking text with carried state
+
+
+@dataclass
+class Metrics:
+    """What `seqmodels evaluate` reports."""
+
+    tokens: int  # tokens predicted
+    cross_entropy: float  # nats per token
+    perplexity: float
+    bits_per_token: float  # bits per character at char level
+    accuracy: float  # next-token top-1
+    top5_accuracy: float
+    oov: int  # predicted tokens that are <unk> in the evaluated text
+    oov_rate: float
+    context: int | None  # None: all previous context (state carried)
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def stateful_copy(model, batch_size: int = 1):
+    """A stateful twin of a language model (same weights) that carries state between calls."""
+    from seqmodels.models import ModelConfig, build_language_model, recurrent_layers
+
+    layers = recurrent_layers(model)
+    cell = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}[type(layers[0]).__name__]
+    emb = model.get_layer("embedding")
+    config = ModelConfig(cell=cell, layers=len(layers), units=layers[0].units,
+                         embedding_dim=emb.output_dim)
+    twin = build_language_model(emb.input_dim, config, batch_size=batch_size, stateful=True)
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return twin
+
+
+def _metric_step(model, jit_compile: bool = False):
+    """A compiled (x, y) -> (sum CE, top-1 hits, top-5 hits) over one batch."""
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def step(x, y):
+        logits = model(x, training=False)  # (B, L, V)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)  # (B, L)
+        flat = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
+        target = tf.reshape(y, [-1])
+        top1 = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(flat, -1, output_type=tf.int32),
+                                              target), tf.int32))
+        k = tf.minimum(5, tf.shape(logits)[-1])
+        top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(target, flat, k), tf.int32))
+        return tf.reduce_sum(ce), top1, top5
+
+    return step
+
+
+def evaluate_ids(
+    model,
+    ids: np.ndarray,
+    context: int | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> Metrics:
+    """Predict every token of ids from the ones before it and summarise the errors.
+
+    With context=None the model walks the text once with its state carried, so each token is
+    predicted from all the text before it. With context=T the text is cut into windows of T
+    predictions, each starting from a zero state (what a windowed evaluation measures).
+    """
+    from tqdm import tqdm
+
+    from seqmodels.models import reset_states
+    from seqmodels.windows import window_dataset
+
+    ids = np.asarray(ids)
+    n = len(ids) - 1
+    if n < 1:
+        raise SeqmodelsError("evaluation needs at least two tokens")
+    total, top1, top5 = 0.0, 0, 0
+    bar = tqdm(total=n, desc="evaluating", unit="tok", unit_scale=True, leave=False,
+               disable=None if progress else True)
+    with bar:
+        if context is None:
+            twin = stateful_copy(model, batch_size=1)
+            # XLA fuses the per-token recurrence: 5x faster for one stream on a CPU
+            step = _metric_step(twin, jit_compile=True)
+            reset_states(twin)
+            data = np.asarray(ids, dtype=np.int32)
+            for start in range(0, n, CHUNK):
+                stop = min(start + CHUNK, n)
+                s, a, b = step(data[None, start:stop], data[None, start + 1 : stop + 1])
+                total, top1, top5 = total + float(s), top1 + int(a), top5 + int(b)
+                bar.update(stop - start)
+        else:
+            if context < 1:
+                raise SeqmodelsError("--context must be at least 1")
+            step = _metric_step(model)
+            usable = (n // context) * context
+            if usable == 0:
+                raise SeqmodelsError(f"the text has {len(ids)} tokens, too few for one "
+                                     f"window of --context {context}")
+            for x, y in window_dataset(ids[: usable + 1], context, batch_size):
+                s, a, b = step(x, y)
+                total, top1, top5 = total + float(s), top1 + int(a), top5 + int(b)
+                bar.update(int(x.shape[0] * x.shape[1]))
+            n = usable
+    ce = total / n
+    targets = ids[1 : n + 1]
+    oov = int(np.count_nonzero(targets == UNK_ID))
+    return Metrics(tokens=n, cross_entropy=ce, perplexity=math.exp(min(ce, 700.0)),
+                   bits_per_token=ce / math.log(2), accuracy=top1 / n, top5_accuracy=top5 / n,
+                   oov=oov, oov_rate=oov / n, context=context)
