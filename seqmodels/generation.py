@@ -157,6 +157,8 @@ def generate_text(
     for w in warnings:
         if on_warning:
             on_warning(w)
+    if warnings:  # show the prompt the model really continues
+        prompt = tokenizer.detokenize(run.vocab.decode(ids))
     generator = Generator(run.model, sampling)
     prompts = np.tile(np.asarray(ids, dtype=np.int32), (num_samples, 1))
     tokens: list[list[str]] = [[] for _ in range(num_samples)]

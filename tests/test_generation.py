@@ -1,0 +1,122 @@
+"""Generation: greedy equals the full model's argmax, seeds, batches, prompts, stop-at, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seqmodels.cli import cli
+from seqmodels.errors import SeqmodelsError
+from seqmodels.generation import Generator, SamplingConfig, encode_prompt, generate_text
+from seqmodels.models import ModelConfig, build_language_model
+from seqmodels.tokenizers import Tokenizer
+from seqmodels.vocab import UNK_ID, Vocabulary
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return build_language_model(11, ModelConfig(cell="lstm", layers=2, units=12,
+                                                embedding_dim=6))
+
+
+def test_greedy_equals_argmax_of_the_full_model(model):
+    prompt = np.array([[3, 5, 7]], dtype=np.int32)
+    out = Generator(model, SamplingConfig(temperature=0)).generate(prompt, 20)[0]
+    seq = list(prompt[0])
+    for token in out:
+        logits = np.asarray(model(np.array([seq], dtype=np.int32)))[0, -1]
+        assert token == int(np.argmax(logits))
+        seq.append(int(token))
+
+
+def test_same_seed_same_text_any_chunking(model):
+    prompts = np.array([[2], [2], [4]], dtype=np.int32)
+    config = SamplingConfig(temperature=1.0, seed=7)
+    a = Generator(model, config).generate(prompts, 50)
+    b = np.concatenate(list(Generator(model, config).stream(prompts, 50, chunk=16)), axis=1)
+    c = Generator(model, SamplingConfig(temperature=1.0, seed=8)).generate(prompts, 50)
+    assert a.shape == (3, 50) and np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a[0], a[1])  # rows of a batch are independent samples
+
+
+def test_top_k_one_is_greedy(model):
+    prompt = np.array([[1, 2]], dtype=np.int32)
+    greedy = Generator(model, SamplingConfig(temperature=0)).generate(prompt, 15)
+    top1 = Generator(model, SamplingConfig(temperature=1.5, top_k=1, seed=3)).generate(prompt, 15)
+    assert np.array_equal(greedy, top1)
+
+
+def test_prompt_outside_the_vocabulary():
+    vocab = Vocabulary.from_tokens("abc \n")
+    with pytest.raises(SeqmodelsError, match=r"outside the vocabulary: 'x', 'é'"):
+        encode_prompt("abxéx", Tokenizer("char"), vocab)
+    ids, warnings = encode_prompt("abxéx", Tokenizer("char"), vocab, skip_unknown=True)
+    assert ids == [vocab.index["a"], vocab.index["b"]] and "dropped 3" in warnings[0]
+    words = Vocabulary.from_tokens(["the", "cat", "\n"])
+    ids, warnings = encode_prompt("the dog", Tokenizer("word"), words)
+    assert ids == [words.index["the"], UNK_ID] and "'dog'" in warnings[0]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from seqmodels.prepare import DataConfig
+    from seqmodels.trainer import train
+    from seqmodels.training import TrainConfig
+
+    root = tmp_path_factory.mktemp("gen")
+    corpus = root / "c.txt"
+    corpus.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 80)
+    made = {}
+    for level in ("char", "word"):
+        made[level] = train(DataConfig(corpus=[str(corpus)], level=level),
+                            ModelConfig(layers=1, units=16, embedding_dim=8),
+                            TrainConfig(epochs=3, batch_size=8, seq_len=12, lr=0.01),
+                            out=root / level, cache_dir=root / "cache").path
+    return made
+
+
+@pytest.mark.parametrize("level", ["char", "word"])
+def test_streamed_pieces_add_up_to_the_sample(runs, level):
+    pieces = []
+    [sample] = generate_text(runs[level], "the", 40, SamplingConfig(seed=1),
+                             on_text=pieces.append)
+    assert "".join(pieces) == sample["prompt"] + sample["text"]
+    assert sample["tokens"] == 40 and len(pieces) >= 2
+
+
+def test_stop_at_ends_each_sample(runs):
+    samples = generate_text(runs["char"], "the", 200, SamplingConfig(temperature=0.5, seed=2),
+                            num_samples=3, stop_at="\n")
+    for s in samples:
+        assert s["text"].count("\n") == 1 and s["text"].endswith("\n")
+
+
+def test_generate_cli_text_and_jsonl(runs):
+    result = CliRunner().invoke(cli, ["generate", str(runs["word"]), "--prompt", "the cat",
+                                      "-n", "20", "--seed", "4", "-t", "0.8", "--top-p", "0.9"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("the cat")
+    again = CliRunner().invoke(cli, ["generate", str(runs["word"]), "--prompt", "the cat",
+                                     "-n", "20", "--seed", "4", "-t", "0.8", "--top-p", "0.9"])
+    assert again.output == result.output  # same seed, same text
+    result = CliRunner().invoke(cli, ["generate", str(runs["char"]), "-s", "3", "-n", "30",
+                                      "--format", "jsonl", "--top-k", "3", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["sample"] for r in rows] == [0, 1, 2]
+    assert all(r["top_k"] == 3 and r["seed"] == 1 and r["tokens"] == 30 for r in rows)
+
+
+def test_generate_cli_unknown_prompt_is_one_line(runs):
+    result = CliRunner().invoke(cli, ["generate", str(runs["char"]), "--prompt", "the ©"])
+    assert result.exit_code == 1 and "'©'" in result.output and "--skip-unknown" in result.output
+    result = CliRunner().invoke(cli, ["generate", str(runs["char"]), "--prompt", "the ©",
+                                      "--skip-unknown", "-n", "5"])
+    assert result.exit_code == 0 and result.stdout.startswith("the ")  # continues "the "
+    assert "©" not in result.stdout
+    assert "dropped 1 unknown character" in result.stderr
