@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SEQ := $(VENV)/bin/seqmodels
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint data demo clean
+.PHONY: help install test lint data demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -30,11 +30,17 @@ data: data/raw/kjv.txt ## write the built-in corpus to data/raw/kjv.txt
 data/raw/kjv.txt: | $(STAMP)
 	$(SEQ) corpus kjv --quiet --export $@
 
+DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_ARGS := --cell lstm --layers 2 --units 128 --max-time 150s --steps-per-epoch 100 --epochs 1000
 
-demo: install ## train a char LSTM on the built-in corpus for 150 s and summarise the run
+demo: install ## train a char LSTM on the built-in corpus for 150 s, evaluate it, generate text
 	$(SEQ) corpus --quiet
-	$(SEQ) train $(DEMO_ARGS)
+	$(SEQ) train $(DEMO_ARGS) --out $(DEMO_RUN)
+	$(SEQ) evaluate $(DEMO_RUN) --quiet
+	$(SEQ) generate $(DEMO_RUN) --prompt "And God said" --length 400 --temperature 0.8 --seed 1
+
+bench: install ## measure training, evaluation and generation speed against the baselines
+	$(PY) -m seqmodels.bench $(BENCH_ARGS)
 
 clean: ## remove the virtual environment and caches (never runs/ or data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
