@@ -10,9 +10,10 @@ from seqmodels._tf import import_tf
 from seqmodels.errors import SeqmodelsError
 
 DEFAULT_SPLITS = (0.90, 0.05, 0.05)
-# Arrays up to this size are copied into one TensorFlow tensor (windows gathered in-graph);
-# larger ones (memory-mapped files) are read a batch at a time with NumPy.
-IN_MEMORY_LIMIT = 128 * 2**20
+# Arrays up to this size are copied into a TensorFlow tensor and windows are gathered in-graph
+# (that copy, and TF's own, cost about 2x the array). Larger arrays, memory-mapped ones
+# included, are indexed a batch at a time with NumPy: no copy at all.
+IN_MEMORY_LIMIT = 16 * 2**20
 
 
 @dataclass(frozen=True)
