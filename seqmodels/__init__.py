@@ -14,6 +14,9 @@ _LAZY = {
     "TrainConfig": "seqmodels.training",
     "train": "seqmodels.trainer",
     "load_run": "seqmodels.runs",
+    "evaluate_run": "seqmodels.evaluation",
+    "generate_text": "seqmodels.generation",
+    "SamplingConfig": "seqmodels.generation",
     "Run": "seqmodels.runs",
 }
 

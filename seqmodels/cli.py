@@ -273,24 +273,15 @@ def run_summary(run) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
     """Loss, perplexity, bits per token and accuracy of a trained RUN on held-out text."""
-    from seqmodels.evaluation import evaluate_ids
-    from seqmodels.prepare import DataConfig, encode_corpus, run_test_ids
-    from seqmodels.runs import load_run
+    from seqmodels.evaluation import evaluate_run
+    from seqmodels.runs import read_config
 
-    trained = load_run(run)
-    if corpus:
-        ids = encode_corpus(DataConfig.from_json(trained.config["data"]), trained.vocab,
-                            list(corpus))
-        where = ", ".join(corpus)
-    else:
-        ids = run_test_ids(trained.config, trained.vocab, cache_dir, progress=not quiet)
-        where = "the run's test split"
-    metrics = evaluate_ids(trained.model, ids, context=context, progress=not quiet)
+    metrics, where = evaluate_run(run, list(corpus), context, cache_dir, progress=not quiet)
     report = {"run": str(run), "text": where, **metrics.to_json()}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    unit = "character" if trained.config["data"].get("level") == "char" else "token"
+    unit = "character" if read_config(run)["data"].get("level") == "char" else "token"
     rows = [
         ("evaluated on", where),
         ("tokens", f"{metrics.tokens:,}"),

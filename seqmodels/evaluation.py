@@ -32,6 +32,27 @@ class Metrics:
         return asdict(self)
 
 
+def evaluate_run(
+    run_dir,
+    corpus: list[str] | None = None,
+    context: int | None = None,
+    cache_dir=None,
+    progress: bool = False,
+) -> tuple[Metrics, str]:
+    """Metrics of a run on its own test split, or on other text read with the run's settings."""
+    from seqmodels.prepare import DataConfig, encode_corpus, run_test_ids
+    from seqmodels.runs import load_run
+
+    run = load_run(run_dir)
+    if corpus:
+        ids = encode_corpus(DataConfig.from_json(run.config["data"]), run.vocab, list(corpus))
+        where = ", ".join(corpus)
+    else:
+        ids = run_test_ids(run.config, run.vocab, cache_dir, progress=progress)
+        where = "the run's test split"
+    return evaluate_ids(run.model, ids, context=context, progress=progress), where
+
+
 def stateful_copy(model, batch_size: int = 1):
     """A stateful twin of a language model (same weights) that carries state between calls."""
     from seqmodels.models import ModelConfig, build_language_model, recurrent_layers

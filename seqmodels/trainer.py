@@ -73,6 +73,15 @@ def _stop_requests():
             signal.signal(s, h)
 
 
+def validation_loss(eval_step, dataset) -> float:
+    """Mean cross-entropy (nats/token) over every (x, y) batch of a dataset."""
+    total, count = 0.0, 0
+    for x, y in dataset:
+        s, n = eval_step(x, y)
+        total, count = total + float(s), count + int(n)
+    return total / count
+
+
 def _tensorboard(run_dir: Path):
     """A summary writer for <run>/tensorboard (needs the tensorboard package)."""
     import importlib.util
@@ -207,11 +216,7 @@ def train(
             ds = stream_dataset(val_streams)
         else:
             ds = window_dataset(splits.val, T, B)
-        total, count = 0.0, 0
-        for x, y in ds:
-            s, n = eval_step(x, y)
-            total, count = total + float(s), count + int(n)
-        return total / count
+        return validation_loss(eval_step, ds)
 
     def checkpoint(stats: EpochStats | None) -> None:
         p.partial = stats.to_json() if stats is not None and p.step else {}

@@ -120,3 +120,34 @@ def test_generate_cli_unknown_prompt_is_one_line(runs):
     assert result.exit_code == 0 and result.stdout.startswith("the ")  # continues "the "
     assert "©" not in result.stdout
     assert "dropped 1 unknown character" in result.stderr
+
+
+def test_default_prompt():
+    from seqmodels.generation import default_prompt
+
+    assert default_prompt(Vocabulary.from_tokens("ab\n")) == "\n"
+    lines = ["Alpha beta", "", "Gamma delta"]
+    rng = np.random.default_rng(0)
+    words = Vocabulary.from_tokens(["Alpha", "beta", "Gamma", "delta"])
+    assert {default_prompt(words, lines, rng, "word") for _ in range(20)} == {"Alpha", "Gamma"}
+    chars = Vocabulary.from_tokens("AlphaGamma")
+    assert {default_prompt(chars, lines, rng, "char") for _ in range(20)} == {"A", "G"}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_every_cell_generates_and_evaluates(cell):
+    from seqmodels.evaluation import evaluate_ids
+
+    net = build_language_model(9, ModelConfig(cell=cell, layers=2, units=8, embedding_dim=4))
+    prompts = np.array([[2, 3], [4, 5]], dtype=np.int32)
+    greedy = Generator(net, SamplingConfig(temperature=0)).generate(prompts, 12)
+    seq = list(prompts[0])
+    for token in greedy[0]:
+        assert token == int(np.argmax(np.asarray(net(np.array([seq], np.int32)))[0, -1]))
+        seq.append(int(token))
+    ids = np.random.default_rng(1).integers(0, 9, 300).astype(np.int32)
+    full = np.asarray(net(ids[None, :-1]))[0]
+    shifted = full - full.max(-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    expected = -np.mean(log_p[np.arange(299), ids[1:]])
+    assert evaluate_ids(net, ids).cross_entropy == pytest.approx(expected, rel=1e-5)

@@ -197,3 +197,17 @@ def test_schedules_and_durations():
         90, 90, 600, 7200, 5400]
     with pytest.raises(SeqmodelsError, match="cannot read the duration"):
         parse_duration("soon")
+
+
+def test_patience_and_plateau_follow_the_validation_loss(tmp_path, cyclic, monkeypatch):
+    import seqmodels.trainer as trainer
+
+    losses = iter([2.0, 1.5, 1.6, 1.7, 1.4, 1.8, 1.9])
+    monkeypatch.setattr(trainer, "validation_loss", lambda step, ds: next(losses))
+    run = run_train(tmp_path, cyclic, "plateau", epochs=10, patience=2, lr=0.01,
+                    schedule="plateau", decay_factor=0.5, steps_per_epoch=2)
+    assert run.stop_reason == "early-stopping"
+    assert [r["val_loss"] for r in run.history] == [2.0, 1.5, 1.6, 1.7]  # 2 epochs no better
+    # the rate halves after each epoch without improvement (plateau patience 1)
+    assert [r["lr"] for r in run.history] == pytest.approx([0.01, 0.01, 0.01, 0.005])
+    assert run.best_val_loss == 1.5
