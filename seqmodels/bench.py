@@ -45,28 +45,34 @@ def _batch(rng):
     return x, np.roll(x, -1, axis=1)
 
 
+def _step_rate(step, steps: int, reps: int) -> float:
+    """Tokens/s of a compiled (x, y) -> (value, ...) step on one fixed batch."""
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+    x, y = (tf.constant(a) for a in _batch(np.random.default_rng(0)))
+
+    def work():
+        for _ in range(steps):
+            out = step(x, y)
+        float(out[0])  # wait for the last step to finish
+        return steps * B * T
+
+    return median_rate(work, reps)
+
+
 def ours_train(cell: str, steps: int, reps: int) -> float:
     """Tokens/s of seqmodels' own compiled train step (what `seqmodels train` runs)."""
-    from seqmodels._tf import import_tf
     from seqmodels.models import ModelConfig, build_language_model
     from seqmodels.training import TrainConfig, make_optimizer, make_steps
 
-    tf = import_tf()
     config = TrainConfig(batch_size=B, seq_len=T, clipnorm=1.0)
     net = build_language_model(V, ModelConfig(cell=cell, layers=LAYERS, units=H,
                                               embedding_dim=E))
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)
     step, _ = make_steps(net, optimizer, config)
-    x, y = (tf.constant(a) for a in _batch(np.random.default_rng(0)))
-
-    def work():
-        for _ in range(steps):
-            loss, _, _ = step(x, y)
-        float(loss)
-        return steps * B * T
-
-    return median_rate(work, reps)
+    return _step_rate(step, steps, reps)
 
 
 def stock_keras_train(cell: str, steps: int, reps: int) -> float:
@@ -127,23 +133,13 @@ def torch_train(cell: str, steps: int, reps: int) -> float | None:
 
 def ours_eval(cell: str, steps: int, reps: int) -> float:
     """Forward-only tokens/s (what evaluation with --context T runs per batch)."""
-    from seqmodels._tf import import_tf
     from seqmodels.evaluation import _metric_step
     from seqmodels.models import ModelConfig, build_language_model
 
-    tf = import_tf()
     net = build_language_model(V, ModelConfig(cell=cell, layers=LAYERS, units=H,
                                               embedding_dim=E))
     step = _metric_step(net)
-    x, y = (tf.constant(a) for a in _batch(np.random.default_rng(0)))
-
-    def work():
-        for _ in range(steps):
-            s, _, _ = step(x, y)
-        float(s)
-        return steps * B * T
-
-    return median_rate(work, reps)
+    return _step_rate(step, steps, reps)
 
 
 def generation(streams: int, tokens: int, reps: int) -> float:

@@ -25,6 +25,19 @@ def read_json(path: str | Path) -> object:
         raise SeqmodelsError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+def check_format(obj: object, name: str, newest: int, where: str, what: str) -> dict:
+    """obj as a dict, if it names format `name` at a version this code reads (<= newest)."""
+    if not isinstance(obj, dict) or obj.get("format") != name:
+        raise SeqmodelsError(f"{where}: not a seqmodels {what}")
+    version = obj.get("version")
+    if not isinstance(version, int) or version > newest:
+        raise SeqmodelsError(
+            f"{where}: {what} format version {version} is newer than this seqmodels reads "
+            f"({newest}); upgrade seqmodels"
+        )
+    return obj
+
+
 def write_json_atomic(path: str | Path, obj: object) -> None:
     """Write obj as JSON to path atomically."""
     write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")

@@ -16,7 +16,13 @@ import numpy as np
 
 from seqmodels import __version__
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import atomic_path, read_json, write_json_atomic, write_text_atomic
+from seqmodels.files import (
+    atomic_path,
+    check_format,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from seqmodels.vocab import Vocabulary
 
 RUN_FORMAT = "seqmodels.run"
@@ -63,15 +69,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not Path(run_dir).is_dir():
         raise SeqmodelsError(f"{run_dir}: no such run directory")
-    config = read_json(path)
-    if not isinstance(config, dict) or config.get("format") != RUN_FORMAT:
-        raise SeqmodelsError(f"{path}: not a seqmodels run configuration")
-    version = config.get("version")
-    if not isinstance(version, int) or version > RUN_VERSION:
-        raise SeqmodelsError(
-            f"{path}: run format version {version} is newer than this seqmodels reads "
-            f"({RUN_VERSION}); upgrade seqmodels"
-        )
+    config = check_format(read_json(path), RUN_FORMAT, RUN_VERSION, str(path), "run")
     for key in ("data", "model", "train"):
         if not isinstance(config.get(key), dict):
             raise SeqmodelsError(f"{path}: missing the '{key}' section")

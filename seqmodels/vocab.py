@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import read_json, write_json_atomic
+from seqmodels.files import check_format, read_json, write_json_atomic
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -92,15 +92,7 @@ class Vocabulary:
     @classmethod
     def from_json(cls, obj: object, where: str = "vocabulary") -> Vocabulary:
         """Rebuild from to_json()'s dict, rejecting other formats and future versions."""
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise SeqmodelsError(f"{where}: not a seqmodels vocabulary")
-        version = obj.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise SeqmodelsError(
-                f"{where}: vocabulary format version {version} is newer than this seqmodels "
-                f"reads ({FORMAT_VERSION}); upgrade seqmodels"
-            )
-        tokens = obj.get("tokens")
+        tokens = check_format(obj, FORMAT, FORMAT_VERSION, where, "vocabulary").get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise SeqmodelsError(f"{where}: 'tokens' must be a list of strings")
         try:
