@@ -218,6 +218,15 @@ def train(
             ds = window_dataset(splits.val, T, B)
         return validation_loss(eval_step, ds)
 
+    def save_best() -> None:
+        # model.keras is always the plain (stateless, any batch size) model: a stateful net is
+        # copied into one, so evaluate/generate and keras users load a normal model
+        best = net
+        if config.stateful:
+            best = build_language_model(len(prepared.vocab), model)
+            best.set_weights(net.get_weights())
+        save_model_atomic(best, run_dir / "model.keras")
+
     def checkpoint(stats: EpochStats | None) -> None:
         p.partial = stats.to_json() if stats is not None and p.step else {}
         save_checkpoint(run_dir / "checkpoints" / "latest.npz", run_dir_arrays(net, optimizer),
@@ -277,7 +286,7 @@ def train(
             val_loss = validate()
             p.history.append(stats.row(epoch, lr, val_loss, data.level))
             if p.best_val_loss is None or val_loss < p.best_val_loss:
-                save_model_atomic(net, run_dir / "model.keras")
+                save_best()
                 p.best_val_loss, p.epochs_without_improvement = val_loss, 0
             else:
                 p.epochs_without_improvement += 1
@@ -306,7 +315,7 @@ def train(
         if config.stateful:
             reset_states(net)
         p.best_val_loss = validate()
-        save_model_atomic(net, run_dir / "model.keras")
+        save_best()
     if stop_reason == "signal":
         code = 130 if stop["signal"] == signal.SIGINT else 143
         raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "

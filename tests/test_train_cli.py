@@ -135,3 +135,18 @@ def test_no_arguments_trains_on_the_builtin_corpus(tmp_path, monkeypatch):
     run_dir = tmp_path / result.output.strip()
     assert run_dir.parent.name == "runs" and run_dir.name.endswith("-lstm-char")
     assert (run_dir / "model.keras").is_file()
+
+
+def test_a_stateful_run_saves_a_plain_model_that_evaluates_and_generates(tmp_path, corpus):
+    out = tmp_path / "run"
+    assert train(str(corpus), "--stateful", "--epochs", "1", "--out", str(out),
+                 *SMALL).exit_code == 0
+    from seqmodels.runs import load_run
+
+    run = load_run(out)
+    assert run.model.inputs[0].shape[0] is None  # any batch size
+    assert not any(getattr(layer, "stateful", False) for layer in run.model.layers)
+    for args in (["evaluate", str(out), "--context", "7", "-q"],
+                 ["generate", str(out), "-n", "10", "--seed", "0"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
