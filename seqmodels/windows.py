@@ -162,12 +162,15 @@ def stream_layout(ids: np.ndarray, batch_size: int, seq_len: int) -> Streams:
 def stream_dataset(streams: Streams):
     """A tf.data.Dataset of the streams' steps in order, (x, y) int32 of shape (B, T)."""
     tf = import_tf()
-    x = tf.constant(np.asarray(streams.x, dtype=np.int32))
-    y = tf.constant(np.asarray(streams.y, dtype=np.int32))
-    T = streams.seq_len
+    B, T = streams.x.shape[0], streams.seq_len
+
+    def read(k):  # slices of the (possibly memory-mapped) ids: no copy of the corpus
+        x, y = streams.batch(int(k))
+        return np.asarray(x, dtype=np.int32), np.asarray(y, dtype=np.int32)
 
     def step(k):
-        return x[:, k * T : (k + 1) * T], y[:, k * T : (k + 1) * T]
+        x, y = tf.numpy_function(read, [k], (tf.int32, tf.int32), stateful=False)
+        return tf.ensure_shape(x, [B, T]), tf.ensure_shape(y, [B, T])
 
     ds = tf.data.Dataset.range(streams.steps).map(step)
     return ds.prefetch(tf.data.AUTOTUNE)
