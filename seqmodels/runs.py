@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +70,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not Path(run_dir).is_dir():
         raise SeqmodelsError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise SeqmodelsError(f"{run_dir} is not a seqmodels run (it has no config.json)")
     config = check_format(read_json(path), RUN_FORMAT, RUN_VERSION, str(path), "run")
     for key in ("data", "model", "train"):
         if not isinstance(config.get(key), dict):
@@ -89,6 +92,8 @@ def load_model(path: Path):
     keras = import_keras()
     if not path.is_file():
         raise SeqmodelsError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise SeqmodelsError(f"{path}: not a complete .keras file (truncated or damaged)")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # keras raises many types for damaged archives

@@ -150,3 +150,22 @@ def test_a_stateful_run_saves_a_plain_model_that_evaluates_and_generates(tmp_pat
                  ["generate", str(out), "-n", "10", "--seed", "0"]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
+
+
+def test_damaged_run_files_are_one_line(tmp_path, corpus):
+    out = tmp_path / "run"
+    assert train(str(corpus), "--epochs", "1", "--out", str(out), *SMALL).exit_code == 0
+    model = (out / "model.keras").read_bytes()
+    (out / "model.keras").write_bytes(model[: len(model) // 3])
+    result = CliRunner().invoke(cli, ["generate", str(out), "-n", "5"])
+    assert result.exit_code == 1 and "truncated or damaged" in result.output
+    (out / "model.keras").write_bytes(model)
+    (out / "vocab.json").write_text('{"format": "seqmodels.vocab", "version": 1, '
+                                    '"tokens": ["<pad>", "<unk>", "a"]}')
+    result = CliRunner().invoke(cli, ["evaluate", str(out), "-q"])
+    assert result.exit_code == 1 and "3 tokens, but the model predicts" in result.output
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = CliRunner().invoke(cli, ["train", "--resume", str(plain)])
+    assert result.exit_code == 1 and "is not a seqmodels run" in result.output
+    assert "Traceback" not in result.output
