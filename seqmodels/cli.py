@@ -25,6 +25,18 @@ class _Group(click.Group):
                 raise click.ClickException(str(exc)) from None
             click.echo(str(exc), err=True)
             ctx.exit(code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except OSError as exc:  # a path the user gave cannot be created, read or written
+            where = exc.filename or "a file"
+            raise click.ClickException(f"{where}: {exc.strerror or exc}") from None
+        except Exception as exc:
+            if type(exc).__name__ == "ResourceExhaustedError":  # TensorFlow out of memory
+                raise click.ClickException("out of memory: the model or batch is too large for "
+                                           "this machine; use fewer --units or a smaller "
+                                           "--batch-size") from None
+            raise
 
 
 def _parse_splits(ctx, param, value: str) -> tuple[float, float, float]:
@@ -164,9 +176,12 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm",
               show_default=True, help="Recurrent cell (rnn = SimpleRNN).")
-@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--units", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--embedding-dim", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Recurrent layers stacked.")
+@click.option("--units", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Units (hidden size) of each recurrent layer.")
+@click.option("--embedding-dim", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Size of the token embedding.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on inputs and between layers.")
 @click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -177,13 +192,14 @@ def _duration(ctx, param, value: str | None) -> float | None:
               help="L2 penalty on kernels and recurrent kernels.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training split [default: 10].")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Windows per step (streams per step with --stateful).")
 @click.option("--seq-len", "-T", type=click.IntRange(min=1), default=100, show_default=True,
               help="Tokens per window (truncated BPTT length).")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
               help="Step between window starts [default: the window length].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop", "adagrad"]),
-              default="adam", show_default=True)
+              default="adam", show_default=True, help="Optimizer (sgd uses momentum 0.9).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Learning rate [default: adam 2e-3, sgd 1.0, rmsprop 1e-3, adagrad 0.1].")
 @click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "plateau"]),
@@ -200,8 +216,10 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Stop after this many epochs without a better validation loss.")
 @click.option("--max-time", callback=_duration, default=None,
-              help="Wall-clock budget such as 90s, 10m, 2h; stops cleanly, keeps the best model.")
-@click.option("--seed", type=int, default=0, show_default=True)
+              help="Budget for the training loop such as 90s, 10m, 2h (start-up and the last "
+                   "validation come on top); stops cleanly and keeps the best model.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="Seed for initialisation, shuffling and dropout.")
 @click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism.")
 @click.option("--stateful", is_flag=True,
               help="Carry the hidden state across consecutive windows (truncated BPTT).")
@@ -213,7 +231,8 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<date-time>-<cell>-<level>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
-              help="Continue the run in this directory from its last checkpoint.")
+              help="Continue the run in this directory from its last checkpoint, with its saved "
+                   "settings (only --epochs and --max-time can change).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
@@ -221,6 +240,7 @@ def train(**kw) -> None:
     from seqmodels.trainer import train as train_run
     from seqmodels.training import TrainConfig
 
+    _check_train_options(click.get_current_context(), kw)
     data = data_config_from(kw)
     model = ModelConfig(cell=kw["cell"], layers=kw["layers"], units=kw["units"],
                         embedding_dim=kw["embedding_dim"], dropout=kw["dropout"],
@@ -242,6 +262,28 @@ def train(**kw) -> None:
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
     click.echo(str(run.path))
+
+
+RESUMABLE = {"resume", "epochs", "max_time", "quiet", "cache_dir"}
+
+
+def _check_train_options(ctx: click.Context, kw: dict) -> None:
+    """Refuse option combinations that would be silently ignored."""
+    from click.core import ParameterSource
+
+    given = {name for name in kw
+             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    flag = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+    if kw["resume"]:
+        extra = sorted(given - RESUMABLE) + (["CORPUS"] if kw["corpus"] else [])
+        if extra:
+            names = ", ".join(flag.get(n, n) for n in extra)
+            raise click.UsageError(f"--resume continues a run with its saved settings; "
+                                   f"these cannot change: {names}")
+    if kw["no_clip"] and given & {"clipnorm", "clipvalue"}:
+        raise click.UsageError("--no-clip turns clipping off; drop --clipnorm/--clipvalue")
+    if kw["stateful"] and "stride" in given:
+        raise click.UsageError("--stateful reads consecutive windows; --stride does not apply")
 
 
 def run_summary(run) -> str:
@@ -268,7 +310,8 @@ def run_summary(run) -> str:
 @click.option("--context", type=click.IntRange(min=1), default=None,
               help="Windowed evaluation: windows of T predictions from a zero state "
                    "[default: carry the state through the whole text].")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
@@ -311,10 +354,12 @@ def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
               help="Nucleus sampling: the smallest set of tokens with this much probability.")
 @click.option("--num-samples", "-s", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples generated together as one batch.")
-@click.option("--seed", type=int, default=None, help="Same seed, same text.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+              help="Same seed, same text.")
 @click.option("--stop-at", default=None, help="End a sample once it produces this text.")
 @click.option("--skip-unknown", is_flag=True,
-              help="Drop prompt characters outside the vocabulary instead of failing.")
+              help="Char level: drop prompt characters outside the vocabulary instead of failing "
+                   "(word level always maps unknown words to <unk>).")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True)
 def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
@@ -340,6 +385,9 @@ def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, 
 
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
     cli(prog_name="seqmodels")
 
 

@@ -109,7 +109,8 @@ def encode_prompt(text: str, tokenizer, vocab: Vocabulary, skip_unknown: bool = 
         warnings.append(f"prompt words outside the vocabulary become <unk>: {shown}")
     ids = [vocab.index.get(t, UNK_ID) for t in tokens]
     if not ids:
-        raise SeqmodelsError("the prompt is empty (after dropping unknown characters)")
+        raise SeqmodelsError("the prompt is empty" + (" after dropping unknown characters"
+                                                      if unknown else ""))
     return ids, warnings
 
 
@@ -187,9 +188,14 @@ def generate_text(
         for i, row in enumerate(chunk):
             if done[i]:
                 continue
+            before = len(tokens[i])
             tokens[i].extend(run.vocab.decode(row))
             texts[i] = _joined(prompt, tokenizer.detokenize(tokens[i]), data.level)
             if stop_at and stop_at in texts[i]:
+                for n in range(before + 1, len(tokens[i]) + 1):  # the first token that ends it
+                    if stop_at in _joined(prompt, tokenizer.detokenize(tokens[i][:n]), data.level):
+                        del tokens[i][n:]
+                        break
                 texts[i] = texts[i][: texts[i].index(stop_at) + len(stop_at)]
                 done[i] = True
         if on_text:

@@ -36,14 +36,17 @@ HISTORY_COLUMNS = (
 
 
 def default_run_dir(cell: str, level: str, root: str | Path = "runs") -> Path:
-    """runs/<date-time>-<cell>-<level>, not yet existing."""
+    """Create and return runs/<date-time>-<cell>-<level>[-n]; mkdir reserves the name atomically."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / f"{stamp}-{cell}-{level}"
+    Path(root).mkdir(parents=True, exist_ok=True)
     n = 1
-    while path.exists():
-        n += 1
-        path = Path(root) / f"{stamp}-{cell}-{level}-{n}"
-    return path
+    while True:
+        path = Path(root) / (f"{stamp}-{cell}-{level}" + (f"-{n}" if n > 1 else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
 
 
 def versions() -> dict[str, str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,6 +73,14 @@ def _stop_requests():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def absolute_corpus(specs: list[str]) -> list[str]:
+    """Corpus arguments as absolute paths (built-in names that are not files stay as they are)."""
+    from seqmodels.corpus import BUILTIN_CORPORA
+
+    return [s if s in BUILTIN_CORPORA and not Path(s).exists()
+            else os.path.abspath(os.path.expanduser(s)) for s in specs]
 
 
 def validation_loss(eval_step, dataset) -> float:
@@ -149,8 +159,8 @@ def train(
             config.epochs = epochs
         if max_time is not None:
             config.max_time = max_time
-        run_dir = Path(out) if out else default_run_dir(model.cell, data.level)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        run_dir = Path(out) if out else None
+        if run_dir is not None and run_dir.exists() and any(run_dir.iterdir()):
             raise SeqmodelsError(
                 f"{run_dir} already exists and is not empty; continue it with "
                 f"--resume {run_dir}, or choose another --out"
@@ -190,14 +200,28 @@ def train(
 
     p = Progress()
     if resume is not None:
+        if not os.access(run_dir, os.W_OK):
+            raise SeqmodelsError(f"{run_dir}: not writable, so training cannot continue there")
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise SeqmodelsError(f"{run_dir}: no checkpoint to resume from")
-        arrays, state = load_checkpoint(ckpt)
+        try:
+            arrays, state = load_checkpoint(ckpt)
+        except SeqmodelsError as exc:
+            previous = ckpt.with_name("previous.npz")
+            if ckpt == previous or not previous.is_file():
+                raise
+            warnings.warn(f"{exc}; resuming from {previous} instead", stacklevel=2)
+            ckpt = previous
+            arrays, state = load_checkpoint(ckpt)
         restore_arrays(net, optimizer, arrays, ckpt)
         p = Progress(**state["progress"])
+        write_config(run_dir, {**stored, "train": vars(config).copy()})  # new epochs/max-time
     else:
+        if run_dir is None:
+            run_dir = default_run_dir(model.cell, data.level)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        data.corpus = absolute_corpus(data.corpus)  # so the run works from any folder
         write_config(run_dir, {
             "data": data.to_json(), "model": model.to_json(), "train": vars(config).copy(),
             "vocab_size": len(prepared.vocab), "corpus_digest": digest, "versions": versions(),

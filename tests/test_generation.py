@@ -94,6 +94,7 @@ def test_stop_at_ends_each_sample(runs):
                             num_samples=3, stop_at="\n")
     for s in samples:
         assert s["text"].count("\n") == 1 and s["text"].endswith("\n")
+        assert s["tokens"] == len(s["text"])  # char level: tokens produced up to the stop
 
 
 def test_generate_cli_text_and_jsonl(runs):

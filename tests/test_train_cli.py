@@ -169,3 +169,62 @@ def test_damaged_run_files_are_one_line(tmp_path, corpus):
     result = CliRunner().invoke(cli, ["train", "--resume", str(plain)])
     assert result.exit_code == 1 and "is not a seqmodels run" in result.output
     assert "Traceback" not in result.output
+
+
+def test_resume_refuses_options_it_would_ignore(tmp_path, corpus):
+    out = tmp_path / "run"
+    assert train(str(corpus), "--epochs", "1", "--out", str(out), *SMALL).exit_code == 0
+    before = (out / "config.json").read_text()
+    for extra in (["--units", "64"], ["--out", str(tmp_path / "elsewhere")], [str(corpus)]):
+        result = CliRunner().invoke(cli, ["train", "--resume", str(out), *extra])
+        assert result.exit_code == 2 and "these cannot change" in result.output, extra
+    assert (out / "config.json").read_text() == before
+    assert not (tmp_path / "elsewhere").exists()
+    result = CliRunner().invoke(cli, ["train", str(corpus), "--no-clip", "--clipnorm", "2"])
+    assert result.exit_code == 2 and "--no-clip" in result.output
+    result = CliRunner().invoke(cli, ["train", str(corpus), "--stateful", "--stride", "3"])
+    assert result.exit_code == 2 and "--stride does not apply" in result.output
+
+
+def test_resume_updates_epochs_and_works_from_another_folder(tmp_path, corpus, monkeypatch):
+    import json
+
+    monkeypatch.chdir(corpus.parent)
+    assert train("corpus.txt", "--epochs", "1", "--out", "run", *SMALL).exit_code == 0
+    config = json.loads((corpus.parent / "run" / "config.json").read_text())
+    assert config["data"]["corpus"] == [str(corpus)]  # stored absolute
+    monkeypatch.chdir(tmp_path.parent)
+    run_dir = corpus.parent / "run"
+    assert train("--resume", str(run_dir), "--epochs", "2", "-q").exit_code == 0
+    assert json.loads((run_dir / "config.json").read_text())["train"]["epochs"] == 2
+    result = CliRunner().invoke(cli, ["evaluate", str(run_dir), "-q", "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_default_run_directories_never_collide(tmp_path, monkeypatch):
+    from seqmodels.runs import default_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    dirs = {default_run_dir("lstm", "char") for _ in range(5)}
+    assert len(dirs) == 5 and all(d.is_dir() for d in dirs)
+
+
+def test_resume_falls_back_to_the_previous_checkpoint(tmp_path, corpus):
+    out = tmp_path / "run"
+    assert train(str(corpus), "--epochs", "2", "--out", str(out), *SMALL).exit_code == 0
+    latest = out / "checkpoints" / "latest.npz"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="resuming from .*previous.npz"):
+        result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--epochs", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    assert [r["epoch"] for r in history(out)] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed"),
+    (["--out", "/proc/seqmodels-test/run"], "/proc/seqmodels-test"),
+])
+def test_more_bad_input_is_one_line(corpus, args, message):
+    result = CliRunner().invoke(cli, ["train", str(corpus), *SMALL, *args])
+    assert result.exit_code in (1, 2) and message in result.output
+    assert "Traceback" not in result.output
