@@ -275,7 +275,7 @@ def _check_train_options(ctx: click.Context, kw: dict) -> None:
              if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
     flag = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
     if kw["resume"]:
-        extra = sorted(given - RESUMABLE) + (["CORPUS"] if kw["corpus"] else [])
+        extra = sorted(given - RESUMABLE - {"corpus"}) + (["CORPUS"] if kw["corpus"] else [])
         if extra:
             names = ", ".join(flag.get(n, n) for n in extra)
             raise click.UsageError(f"--resume continues a run with its saved settings; "

@@ -92,7 +92,6 @@ def test_tensorboard_logs(tmp_path, corpus):
     (["--max-time", "soon"], "cannot read the duration"),
     (["--out", "EXISTING"], "already exists and is not empty"),
     (["-T", "5000"], "too few for one window"),
-    (["--resume", "NOWHERE"], "no such run directory"),
 ])
 def test_bad_train_input_is_one_line(tmp_path, corpus, bad, message):
     (tmp_path / "EXISTING").mkdir()
@@ -102,6 +101,11 @@ def test_bad_train_input_is_one_line(tmp_path, corpus, bad, message):
     assert result.exit_code in (1, 2)
     assert message in result.output and "Traceback" not in result.output
     assert (tmp_path / "EXISTING" / "keep.txt").read_text() == "keep"
+
+
+def test_resume_of_a_missing_run_is_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--resume", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "no such run directory" in result.output
 
 
 @pytest.mark.slow
@@ -178,6 +182,7 @@ def test_resume_refuses_options_it_would_ignore(tmp_path, corpus):
     for extra in (["--units", "64"], ["--out", str(tmp_path / "elsewhere")], [str(corpus)]):
         result = CliRunner().invoke(cli, ["train", "--resume", str(out), *extra])
         assert result.exit_code == 2 and "these cannot change" in result.output, extra
+        assert "corpus" not in result.output.split("cannot change:")[1]  # no internal names
     assert (out / "config.json").read_text() == before
     assert not (tmp_path / "elsewhere").exists()
     result = CliRunner().invoke(cli, ["train", str(corpus), "--no-clip", "--clipnorm", "2"])
