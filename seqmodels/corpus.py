@@ -95,7 +95,10 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
                 f"no such file or directory: {spec} "
                 f"(built-in corpora: {', '.join(BUILTIN_CORPORA)})"
             )
-    return sources
+    unique: dict[object, Source] = {}  # a file named twice (say, alone and in its folder) once
+    for s in sources:
+        unique.setdefault(s.path.resolve() if s.path else s.name, s)
+    return list(unique.values())
 
 
 def normalise(text: str, form: str = "NFC", lowercase: bool = False) -> str:

@@ -184,6 +184,10 @@ def plot_history(run_dir: Path, rows: list[dict]) -> None:
     b.set_xlabel("epoch")
     b.set_ylabel("global gradient norm before clipping")
     b.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (a, b):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
     fig.tight_layout()
     with atomic_path(run_dir / "training.png", suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)

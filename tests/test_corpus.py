@@ -19,7 +19,7 @@ def test_directory_gives_every_txt_below_sorted(text_dir):
 def test_files_and_globs_in_order(text_dir):
     sources = resolve_sources([str(text_dir / "b.txt"), str(text_dir / "**" / "*.txt")])
     names = [Path(s.name).name for s in sources]
-    assert names == ["b.txt", "a.txt", "b.txt", "c.txt"]
+    assert names == ["b.txt", "a.txt", "c.txt"]  # b.txt, named twice, is read once
 
 
 def test_no_argument_means_builtin_kjv():
