@@ -95,7 +95,10 @@ def test_top_p_keeps_smallest_set_reaching_p(p, n_kept):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    values=st.lists(st.floats(-20, 20, width=32), min_size=1, max_size=40, unique=True),
+    # no subnormals: TensorFlow flushes them to zero on the CPU, so 1e-40 would tie with 0.0 and
+    # ties at the threshold are kept together (documented), which is not what this checks
+    values=st.lists(st.floats(-20, 20, width=32, allow_subnormal=False), min_size=1, max_size=40,
+                    unique=True),
     p=st.floats(0.01, 1.0),
 )
 def test_top_p_set_is_minimal_property(values, p):
