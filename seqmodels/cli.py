@@ -151,13 +151,12 @@ def corpus(**kwargs) -> None:
 
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
-    from seqmodels.corpus import read_corpus, resolve_sources
     from seqmodels.files import write_text_atomic
+    from seqmodels.prepare import corpus_text
 
     if path.exists() and not force:
         raise SeqmodelsError(f"{path} exists; pass --force to replace it")
-    text = read_corpus(resolve_sources(config.corpus), config.encoding, config.errors,
-                       config.normalize, config.lowercase).text
+    text = corpus_text(config, config.corpus)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
     click.echo(f"wrote {len(text):,} characters to {path}", err=True)

@@ -55,10 +55,10 @@ def evaluate_run(
 
 def stateful_copy(model, batch_size: int = 1):
     """A stateful twin of a language model (same weights) that carries state between calls."""
-    from seqmodels.models import ModelConfig, build_language_model, recurrent_layers
+    from seqmodels.models import ModelConfig, _cell_name, build_language_model, recurrent_layers
 
     layers = recurrent_layers(model)
-    cell = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn"}[type(layers[0]).__name__]
+    cell = _cell_name(layers[0])
     emb = model.get_layer("embedding")
     config = ModelConfig(cell=cell, layers=len(layers), units=layers[0].units,
                          embedding_dim=emb.output_dim)

@@ -76,9 +76,13 @@ class PreparedCorpus:
 
 def encode_corpus(config: DataConfig, vocab: Vocabulary, specs: list[str]) -> np.ndarray:
     """Ids of other text, read and tokenized with a run's settings and vocabulary."""
-    corpus = read_corpus(resolve_sources(specs), config.encoding, config.errors,
-                         config.normalize, config.lowercase)
-    return vocab.encode(make_tokenizer(config).tokenize(corpus.text))
+    return vocab.encode(make_tokenizer(config).tokenize(corpus_text(config, specs)))
+
+
+def corpus_text(config: DataConfig, specs: list[str]) -> str:
+    """The decoded, normalised text of corpus arguments, read with a config's settings."""
+    return read_corpus(resolve_sources(specs), config.encoding, config.errors,
+                       config.normalize, config.lowercase).text
 
 
 def run_test_ids(run_config: dict, vocab: Vocabulary, cache_dir: str | Path | None = None,
