@@ -14,6 +14,7 @@ from seqmodels.errors import SeqmodelsError
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
+ON_NAN = ("stop", "rollback")
 DEFAULT_LR = {"adam": 2e-3, "sgd": 1.0, "rmsprop": 1e-3, "adagrad": 0.1}
 
 
@@ -42,6 +43,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps; a checkpoint is also written every epoch
     steps_per_epoch: int | None = None  # cap, for quick runs
     tensorboard: bool = False  # write TensorBoard logs under <run>/tensorboard
+    on_nan: str = "stop"  # "stop" | "rollback": reload the last checkpoint at half the rate
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
@@ -58,6 +60,8 @@ class TrainConfig:
             raise SeqmodelsError("--clipnorm must be positive")
         if self.clipvalue is not None and not self.clipvalue > 0:
             raise SeqmodelsError("--clipvalue must be positive")
+        if self.on_nan not in ON_NAN:
+            raise SeqmodelsError(f"--on-nan must be one of {', '.join(ON_NAN)}")
         return self
 
     @property
@@ -168,6 +172,8 @@ class Progress:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0  # training seconds before this process
     partial: dict = field(default_factory=dict)  # sums of the current epoch so far
+    rollbacks: int = 0  # --on-nan rollback: times the run went back to a checkpoint
+    lr_scale: float = 1.0  # halved at each rollback, on top of the schedule
 
     def to_json(self) -> dict:
         """A JSON-ready dict."""

@@ -219,7 +219,7 @@ def test_resume_falls_back_to_the_previous_checkpoint(tmp_path, corpus):
     assert train(str(corpus), "--epochs", "2", "--out", str(out), *SMALL).exit_code == 0
     latest = out / "checkpoints" / "latest.npz"
     latest.write_bytes(latest.read_bytes()[:1000])
-    with pytest.warns(UserWarning, match="resuming from .*previous.npz"):
+    with pytest.warns(UserWarning, match="using .*previous.npz instead"):
         result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--epochs", "3", "-q"])
     assert result.exit_code == 0, result.output
     assert [r["epoch"] for r in history(out)] == ["1", "2", "3"]

@@ -1,0 +1,304 @@
+"""The epoch loop every model kind shares: steps, checkpoints, validation, best model, history,
+signals, the time budget and what to do when the loss turns NaN."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.runs import (
+    latest_checkpoint,
+    load_checkpoint,
+    plot_history,
+    save_checkpoint,
+    write_history,
+)
+from seqmodels.training import (
+    EpochStats,
+    Progress,
+    StepCallback,
+    TrainConfig,
+    restore_arrays,
+    run_dir_arrays,
+    schedule_lr,
+)
+
+MAX_ROLLBACKS = 3
+
+
+class Interrupted(SeqmodelsError):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _NonFinite(Exception):
+    """The loss or gradient norm of a step was NaN/Inf (the step's update was skipped)."""
+
+
+@dataclass
+class Job:
+    """What the loop needs from one kind of model, built by its trainer."""
+
+    net: Any
+    optimizer: Any
+    train_step: Callable  # (x, y) -> (loss, pre-clip gradient norm, finite)
+    dataset: Callable[[int], Any]  # epoch -> (x, y) batches in a fixed order for that epoch
+    steps: int  # per epoch
+    validate: Callable[[], float]
+    save_best: Callable[[], None]
+    level: str  # "char" | "word" | "series", for the history rows
+    resume_command: str  # e.g. "seqmodels train --resume runs/x"
+    start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
+
+
+@contextmanager
+def _stop_requests() -> Iterator[dict]:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
+    flag: dict[str, int | None] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def writing(what: str, run_dir: Path, resume_command: str) -> Iterator[None]:
+    """Turn a failed write (disk full, permissions) into one line that says nothing was lost."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SeqmodelsError(
+            f"could not write the {what} in {run_dir} ({reason}); the files already there are "
+            f"intact; make room and continue with: {resume_command}"
+        ) from None
+
+
+def load_latest(run_dir: Path) -> tuple[dict, dict, Path] | None:
+    """Arrays, state and path of the newest readable checkpoint; None when there is none."""
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        return None
+    try:
+        arrays, state = load_checkpoint(ckpt)
+    except SeqmodelsError as exc:
+        previous = ckpt.with_name("previous.npz")
+        if ckpt == previous or not previous.is_file():
+            raise
+        warnings.warn(f"{exc}; using {previous} instead", stacklevel=2)
+        ckpt = previous
+        arrays, state = load_checkpoint(ckpt)
+    return arrays, state, ckpt
+
+
+def restore(job: Job, p: Progress, arrays: dict, state: dict, where: Path) -> None:
+    """Put a checkpoint's weights, optimizer state and progress back in place."""
+    restore_arrays(job.net, job.optimizer, arrays, where)
+    names = {f.name for f in fields(Progress)}
+    saved = Progress(**{k: v for k, v in state.get("progress", {}).items() if k in names})
+    vars(p).update(vars(saved))
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files a killed writer left behind (we hold the run's lock)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.*tmp"):
+                tmp.unlink(missing_ok=True)
+            for tmp in folder.glob(".*.keras"):
+                tmp.unlink(missing_ok=True)
+            for tmp in folder.glob(".*.png"):
+                tmp.unlink(missing_ok=True)
+
+
+def fit(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress: bool = False,
+        callback: StepCallback | None = None, log_every: int | None = None) -> str:
+    """Train until the epochs, the time budget, early stopping or a signal end it."""
+    started = time.monotonic()
+    with _stop_requests() as stop:
+        while True:
+            try:
+                reason = _epochs(job, config, run_dir, p, progress, callback, log_every,
+                                 started, stop)
+                break
+            except _NonFinite as exc:
+                _roll_back_or_stop(job, config, run_dir, p, str(exc))
+    if reason in ("max-time", "signal") and not (run_dir / "model.keras").exists():
+        if job.start_epoch is not None:
+            job.start_epoch()
+        p.best_val_loss = job.validate()
+        with writing("best model", run_dir, job.resume_command):
+            job.save_best()
+    if reason == "signal":
+        code = 130 if stop["signal"] == signal.SIGINT else 143
+        raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
+                          f"Resume with: {job.resume_command}", code)
+    return reason
+
+
+def save(job: Job, run_dir: Path, p: Progress, stats: EpochStats | None = None) -> None:
+    """Write checkpoints/latest.npz (the one it replaces becomes previous.npz)."""
+    p.partial = stats.to_json() if stats is not None and p.step else {}
+    with writing("checkpoint", run_dir, job.resume_command):
+        save_checkpoint(run_dir / "checkpoints" / "latest.npz",
+                        run_dir_arrays(job.net, job.optimizer), {"progress": p.to_json()})
+
+
+def _roll_back_or_stop(job: Job, config: TrainConfig, run_dir: Path, p: Progress,
+                       what: str) -> None:
+    """--on-nan rollback: reload the last checkpoint and halve the rate, at most 3 times."""
+    where = f"{run_dir} keeps its last good checkpoint and model"
+    if config.on_nan != "rollback":
+        raise SeqmodelsError(f"{what}; the weights were not updated and {where}; try a lower "
+                             f"--lr or a smaller --clipnorm, or --on-nan rollback")
+    if p.rollbacks >= MAX_ROLLBACKS:
+        raise SeqmodelsError(f"{what} again after {MAX_ROLLBACKS} rollbacks, each halving the "
+                             f"learning rate; {where}; try a lower --lr or a --clipnorm")
+    rollbacks, scale = p.rollbacks + 1, p.lr_scale * 0.5
+    arrays, state, ckpt = load_latest(run_dir)  # there is always one: fit starts with one
+    restore(job, p, arrays, state, ckpt)
+    p.rollbacks, p.lr_scale = rollbacks, scale
+    lr = schedule_lr(config, p.epoch, p.step, job.steps, p.plateau_lr) * p.lr_scale
+    warnings.warn(f"{what}; rolled back to epoch {p.epoch + 1}, step {p.step} and halved the "
+                  f"learning rate to {lr:.3g} (rollback {rollbacks} of {MAX_ROLLBACKS})",
+                  stacklevel=2)
+    save(job, run_dir, p, EpochStats(p.partial) if p.step else None)
+
+
+def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,
+              stats: EpochStats) -> str:
+    speed = stats.tokens / stats.seconds if stats.seconds else 0.0
+    return (f"epoch {epoch + 1}/{epochs} step {p.step}/{steps} (global {p.global_step}): "
+            f"loss {loss:.4f}, gradient norm {norm:.3g}, {speed:,.0f} tokens/s")
+
+
+def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress: bool,
+            callback: StepCallback | None, log_every: int | None, started: float,
+            stop: dict) -> str:
+    """The loop proper; returns why it ended, or raises _NonFinite."""
+    from tqdm import tqdm
+
+    board = _tensorboard(run_dir) if config.tensorboard else None
+    steps = job.steps
+    lr = schedule_lr(config, p.epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+    for epoch in range(p.epoch, config.epochs):
+        if job.start_epoch is not None and p.step == 0:
+            job.start_epoch()
+        stats = EpochStats(p.partial if p.step else None)
+        bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   unit="step", leave=False, disable=None if progress else True)
+        with bar:
+            for x, y in job.dataset(epoch).skip(p.step).take(steps - p.step):
+                lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+                job.optimizer.learning_rate.assign(lr)
+                t0 = time.perf_counter()
+                loss, norm, finite = job.train_step(x, y)
+                loss, norm = float(loss), float(norm)
+                dt = time.perf_counter() - t0
+                if not bool(finite):
+                    raise _NonFinite(f"the loss or gradient became NaN/Inf at epoch {epoch + 1}, "
+                                     f"step {p.step + 1} (loss {loss}, gradient norm {norm})")
+                clipped = config.clipnorm is not None and norm > config.clipnorm
+                stats.add(loss, norm, clipped, int(x.shape[0] * x.shape[1]), dt)
+                p.step += 1
+                p.global_step += 1
+                bar.update()
+                speed = stats.tokens / stats.seconds
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
+                if log_every and p.global_step % log_every == 0:
+                    tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, stats),
+                               file=sys.stderr)
+                _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
+                                            "train/grad_norm_before_clipping": norm})
+                if callback is not None:
+                    callback({"epoch": epoch, "step": p.step, "global_step": p.global_step,
+                              "loss": loss, "grad_norm": norm, "lr": lr})
+                if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
+                    save(job, run_dir, p, stats)
+                if stop["signal"] is not None:
+                    save(job, run_dir, p, stats)
+                    return "signal"
+                if config.max_time and time.monotonic() - started >= config.max_time:
+                    save(job, run_dir, p, stats)
+                    return "max-time"
+        val_loss = job.validate()
+        p.history.append(stats.row(epoch, lr, val_loss, job.level))
+        if p.best_val_loss is None or val_loss < p.best_val_loss:
+            with writing("best model", run_dir, job.resume_command):
+                job.save_best()
+            p.best_val_loss, p.epochs_without_improvement = val_loss, 0
+        else:
+            p.epochs_without_improvement += 1
+            if (config.schedule == "plateau"
+                    and p.epochs_without_improvement % config.plateau_patience == 0):
+                p.plateau_lr = lr / p.lr_scale * config.decay_factor
+        _log(board, p.global_step, {f"epoch/{k}": p.history[-1][k] for k in
+                                    ("val_loss", "val_perplexity", "tokens_per_s")})
+        p.epoch, p.step, p.seconds = epoch + 1, 0, p.seconds + stats.seconds
+        save(job, run_dir, p)
+        write_records(job, run_dir, p)
+        if progress:
+            row = p.history[-1]
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}  "
+                       f"val_loss {val_loss:.4f}  val_ppl {row['val_perplexity']:.2f}  "
+                       f"{row['tokens_per_s']:,.0f} tokens/s")
+        if config.patience and p.epochs_without_improvement >= config.patience:
+            return "early-stopping"
+        if stop["signal"] is not None:
+            return "signal"
+    return "completed"
+
+
+def write_records(job: Job, run_dir: Path, p: Progress) -> None:
+    """history.csv and training.png from the epochs in the progress."""
+    if p.history:
+        with writing("history", run_dir, job.resume_command):
+            write_history(run_dir, p.history)
+            plot_history(run_dir, p.history)
+
+
+def _tensorboard(run_dir: Path):
+    """A summary writer for <run>/tensorboard (needs the tensorboard package)."""
+    import importlib.util
+
+    from seqmodels._tf import import_tf
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SeqmodelsError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    return import_tf().summary.create_file_writer(str(run_dir / "tensorboard"))
+
+
+def _log(board, step: int, scalars: dict[str, float]) -> None:
+    """Write scalars to TensorBoard when a writer is open."""
+    if board is None:
+        return
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+    with board.as_default(step=step):
+        for name, value in scalars.items():
+            tf.summary.scalar(name, value)
+    board.flush()

@@ -1,0 +1,188 @@
+"""Reliability of a training run: one writer, failed writes, NaN handling, resume from anywhere."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seqmodels import trainer
+from seqmodels.cli import cli
+from seqmodels.errors import SeqmodelsError
+from seqmodels.lock import LOCK_NAME, run_lock
+from seqmodels.models import ModelConfig
+from seqmodels.prepare import DataConfig
+from seqmodels.runs import latest_checkpoint, load_checkpoint
+from seqmodels.training import TrainConfig
+
+TINY = dict(layers=1, units=24, embedding_dim=8)
+
+
+@pytest.fixture
+def cyclic(tmp_path):
+    path = tmp_path / "cyclic.txt"
+    path.write_text("abcdefghijk\n" * 400)
+    return path
+
+
+def run_train(tmp_path, corpus, name="run", model=None, callback=None, **settings):
+    config = dict(epochs=1, batch_size=8, seq_len=16, seed=0, deterministic=True)
+    config.update(settings)
+    return trainer.train(DataConfig(corpus=[str(corpus)]), ModelConfig(**(model or TINY)),
+                         TrainConfig(**config), out=tmp_path / name,
+                         cache_dir=tmp_path / "cache", callback=callback)
+
+
+def progress_of(run_dir):
+    return load_checkpoint(latest_checkpoint(run_dir))[1]["progress"]
+
+
+def test_a_second_writer_is_refused(tmp_path, cyclic):
+    run = run_train(tmp_path, cyclic).path
+    with run_lock(run):  # a live holder (flock is per open file, so this process counts)
+        result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--epochs", "2"])
+    assert result.exit_code == 1
+    assert f"is in use: pid {os.getpid()}" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert progress_of(run)["epoch"] == 1  # nothing was trained or written
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, cyclic):
+    run = run_train(tmp_path, cyclic).path
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from seqmodels.lock import run_lock\n"
+         "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)",
+         str(run)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(SeqmodelsError, match=f"pid {holder.pid}"):
+        trainer.train(resume=run, epochs=2)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with pytest.warns(UserWarning, match=f"left by pid {holder.pid} on .*no longer running"):
+        trainer.train(resume=run, epochs=2)
+    assert progress_of(run)["epoch"] == 2
+    assert (run / LOCK_NAME).read_text() == ""  # a clean exit leaves an empty lock file
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monkeypatch):
+    import seqmodels.runs as runs
+
+    real_savez, calls = np.savez, []
+
+    def disk_full_on_the_fourth(file, **arrays):
+        calls.append(1)
+        if len(calls) == 4:
+            file.write(b"PK\x03\x04 half a zip")  # part of the file reaches the disk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_savez(file, **arrays)
+
+    monkeypatch.setattr(runs.np, "savez", disk_full_on_the_fourth)
+    with pytest.raises(SeqmodelsError) as info:
+        run_train(tmp_path, cyclic, checkpoint_every=1)
+    message = str(info.value)
+    assert "could not write the checkpoint" in message and "No space left on device" in message
+    assert f"seqmodels train --resume {tmp_path / 'run'}" in message
+    run = tmp_path / "run"
+    # calls 1-3: step 0 (start), steps 1 and 2; the write for step 3 failed
+    assert progress_of(run)["global_step"] == 2
+    assert load_checkpoint(run / "checkpoints" / "previous.npz")[1]["progress"]["global_step"] == 1
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(runs.np, "savez", real_savez)
+    trainer.train(resume=run)  # and the run continues once there is room again
+    assert progress_of(run)["epoch"] == 1
+
+
+def exploding(monkeypatch):
+    """Build SimpleRNNs with a large constant recurrent kernel (spectral radius 12)."""
+    build = trainer.build_language_model
+
+    def build_big(*args, **kwargs):
+        model = build(*args, **kwargs)
+        for layer in model.layers:
+            kernel = getattr(getattr(layer, "cell", None), "recurrent_kernel", None)
+            if kernel is not None:
+                kernel.assign(np.full(kernel.shape, 0.5, "float32"))
+        return model
+
+    monkeypatch.setattr(trainer, "build_language_model", build_big)
+
+
+def test_nan_stops_by_default_and_names_the_remedies(tmp_path, cyclic, monkeypatch):
+    exploding(monkeypatch)
+    with pytest.raises(SeqmodelsError) as info:
+        run_train(tmp_path, cyclic, model={**TINY, "cell": "rnn"}, optimizer="sgd", lr=1e30,
+                  momentum=0.0, clipnorm=None)
+    message = str(info.value)
+    assert "NaN/Inf at epoch 1, step 2" in message
+    assert "--lr" in message and "--clipnorm" in message and "--on-nan rollback" in message
+
+
+def test_rollback_reloads_the_checkpoint_and_halves_the_rate(tmp_path, cyclic, monkeypatch):
+    # sgd at 1.28e20 overflows the gradient norm at step 2 (measured: 3.2e19 stays finite,
+    # 6.4e19 does not), so two rollbacks bring the rate to 3.2e19 and training goes on
+    exploding(monkeypatch)
+    seen = []
+    with pytest.warns(UserWarning, match="rolled back to epoch 1, step 0") as caught:
+        run = run_train(tmp_path, cyclic, model={**TINY, "cell": "rnn"}, optimizer="sgd",
+                        lr=1.28e20, momentum=0.0, clipnorm=None, on_nan="rollback",
+                        callback=lambda i: seen.append((i["global_step"], i["lr"])))
+    rollbacks = [str(w.message) for w in caught if "rolled back" in str(w.message)]
+    assert len(rollbacks) == 2 and "(rollback 2 of 3)" in rollbacks[-1]
+    # step 1 ran three times (at 1.28e20, 6.4e19, 3.2e19); every later step at 3.2e19
+    assert [lr for step, lr in seen if step == 1] == [1.28e20, 6.4e19, 3.2e19]
+    assert {lr for step, lr in seen if step > 1} == {3.2e19}
+    assert run.stop_reason == "completed"
+    progress = progress_of(run.path)
+    assert progress["rollbacks"] == 2 and progress["lr_scale"] == 0.25
+    assert [row["epoch"] for row in progress["history"]] == [1]
+
+
+def test_rollback_gives_up_after_three(tmp_path, cyclic, monkeypatch):
+    exploding(monkeypatch)
+    with pytest.raises(SeqmodelsError, match="again after 3 rollbacks"):
+        run_train(tmp_path, cyclic, model={**TINY, "cell": "rnn"}, optimizer="sgd", lr=1e30,
+                  momentum=0.0, clipnorm=None, on_nan="rollback")
+    assert progress_of(tmp_path / "run")["rollbacks"] == 3
+
+
+def timeless(run_dir):
+    """history.csv without the columns that measure time."""
+    rows = [line.split(",") for line in (run_dir / "history.csv").read_text().splitlines()]
+    return [row[:-2] for row in rows]  # ..., tokens_per_s, seconds
+
+
+def test_resume_works_from_a_run_killed_before_its_first_checkpoint(tmp_path, cyclic):
+    straight = run_train(tmp_path, cyclic, "straight").path
+    run = run_train(tmp_path, cyclic).path
+    for name in ("latest.npz", "previous.npz"):
+        (run / "checkpoints" / name).unlink(missing_ok=True)
+    (run / "history.csv").unlink()
+    (run / "model.keras").unlink()
+    (run / "checkpoints" / ".latest.x1y2.npz.tmp").write_bytes(b"half")  # a killed write
+    trainer.train(resume=run)
+    a, b = (load_checkpoint(latest_checkpoint(r))[0]["weights"] for r in (straight, run))
+    assert all(np.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(a, b))
+    assert timeless(run) == timeless(straight)
+    assert not (run / "checkpoints" / ".latest.x1y2.npz.tmp").exists()
+
+
+def test_resume_rewrites_a_history_lost_to_a_kill(tmp_path, cyclic):
+    run = run_train(tmp_path, cyclic, epochs=2).path
+    expected = (run / "history.csv").read_text()
+    (run / "history.csv").write_text(expected.splitlines()[0] + "\n")  # killed before the CSV
+    trainer.train(resume=run)  # nothing left to train, but the records catch up
+    assert (run / "history.csv").read_text() == expected
+
+
+def test_log_every_prints_progress_lines(tmp_path, cyclic):
+    result = CliRunner().invoke(cli, [
+        "train", str(cyclic), "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size",
+        "8", "-T", "16", "--layers", "1", "--units", "8", "--steps-per-epoch", "4",
+        "--log-every", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch 1/1 step")]
+    assert [line.split(" (")[0] for line in lines] == ["epoch 1/1 step 2/4", "epoch 1/1 step 4/4"]
