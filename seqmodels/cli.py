@@ -227,11 +227,17 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
               help="Cap the steps of each epoch (quick runs).")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run.")
+@click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
+              help="When the loss turns NaN/Inf: stop (keeping the last good checkpoint), or "
+                   "reload that checkpoint at half the learning rate, at most 3 times "
+                   "[default: stop].")
+@click.option("--log-every", type=click.IntRange(min=1), default=None,
+              help="Print a progress line to stderr every N steps (for logs and pipes).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<date-time>-<cell>-<level>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its last checkpoint, with its saved "
-                   "settings (only --epochs and --max-time can change).")
+                   "settings (only --epochs, --max-time and --on-nan can change).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
@@ -253,17 +259,19 @@ def train(**kw) -> None:
         max_time=kw["max_time"], seed=kw["seed"], deterministic=kw["deterministic"],
         stateful=kw["stateful"], checkpoint_every=kw["checkpoint_every"],
         steps_per_epoch=kw["steps_per_epoch"], tensorboard=kw["tensorboard"],
+        on_nan=kw["on_nan"] or "stop",
     )
     run = train_run(data, model, config, out=kw["out"], resume=kw["resume"],
                     cache_dir=kw["cache_dir"], progress=not kw["quiet"],
                     epochs=kw["epochs"] if kw["resume"] else None,
-                    max_time=kw["max_time"] if kw["resume"] else None)
+                    max_time=kw["max_time"] if kw["resume"] else None,
+                    on_nan=kw["on_nan"] if kw["resume"] else None, log_every=kw["log_every"])
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
     click.echo(str(run.path))
 
 
-RESUMABLE = {"resume", "epochs", "max_time", "quiet", "cache_dir"}
+RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "quiet", "cache_dir"}
 
 
 def _check_train_options(ctx: click.Context, kw: dict) -> None:
