@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,32 +110,43 @@ def make_optimizer(config: TrainConfig):
     }[config.optimizer]()
 
 
-def loss_terms(model, x, y, training: bool = False):
-    """Mean cross-entropy (nats/token) of the model's logits, and the L1/L2 penalty."""
+def cross_entropy(y, logits):
+    """Token cross-entropy in nats: (B, T) ids and (B, T, V) logits -> (B, T)."""
+    from seqmodels._tf import import_tf
+
+    return import_tf().nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+
+
+Objective = Callable[[Any, Any], Any]  # (targets, model outputs) -> per-element loss
+
+
+def loss_terms(model, x, y, training: bool = False, objective: Objective = cross_entropy):
+    """Mean objective (default cross-entropy, nats/token) of the model's outputs, and the L1/L2
+    penalty."""
     from seqmodels._tf import import_tf
 
     tf = import_tf()
-    logits = model(x, training=training)  # (B, T, V)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)  # (B, T)
+    outputs = model(x, training=training)  # (B, T, V) logits for a language model
     penalty = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
-    return tf.reduce_mean(ce), penalty
+    return tf.reduce_mean(objective(y, outputs)), penalty
 
 
-def make_steps(model, optimizer, config: TrainConfig):
-    """Compiled train and eval steps; the train step reports the pre-clipping gradient norm."""
+def make_steps(model, optimizer, config: TrainConfig, objective: Objective = cross_entropy):
+    """Compiled train and eval steps; the train step reports the pre-clipping gradient norm.
+
+    eval_step(x, y) returns (sum of the objective, number of elements) so means over a whole
+    split are exact.
+    """
     from seqmodels._tf import import_tf
 
     tf = import_tf()
     variables = model.trainable_variables
     clipnorm, clipvalue = config.clipnorm, config.clipvalue
 
-    def cross_entropy(y, logits):  # (B, T), (B, T, V) -> (B, T) nats
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-
     @tf.function(reduce_retracing=True)
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss, penalty = loss_terms(model, x, y, training=True)
+            loss, penalty = loss_terms(model, x, y, training=True, objective=objective)
             total = loss + penalty
         grads = tape.gradient(total, variables)
         # the embedding's sparse gradient repeats rows for repeated tokens; densify it so the
@@ -152,9 +164,8 @@ def make_steps(model, optimizer, config: TrainConfig):
 
     @tf.function(reduce_retracing=True)
     def eval_step(x, y):
-        logits = model(x, training=False)
-        ce = cross_entropy(y, logits)
-        return tf.reduce_sum(ce), tf.size(ce)
+        losses = objective(y, model(x, training=False))
+        return tf.reduce_sum(losses), tf.size(losses)
 
     return train_step, eval_step
 
