@@ -390,6 +390,11 @@ def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, 
             click.echo(sample["prompt"] + sample["text"])
 
 
+from seqmodels.cli_diagnose import diagnose  # noqa: E402  (kept in its own module)
+
+cli.add_command(diagnose)
+
+
 def main() -> None:
     """Console-script entry point."""
     import warnings
