@@ -13,6 +13,12 @@ SAMPLE = (
 )
 
 
+def pytest_addoption(parser):
+    """--kills N: how many times the kill harness kill -9s a training run (make test: 3)."""
+    parser.addoption("--kills", type=int, default=3,
+                     help="kill -9 count of tests/reliability (make test-reliability: 20)")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Point XDG_CACHE_HOME at a fresh folder so no test sees another's cache or the user's."""
