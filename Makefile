@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SEQ := $(VENV)/bin/seqmodels
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint data demo bench clean
+.PHONY: help install test test-reliability lint data demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -14,13 +14,16 @@ help: ## list the targets
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,forecast]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install seqmodels (editable) with its dev tools
 
 test: install ## run the whole test suite
 	$(PY) -m pytest
+
+test-reliability: install ## kill -9 a training run 20 times, resuming each time (about 5 min)
+	$(PY) -m pytest tests/reliability --kills 20 -s
 
 lint: install ## ruff over the package and tests
 	$(VENV)/bin/ruff check seqmodels tests
