@@ -221,18 +221,20 @@ class EpochStats:
     def row(self, epoch: int, lr: float, val_loss: float, level: str) -> dict:
         """One history.csv row."""
         n = max(1, self.steps)
+        series = level == "series"  # mean squared error, not cross-entropy: no perplexity
         return {
             "epoch": epoch + 1,
             "loss": self.loss_sum / n,
             "val_loss": val_loss,
-            "val_perplexity": math.exp(min(val_loss, 700)),
-            "val_bits_per_token": val_loss / math.log(2),
+            "val_perplexity": math.nan if series else math.exp(min(val_loss, 700)),
+            "val_bits_per_token": math.nan if series else val_loss / math.log(2),
             "lr": lr,
             "grad_norm_mean": self.norm_sum / n,
             "grad_norm_max": self.norm_max,
             "clipped_fraction": self.clipped / n,
             "tokens_per_s": self.tokens / self.seconds if self.seconds else 0.0,
             "seconds": self.seconds,
+            **({"val_rmse": math.sqrt(max(val_loss, 0.0))} if series else {}),  # scaled units
         }
 
 

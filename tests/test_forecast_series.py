@@ -1,0 +1,216 @@
+"""CSV series without TensorFlow: missing values, timestamps, splits, scaling, baselines."""
+
+import math
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+
+from seqmodels.errors import SeqmodelsError  # noqa: E402
+from seqmodels.forecast_eval import (  # noqa: E402
+    infer_season,
+    last_value,
+    metrics,
+    seasonal_naive,
+)
+from seqmodels.forecasting import prepare  # noqa: E402
+from seqmodels.series import (  # noqa: E402
+    SeriesConfig,
+    builtin_path,
+    fill_parts,
+    fill_statistics,
+    read_series,
+    window_starts,
+)
+
+
+def write_csv(path, rows, header="date,y"):
+    """A CSV from a header and rows of cells."""
+    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def days(n, start="2021-01-01"):
+    return [d.strftime("%Y-%m-%d") for d in pd.date_range(start, periods=n, freq="D")]
+
+
+# --- missing-value policies on a hand-made frame -------------------------------------------
+
+HAND = [  # train: rows 0-5, validation: 6-7, test: 8-9 (splits 0.6,0.2,0.2)
+    [math.nan, 10.0], [2.0, math.nan], [4.0, 30.0], [math.nan, 40.0], [8.0, 50.0],
+    [10.0, 60.0], [math.nan, 70.0], [14.0, 80.0], [math.nan, 90.0], [100.0, 100.0],
+]
+
+
+def hand_parts():
+    frame = pd.DataFrame(HAND, columns=["y", "x"])
+    return [frame.iloc[:6], frame.iloc[6:8], frame.iloc[8:]]
+
+
+@pytest.mark.parametrize("policy, expected_y", [
+    # ffill: last earlier value (across parts: only the past); the leading gap takes the first
+    ("ffill", [2, 2, 4, 4, 8, 10, 10, 14, 14, 100]),
+    # interpolate: linear inside a part; a part's first gap uses the previous part's last value
+    ("interpolate", [2, 2, 4, 6, 8, 10, 12, 14, 57, 100]),
+    # mean/median of the training part only (2, 4, 8, 10): 6 and 6; never the test's 100
+    ("mean", [6, 2, 4, 6, 8, 10, 6, 14, 6, 100]),
+    ("median", [6, 2, 4, 6, 8, 10, 6, 14, 6, 100]),
+])
+def test_each_policy_fills_the_expected_values(policy, expected_y):
+    parts = hand_parts()
+    stats = fill_statistics(parts[0], policy)
+    filled = pd.concat(fill_parts(parts, policy, stats))
+    assert filled["y"].tolist() == expected_y
+    assert not filled.isna().any().any()
+
+
+def test_mean_and_median_differ_and_use_training_rows_only():
+    train = pd.DataFrame({"y": [1.0, 2.0, 9.0, math.nan]})
+    assert fill_statistics(train, "mean") == {"y": 4.0}
+    assert fill_statistics(train, "median") == {"y": 2.0}
+
+
+def test_drop_removes_rows_with_any_gap():
+    filled = pd.concat(fill_parts(hand_parts(), "drop"))
+    assert filled.index.tolist() == [2, 4, 5, 7, 9]
+
+
+def test_error_policy_lists_the_gaps(tmp_path):
+    rows = [[d, "" if i in (3, 7) else i] for i, d in enumerate(days(40))]
+    rows[11][1] = "n/a"
+    rows[20][1] = "abc"  # unparsable: also a gap
+    csv = write_csv(tmp_path / "gaps.csv", rows)
+    with pytest.raises(SeqmodelsError) as info:
+        prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=3))
+    text = str(info.value)
+    assert "4 row(s) with missing or unreadable values" in text
+    assert "line 5 (2021-01-04), line 9 (2021-01-08), line 13" in text and "line 22" in text
+    assert "--missing drop|ffill|interpolate|mean|median" in text
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+def test_absent_timestamps_become_reported_missing_rows(tmp_path):
+    dates = days(30)
+    rows = [[d, i] for i, d in enumerate(dates) if i not in (10, 11)]  # two days absent
+    csv = write_csv(tmp_path / "skip.csv", rows)
+    series = read_series(SeriesConfig(csv=str(csv), target="y", time_column="date"))
+    assert len(series) == 30 and series.values["y"].isna().sum() == 2
+    assert "2 timestamp(s) absent" in series.notes[0]
+    assert series.describe_row(10) == "2021-01-11 (absent from the file)"
+    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=3,
+                                missing="interpolate", splits=(0.6, 0.2, 0.2)))
+    assert data.parts[0]["y"].iloc[10:12].tolist() == [10.0, 11.0]
+
+
+def test_monthly_steps_are_regular(tmp_path):
+    months = [d.strftime("%Y-%m-%d") for d in pd.date_range("2000-01-31", periods=30, freq="ME")]
+    csv = write_csv(tmp_path / "m.csv", [[d, i] for i, d in enumerate(months)])
+    series = read_series(SeriesConfig(csv=str(csv), target="y", time_column="date"))
+    assert series.step == ("months", 1, True) and infer_season(series.step) == 12
+
+
+@pytest.mark.parametrize("dates, message", [
+    (["2021-01-01", "2021-01-03", "2021-01-02"], "not in increasing order: line 4 (2021-01-02) "
+                                                  "comes before line 3 (2021-01-03)"),
+    (["2021-01-01", "2021-01-02", "2021-01-02"], "line 4 (2021-01-02) repeats line 3"),
+    (["2021-01-01", "2021-01-03", "2021-01-06"], "irregular timestamps"),
+    (["2021-01-01", "not a date", "2021-01-03"], "line 3: cannot read the time 'not a date'"),
+])
+def test_bad_timestamps_are_reported(tmp_path, dates, message):
+    csv = write_csv(tmp_path / "t.csv", [[d, i] for i, d in enumerate(dates)])
+    with pytest.raises(SeqmodelsError) as info:
+        read_series(SeriesConfig(csv=str(csv), target="y", time_column="date"))
+    assert message in str(info.value)
+
+
+def test_allow_irregular_keeps_rows_in_order(tmp_path):
+    csv = write_csv(tmp_path / "t.csv", [["2021-01-01", 1], ["2021-01-03", 2], ["2021-01-06", 3]])
+    series = read_series(SeriesConfig(csv=str(csv), target="y", time_column="date",
+                                      allow_irregular=True))
+    assert series.step is None and series.values["y"].tolist() == [1, 2, 3]
+
+
+# --- bad files -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rows, config, message", [
+    ([[d, 1] for d in days(30)], {"target": "price"}, "no column 'price' (columns: date, y)"),
+    ([[d, "high"] for d in days(30)], {"target": "y"}, "column 'y' is not numeric: 'high'"),
+    ([[d, 1] for d in days(8)], {"target": "y"}, "8 rows, fewer than --window 10 + --horizon 1"),
+])
+def test_bad_csvs_give_one_line_errors(tmp_path, rows, config, message):
+    csv = write_csv(tmp_path / "bad.csv", rows)
+    with pytest.raises(SeqmodelsError) as info:
+        prepare(SeriesConfig(csv=str(csv), time_column="date", **config))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+# --- split, scaling, windows -------------------------------------------------------------------
+
+def test_scaler_sees_the_training_part_only(tmp_path):
+    values = [float(i % 5) for i in range(100)]
+    values[95] = 1e6  # a huge outlier in the test part (rows 90-99)
+    csv = write_csv(tmp_path / "o.csv", [[d, v] for d, v in zip(days(100), values)])
+    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=4))
+    train = np.array(values[:80])
+    assert data.scaler["mean"][0] == pytest.approx(train.mean())  # 2.0, not ~10,000
+    assert data.scaler["std"][0] == pytest.approx(train.std())
+    assert max(data.scaler["mean"][0], data.scaler["std"][0]) < 10
+
+
+def test_no_window_crosses_a_split(tmp_path):
+    csv = write_csv(tmp_path / "w.csv", [[d, i] for i, d in enumerate(days(100))])
+    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=7,
+                                horizon=3))
+    seen = []
+    for i, part in enumerate(data.parts):
+        x, y, _ = data.windows(i)
+        rows = part["y"].to_numpy()  # y == its row number
+        lo, hi = rows.min(), rows.max()
+        inputs = x[:, :, 0] * data.scaler["std"][0] + data.scaler["mean"][0]
+        targets = y * data.scaler["std"][0] + data.scaler["mean"][0]
+        assert inputs.min() >= lo - 1e-3 and targets.max() <= hi + 1e-3
+        assert len(x) == len(part) - 7 - 3 + 1  # every window that fits, none more
+        seen.append((lo, hi))
+    assert seen == [(0, 79), (80, 89), (90, 99)]
+
+
+def test_windows_skip_targets_that_were_filled():
+    observed = np.array([1, 1, 1, 1, 0, 1, 1, 1], bool)
+    assert window_starts(observed, 2, 2).tolist() == [0, 3, 4]  # targets 2-3, 5-6, 6-7
+
+
+# --- baselines and metrics ---------------------------------------------------------------------
+
+def test_baselines_and_metrics_by_hand():
+    target = np.arange(20, dtype=float)
+    ends = np.array([10, 15])
+    assert last_value(target, ends, 2).tolist() == [[9, 9], [14, 14]]
+    assert seasonal_naive(target, ends, 3, 2).tolist() == [[8, 9, 8], [13, 14, 13]]
+    m = metrics(np.array([[1.0, 2.0]]), np.array([[2.0, 2.0]]))
+    assert m["mae"] == 0.5 and m["rmse"] == pytest.approx(math.sqrt(0.5))
+    assert m["smape"] == pytest.approx(100 * (2 / 3) / 2)
+
+
+def test_builtin_co2_is_read_from_the_installed_statsmodels(tmp_path):
+    pytest.importorskip("statsmodels")
+    import statsmodels
+
+    path = builtin_path("co2")
+    assert path.is_relative_to(__import__("pathlib").Path(statsmodels.__file__).parent)
+    series = read_series(SeriesConfig(csv="co2").with_defaults())
+    assert len(series) == 2284 and int(series.values["co2"].isna().sum()) == 59
+    assert str(series.step) == "7 days 00:00:00" and infer_season(series.step) == 52
+
+
+def test_relative_windows_are_changes_from_the_last_value():
+    from seqmodels.series import make_windows
+
+    scaled = np.arange(20, dtype=float)[:, None] * 0.5  # (20, 1)
+    starts = np.array([0, 7])
+    x, y, base = make_windows(scaled, starts, 4, 2)
+    xr, yr, base_r = make_windows(scaled, starts, 4, 2, relative=True)
+    assert base.tolist() == [0, 0] and base_r.tolist() == [1.5, 5.0]
+    assert np.all(xr[:, -1, 0] == 0) and np.allclose(xr[:, :, 0], x[:, :, 0] - base_r[:, None])
+    assert np.allclose(yr + base_r[:, None], y) and yr.tolist() == [[0.5, 1.0], [0.5, 1.0]]
