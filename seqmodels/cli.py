@@ -13,6 +13,11 @@ from seqmodels import __version__
 from seqmodels.errors import SeqmodelsError
 
 
+def _one_line(message: object) -> str:
+    """A message on one line: the error output is always exactly one line."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
 class _Group(click.Group):
     """A click group that turns SeqmodelsError into a one-line error and its exit status."""
 
@@ -22,15 +27,18 @@ class _Group(click.Group):
         except SeqmodelsError as exc:
             code = getattr(exc, "exit_code", 1)
             if code == 1:
-                raise click.ClickException(str(exc)) from None
-            click.echo(str(exc), err=True)
+                raise click.ClickException(_one_line(exc)) from None
+            click.echo(_one_line(exc), err=True)
             ctx.exit(code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except OSError as exc:  # a path the user gave cannot be created, read or written
             where = exc.filename or "a file"
-            raise click.ClickException(f"{where}: {exc.strerror or exc}") from None
+            raise click.ClickException(_one_line(f"{where}: {exc.strerror or exc}")) from None
+        except MemoryError:
+            raise click.ClickException("out of memory: the corpus or model is too large for "
+                                       "this machine") from None
         except Exception as exc:
             if type(exc).__name__ == "ResourceExhaustedError":  # TensorFlow out of memory
                 raise click.ClickException("out of memory: the model or batch is too large for "
@@ -52,6 +60,29 @@ def _parse_splits(ctx, param, value: str) -> tuple[float, float, float]:
         raise click.BadParameter(str(exc)) from None
 
 
+def _encoding(ctx, param, value: str) -> str:
+    """The name of a text encoding Python knows."""
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise click.BadParameter(f"unknown encoding {value!r} (try utf-8 or latin-1)") from None
+    return value
+
+
+class _Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which compare False to any bound)."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
 def data_options(f):
     """Options that decide how a corpus becomes token ids (shared by every data command)."""
     options = [
@@ -64,7 +95,7 @@ def data_options(f):
         click.option("--lowercase", is_flag=True, help="Lowercase the text first."),
         click.option("--normalize", type=click.Choice(["NFC", "NFKC", "NFD", "NFKD", "none"]),
                      default="NFC", show_default=True, help="Unicode normalisation."),
-        click.option("--encoding", default="utf-8", show_default=True,
+        click.option("--encoding", default="utf-8", show_default=True, callback=_encoding,
                      help="Text encoding of the corpus files."),
         click.option("--errors", type=click.Choice(["strict", "replace", "ignore"]),
                      default="strict", show_default=True,
@@ -166,9 +197,12 @@ def _duration(ctx, param, value: str | None) -> float | None:
     from seqmodels.training import parse_duration
 
     try:
-        return None if value is None else parse_duration(value)
+        seconds = None if value is None else parse_duration(value)
     except SeqmodelsError as exc:
         raise click.BadParameter(str(exc)) from None
+    if seconds is not None and seconds <= 0:
+        raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
+    return seconds
 
 
 @cli.command()
@@ -181,13 +215,13 @@ def _duration(ctx, param, value: str | None) -> float | None:
               help="Units (hidden size) of each recurrent layer.")
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=64, show_default=True,
               help="Size of the token embedding.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--dropout", type=_Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on inputs and between layers.")
-@click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--recurrent-dropout", type=_Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on the recurrent state (turns cuDNN off).")
-@click.option("--l1", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--l1", type=_Finite(min=0), default=0.0, show_default=True,
               help="L1 penalty on kernels and recurrent kernels.")
-@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--l2", type=_Finite(min=0), default=0.0, show_default=True,
               help="L2 penalty on kernels and recurrent kernels.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training split [default: 10].")
@@ -199,17 +233,17 @@ def _duration(ctx, param, value: str | None) -> float | None:
               help="Step between window starts [default: the window length].")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop", "adagrad"]),
               default="adam", show_default=True, help="Optimizer (sgd uses momentum 0.9).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=_Finite(min=0, min_open=True), default=None,
               help="Learning rate [default: adam 2e-3, sgd 1.0, rmsprop 1e-3, adagrad 0.1].")
 @click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "plateau"]),
               default="constant", show_default=True, help="Learning-rate schedule.")
-@click.option("--decay-factor", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+@click.option("--decay-factor", type=_Finite(0, 1, min_open=True), default=0.5,
               show_default=True, help="step/plateau: multiply the rate by this.")
 @click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
               help="step: decay once per epoch after this epoch.")
-@click.option("--clipnorm", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--clipnorm", type=_Finite(min=0, min_open=True), default=1.0,
               show_default=True, help="Clip the global gradient norm to this.")
-@click.option("--clipvalue", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--clipvalue", type=_Finite(min=0, min_open=True), default=None,
               help="Clip each gradient element to [-v, v].")
 @click.option("--no-clip", is_flag=True, help="No gradient clipping at all.")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
@@ -347,17 +381,29 @@ def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
     click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
 
 
+def _prompt(ctx, param, value: str | None) -> str | None:
+    """A non-empty prompt of at most MAX_PROMPT_CHARS characters."""
+    from seqmodels.generation import MAX_PROMPT_CHARS
+
+    if value is not None and not value:
+        raise click.BadParameter("the prompt is empty; leave --prompt out for the default")
+    if value is not None and len(value) > MAX_PROMPT_CHARS:
+        raise click.BadParameter(f"at most {MAX_PROMPT_CHARS:,} characters (got "
+                                 f"{len(value):,})")
+    return value
+
+
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--prompt", default=None,
+@click.option("--prompt", default=None, callback=_prompt,
               help="Text to continue [default: a newline, or the first token of a random line].")
 @click.option("--length", "-n", type=click.IntRange(min=1), default=300, show_default=True,
               help="Tokens to generate.")
-@click.option("--temperature", "-t", type=click.FloatRange(min=0), default=1.0,
+@click.option("--temperature", "-t", type=_Finite(min=0), default=1.0,
               show_default=True, help="Softmax temperature; 0 means greedy.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
               help="Sample only from the k most likely tokens.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--top-p", type=_Finite(0, 1, min_open=True), default=None,
               help="Nucleus sampling: the smallest set of tokens with this much probability.")
 @click.option("--num-samples", "-s", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples generated together as one batch.")
@@ -393,6 +439,10 @@ def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, 
 from seqmodels.cli_diagnose import diagnose  # noqa: E402  (kept in its own module)
 
 cli.add_command(diagnose)
+
+from seqmodels.cli_forecast import forecast  # noqa: E402  (kept in its own module)
+
+cli.add_command(forecast)
 
 
 def main() -> None:

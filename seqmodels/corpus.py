@@ -53,6 +53,12 @@ class Source:
                 f"{self.path}: byte 0x{bad} at offset {exc.start} is not valid {encoding} "
                 f"(try --encoding latin-1 or --errors replace)"
             ) from None
+        nul = text.find("\x00")
+        if nul >= 0:  # text never holds NUL; binary files (and UTF-16 read as UTF-8) do
+            raise SeqmodelsError(
+                f"{self.path}: contains NUL characters (the first at character {nul}); it looks "
+                f"like a binary file, not {encoding} text"
+            )
         return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

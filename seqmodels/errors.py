@@ -3,3 +3,7 @@
 
 class SeqmodelsError(Exception):
     """A plain-English problem with input, files or settings (not a bug)."""
+
+
+class NewerFormatError(SeqmodelsError):
+    """A file written by a newer seqmodels than this one (never silently skipped)."""

@@ -11,6 +11,9 @@ from seqmodels.errors import SeqmodelsError
 from seqmodels.vocab import UNK, UNK_ID, Vocabulary
 
 CHUNK = 256  # tokens per compiled call (~30 ms for one stream); a sample streams chunk by chunk
+# Priming reads the prompt one step at a time (~25 us a token on a 2-core CPU): 100,000 take
+# seconds, 10 MB would take minutes. A shell cannot pass a longer argument (128 KiB) anyway.
+MAX_PROMPT_CHARS = 100_000
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Generator:
 def encode_prompt(text: str, tokenizer, vocab: Vocabulary, skip_unknown: bool = False
                   ) -> tuple[list[int], list[str]]:
     """Prompt ids and warnings; unknown characters are an error unless skipped (char level)."""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise SeqmodelsError(f"the prompt has {len(text):,} characters; at most "
+                             f"{MAX_PROMPT_CHARS:,} are supported")
     tokens = tokenizer.tokenize(text)
     unknown = [t for t in tokens if t not in vocab or t == UNK]
     warnings = []

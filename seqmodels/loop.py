@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import NewerFormatError, SeqmodelsError
 from seqmodels.runs import (
     latest_checkpoint,
     load_checkpoint,
@@ -104,6 +104,8 @@ def load_latest(run_dir: Path) -> tuple[dict, dict, Path] | None:
         return None
     try:
         arrays, state = load_checkpoint(ckpt)
+    except NewerFormatError:
+        raise  # written by a newer seqmodels: going back to an older checkpoint would lose work
     except SeqmodelsError as exc:
         previous = ckpt.with_name("previous.npz")
         if ckpt == previous or not previous.is_file():
@@ -262,9 +264,10 @@ def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress:
         write_records(job, run_dir, p)
         if progress:
             row = p.history[-1]
+            val = (f"val_rmse {row['val_rmse']:.4f}" if "val_rmse" in row
+                   else f"val_ppl {row['val_perplexity']:.2f}")
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}  "
-                       f"val_loss {val_loss:.4f}  val_ppl {row['val_perplexity']:.2f}  "
-                       f"{row['tokens_per_s']:,.0f} tokens/s")
+                       f"val_loss {val_loss:.4f}  {val}  {row['tokens_per_s']:,.0f} tokens/s")
         if config.patience and p.epochs_without_improvement >= config.patience:
             return "early-stopping"
         if stop["signal"] is not None:

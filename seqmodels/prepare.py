@@ -89,7 +89,11 @@ def run_test_ids(run_config: dict, vocab: Vocabulary, cache_dir: str | Path | No
                  progress: bool = False) -> np.ndarray:
     """The test split of the corpus a run was trained on, checked against the run."""
     config = DataConfig.from_json(run_config["data"])
-    prepared = prepare_corpus(config, cache_dir=cache_dir, progress=progress)
+    try:
+        prepared = prepare_corpus(config, cache_dir=cache_dir, progress=progress)
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"cannot read the corpus the run was trained on ({exc}); evaluate "
+                             f"other text with --corpus PATH") from None
     digest = run_config.get("corpus_digest")
     if (digest and prepared.stats["content_digest"] != digest) or prepared.vocab != vocab:
         raise SeqmodelsError("the run's corpus has changed since training; evaluate on "

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from seqmodels import __version__
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import NewerFormatError, SeqmodelsError
 from seqmodels.files import (
     atomic_path,
     check_format,
@@ -88,8 +88,35 @@ def save_model_atomic(model, path: Path) -> None:
         model.save(tmp)
 
 
+# Packages whose classes a model.keras may name; anything else is refused before Keras sees it
+# (Keras' safe_mode refuses lambdas, but loads any class some imported package has registered).
+SAFE_PACKAGES = ("keras", "seqmodels")
+UNSAFE_CLASSES = ("Lambda", "__lambda__", "TFSMLayer")  # run code or load graphs from the file
+
+
+def _unsafe_class(obj: object) -> str | None:
+    """The first class in a .keras config.json that loading could run foreign code through."""
+    if isinstance(obj, list):
+        return next((c for c in map(_unsafe_class, obj) if c), None)
+    if not isinstance(obj, dict):
+        return None
+    name = obj.get("class_name")
+    if isinstance(name, str):
+        module = obj.get("module") or "builtins"
+        registered = obj.get("registered_name")
+        if name in UNSAFE_CLASSES:
+            return f"a {name} layer (it runs code stored in the file)"
+        if not isinstance(module, str) or (module.split(".")[0] not in SAFE_PACKAGES
+                                           and module != "builtins"):
+            return f"the class {module}.{name}, which is not part of keras or seqmodels"
+        if registered not in (None, name) and not (
+                isinstance(registered, str) and registered.split(">")[0] in SAFE_PACKAGES):
+            return f"the registered class {registered!r}, which is not part of keras or seqmodels"
+    return next((c for c in map(_unsafe_class, obj.values()) if c), None)
+
+
 def load_model(path: Path):
-    """Load a .keras model with safe_mode=True, one-line errors for damaged files."""
+    """Load a .keras model with safe_mode=True, one-line errors for damaged or unsafe files."""
     from seqmodels._tf import import_keras
 
     keras = import_keras()
@@ -98,10 +125,25 @@ def load_model(path: Path):
     if not zipfile.is_zipfile(path):
         raise SeqmodelsError(f"{path}: not a complete .keras file (truncated or damaged)")
     try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except Exception as exc:  # zipfile and json raise many types for damaged files
+        raise SeqmodelsError(f"{path}: not a .keras model file ({type(exc).__name__}: "
+                             f"{_first_line(exc)})") from None
+    unsafe = _unsafe_class(config)
+    if unsafe:
+        raise SeqmodelsError(f"{path}: refused to load {unsafe}; seqmodels loads only models "
+                             f"made of keras layers (safe mode)")
+    try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # keras raises many types for damaged archives
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqmodelsError(f"{path}: cannot load model ({first[:200]})") from None
+        raise SeqmodelsError(f"{path}: cannot load model ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type), at most limit characters."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
 def save_checkpoint(path: Path, arrays: dict[str, list[np.ndarray]], state: dict) -> None:
@@ -137,9 +179,12 @@ def load_checkpoint(path: Path) -> tuple[dict[str, list[np.ndarray]], dict]:
         raise SeqmodelsError(f"{path}: file not found") from None
     except Exception as exc:
         raise SeqmodelsError(f"{path}: damaged checkpoint ({type(exc).__name__})") from None
-    version = state.get("checkpoint_version")
-    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-        raise SeqmodelsError(f"{path}: checkpoint version {version} is newer than supported")
+    version = state.get("checkpoint_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SeqmodelsError(f"{path}: damaged checkpoint (no checkpoint version)")
+    if version > CHECKPOINT_VERSION:
+        raise NewerFormatError(f"{path}: checkpoint version {version} is newer than this seqmodels "
+                             f"reads ({CHECKPOINT_VERSION}); upgrade seqmodels")
     arrays = {g: [items[i] for i in sorted(items)] for g, items in groups.items()}
     return arrays, state
 
@@ -156,7 +201,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def write_history(run_dir: Path, rows: list[dict]) -> None:
     """Rewrite history.csv from all epoch rows, atomically."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+    extra = [k for k in (rows[0] if rows else {}) if k not in HISTORY_COLUMNS]  # val_rmse
+    writer = csv.DictWriter(buf, fieldnames=[*HISTORY_COLUMNS, *extra], extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
     for row in rows:
@@ -176,7 +222,8 @@ def plot_history(run_dir: Path, rows: list[dict]) -> None:
     a.plot(epochs, [r["loss"] for r in rows], "o-", label="train")
     a.plot(epochs, [r["val_loss"] for r in rows], "o-", label="validation")
     a.set_xlabel("epoch")
-    a.set_ylabel("cross-entropy (nats/token)")
+    a.set_ylabel("mean squared error (scaled)" if "val_rmse" in rows[-1]
+                 else "cross-entropy (nats/token)")
     a.legend()
     b.plot(epochs, [r["grad_norm_mean"] for r in rows], "o-", label="mean")
     b.plot(epochs, [r["grad_norm_max"] for r in rows], "o-", label="max")
@@ -222,11 +269,37 @@ def read_history(run_dir: Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
+def check_resumable(run_dir: Path, vocab: Vocabulary) -> None:
+    """Refuse, before any training, a resume whose run files are damaged or do not match.
+
+    vocab is the vocabulary rebuilt from the run's corpus. A run with trained epochs (history or
+    model) but no checkpoint cannot go on without starting over, so it is refused too.
+    """
+    run_dir = Path(run_dir)
+    stored = Vocabulary.load(run_dir / "vocab.json")
+    if (run_dir / "model.keras").exists():
+        out_dim = load_model(run_dir / "model.keras").outputs[0].shape[-1]
+        if out_dim != len(stored):
+            raise SeqmodelsError(f"{run_dir / 'vocab.json'}: {len(stored)} tokens, but the "
+                                 f"model predicts {out_dim}")
+    if stored != vocab:
+        raise SeqmodelsError(f"{run_dir / 'vocab.json'}: does not match the vocabulary of the "
+                             f"run's corpus ({len(stored)} vs {len(vocab)} tokens)")
+    trained = [n for n in ("history.csv", "model.keras") if (run_dir / n).exists()]
+    if latest_checkpoint(run_dir) is None and trained:
+        raise SeqmodelsError(f"{run_dir}: no checkpoint to resume from (checkpoints/ is missing "
+                             f"or empty), but it has a {' and a '.join(trained)} that resuming "
+                             f"would lose; train a new run with --out")
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Config, vocabulary, best model and history of a run directory."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     vocab = Vocabulary.load(run_dir / "vocab.json")
+    if not (run_dir / "model.keras").exists():
+        raise SeqmodelsError(f"{run_dir / 'model.keras'}: file not found (the run has no "
+                             f"trained model yet; seqmodels train --resume {run_dir} makes one)")
     model = load_model(run_dir / "model.keras")
     out_dim = model.outputs[0].shape[-1]
     if out_dim != len(vocab):

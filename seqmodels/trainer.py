@@ -20,6 +20,7 @@ from seqmodels.models import ModelConfig, build_language_model, reset_states
 from seqmodels.prepare import DataConfig, prepare_corpus
 from seqmodels.runs import (
     Run,
+    check_resumable,
     default_run_dir,
     latest_checkpoint,
     load_run,
@@ -131,6 +132,9 @@ def train(
     if resume is not None and stored.get("corpus_digest") not in (None, digest):
         raise SeqmodelsError(f"the corpus has changed since {run_dir} was trained; "
                              "start a new run instead of resuming")
+    if resume is not None and (latest_checkpoint(run_dir) is not None
+                               or (run_dir / "vocab.json").exists()):
+        check_resumable(run_dir, prepared.vocab)  # before anything is trained or written
     splits = prepared.splits
     B, T = config.batch_size, config.seq_len
     if config.stateful:
@@ -189,6 +193,8 @@ def train(
             latest = load_latest(run_dir)
             if latest is not None:  # none: killed before the first one, so start from step 0
                 restore(job, p, *latest)
+            if not (run_dir / "vocab.json").exists():  # killed before it was first written
+                prepared.vocab.save(run_dir / "vocab.json")
             write_config(run_dir, {**stored, "train": vars(config).copy()})  # new epochs etc.
             write_records(job, run_dir, p)  # a kill may have come between checkpoint and CSV
         else:

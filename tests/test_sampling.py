@@ -65,7 +65,8 @@ def test_top_k_never_outside_k_largest():
     logits=hnp.arrays(
         np.float32,
         st.tuples(st.integers(1, 4), st.integers(1, 30)),
-        elements=st.floats(-HUGE, HUGE, width=32),
+        # no subnormals: TensorFlow flushes them to zero on the CPU ([1.4e-40, 0.0] ties there)
+        elements=st.floats(-HUGE, HUGE, width=32, allow_subnormal=False),
     ),
     k=st.integers(1, 35),
     temperature=st.sampled_from([1e-3, 1.0, 5.0]),
