@@ -114,5 +114,7 @@ def test_our_tests_package_is_not_biblepys():
     places = list(getattr(package, "__path__", [])) or [Path(package.__file__).parent]
     assert [Path(p).resolve() for p in places] == [here]
     for name, module in list(sys.modules.items()):
-        if name.startswith("tests."):
-            assert Path(module.__file__).resolve().is_relative_to(here), (name, module.__file__)
+        if name.startswith("tests."):  # a test module, or a folder's package (no __file__)
+            files = [module.__file__] if getattr(module, "__file__", None) else []
+            files += list(getattr(module, "__path__", []))
+            assert files and all(Path(f).resolve().is_relative_to(here) for f in files), name
