@@ -82,6 +82,15 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
+def read_language_config(run_dir: str | Path) -> dict[str, Any]:
+    """config.json of a language-model run (a forecasting run is refused by name)."""
+    config = read_config(run_dir)
+    if config.get("kind", "language-model") != "language-model":
+        raise SeqmodelsError(f"{run_dir} is a {config['kind']} run, not a language model; use "
+                             f"seqmodels forecast evaluate, predict or train --resume on it")
+    return config
+
+
 def save_model_atomic(model, path: Path) -> None:
     """model.save() to a temporary .keras file beside path, then os.replace it into place."""
     with atomic_path(path, suffix=".keras") as tmp:
@@ -295,7 +304,7 @@ def check_resumable(run_dir: Path, vocab: Vocabulary) -> None:
 def load_run(run_dir: str | Path) -> Run:
     """Config, vocabulary, best model and history of a run directory."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = read_language_config(run_dir)
     vocab = Vocabulary.load(run_dir / "vocab.json")
     if not (run_dir / "model.keras").exists():
         raise SeqmodelsError(f"{run_dir / 'model.keras'}: file not found (the run has no "

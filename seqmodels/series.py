@@ -211,8 +211,9 @@ def _only_numeric_column(frame, time_column: str | None, path: Path) -> str:
         candidates = [c for c in candidates
                       if pd.to_numeric(frame[c].str.strip(), errors="coerce").notna().mean() > 0.5]
     if len(candidates) != 1:
-        raise SeqmodelsError(f"{path}: name the column to forecast with --target (columns: "
-                             f"{', '.join(frame.columns)})")
+        hint = "" if time_column else " (and the timestamps with --time-column)"
+        raise SeqmodelsError(f"{path}: name the column to forecast with --target{hint}; "
+                             f"columns: {', '.join(frame.columns)}")
     return candidates[0]
 
 

@@ -24,7 +24,7 @@ from seqmodels.runs import (
     default_run_dir,
     latest_checkpoint,
     load_run,
-    read_config,
+    read_language_config,
     save_model_atomic,
     versions,
     write_config,
@@ -63,7 +63,7 @@ def validation_loss(eval_step, dataset) -> float:
 
 def _resume_configs(run_dir: Path, overrides: dict):
     """Data, model and train configs stored in a run, with --epochs/--max-time/... overrides."""
-    config = read_config(run_dir)
+    config = read_language_config(run_dir)
     try:
         data = DataConfig.from_json(config["data"])
         model = ModelConfig.from_json(config["model"])

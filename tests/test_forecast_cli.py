@@ -156,6 +156,16 @@ def test_a_missing_file_and_a_language_model_run_are_refused(tmp_path):
     assert result.exit_code == 1 and "is a language-model run" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["evaluate"], ["generate"], ["diagnose"],
+                                     ["train", "--resume"]])
+def test_language_model_commands_refuse_a_forecast_run_by_name(trained, command):
+    _, run = trained
+    result = CliRunner().invoke(cli, [*command, str(run)])
+    assert result.exit_code == 1, result.output
+    assert f"{run} is a forecast run, not a language model" in result.stderr
+    assert "seqmodels forecast evaluate" in result.stderr and "Traceback" not in result.output
+
+
 def test_without_pandas_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas raises ImportError
     result = invoke("train", tmp_path / "x.csv")
