@@ -37,6 +37,14 @@ def text_dir(tmp_path):
     return root
 
 
+@pytest.fixture
+def cyclic(tmp_path):
+    """A perfectly learnable text: the same 12-character line again and again."""
+    path = tmp_path / "cyclic.txt"
+    path.write_text("abcdefghijk\n" * 400)
+    return path
+
+
 @pytest.fixture(scope="session")
 def kjv_cache(tmp_path_factory):
     """One cache folder shared by the tests that tokenize the 4 MB built-in corpus."""

@@ -22,13 +22,6 @@ from seqmodels.training import TrainConfig
 TINY = dict(layers=1, units=24, embedding_dim=8)
 
 
-@pytest.fixture
-def cyclic(tmp_path):
-    path = tmp_path / "cyclic.txt"
-    path.write_text("abcdefghijk\n" * 400)
-    return path
-
-
 def run_train(tmp_path, corpus, name="run", model=None, callback=None, **settings):
     config = dict(epochs=1, batch_size=8, seq_len=16, seed=0, deterministic=True)
     config.update(settings)

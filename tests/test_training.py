@@ -15,14 +15,6 @@ from seqmodels.training import TrainConfig, parse_duration, schedule_lr
 TINY = dict(layers=1, units=24, embedding_dim=8)
 
 
-@pytest.fixture
-def cyclic(tmp_path):
-    """A perfectly learnable text: the same 12-character line again and again."""
-    path = tmp_path / "cyclic.txt"
-    path.write_text("abcdefghijk\n" * 400)
-    return path
-
-
 def run_train(tmp_path, corpus, name, model=None, callback=None, **train_kwargs):
     settings = dict(epochs=1, batch_size=8, seq_len=16, seed=0, deterministic=True)
     settings.update(train_kwargs)
