@@ -1,7 +1,7 @@
 """`make bench`: training, evaluation and generation speed, ours next to the baselines, one run.
 
-Run as `python -m seqmodels.bench [--quick]`. Every figure is the median of several timed
-repetitions after a warm-up; the baselines are measured in the same process.
+Run as `python -m seqmodels.bench [--quick] [--prepare]`. Every figure is the median of several
+timed repetitions after a warm-up; the baselines are measured in the same process.
 """
 
 from __future__ import annotations
@@ -174,11 +174,60 @@ def window_refeed_generation(tokens: int, reps: int) -> float:
     return median_rate(work, reps)
 
 
+def generated_corpus(path, mb: float, seed: int = 0, words: int = 5000) -> int:
+    """Write about mb MiB of lines of invented words (a fixed list) to path; returns bytes."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, rng.integers(2, 9))) for _ in range(words)]
+    vocab += [",", ".", "'s", "!", "?", "--"]
+    line = np.array([v + " " for v in vocab] + [v + "\n" for v in vocab], dtype=object)
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        while written < mb * 2**20:
+            picks = rng.integers(0, len(vocab), 100_000) + len(vocab) * (rng.random(100_000) < .08)
+            text = "".join(line[picks])
+            f.write(text)
+            written += len(text)
+    return written
+
+
+def preparation(levels_mb: dict[str, float]) -> None:
+    """Print streaming preparation MB/s for each level with 1 and 2 worker processes."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from seqmodels.prepare import DataConfig, prepare_corpus
+
+    print(f"\npreparation MB/s (generated corpus, no cache, one run each; "
+          f"{os.cpu_count()} cores):", flush=True)
+    print(f"  {'level':<8}{'corpus MB':>10}{'1 worker':>10}{'2 workers':>11}{'ratio':>8}")
+    with tempfile.TemporaryDirectory() as d:
+        for level, size in levels_mb.items():
+            path = Path(d) / f"{level}.txt"
+            nbytes = generated_corpus(path, size)
+            rates = []
+            for workers in (1, 2):
+                config = DataConfig(corpus=[str(path)], level=level, workers=workers)
+                t = time.perf_counter()
+                prepare_corpus(config, use_cache=False)
+                rates.append(nbytes / 2**20 / (time.perf_counter() - t))
+            print(f"  {level:<8}{nbytes / 2**20:>10.0f}{rates[0]:>10.2f}{rates[1]:>11.2f}"
+                  f"{rates[1] / rates[0]:>7.2f}x", flush=True)
+            path.unlink()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(prog="python -m seqmodels.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
+    parser.add_argument("--prepare", action="store_true",
+                        help="only corpus preparation MB/s: 200 MB char and word corpora "
+                             "(--quick: 20 MB char, 4 MB word), 1 and 2 workers")
     args = parser.parse_args(argv)
+    if args.prepare:
+        preparation({"char": 20, "word": 4} if args.quick else {"char": 200, "word": 200})
+        return
     reps = 3 if args.quick else 5
     steps = 2 if args.quick else 4
     print(f"char model V={V}, embedding {E}, {LAYERS} x {H} units, T={T}, batch {B}, Adam, "

