@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from seqmodels import __version__
+from seqmodels.cli_options import duration
 from seqmodels.errors import SeqmodelsError
 
 
@@ -111,6 +112,9 @@ def data_options(f):
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="Where encoded corpora are cached [default: ~/.cache/seqmodels]."),
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Processes that tokenize the corpus [default: all cores; 1: this "
+                          "process only]."),
     ]
     return functools.reduce(lambda acc, opt: opt(acc), reversed(options), f)
 
@@ -131,6 +135,7 @@ def data_config_from(kwargs: dict):
         min_freq=kwargs.pop("min_freq"),
         max_vocab=kwargs.pop("max_vocab"),
         splits=kwargs.pop("splits"),
+        workers=kwargs.pop("workers"),
     )
 
 
@@ -193,18 +198,6 @@ def _export_text(config, path: Path, force: bool) -> None:
     click.echo(f"wrote {len(text):,} characters to {path}", err=True)
 
 
-def _duration(ctx, param, value: str | None) -> float | None:
-    from seqmodels.training import parse_duration
-
-    try:
-        seconds = None if value is None else parse_duration(value)
-    except SeqmodelsError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if seconds is not None and seconds <= 0:
-        raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
-    return seconds
-
-
 @cli.command()
 @data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm",
@@ -248,7 +241,7 @@ def _duration(ctx, param, value: str | None) -> float | None:
 @click.option("--no-clip", is_flag=True, help="No gradient clipping at all.")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Stop after this many epochs without a better validation loss.")
-@click.option("--max-time", callback=_duration, default=None,
+@click.option("--max-time", callback=duration, default=None,
               help="Budget for the training loop such as 90s, 10m, 2h (start-up and the last "
                    "validation come on top); stops cleanly and keeps the best model.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
@@ -299,13 +292,15 @@ def train(**kw) -> None:
                     cache_dir=kw["cache_dir"], progress=not kw["quiet"],
                     epochs=kw["epochs"] if kw["resume"] else None,
                     max_time=kw["max_time"] if kw["resume"] else None,
-                    on_nan=kw["on_nan"] if kw["resume"] else None, log_every=kw["log_every"])
+                    on_nan=kw["on_nan"] if kw["resume"] else None, log_every=kw["log_every"],
+                    workers=data.workers)
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
     click.echo(str(run.path))
 
 
-RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "quiet", "cache_dir"}
+RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "workers", "quiet",
+             "cache_dir"}
 
 
 def _check_train_options(ctx: click.Context, kw: dict) -> None:

@@ -7,6 +7,7 @@ import math
 
 import click
 
+from seqmodels.cli_options import duration
 from seqmodels.errors import SeqmodelsError
 
 RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "quiet"}
@@ -18,18 +19,6 @@ def _needs_pandas() -> None:
     from seqmodels.series import require_pandas
 
     require_pandas()
-
-
-def _duration(ctx, param, value: str | None) -> float | None:
-    from seqmodels.training import parse_duration
-
-    try:
-        seconds = None if value is None else parse_duration(value)
-    except SeqmodelsError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if seconds is not None and seconds <= 0:
-        raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
-    return seconds
 
 
 def _splits(ctx, param, value: str) -> tuple[float, float, float]:
@@ -111,7 +100,7 @@ def forecast() -> None:
 @click.option("--no-clip", is_flag=True, help="No gradient clipping at all.")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Stop after this many epochs without a better validation loss.")
-@click.option("--max-time", callback=_duration, default=None,
+@click.option("--max-time", callback=duration, default=None,
               help="Budget for the training loop such as 90s, 10m, 2h; stops cleanly.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="Seed for initialisation, shuffling and dropout.")

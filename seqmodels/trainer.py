@@ -94,11 +94,12 @@ def train(
     max_time: float | None = None,
     on_nan: str | None = None,
     log_every: int | None = None,
+    workers: int | None = None,
 ) -> Run:
     """Train a language model into a run directory (or resume one) and return the run.
 
     epochs, max_time and on_nan override the config (also a resumed run's); log_every prints a
-    line to stderr every that many steps.
+    line to stderr every that many steps; workers overrides the tokenizing processes.
     """
     from seqmodels._tf import import_keras, import_tf
 
@@ -127,7 +128,7 @@ def train(
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
 
-    prepared = prepare_corpus(data, cache_dir=cache_dir, progress=progress)
+    prepared = prepare_corpus(data, cache_dir=cache_dir, progress=progress, workers=workers)
     digest = prepared.stats["content_digest"]
     if resume is not None and stored.get("corpus_digest") not in (None, digest):
         raise SeqmodelsError(f"the corpus has changed since {run_dir} was trained; "
