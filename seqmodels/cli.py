@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from seqmodels import __version__
-from seqmodels.cli_options import duration
+from seqmodels.cli_options import Finite, optimizer_options, run_options
 from seqmodels.errors import SeqmodelsError
 
 
@@ -70,18 +70,6 @@ def _encoding(ctx, param, value: str) -> str:
     except LookupError:
         raise click.BadParameter(f"unknown encoding {value!r} (try utf-8 or latin-1)") from None
     return value
-
-
-class _Finite(click.FloatRange):
-    """A FloatRange that also refuses nan and inf (which compare False to any bound)."""
-
-    def convert(self, value, param, ctx):
-        import math
-
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{number} is not a finite number.", param, ctx)
-        return number
 
 
 def data_options(f):
@@ -154,6 +142,8 @@ def cli() -> None:
               help="Window length used to count training windows.")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
               help="Step between window starts [default: the window length].")
+@click.option("--stateful", is_flag=True,
+              help="Carry the hidden state across consecutive windows (truncated BPTT).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--export", type=click.Path(dir_okay=False), default=None,
               help="Also write the corpus text (decoded, normalised) to this file.")
@@ -208,13 +198,13 @@ def _export_text(config, path: Path, force: bool) -> None:
               help="Units (hidden size) of each recurrent layer.")
 @click.option("--embedding-dim", type=click.IntRange(min=1), default=64, show_default=True,
               help="Size of the token embedding.")
-@click.option("--dropout", type=_Finite(0, 1, max_open=True), default=0.0,
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on inputs and between layers.")
-@click.option("--recurrent-dropout", type=_Finite(0, 1, max_open=True), default=0.0,
+@click.option("--recurrent-dropout", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on the recurrent state (turns cuDNN off).")
-@click.option("--l1", type=_Finite(min=0), default=0.0, show_default=True,
+@click.option("--l1", type=Finite(min=0), default=0.0, show_default=True,
               help="L1 penalty on kernels and recurrent kernels.")
-@click.option("--l2", type=_Finite(min=0), default=0.0, show_default=True,
+@click.option("--l2", type=Finite(min=0), default=0.0, show_default=True,
               help="L2 penalty on kernels and recurrent kernels.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training split [default: 10].")
@@ -224,42 +214,10 @@ def _export_text(config, path: Path, force: bool) -> None:
               help="Tokens per window (truncated BPTT length).")
 @click.option("--stride", type=click.IntRange(min=1), default=None,
               help="Step between window starts [default: the window length].")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop", "adagrad"]),
-              default="adam", show_default=True, help="Optimizer (sgd uses momentum 0.9).")
-@click.option("--lr", type=_Finite(min=0, min_open=True), default=None,
-              help="Learning rate [default: adam 2e-3, sgd 1.0, rmsprop 1e-3, adagrad 0.1].")
-@click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "plateau"]),
-              default="constant", show_default=True, help="Learning-rate schedule.")
-@click.option("--decay-factor", type=_Finite(0, 1, min_open=True), default=0.5,
-              show_default=True, help="step/plateau: multiply the rate by this.")
-@click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
-              help="step: decay once per epoch after this epoch.")
-@click.option("--clipnorm", type=_Finite(min=0, min_open=True), default=1.0,
-              show_default=True, help="Clip the global gradient norm to this.")
-@click.option("--clipvalue", type=_Finite(min=0, min_open=True), default=None,
-              help="Clip each gradient element to [-v, v].")
-@click.option("--no-clip", is_flag=True, help="No gradient clipping at all.")
-@click.option("--patience", type=click.IntRange(min=1), default=None,
-              help="Stop after this many epochs without a better validation loss.")
-@click.option("--max-time", callback=duration, default=None,
-              help="Budget for the training loop such as 90s, 10m, 2h (start-up and the last "
-                   "validation come on top); stops cleanly and keeps the best model.")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
-              help="Seed for initialisation, shuffling and dropout.")
-@click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism.")
 @click.option("--stateful", is_flag=True,
               help="Carry the hidden state across consecutive windows (truncated BPTT).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
-              help="Also checkpoint every N steps (always at each epoch end).")
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
-              help="Cap the steps of each epoch (quick runs).")
-@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run.")
-@click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
-              help="When the loss turns NaN/Inf: stop (keeping the last good checkpoint), or "
-                   "reload that checkpoint at half the learning rate, at most 3 times "
-                   "[default: stop].")
-@click.option("--log-every", type=click.IntRange(min=1), default=None,
-              help="Print a progress line to stderr every N steps (for logs and pipes).")
+@optimizer_options
+@run_options
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<date-time>-<cell>-<level>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
@@ -394,11 +352,11 @@ def _prompt(ctx, param, value: str | None) -> str | None:
               help="Text to continue [default: a newline, or the first token of a random line].")
 @click.option("--length", "-n", type=click.IntRange(min=1), default=300, show_default=True,
               help="Tokens to generate.")
-@click.option("--temperature", "-t", type=_Finite(min=0), default=1.0,
+@click.option("--temperature", "-t", type=Finite(min=0), default=1.0,
               show_default=True, help="Softmax temperature; 0 means greedy.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
               help="Sample only from the k most likely tokens.")
-@click.option("--top-p", type=_Finite(0, 1, min_open=True), default=None,
+@click.option("--top-p", type=Finite(0, 1, min_open=True), default=None,
               help="Nucleus sampling: the smallest set of tokens with this much probability.")
 @click.option("--num-samples", "-s", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples generated together as one batch.")

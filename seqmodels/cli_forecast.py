@@ -7,7 +7,7 @@ import math
 
 import click
 
-from seqmodels.cli_options import duration
+from seqmodels.cli_options import Finite, optimizer_options, run_options
 from seqmodels.errors import SeqmodelsError
 
 RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "quiet"}
@@ -71,50 +71,20 @@ def forecast() -> None:
               help="Recurrent layers stacked.")
 @click.option("--units", type=click.IntRange(min=1), default=50, show_default=True,
               help="Units of each recurrent layer.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout after each recurrent layer.")
-@click.option("--recurrent-dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--recurrent-dropout", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on the recurrent state (turns cuDNN off).")
-@click.option("--l1", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--l1", type=Finite(min=0), default=0.0, show_default=True,
               help="L1 penalty on kernels and recurrent kernels.")
-@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--l2", type=Finite(min=0), default=0.0, show_default=True,
               help="L2 penalty on kernels and recurrent kernels.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training windows [default: 20].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Windows per step.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop", "adagrad"]),
-              default="adam", show_default=True, help="Optimizer (sgd uses momentum 0.9).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Learning rate [default: adam 2e-3, sgd 1.0, rmsprop 1e-3, adagrad 0.1].")
-@click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "plateau"]),
-              default="constant", show_default=True, help="Learning-rate schedule.")
-@click.option("--decay-factor", type=click.FloatRange(0, 1, min_open=True), default=0.5,
-              show_default=True, help="step/plateau: multiply the rate by this.")
-@click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
-              help="step: decay once per epoch after this epoch.")
-@click.option("--clipnorm", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="Clip the global gradient norm to this.")
-@click.option("--clipvalue", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Clip each gradient element to [-v, v].")
-@click.option("--no-clip", is_flag=True, help="No gradient clipping at all.")
-@click.option("--patience", type=click.IntRange(min=1), default=None,
-              help="Stop after this many epochs without a better validation loss.")
-@click.option("--max-time", callback=duration, default=None,
-              help="Budget for the training loop such as 90s, 10m, 2h; stops cleanly.")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
-              help="Seed for initialisation, shuffling and dropout.")
-@click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
-              help="Also checkpoint every N steps (always at each epoch end).")
-@click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
-              help="Cap the steps of each epoch (quick runs).")
-@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run.")
-@click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
-              help="When the loss turns NaN/Inf: stop, or roll back at half the rate "
-                   "[default: stop].")
-@click.option("--log-every", type=click.IntRange(min=1), default=None,
-              help="Print a progress line to stderr every N steps.")
+@optimizer_options
+@run_options
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory [default: runs/<date-time>-<cell>-series].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,

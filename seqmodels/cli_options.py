@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from seqmodels.errors import SeqmodelsError
@@ -18,3 +20,68 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     if seconds is not None and seconds <= 0:
         raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
     return seconds
+
+
+class Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which compare False to any bound)."""
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
+def _stack(options: list, f):
+    """Apply click decorators so they appear in --help in the order listed."""
+    return functools.reduce(lambda acc, opt: opt(acc), reversed(options), f)
+
+
+def optimizer_options(f):
+    """How the weights move: optimizer, learning rate and schedule, clipping, early stopping."""
+    return _stack([
+        click.option("--optimizer", type=click.Choice(["adam", "sgd", "rmsprop", "adagrad"]),
+                     default="adam", show_default=True,
+                     help="Optimizer (sgd uses momentum 0.9)."),
+        click.option("--lr", type=Finite(min=0, min_open=True), default=None,
+                     help="Learning rate [default: adam 2e-3, sgd 1.0, rmsprop 1e-3, "
+                          "adagrad 0.1]."),
+        click.option("--schedule", type=click.Choice(["constant", "step", "cosine", "plateau"]),
+                     default="constant", show_default=True, help="Learning-rate schedule."),
+        click.option("--decay-factor", type=Finite(0, 1, min_open=True), default=0.5,
+                     show_default=True, help="step/plateau: multiply the rate by this."),
+        click.option("--decay-after", type=click.IntRange(min=0), default=4, show_default=True,
+                     help="step: decay once per epoch after this epoch."),
+        click.option("--clipnorm", type=Finite(min=0, min_open=True), default=1.0,
+                     show_default=True, help="Clip the global gradient norm to this."),
+        click.option("--clipvalue", type=Finite(min=0, min_open=True), default=None,
+                     help="Clip each gradient element to [-v, v]."),
+        click.option("--no-clip", is_flag=True, help="No gradient clipping at all."),
+        click.option("--patience", type=click.IntRange(min=1), default=None,
+                     help="Stop after this many epochs without a better validation loss."),
+    ], f)
+
+
+def run_options(f):
+    """How a run goes: time budget, seeds, checkpoints, logging, what to do on NaN."""
+    return _stack([
+        click.option("--max-time", callback=duration, default=None,
+                     help="Budget for the training loop such as 90s, 10m, 2h (start-up and the "
+                          "last validation come on top); stops cleanly and keeps the best model."),
+        click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+                     help="Seed for initialisation, shuffling and dropout."),
+        click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism."),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=None,
+                     help="Also checkpoint every N steps (always at each epoch end)."),
+        click.option("--steps-per-epoch", type=click.IntRange(min=1), default=None,
+                     help="Cap the steps of each epoch (quick runs)."),
+        click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run."),
+        click.option("--on-nan", type=click.Choice(["stop", "rollback"]), default=None,
+                     help="When the loss turns NaN/Inf: stop (keeping the last good checkpoint), "
+                          "or reload that checkpoint at half the learning rate, at most 3 times "
+                          "[default: stop]."),
+        click.option("--log-every", type=click.IntRange(min=1), default=None,
+                     help="Print a progress line to stderr every N steps (for logs and pipes)."),
+    ], f)
