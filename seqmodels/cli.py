@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from seqmodels import __version__
-from seqmodels.cli_options import Finite, optimizer_options, run_options
+from seqmodels.cli_options import Finite, optimizer_options, regularizer_options, run_options
 from seqmodels.errors import SeqmodelsError
 
 
@@ -200,12 +200,7 @@ def _export_text(config, path: Path, force: bool) -> None:
               help="Size of the token embedding.")
 @click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout on inputs and between layers.")
-@click.option("--recurrent-dropout", type=Finite(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Dropout on the recurrent state (turns cuDNN off).")
-@click.option("--l1", type=Finite(min=0), default=0.0, show_default=True,
-              help="L1 penalty on kernels and recurrent kernels.")
-@click.option("--l2", type=Finite(min=0), default=0.0, show_default=True,
-              help="L2 penalty on kernels and recurrent kernels.")
+@regularizer_options
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training split [default: 10].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,

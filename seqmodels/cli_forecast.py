@@ -7,7 +7,7 @@ import math
 
 import click
 
-from seqmodels.cli_options import Finite, optimizer_options, run_options
+from seqmodels.cli_options import Finite, optimizer_options, regularizer_options, run_options
 from seqmodels.errors import SeqmodelsError
 
 RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "quiet"}
@@ -73,12 +73,7 @@ def forecast() -> None:
               help="Units of each recurrent layer.")
 @click.option("--dropout", type=Finite(0, 1, max_open=True), default=0.0,
               show_default=True, help="Dropout after each recurrent layer.")
-@click.option("--recurrent-dropout", type=Finite(0, 1, max_open=True), default=0.0,
-              show_default=True, help="Dropout on the recurrent state (turns cuDNN off).")
-@click.option("--l1", type=Finite(min=0), default=0.0, show_default=True,
-              help="L1 penalty on kernels and recurrent kernels.")
-@click.option("--l2", type=Finite(min=0), default=0.0, show_default=True,
-              help="L2 penalty on kernels and recurrent kernels.")
+@regularizer_options
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Passes over the training windows [default: 20].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,

@@ -39,6 +39,18 @@ def _stack(options: list, f):
     return functools.reduce(lambda acc, opt: opt(acc), reversed(options), f)
 
 
+def regularizer_options(f):
+    """Recurrent dropout and L1/L2 penalties on the recurrent layers' kernels."""
+    return _stack([
+        click.option("--recurrent-dropout", type=Finite(0, 1, max_open=True), default=0.0,
+                     show_default=True, help="Dropout on the recurrent state (turns cuDNN off)."),
+        click.option("--l1", type=Finite(min=0), default=0.0, show_default=True,
+                     help="L1 penalty on kernels and recurrent kernels."),
+        click.option("--l2", type=Finite(min=0), default=0.0, show_default=True,
+                     help="L2 penalty on kernels and recurrent kernels."),
+    ], f)
+
+
 def optimizer_options(f):
     """How the weights move: optimizer, learning rate and schedule, clipping, early stopping."""
     return _stack([
