@@ -200,7 +200,10 @@ def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
         vocab.save(tmp / "vocab.json")
         write_json_atomic(tmp / "meta.json", {"cache_version": CACHE_VERSION, "stats": stats})
         if entry.exists():
-            shutil.rmtree(entry)  # a damaged entry; a complete one is never rewritten
+            try:  # another process (say, a second worker) finished the same entry first
+                return _load_entry(config, entry, hit=False)
+            except SeqmodelsError:
+                shutil.rmtree(entry)  # a damaged entry; a complete one is never rewritten
         os.replace(tmp, entry)
     finally:
         if tmp.exists():
