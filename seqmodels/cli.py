@@ -10,7 +10,13 @@ from pathlib import Path
 import click
 
 from seqmodels import __version__
-from seqmodels.cli_options import Finite, optimizer_options, regularizer_options, run_options
+from seqmodels.cli_options import (
+    Finite,
+    distribution_options,
+    optimizer_options,
+    regularizer_options,
+    run_options,
+)
 from seqmodels.errors import SeqmodelsError
 
 
@@ -218,6 +224,7 @@ def _export_text(config, path: Path, force: bool) -> None:
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its last checkpoint, with its saved "
                    "settings (only --epochs, --max-time and --on-nan can change).")
+@distribution_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
@@ -246,14 +253,20 @@ def train(**kw) -> None:
                     epochs=kw["epochs"] if kw["resume"] else None,
                     max_time=kw["max_time"] if kw["resume"] else None,
                     on_nan=kw["on_nan"] if kw["resume"] else None, log_every=kw["log_every"],
-                    workers=data.workers)
+                    workers=data.workers, strategy=kw["strategy"],
+                    workers_spec=kw["workers_spec"], worker_index=kw["worker_index"])
+    if run.path is None:  # a worker that is not the chief
+        if not kw["quiet"]:
+            click.echo(f"This worker's part is done after {len(run.history)} epoch(s); the "
+                       "chief (worker 0) wrote the run directory.", err=True)
+        return
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
     click.echo(str(run.path))
 
 
 RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "workers", "quiet",
-             "cache_dir"}
+             "cache_dir", "strategy", "workers_spec", "worker_index"}
 
 
 def _check_train_options(ctx: click.Context, kw: dict) -> None:
@@ -273,6 +286,15 @@ def _check_train_options(ctx: click.Context, kw: dict) -> None:
         raise click.UsageError("--no-clip turns clipping off; drop --clipnorm/--clipvalue")
     if kw["stateful"] and "stride" in given:
         raise click.UsageError("--stateful reads consecutive windows; --stride does not apply")
+    if kw["strategy"] != "multi-worker" and given & {"workers_spec", "worker_index"}:
+        raise click.UsageError("--workers-spec and --worker-index go with --strategy "
+                               "multi-worker")
+    if kw["workers_spec"] is not None and kw["worker_index"] is None:
+        raise click.UsageError("--workers-spec needs --worker-index, this process's place in "
+                               "it (0 is the chief)")
+    if kw["stateful"] and kw["strategy"] != "default":
+        raise click.UsageError(f"--stateful cannot be combined with --strategy "
+                               f"{kw['strategy']}")
 
 
 def run_summary(run) -> str:

@@ -97,3 +97,20 @@ def run_options(f):
         click.option("--log-every", type=click.IntRange(min=1), default=None,
                      help="Print a progress line to stderr every N steps (for logs and pipes)."),
     ], f)
+
+
+def distribution_options(f):
+    """--strategy and the cluster of --strategy multi-worker."""
+    return _stack([
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]),
+                     default="default", show_default=True,
+                     help="tf.distribute strategy: mirrored = every local GPU (or CPU device), "
+                          "multi-worker = several machines (TF_CONFIG or --workers-spec). "
+                          "--batch-size stays the global batch, split over the replicas."),
+        click.option("--workers-spec", default=None, metavar="HOST:PORT,...",
+                     help="multi-worker: every worker's address, the chief first (instead of "
+                          "TF_CONFIG); start the same command on each with its --worker-index."),
+        click.option("--worker-index", type=click.IntRange(min=0), default=None,
+                     help="multi-worker: this process's place in --workers-spec (0: the chief, "
+                          "which alone writes the run directory)."),
+    ], f)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from seqmodels.distribute import SIGNAL
 from seqmodels.errors import NewerFormatError, SeqmodelsError
 from seqmodels.runs import (
     latest_checkpoint,
@@ -61,6 +62,28 @@ class Job:
     level: str  # "char" | "word" | "series", for the history rows
     resume_command: str  # e.g. "seqmodels train --resume runs/x"
     start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
+    distribution: Any = None  # a distribute.Distribution under --strategy mirrored/multi-worker
+    batch_size: int = 0  # the global batch, for the token counts of distributed batches
+
+    def batches(self, epoch: int, start: int):
+        """The epoch's batches from step `start` on, split over the replicas if distributed."""
+        ds = self.dataset(epoch).skip(start).take(self.steps - start)
+        return ds if self.distribution is None else self.distribution.distribute(
+            ds, self.batch_size)
+
+    def tokens(self, x) -> int:
+        """Tokens in one (global) batch."""
+        if self.distribution is None:
+            return int(x.shape[0] * x.shape[1])
+        local = self.distribution.strategy.experimental_local_results(x)[0]
+        return self.batch_size * int(local.shape[-1])
+
+    def stop_code(self, stop: dict, out_of_time: bool) -> int:
+        """Why to stop now (distribute.SIGNAL/MAX_TIME/NO_STOP), agreed by every worker."""
+        from seqmodels.distribute import MAX_TIME, NO_STOP, SIGNAL
+
+        code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
+        return code if self.distribution is None else self.distribution.agree(code)
 
 
 @contextmanager
@@ -213,7 +236,7 @@ def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress:
         bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", leave=False, disable=None if progress else True)
         with bar:
-            for x, y in job.dataset(epoch).skip(p.step).take(steps - p.step):
+            for x, y in job.batches(epoch, p.step):
                 lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr) * p.lr_scale
                 job.optimizer.learning_rate.assign(lr)
                 t0 = time.perf_counter()
@@ -224,7 +247,7 @@ def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress:
                     raise _NonFinite(f"the loss or gradient became NaN/Inf at epoch {epoch + 1}, "
                                      f"step {p.step + 1} (loss {loss}, gradient norm {norm})")
                 clipped = config.clipnorm is not None and norm > config.clipnorm
-                stats.add(loss, norm, clipped, int(x.shape[0] * x.shape[1]), dt)
+                stats.add(loss, norm, clipped, job.tokens(x), dt)
                 p.step += 1
                 p.global_step += 1
                 bar.update()
@@ -240,12 +263,11 @@ def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress:
                               "loss": loss, "grad_norm": norm, "lr": lr})
                 if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                     save(job, run_dir, p, stats)
-                if stop["signal"] is not None:
+                code = job.stop_code(stop, bool(config.max_time) and
+                                     time.monotonic() - started >= config.max_time)
+                if code:
                     save(job, run_dir, p, stats)
-                    return "signal"
-                if config.max_time and time.monotonic() - started >= config.max_time:
-                    save(job, run_dir, p, stats)
-                    return "max-time"
+                    return "signal" if code == SIGNAL else "max-time"
         val_loss = job.validate()
         p.history.append(stats.row(epoch, lr, val_loss, job.level))
         if p.best_val_loss is None or val_loss < p.best_val_loss:
@@ -270,7 +292,7 @@ def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress:
                        f"val_loss {val_loss:.4f}  {val}  {row['tokens_per_s']:,.0f} tokens/s")
         if config.patience and p.epochs_without_improvement >= config.patience:
             return "early-stopping"
-        if stop["signal"] is not None:
+        if job.stop_code(stop, False) == SIGNAL:
             return "signal"
     return "completed"
 

@@ -254,7 +254,7 @@ def plot_history(run_dir: Path, rows: list[dict]) -> None:
 class Run:
     """A trained run: its directory, configuration, vocabulary and best model."""
 
-    path: Path
+    path: Path | None  # None: a worker that is not the chief (it wrote no run directory)
     config: dict
     vocab: Vocabulary
     model: Any

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+from seqmodels.distribute import cluster_errors, make_distribution, make_train_step, scope
 from seqmodels.errors import SeqmodelsError
 from seqmodels.lock import LOCK_NAME, run_lock
 from seqmodels.loop import (
@@ -23,6 +25,7 @@ from seqmodels.runs import (
     check_resumable,
     default_run_dir,
     latest_checkpoint,
+    load_model,
     load_run,
     read_language_config,
     save_model_atomic,
@@ -33,6 +36,7 @@ from seqmodels.training import (
     Progress,
     StepCallback,
     TrainConfig,
+    cross_entropy,
     make_optimizer,
     make_steps,
 )
@@ -95,28 +99,47 @@ def train(
     on_nan: str | None = None,
     log_every: int | None = None,
     workers: int | None = None,
+    strategy: str = "default",
+    workers_spec: str | None = None,
+    worker_index: int | None = None,
 ) -> Run:
     """Train a language model into a run directory (or resume one) and return the run.
 
     epochs, max_time and on_nan override the config (also a resumed run's); log_every prints a
     line to stderr every that many steps; workers overrides the tokenizing processes.
+    strategy is default, mirrored or multi-worker (workers_spec/worker_index or TF_CONFIG);
+    a worker that is not the chief writes nothing to the run directory and returns a Run
+    whose path is None.
     """
+    from seqmodels._tf import import_tf
+
+    import_tf()
+    dist = make_distribution(strategy, workers_spec, worker_index)  # before any other TF op
+    again = f"--resume {resume}" if resume is not None else "--resume <the chief's run>"
+    with cluster_errors(dist, f"seqmodels train {again}"):
+        return _train(dist, data, model, config, out, resume, cache_dir, progress, callback,
+                      {"epochs": epochs, "max_time": max_time, "on_nan": on_nan}, log_every,
+                      workers)
+
+
+def _train(dist, data, model, config, out, resume, cache_dir, progress, callback, overrides,
+           log_every, workers) -> Run:
+    """train() once the strategy exists."""
     from seqmodels._tf import import_keras, import_tf
 
     tf, keras = import_tf(), import_keras()
-
-    overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan}
+    chief = dist is None or dist.is_chief
     if resume is not None:
         run_dir = Path(resume)
         stored, data, model, config = _resume_configs(run_dir, overrides)
-        if not os.access(run_dir, os.W_OK):
+        if chief and not os.access(run_dir, os.W_OK):
             raise SeqmodelsError(f"{run_dir}: not writable, so training cannot continue there")
     else:
         data, model = data or DataConfig(), model or ModelConfig()
         config = config or TrainConfig()
         _override(config, overrides)
         run_dir = Path(out) if out else None
-        if run_dir is not None and run_dir.exists() and any(
+        if chief and run_dir is not None and run_dir.exists() and any(
                 f.name != LOCK_NAME for f in run_dir.iterdir()):
             raise SeqmodelsError(
                 f"{run_dir} already exists and is not empty; continue it with "
@@ -124,6 +147,11 @@ def train(
             )
     model.validate()
     config.validate()
+    if dist is not None:
+        if config.stateful:
+            raise SeqmodelsError(f"--stateful carries each stream's state on one device; it "
+                                 f"cannot be combined with --strategy {dist.name}")
+        dist.check_batch(config.batch_size)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
@@ -152,11 +180,14 @@ def train(
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
 
-    net = build_language_model(len(prepared.vocab), model, B if config.stateful else None,
-                               config.stateful)
-    optimizer = make_optimizer(config)
-    optimizer.build(net.trainable_variables)
+    with scope(dist):
+        net = build_language_model(len(prepared.vocab), model, B if config.stateful else None,
+                                   config.stateful)
+        optimizer = make_optimizer(config)
+        optimizer.build(net.trainable_variables)
     train_step, eval_step = make_steps(net, optimizer, config)
+    if dist is not None:
+        train_step = make_train_step(dist, net, optimizer, config, cross_entropy)
 
     def dataset(epoch: int):
         if config.stateful:
@@ -170,7 +201,8 @@ def train(
             ds = stream_dataset(val_streams)
         else:
             ds = window_dataset(splits.val, T, B)
-        return validation_loss(eval_step, ds)
+        loss = validation_loss(eval_step, ds)
+        return loss if dist is None else dist.chief_value(loss)  # so all workers agree
 
     def save_best() -> None:
         # model.keras is always the plain (stateless, any batch size) model: a stateful net is
@@ -181,13 +213,23 @@ def train(
             best.set_weights(net.get_weights())
         save_model_atomic(best, run_dir / "model.keras")
 
+    if not chief:
+        resume_command = "seqmodels train --resume " + (
+            str(run_dir) if resume is not None else "<the chief's run>")
+        job = Job(net, optimizer, train_step, dataset, steps, validate, save_best, data.level,
+                  resume_command, distribution=dist, batch_size=B)
+        settings = {"data": data.to_json(), "model": model.to_json(),
+                    "train": vars(config).copy(), "vocab_size": len(prepared.vocab)}
+        return _train_as_worker(job, config, run_dir if resume is not None else None,
+                                settings, prepared.vocab, progress, callback, log_every)
     if run_dir is None:
         run_dir = default_run_dir(model.cell, data.level)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         job = Job(net, optimizer, train_step, dataset, steps, validate, save_best, data.level,
                   f"seqmodels train --resume {run_dir}",
-                  start_epoch=(lambda: reset_states(net)) if config.stateful else None)
+                  start_epoch=(lambda: reset_states(net)) if config.stateful else None,
+                  distribution=dist, batch_size=B)
         p = Progress()
         if resume is not None:
             remove_stale_temporaries(run_dir)
@@ -213,3 +255,22 @@ def train(
     run = load_run(run_dir)
     run.stop_reason = stop_reason
     return run
+
+
+def _train_as_worker(job: Job, config: TrainConfig, shared: Path | None, settings: dict,
+                     vocab, progress: bool, callback: StepCallback | None,
+                     log_every: int | None) -> Run:
+    """A worker that is not the chief: it reads the chief's run (to resume) and never writes
+    it; its own checkpoints, for --on-nan rollback, go to a scratch folder deleted at the end."""
+    with tempfile.TemporaryDirectory(prefix="seqmodels-worker-") as scratch:
+        run_dir = Path(scratch)
+        (run_dir / "checkpoints").mkdir()
+        p = Progress()
+        latest = load_latest(shared) if shared is not None else None
+        if latest is not None:
+            restore(job, p, *latest)
+        save(job, run_dir, p)
+        stop_reason = fit(job, config, run_dir, p, progress, callback, log_every)
+        best = run_dir / "model.keras"
+        model = load_model(best) if best.exists() else job.net
+        return Run(None, settings, vocab, model, p.history, stop_reason)

@@ -131,6 +131,30 @@ def loss_terms(model, x, y, training: bool = False, objective: Objective = cross
     return tf.reduce_mean(objective(y, outputs)), penalty
 
 
+def dense_gradients(grads: list) -> list:
+    """The embedding's sparse gradient made dense.
+
+    It repeats rows for repeated tokens, so densifying makes the global norm (and its
+    clipping) that of the gradient actually applied.
+    """
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+
+
+def clip_gradients(grads: list, norm, config: TrainConfig) -> list:
+    """Gradients clipped to --clipnorm (by their global norm) and then to --clipvalue."""
+    from seqmodels._tf import import_tf
+
+    tf = import_tf()
+    if config.clipnorm is not None:
+        grads, _ = tf.clip_by_global_norm(grads, config.clipnorm, use_norm=norm)
+    if config.clipvalue is not None:
+        grads = [tf.clip_by_value(g, -config.clipvalue, config.clipvalue) for g in grads]
+    return grads
+
+
 def make_steps(model, optimizer, config: TrainConfig, objective: Objective = cross_entropy):
     """Compiled train and eval steps; the train step reports the pre-clipping gradient norm.
 
@@ -141,23 +165,16 @@ def make_steps(model, optimizer, config: TrainConfig, objective: Objective = cro
 
     tf = import_tf()
     variables = model.trainable_variables
-    clipnorm, clipvalue = config.clipnorm, config.clipvalue
 
     @tf.function(reduce_retracing=True)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             loss, penalty = loss_terms(model, x, y, training=True, objective=objective)
             total = loss + penalty
-        grads = tape.gradient(total, variables)
-        # the embedding's sparse gradient repeats rows for repeated tokens; densify it so the
-        # global norm (and its clipping) is that of the gradient actually applied
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        grads = dense_gradients(tape.gradient(total, variables))
         norm = tf.linalg.global_norm(grads)
         finite = tf.math.is_finite(total) & tf.math.is_finite(norm)
-        if clipnorm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, clipnorm, use_norm=norm)
-        if clipvalue is not None:
-            grads = [tf.clip_by_value(g, -clipvalue, clipvalue) for g in grads]
+        grads = clip_gradients(grads, norm, config)
         if finite:
             optimizer.apply(grads, variables)
         return loss, norm, finite

@@ -1,0 +1,50 @@
+"""One training process for the --strategy tests: python distributed_worker.py SPEC.json.
+
+SPEC holds the train() arguments plus "devices" (logical CPU devices to split the CPU into,
+which must happen before TensorFlow starts) and "dump" (an .npz for the per-step losses and
+the returned model's weights). The tests start several of these at once, as a cluster would.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main(spec_path: str) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    spec = json.loads(open(spec_path, encoding="utf-8").read())
+    if spec.get("devices", 1) > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * spec["devices"])
+
+    from seqmodels.models import ModelConfig
+    from seqmodels.prepare import DataConfig
+    from seqmodels.trainer import train
+    from seqmodels.training import TrainConfig
+
+    losses = []
+    fresh = spec.get("resume") is None
+    run = train(
+        DataConfig(corpus=spec["corpus"]) if fresh else None,
+        ModelConfig(**spec["model"]) if fresh else None,
+        TrainConfig(**spec["train"]) if fresh else None,
+        out=spec.get("out"), resume=spec.get("resume"), cache_dir=spec["cache"],
+        epochs=spec.get("epochs"), callback=lambda info: losses.append(info["loss"]),
+        strategy=spec.get("strategy", "default"), workers_spec=spec.get("workers_spec"),
+        worker_index=spec.get("worker_index"),
+    )
+    replicas = 0
+    if spec.get("strategy") == "mirrored":  # the devices train()'s MirroredStrategy found
+        replicas = tf.distribute.MirroredStrategy().num_replicas_in_sync
+    np.savez(spec["dump"], losses=np.array(losses), path=str(run.path), replicas=replicas,
+             epochs=np.array([r["epoch"] for r in run.history]),
+             **{f"w{i}": w for i, w in enumerate(run.model.get_weights())})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
