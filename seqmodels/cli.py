@@ -223,7 +223,8 @@ def _export_text(config, path: Path, force: bool) -> None:
               help="Run directory [default: runs/<date-time>-<cell>-<level>].")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its last checkpoint, with its saved "
-                   "settings (only --epochs, --max-time and --on-nan can change).")
+                   "settings (only --epochs, --max-time, --on-nan, --xla and --strategy can "
+                   "change).")
 @distribution_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
 def train(**kw) -> None:
@@ -246,13 +247,14 @@ def train(**kw) -> None:
         max_time=kw["max_time"], seed=kw["seed"], deterministic=kw["deterministic"],
         stateful=kw["stateful"], checkpoint_every=kw["checkpoint_every"],
         steps_per_epoch=kw["steps_per_epoch"], tensorboard=kw["tensorboard"],
-        on_nan=kw["on_nan"] or "stop",
+        on_nan=kw["on_nan"] or "stop", xla=kw["xla"],
     )
     run = train_run(data, model, config, out=kw["out"], resume=kw["resume"],
                     cache_dir=kw["cache_dir"], progress=not kw["quiet"],
                     epochs=kw["epochs"] if kw["resume"] else None,
                     max_time=kw["max_time"] if kw["resume"] else None,
-                    on_nan=kw["on_nan"] if kw["resume"] else None, log_every=kw["log_every"],
+                    on_nan=kw["on_nan"] if kw["resume"] else None,
+                    xla=kw["xla"] if kw["resume"] else None, log_every=kw["log_every"],
                     workers=data.workers, strategy=kw["strategy"],
                     workers_spec=kw["workers_spec"], worker_index=kw["worker_index"])
     if run.path is None:  # a worker that is not the chief
@@ -266,7 +268,7 @@ def train(**kw) -> None:
 
 
 RESUMABLE = {"resume", "epochs", "max_time", "on_nan", "log_every", "workers", "quiet",
-             "cache_dir", "strategy", "workers_spec", "worker_index"}
+             "cache_dir", "strategy", "workers_spec", "worker_index", "xla"}
 
 
 def _check_train_options(ctx: click.Context, kw: dict) -> None:

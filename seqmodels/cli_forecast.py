@@ -112,7 +112,7 @@ def train(csv, **kw) -> None:
         patience=kw["patience"], max_time=kw["max_time"], seed=kw["seed"],
         deterministic=kw["deterministic"], checkpoint_every=kw["checkpoint_every"],
         steps_per_epoch=kw["steps_per_epoch"], tensorboard=kw["tensorboard"],
-        on_nan=kw["on_nan"] or "stop",
+        on_nan=kw["on_nan"] or "stop", xla=kw["xla"],
     )
     resume = kw["resume"]
     run = train_forecaster(series, model, config, out=kw["out"], resume=resume,

@@ -96,6 +96,10 @@ def run_options(f):
                           "[default: stop]."),
         click.option("--log-every", type=click.IntRange(min=1), default=None,
                      help="Print a progress line to stderr every N steps (for logs and pipes)."),
+        click.option("--xla/--no-xla", default=None,
+                     help="Compile the training and evaluation steps with XLA [default: on for "
+                          "LSTM/GRU language models of 64 units or more on a CPU, where it "
+                          "pays for its few seconds of compiling]."),
     ], f)
 
 

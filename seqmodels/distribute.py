@@ -186,9 +186,10 @@ def cluster_errors(distribution: Distribution | None, resume_command: str) -> It
         unhealthy = re.findall(r"/job:\w+/replica:\d+/task:\d+", text)
         what = (f"{', '.join(sorted(set(unhealthy)))} stopped" if unhealthy
                 else " ".join(text.split())[:200])
-        raise SeqmodelsError(f"the cluster broke off training ({what}); the chief's run keeps "
-                             f"its last checkpoint: start every worker again with "
-                             f"{resume_command}") from None
+        raise SeqmodelsError(f"the cluster broke off training ({what}; its own output says "
+                             f"why); whatever the chief's run had saved is intact: once it is "
+                             f"fixed, start every worker again, with {resume_command} if the "
+                             f"chief had begun a run") from None
 
 
 def scope(distribution: Distribution | None):
@@ -199,11 +200,12 @@ def scope(distribution: Distribution | None):
 def make_train_step(distribution: Distribution, model, optimizer, config, objective):
     """A compiled (x, y) -> (loss, pre-clip norm, finite) step over per-replica batches."""
     from seqmodels._tf import import_tf
-    from seqmodels.training import clip_gradients, dense_gradients, loss_terms
+    from seqmodels.training import clip_gradients, dense_gradients, loss_terms, use_fused
 
     tf = import_tf()
     strategy, replicas = distribution.strategy, distribution.replicas
     variables = model.trainable_variables
+    fast = use_fused(model)  # on CPU devices; GPUs keep Keras' cuDNN kernels
     # we all-reduce the gradient ourselves (its norm must be the global one, for clipping and
     # the NaN guard), so the optimizer must not sum it again; without this hook (a future
     # Keras) each replica's share is divided so Keras' own sum restores it
@@ -214,7 +216,8 @@ def make_train_step(distribution: Distribution, model, optimizer, config, object
     def on_replica(x, y):
         ctx = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            loss, penalty = loss_terms(model, x, y, training=True, objective=objective)
+            loss, penalty = loss_terms(model, x, y, training=True, objective=objective,
+                                       fast=fast)
             share = (loss + penalty) / replicas  # replicas' shares sum to the global objective
         grads = ctx.all_reduce("sum", dense_gradients(tape.gradient(share, variables)))
         loss = ctx.all_reduce("sum", loss / replicas)

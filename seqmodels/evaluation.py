@@ -69,15 +69,22 @@ def stateful_copy(model, batch_size: int = 1):
     return twin
 
 
-def _metric_step(model, jit_compile: bool = False):
-    """A compiled (x, y) -> (sum CE, top-1 hits, top-5 hits) over one batch."""
+def _metric_step(model, jit_compile: bool | None = None):
+    """A compiled (x, y) -> (sum CE, top-1 hits, top-5 hits) over one batch.
+
+    A model that qualifies runs through the fused CPU recurrence; jit_compile=None compiles
+    with XLA where that pays off.
+    """
     from seqmodels._tf import import_tf
+    from seqmodels.training import outputs_of, use_fused, use_xla
 
     tf = import_tf()
+    fast = use_fused(model)
+    jit_compile = use_xla(model, fast, jit_compile)
 
     @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def step(x, y):
-        logits = model(x, training=False)  # (B, L, V)
+        logits = outputs_of(model, x, False, fast)  # (B, L, V)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)  # (B, L)
         flat = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
         target = tf.reshape(y, [-1])

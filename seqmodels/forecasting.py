@@ -305,8 +305,8 @@ def train_forecaster(
             total, count = total + float(s), count + int(n)
         return total / count  # mean squared error, scaled units
 
-    def save_best() -> None:
-        save_model_atomic(net, run_dir / "model.keras")
+    def save_best(folder: Path) -> None:
+        save_model_atomic(net, folder / "model.keras")
 
     if run_dir is None:
         run_dir = default_run_dir(model.cell, "series")

@@ -58,7 +58,7 @@ class Job:
     dataset: Callable[[int], Any]  # epoch -> (x, y) batches in a fixed order for that epoch
     steps: int  # per epoch
     validate: Callable[[], float]
-    save_best: Callable[[], None]
+    save_best: Callable[[Path], None]  # writes model.keras into the folder it is given
     level: str  # "char" | "word" | "series", for the history rows
     resume_command: str  # e.g. "seqmodels train --resume runs/x"
     start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
@@ -171,12 +171,13 @@ def fit(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress: boo
                 break
             except _NonFinite as exc:
                 _roll_back_or_stop(job, config, run_dir, p, str(exc))
-    if reason in ("max-time", "signal") and not (run_dir / "model.keras").exists():
+    if reason in ("max-time", "signal") and p.best_val_loss is None:  # never validated yet
+        # (p, unlike the folder's files, is the same on every worker of a cluster)
         if job.start_epoch is not None:
             job.start_epoch()
         p.best_val_loss = job.validate()
         with writing("best model", run_dir, job.resume_command):
-            job.save_best()
+            job.save_best(run_dir)
     if reason == "signal":
         code = 130 if stop["signal"] == signal.SIGINT else 143
         raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
@@ -272,7 +273,7 @@ def _epochs(job: Job, config: TrainConfig, run_dir: Path, p: Progress, progress:
         p.history.append(stats.row(epoch, lr, val_loss, job.level))
         if p.best_val_loss is None or val_loss < p.best_val_loss:
             with writing("best model", run_dir, job.resume_command):
-                job.save_best()
+                job.save_best(run_dir)
             p.best_val_loss, p.epochs_without_improvement = val_loss, 0
         else:
             p.epochs_without_improvement += 1

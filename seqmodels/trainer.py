@@ -102,10 +102,11 @@ def train(
     strategy: str = "default",
     workers_spec: str | None = None,
     worker_index: int | None = None,
+    xla: bool | None = None,
 ) -> Run:
     """Train a language model into a run directory (or resume one) and return the run.
 
-    epochs, max_time and on_nan override the config (also a resumed run's); log_every prints a
+    epochs, max_time, on_nan and xla override the config (also a resumed run's); log_every prints a
     line to stderr every that many steps; workers overrides the tokenizing processes.
     strategy is default, mirrored or multi-worker (workers_spec/worker_index or TF_CONFIG);
     a worker that is not the chief writes nothing to the run directory and returns a Run
@@ -115,10 +116,11 @@ def train(
 
     import_tf()
     dist = make_distribution(strategy, workers_spec, worker_index)  # before any other TF op
-    again = f"--resume {resume}" if resume is not None else "--resume <the chief's run>"
+    again = f"--resume {resume}" if resume is not None else "--resume RUN"
     with cluster_errors(dist, f"seqmodels train {again}"):
         return _train(dist, data, model, config, out, resume, cache_dir, progress, callback,
-                      {"epochs": epochs, "max_time": max_time, "on_nan": on_nan}, log_every,
+                      {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla},
+                      log_every,
                       workers)
 
 
@@ -204,14 +206,14 @@ def _train(dist, data, model, config, out, resume, cache_dir, progress, callback
         loss = validation_loss(eval_step, ds)
         return loss if dist is None else dist.chief_value(loss)  # so all workers agree
 
-    def save_best() -> None:
+    def save_best(folder: Path) -> None:
         # model.keras is always the plain (stateless, any batch size) model: a stateful net is
         # copied into one, so evaluate/generate and keras users load a normal model
         best = net
         if config.stateful:
             best = build_language_model(len(prepared.vocab), model)
             best.set_weights(net.get_weights())
-        save_model_atomic(best, run_dir / "model.keras")
+        save_model_atomic(best, folder / "model.keras")
 
     if not chief:
         resume_command = "seqmodels train --resume " + (

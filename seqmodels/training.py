@@ -45,6 +45,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # cap, for quick runs
     tensorboard: bool = False  # write TensorBoard logs under <run>/tensorboard
     on_nan: str = "stop"  # "stop" | "rollback": reload the last checkpoint at half the rate
+    xla: bool | None = None  # compile steps with XLA; None: for fused models of >= 64 units
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
@@ -120,13 +121,44 @@ def cross_entropy(y, logits):
 Objective = Callable[[Any, Any], Any]  # (targets, model outputs) -> per-element loss
 
 
-def loss_terms(model, x, y, training: bool = False, objective: Objective = cross_entropy):
+def use_fused(model, fast: bool | None = None) -> bool:
+    """Whether a step runs the model through seqmodels.fused (None: wherever it applies)."""
+    if fast is False:
+        return False
+    from seqmodels import fused
+
+    ok = fused.supported(model)
+    if fast and not ok:
+        raise SeqmodelsError("this model cannot take the fused path (see fused.supported)")
+    return ok
+
+
+def use_xla(model, fast: bool, xla: bool | None = None) -> bool:
+    """Whether to compile a step with XLA (None: for the fused path when it pays off)."""
+    if xla is not None:
+        return xla
+    from seqmodels import fused
+
+    return fast and fused.xla_pays_off(model)
+
+
+def outputs_of(model, x, training: bool = False, fast: bool = False):
+    """The model's outputs, through the fused CPU recurrence when fast is True."""
+    if fast:
+        from seqmodels import fused
+
+        return fused.logits(model, x, training)
+    return model(x, training=training)
+
+
+def loss_terms(model, x, y, training: bool = False, objective: Objective = cross_entropy,
+               fast: bool = False):
     """Mean objective (default cross-entropy, nats/token) of the model's outputs, and the L1/L2
     penalty."""
     from seqmodels._tf import import_tf
 
     tf = import_tf()
-    outputs = model(x, training=training)  # (B, T, V) logits for a language model
+    outputs = outputs_of(model, x, training, fast)  # (B, T, V) logits for a language model
     penalty = tf.add_n(model.losses) if model.losses else tf.constant(0.0)
     return tf.reduce_mean(objective(y, outputs)), penalty
 
@@ -155,21 +187,26 @@ def clip_gradients(grads: list, norm, config: TrainConfig) -> list:
     return grads
 
 
-def make_steps(model, optimizer, config: TrainConfig, objective: Objective = cross_entropy):
+def make_steps(model, optimizer, config: TrainConfig, objective: Objective = cross_entropy,
+               fast: bool | None = None):
     """Compiled train and eval steps; the train step reports the pre-clipping gradient norm.
 
     eval_step(x, y) returns (sum of the objective, number of elements) so means over a whole
-    split are exact.
+    split are exact. fast: the fused CPU recurrence (None: wherever it applies; same maths);
+    both steps are compiled with XLA as config.xla says.
     """
     from seqmodels._tf import import_tf
 
     tf = import_tf()
     variables = model.trainable_variables
+    fast = use_fused(model, fast)
+    jit = use_xla(model, fast, config.xla)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=jit)
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss, penalty = loss_terms(model, x, y, training=True, objective=objective)
+            loss, penalty = loss_terms(model, x, y, training=True, objective=objective,
+                                       fast=fast)
             total = loss + penalty
         grads = dense_gradients(tape.gradient(total, variables))
         norm = tf.linalg.global_norm(grads)
@@ -179,9 +216,9 @@ def make_steps(model, optimizer, config: TrainConfig, objective: Objective = cro
             optimizer.apply(grads, variables)
         return loss, norm, finite
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, jit_compile=jit)
     def eval_step(x, y):
-        losses = objective(y, model(x, training=False))
+        losses = objective(y, outputs_of(model, x, False, fast))
         return tf.reduce_sum(losses), tf.size(losses)
 
     return train_step, eval_step

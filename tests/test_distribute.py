@@ -116,7 +116,13 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path, 
                 "worker": start(tmp_path, "worker", {"TMPDIR": str(worker_tmp)}, **cluster,
                                 worker_index=1)}
 
-    fresh = finish(tmp_path, pair(free_ports(2), model=MODEL, train=TRAIN, out=str(chief_run)))
+    ports = free_ports(2)
+    cluster = {"strategy": "multi-worker", **common, "model": MODEL, "train": TRAIN,
+               "workers_spec": ",".join(f"127.0.0.1:{p}" for p in ports)}
+    fresh = finish(tmp_path, {  # the worker needs no --out, and one given is never written
+        "chief": start(tmp_path, "chief", **cluster, worker_index=0, out=str(chief_run)),
+        "worker": start(tmp_path, "worker", {"TMPDIR": str(worker_tmp)}, **cluster,
+                        worker_index=1, out=str(worker_out))})
     assert str(fresh["chief"]["path"]) == str(chief_run)
     assert str(fresh["worker"]["path"]) == "None"
     close(fresh["chief"], straight)
@@ -155,7 +161,7 @@ def test_a_worker_whose_chief_fails_ends_with_one_line(tmp_path, corpus):
     assert worker.returncode == 1 and "Traceback" not in worker.stderr
     errors = [line for line in worker.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "the cluster broke off training" in errors[0]
-    assert "task:0 stopped" in errors[0] and "--resume" in errors[0]
+    assert "task:0 stopped" in errors[0] and "its own output says why" in errors[0]
     assert [f.name for f in taken.iterdir()] == ["notes.txt"]
 
 
