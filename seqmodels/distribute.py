@@ -122,11 +122,9 @@ class Distribution:
 
         def on_replica(v):
             ctx = tf.distribute.get_replica_context()
-            local = self.replicas // self.workers
-            first = ctx.replica_id_in_sync_group % local == 0  # one replica a worker
-            if chief_only:
-                first = ctx.replica_id_in_sync_group == 0
-            return ctx.all_reduce("sum", tf.where(first, v, tf.zeros_like(v)))
+            replica, local = ctx.replica_id_in_sync_group, self.replicas // self.workers
+            counted = replica == 0 if chief_only else replica % local == 0  # one a worker
+            return ctx.all_reduce("sum", tf.where(counted, v, tf.zeros_like(v)))
 
         out = self.strategy.run(on_replica, (tf.constant(values, tf.float64),))
         return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]

@@ -105,16 +105,31 @@ def _zeros(z, units: int):
     return tf.zeros(tf.stack([tf.shape(z)[1], units]), z.dtype)
 
 
+def _lstm_cell(zt, h, c, u, two):
+    """One LSTM step from its input projection zt (B, 4H): new h, new c, gate activations."""
+    a = tf.sigmoid((zt + tf.matmul(h, u)) * two)  # (B, 4H); tanh(x) = 2 sigmoid(2x) - 1
+    i, f, g, o = tf.split(a, 4, axis=1)
+    c = f * c + i * (2.0 * g - 1.0)
+    return o * tf.tanh(c), c, a
+
+
+def _gru_cell(xt, h, u, b_rec, H: int):
+    """One GRU step (reset_after) from its input projection xt (B, 3H): new h, the update and
+    reset gates (B, 2H), the candidate hh and the candidate's recurrent part r_h."""
+    inner = tf.matmul(h, u) + b_rec  # (B, 3H)
+    zr = tf.sigmoid(xt[:, :2 * H] + inner[:, :2 * H])
+    r_h = inner[:, 2 * H:]
+    hh = tf.tanh(xt[:, 2 * H:] + zr[:, H:] * r_h)
+    return zr[:, :H] * h + (1.0 - zr[:, :H]) * hh, zr, hh, r_h
+
+
 def lstm_forward(z, u, b):
     """lstm_sequence's h without what a backward pass needs (for evaluation)."""
     H = u.shape[0]
     two = _gate_scale(H, 4, 2, 2.0)
 
     def step(carry, zt):
-        h, c = carry
-        i, f, g, o = tf.split(tf.sigmoid((zt + tf.matmul(h, u)) * two), 4, axis=1)
-        c = f * c + i * (2.0 * g - 1.0)
-        return o * tf.tanh(c), c
+        return _lstm_cell(zt, *carry, u, two)[:2]
 
     zero = _zeros(z, H)
     return tf.scan(step, z + b, initializer=(zero, zero))[0]
@@ -123,14 +138,8 @@ def lstm_forward(z, u, b):
 def gru_forward(z, u, b):
     """gru_sequence's h without what a backward pass needs (for evaluation)."""
     H = u.shape[0]
-
-    def step(h, xt):
-        inner = tf.matmul(h, u) + b[1]
-        zr = tf.sigmoid(xt[:, :2 * H] + inner[:, :2 * H])
-        hh = tf.tanh(xt[:, 2 * H:] + zr[:, H:] * inner[:, 2 * H:])
-        return zr[:, :H] * h + (1.0 - zr[:, :H]) * hh
-
-    return tf.scan(step, z + b[0], initializer=_zeros(z, H))
+    return tf.scan(lambda h, xt: _gru_cell(xt, h, u, b[1], H)[0], z + b[0],
+                   initializer=_zeros(z, H))
 
 
 @tf.custom_gradient
@@ -138,16 +147,12 @@ def lstm_sequence(z, u, b):
     """h (T, B, H) of an LSTM (Keras' i, f, c, o gate order) from Z = X @ W (T, B, 4H)."""
     H = u.shape[0]
     zb = z + b  # (T, B, 4H)
-    # tanh(a) = 2 sigmoid(2a) - 1: one sigmoid over all four gates
     two = _gate_scale(H, 4, 2, 2.0)
     zero = _zeros(z, H)  # (B, H)
 
     def step(carry, zt):
         h, c, _ = carry
-        a = tf.sigmoid((zt + tf.matmul(h, u)) * two)  # (B, 4H)
-        i, f, g, o = tf.split(a, 4, axis=1)
-        c = f * c + i * (2.0 * g - 1.0)
-        return o * tf.tanh(c), c, a
+        return _lstm_cell(zt, h, c, u, two)
 
     hs, cs, acts = tf.scan(step, zb, initializer=(zero, zero, tf.tile(zero, [1, 4])))
 
@@ -187,17 +192,8 @@ def gru_sequence(z, u, b):
     zb = z + b[0]
     zero = _zeros(z, H)  # (B, H)
 
-    def step(carry, xt):
-        h = carry[0]
-        inner = tf.matmul(h, u) + b[1]  # (B, 3H)
-        x_zr, x_h = xt[:, :2 * H], xt[:, 2 * H:]
-        r_zr, r_h = inner[:, :2 * H], inner[:, 2 * H:]
-        zr = tf.sigmoid(x_zr + r_zr)  # (B, 2H): update and reset gates
-        zg, rg = zr[:, :H], zr[:, H:]
-        hh = tf.tanh(x_h + rg * r_h)
-        return zg * h + (1.0 - zg) * hh, zr, hh, r_h
-
-    hs, zrs, hhs, rhs = tf.scan(step, zb, initializer=(zero, tf.tile(zero, [1, 2]), zero, zero))
+    hs, zrs, hhs, rhs = tf.scan(lambda carry, xt: _gru_cell(xt, carry[0], u, b[1], H), zb,
+                                initializer=(zero, tf.tile(zero, [1, 2]), zero, zero))
 
     def grad(dhs):
         h_prev = tf.concat([zero[None], hs[:-1]], 0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from seqmodels.distribute import SIGNAL
+from seqmodels.distribute import MAX_TIME, NO_STOP, SIGNAL
 from seqmodels.errors import NewerFormatError, SeqmodelsError
 from seqmodels.runs import (
     latest_checkpoint,
@@ -80,8 +80,6 @@ class Job:
 
     def stop_code(self, stop: dict, out_of_time: bool) -> int:
         """Why to stop now (distribute.SIGNAL/MAX_TIME/NO_STOP), agreed by every worker."""
-        from seqmodels.distribute import MAX_TIME, NO_STOP, SIGNAL
-
         code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
         return code if self.distribution is None else self.distribution.agree(code)
 

@@ -120,8 +120,7 @@ def train(
     with cluster_errors(dist, f"seqmodels train {again}"):
         return _train(dist, data, model, config, out, resume, cache_dir, progress, callback,
                       {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla},
-                      log_every,
-                      workers)
+                      log_every, workers)
 
 
 def _train(dist, data, model, config, out, resume, cache_dir, progress, callback, overrides,
