@@ -43,7 +43,7 @@ demo: install ## train a char LSTM on the built-in corpus for 150 s, evaluate it
 	$(SEQ) generate $(DEMO_RUN) --prompt "And God said" --length 400 --temperature 0.8 --seed 1
 
 bench: install ## measure training, evaluation and generation speed against the baselines
-	$(PY) -m seqmodels.bench $(BENCH_ARGS)
+	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 clean: ## remove the virtual environment and caches (never runs/ or data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

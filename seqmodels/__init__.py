@@ -8,16 +8,19 @@ __version__ = "0.1.0"
 
 # Public names, imported on first use so `import seqmodels` (and the CLI's --help) stays fast.
 _LAZY = {
-    "DataConfig": "seqmodels.prepare",
-    "prepare_corpus": "seqmodels.prepare",
-    "ModelConfig": "seqmodels.models",
-    "TrainConfig": "seqmodels.training",
-    "train": "seqmodels.trainer",
-    "load_run": "seqmodels.runs",
-    "evaluate_run": "seqmodels.evaluation",
-    "generate_text": "seqmodels.generation",
-    "SamplingConfig": "seqmodels.generation",
-    "Run": "seqmodels.runs",
+    "DataConfig": "seqmodels.data.config",
+    "prepare_corpus": "seqmodels.data.prepare",
+    "ModelConfig": "seqmodels.models.config",
+    "TrainConfig": "seqmodels.training.config",
+    "train": "seqmodels.lm.train",
+    "load_run": "seqmodels.lm.run",
+    "evaluate_run": "seqmodels.lm.evaluate",
+    "generate_text": "seqmodels.lm.generate",
+    "SamplingConfig": "seqmodels.lm.generate",
+    "Run": "seqmodels.lm.run",
+    "SeriesConfig": "seqmodels.forecast.series",
+    "train_forecaster": "seqmodels.forecast.train",
+    "load_forecast_run": "seqmodels.forecast.run",
 }
 
 __all__ = ["SeqmodelsError", "__version__", *_LAZY]

@@ -1,6 +1,6 @@
 """`python -m seqmodels` runs the command-line interface."""
 
-from seqmodels.cli import main
+from seqmodels.cli.main import main
 
 if __name__ == "__main__":
     main()

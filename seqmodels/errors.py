@@ -1,6 +1,7 @@
 """The one exception type the library raises for problems a user can fix."""
 
 
+
 class SeqmodelsError(Exception):
     """A plain-English problem with input, files or settings (not a bug)."""
 

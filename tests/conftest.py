@@ -4,7 +4,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+CAT_TEXT = "the cat sat on the mat.\nthe dog sat on the log.\n" * 60  # 2,880 characters
+TINY_MODEL = {"layers": 1, "units": 16, "embedding_dim": 8}
 
 SAMPLE = (
     "The quick brown fox jumps over the lazy dog.\n"
@@ -46,6 +53,68 @@ def cyclic(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def cat_text():
+    """A small two-line text repeated: enough for a few steps of a tiny model."""
+    return CAT_TEXT
+
+
+@pytest.fixture
+def corpus(tmp_path, cat_text):
+    """cat_text in a file."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(cat_text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def train_tiny():
+    """Train a tiny model (1 x 16 units, embedding 8) on one file: a function of the corpus, the
+    run directory, cell, level, cache_dir and TrainConfig settings that returns the run's path.
+
+    Without cache_dir, encoded corpora go to cache/ beside the run (module fixtures outlive the
+    per-test cache folder).
+    """
+
+    def train_run(corpus, out, cell="lstm", level="char", cache_dir=None, **settings):
+        from seqmodels import DataConfig, ModelConfig, TrainConfig, train
+
+        with pytest.MonkeyPatch.context() as mp:
+            if cache_dir is None:
+                mp.setenv("XDG_CACHE_HOME", str(out.parent / "cache"))
+            return train(DataConfig(corpus=[str(corpus)], level=level),
+                         ModelConfig(cell=cell, **TINY_MODEL), TrainConfig(**settings), out=out,
+                         cache_dir=cache_dir).path
+
+    return train_run
+
+
+@pytest.fixture(scope="session")
 def kjv_cache(tmp_path_factory):
     """One cache folder shared by the tests that tokenize the 4 MB built-in corpus."""
     return tmp_path_factory.mktemp("kjv-cache")
+
+
+RSS_PROBE = """
+def status(field):  # bytes, from /proc/self/status (VmRSS, VmHWM, RssFile, ...)
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+
+def reset_peak():  # Linux: writing 5 to clear_refs resets VmHWM (the peak RSS)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+"""
+
+
+@pytest.fixture
+def measure_rss():
+    """Run a script in a fresh Python that has status() and reset_peak(); its last line of
+    output, as JSON."""
+
+    def run(script: str, *args: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", RSS_PROBE + script, *args],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return run

@@ -22,10 +22,10 @@ def main(spec_path: str) -> None:
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * spec["devices"])
 
-    from seqmodels.models import ModelConfig
-    from seqmodels.prepare import DataConfig
-    from seqmodels.trainer import train
-    from seqmodels.training import TrainConfig
+    from seqmodels.data.config import DataConfig
+    from seqmodels.lm.train import train
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.training.config import TrainConfig
 
     losses = []
     fresh = spec.get("resume") is None

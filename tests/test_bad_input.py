@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
 
-GOOD = "the cat sat on the mat.\nthe dog sat on the log.\n" * 60
 TINY = ["--cell", "gru", "--layers", "1", "--units", "16", "--embedding-dim", "8",
         "--batch-size", "8", "-T", "20", "--epochs", "1", "--steps-per-epoch", "2", "-q"]
 BIG = 10 * 2**20  # characters in the single-line file
@@ -27,14 +26,12 @@ SCRIPT = Path(sys.executable).with_name("seqmodels")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, train_tiny, cat_text):
     """Input files of every kind and one tiny trained run, shared by the whole module."""
-    from seqmodels import DataConfig, ModelConfig, TrainConfig, train
-
     root = tmp_path_factory.mktemp("bad-input")
     inputs = root / "inputs"
     inputs.mkdir()
-    (inputs / "good.txt").write_text(GOOD)
+    (inputs / "good.txt").write_text(cat_text)
     (inputs / "empty.txt").write_text("")
     (inputs / "blank.txt").write_text("\n  \n\t\n")
     (inputs / "binary.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" +
@@ -46,12 +43,8 @@ def world(tmp_path_factory):
     (inputs / "short.txt").write_text("tiny\n")
     (inputs / "notext").mkdir()
     (inputs / "notext" / "readme.md").write_text("not a corpus\n")
-    with pytest.MonkeyPatch.context() as mp:  # the autouse cache fixture is function-scoped
-        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
-        train(DataConfig(corpus=[str(inputs / "good.txt")]),
-              ModelConfig(cell="gru", layers=1, units=16, embedding_dim=8),
-              TrainConfig(epochs=1, batch_size=8, seq_len=20, steps_per_epoch=5),
-              out=root / "run")
+    train_tiny(inputs / "good.txt", root / "run", cell="gru", epochs=1, batch_size=8, seq_len=20,
+               steps_per_epoch=5)
     return root
 
 
@@ -258,13 +251,13 @@ def test_a_10MB_line_stays_within_memory(world, tmp_path):
 
 
 def test_a_multi_line_library_message_is_printed_on_one_line(monkeypatch, tmp_path):
-    import seqmodels.prepare
+    import seqmodels.data.prepare
     from seqmodels.errors import SeqmodelsError
 
     def fail(*args, **kwargs):
         raise SeqmodelsError("first part\n  second part\n")
 
-    monkeypatch.setattr(seqmodels.prepare, "prepare_corpus", fail)
+    monkeypatch.setattr(seqmodels.data.prepare, "prepare_corpus", fail)
     (tmp_path / "a.txt").write_text("some text\n")
     result = CliRunner().invoke(cli, ["corpus", str(tmp_path / "a.txt")])
     assert result.exit_code == 1 and result.stderr == "Error: first part second part\n"

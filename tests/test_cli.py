@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from seqmodels import __version__
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
 
 
 def run(*args, **kwargs):

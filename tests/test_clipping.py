@@ -12,8 +12,9 @@ exceeds its start without clipping: tanh bounds the state, so the damage is to t
 import numpy as np
 import pytest
 
-from seqmodels.diagnostics import clipping_experiment
-from seqmodels.prepare import DataConfig, prepare_corpus
+from seqmodels.data.config import DataConfig
+from seqmodels.data.prepare import prepare_corpus
+from seqmodels.diagnostics.clipping import clipping_experiment
 
 
 @pytest.fixture(scope="module")

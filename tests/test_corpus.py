@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from seqmodels.corpus import Source, normalise, read_corpus, resolve_sources
+from seqmodels.data.corpus import Source, normalise, read_corpus, resolve_sources
 from seqmodels.errors import SeqmodelsError
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
 
 COMMANDS = {
     "evaluate": ["evaluate", "{run}", "-q"],
@@ -22,22 +22,15 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, train_tiny, cat_text):
     """A 1-epoch GRU run with latest.npz and previous.npz (checkpoints every 2 steps)."""
-    from seqmodels import DataConfig, ModelConfig, TrainConfig, train
-
     root = tmp_path_factory.mktemp("damaged")
     corpus = root / "corpus.txt"
-    corpus.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60)
-    with pytest.MonkeyPatch.context() as mp:  # the autouse cache fixture is function-scoped
-        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
-        train(DataConfig(corpus=[str(corpus)]),
-              ModelConfig(cell="gru", layers=1, units=16, embedding_dim=8),
-              TrainConfig(epochs=1, batch_size=8, seq_len=20, steps_per_epoch=5,
-                          checkpoint_every=2),
-              out=root / "run")
-    assert (root / "run" / "checkpoints" / "previous.npz").is_file()
-    return root / "run"
+    corpus.write_text(cat_text)
+    run = train_tiny(corpus, root / "run", cell="gru", epochs=1, batch_size=8, seq_len=20,
+                     steps_per_epoch=5, checkpoint_every=2)
+    assert (run / "checkpoints" / "previous.npz").is_file()
+    return run
 
 
 def _future_npz(data: bytes) -> bytes:

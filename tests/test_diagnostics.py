@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from seqmodels import diagnostics as diag
-from seqmodels.cli import cli
-from seqmodels.models import recurrent_layers
-from seqmodels.prepare import DataConfig, prepare_corpus
+from seqmodels.cli.main import cli
+from seqmodels.data.config import DataConfig
+from seqmodels.data.prepare import prepare_corpus
+from seqmodels.models.builders import recurrent_layers
 
 T, B, UNITS = 50, 16, 32
 
@@ -37,7 +38,7 @@ def test_tape_unroll_matches_numpy_bptt(kjv, cell):
     x, y = diag.sample_windows(kjv.splits.train, 20, 4, seed=3)
     model = diag.fresh_model(cell, len(kjv.vocab), 16, seed=1)
     tape = diag.gradient_norms(model, x, y)  # TensorFlow, float32
-    numpy = diag.reference_gradient_norms(model, x, y)  # seqmodels.reference, float64
+    numpy = diag.reference_gradient_norms(model, x, y)  # seqmodels.models.reference, float64
     assert tape.shape == numpy.shape == (20,)
     np.testing.assert_allclose(tape, numpy, rtol=1e-4)
 
@@ -100,9 +101,9 @@ def test_fit_and_verdict_on_known_curves():
 
 
 def test_diagnose_a_trained_two_layer_run(tmp_path, kjv):
-    from seqmodels.models import ModelConfig
-    from seqmodels.trainer import train
-    from seqmodels.training import TrainConfig
+    from seqmodels.lm.train import train
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.training.config import TrainConfig
 
     text = tmp_path / "text.txt"
     text.write_text("In the beginning God created the heaven and the earth.\n" * 60)

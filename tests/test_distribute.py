@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
-from seqmodels.distribute import _check_tf_config, cluster_config, make_distribution
+from seqmodels.cli.main import cli
 from seqmodels.errors import SeqmodelsError
+from seqmodels.training.distribute import _check_tf_config, cluster_config, make_distribution
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 MODEL = {"layers": 1, "units": 24, "embedding_dim": 8}
@@ -215,13 +215,13 @@ def test_cli_refuses_strategy_options_that_do_not_fit(tmp_path, cyclic, args, sa
 
 
 def test_global_batch_must_split_over_the_replicas(tmp_path, cyclic, monkeypatch):
-    from seqmodels import distribute
+    from seqmodels.training import distribute
 
     class Three(distribute.Distribution):
         def __init__(self):
             super().__init__("mirrored", None, True, 3, 1)
 
-    monkeypatch.setattr("seqmodels.trainer.make_distribution", lambda *a: Three())
+    monkeypatch.setattr("seqmodels.lm.train.make_distribution", lambda *a: Three())
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--strategy", "mirrored",
                                       "--batch-size", "8", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1

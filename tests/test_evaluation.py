@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
-from seqmodels.evaluation import CHUNK, evaluate_ids
-from seqmodels.models import ModelConfig, build_language_model
+from seqmodels.cli.main import cli
+from seqmodels.lm.evaluate import CHUNK, evaluate_ids
+from seqmodels.models.builders import build_language_model
+from seqmodels.models.config import ModelConfig
 
 V = 7
 
@@ -60,18 +61,13 @@ def test_state_carried_walk_equals_one_long_pass():
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from seqmodels.prepare import DataConfig
-    from seqmodels.trainer import train
-    from seqmodels.training import TrainConfig
-
+def trained_run(tmp_path_factory, train_tiny):
     root = tmp_path_factory.mktemp("eval")
     corpus = root / "c.txt"
     corpus.write_text("to be or not to be, that is the question.\n" * 80)
-    run = train(DataConfig(corpus=[str(corpus)]), ModelConfig(layers=1, units=16, embedding_dim=8),
-                TrainConfig(epochs=2, batch_size=8, seq_len=20), out=root / "run",
-                cache_dir=root / "cache")
-    return run.path, corpus, root
+    run = train_tiny(corpus, root / "run", cache_dir=root / "cache", epochs=2, batch_size=8,
+                     seq_len=20)
+    return run, corpus, root
 
 
 def test_evaluate_cli_json_and_other_text(trained_run, tmp_path):

@@ -8,14 +8,14 @@ import pytest
 pd = pytest.importorskip("pandas")
 
 from seqmodels.errors import SeqmodelsError  # noqa: E402
-from seqmodels.forecast_eval import (  # noqa: E402
+from seqmodels.forecast.evaluate import (  # noqa: E402
     infer_season,
     last_value,
     metrics,
     seasonal_naive,
 )
-from seqmodels.forecasting import prepare  # noqa: E402
-from seqmodels.series import (  # noqa: E402
+from seqmodels.forecast.prepare import prepare  # noqa: E402
+from seqmodels.forecast.series import (  # noqa: E402
     SeriesConfig,
     builtin_path,
     fill_parts,
@@ -205,7 +205,7 @@ def test_builtin_co2_is_read_from_the_installed_statsmodels(tmp_path):
 
 
 def test_relative_windows_are_changes_from_the_last_value():
-    from seqmodels.series import make_windows
+    from seqmodels.forecast.series import make_windows
 
     scaled = np.arange(20, dtype=float)[:, None] * 0.5  # (20, 1)
     starts = np.array([0, 7])

@@ -4,13 +4,15 @@ and a whole training run; it applies only where it can, and the saved model stay
 import numpy as np
 import pytest
 
-from seqmodels import fused
-from seqmodels._tf import import_keras, import_tf
-from seqmodels.models import ModelConfig, build_language_model, build_regression_model
-from seqmodels.prepare import DataConfig
-from seqmodels.runs import latest_checkpoint, load_checkpoint
-from seqmodels.trainer import train
-from seqmodels.training import TrainConfig, cross_entropy, make_optimizer, make_steps
+from seqmodels.backend import import_keras, import_tf
+from seqmodels.data.config import DataConfig
+from seqmodels.lm.train import train
+from seqmodels.models import fused
+from seqmodels.models.builders import build_language_model, build_regression_model
+from seqmodels.models.config import ModelConfig
+from seqmodels.training import checkpoint
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.step import cross_entropy, make_optimizer, make_steps
 
 tf, keras = import_tf(), import_keras()
 pytestmark = pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")),
@@ -104,7 +106,7 @@ def test_xla_only_where_it_pays_off():
 
 
 def weights(run_dir):
-    return load_checkpoint(latest_checkpoint(run_dir))[0]["weights"]
+    return checkpoint.read(checkpoint.latest(run_dir)).arrays["weights"]
 
 
 @pytest.mark.parametrize("cell, units", [("lstm", 24), ("gru", 24), ("lstm", 64)])

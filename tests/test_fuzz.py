@@ -12,12 +12,13 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from seqmodels.corpus import NORMAL_FORMS
+from seqmodels.data.config import DataConfig
+from seqmodels.data.corpus import NORMAL_FORMS
+from seqmodels.data.prepare import corpus_text, prepare_corpus
+from seqmodels.data.tokenizers import WORD_TOKENIZERS
+from seqmodels.data.vocab import PAD, UNK, UNK_ID
+from seqmodels.data.windows import num_windows, require_windows, window_dataset
 from seqmodels.errors import SeqmodelsError
-from seqmodels.prepare import DataConfig, corpus_text, prepare_corpus
-from seqmodels.tokenizers import WORD_TOKENIZERS
-from seqmodels.vocab import PAD, UNK, UNK_ID
-from seqmodels.windows import num_windows, require_windows, window_dataset
 
 # Unicode text of every category (NUL, controls, combining marks, emoji, RTL, line and
 # paragraph separators), plus words and line breaks so word tokenizers see real structure

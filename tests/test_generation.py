@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
+from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
-from seqmodels.generation import Generator, SamplingConfig, encode_prompt, generate_text
-from seqmodels.models import ModelConfig, build_language_model
-from seqmodels.tokenizers import Tokenizer
-from seqmodels.vocab import UNK_ID, Vocabulary
+from seqmodels.lm.generate import Generator, SamplingConfig, encode_prompt, generate_text
+from seqmodels.models.builders import build_language_model
+from seqmodels.models.config import ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -63,21 +64,13 @@ def test_prompt_outside_the_vocabulary():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    from seqmodels.prepare import DataConfig
-    from seqmodels.trainer import train
-    from seqmodels.training import TrainConfig
-
+def runs(tmp_path_factory, train_tiny):
     root = tmp_path_factory.mktemp("gen")
     corpus = root / "c.txt"
     corpus.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 80)
-    made = {}
-    for level in ("char", "word"):
-        made[level] = train(DataConfig(corpus=[str(corpus)], level=level),
-                            ModelConfig(layers=1, units=16, embedding_dim=8),
-                            TrainConfig(epochs=3, batch_size=8, seq_len=12, lr=0.01),
-                            out=root / level, cache_dir=root / "cache").path
-    return made
+    return {level: train_tiny(corpus, root / level, level=level, cache_dir=root / "cache",
+                              epochs=3, batch_size=8, seq_len=12, lr=0.01)
+            for level in ("char", "word")}
 
 
 @pytest.mark.parametrize("level", ["char", "word"])
@@ -124,7 +117,7 @@ def test_generate_cli_unknown_prompt_is_one_line(runs):
 
 
 def test_default_prompt():
-    from seqmodels.generation import default_prompt
+    from seqmodels.lm.generate import default_prompt
 
     assert default_prompt(Vocabulary.from_tokens("ab\n")) == "\n"
     lines = ["Alpha beta", "", "Gamma delta"]
@@ -137,7 +130,7 @@ def test_default_prompt():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_every_cell_generates_and_evaluates(cell):
-    from seqmodels.evaluation import evaluate_ids
+    from seqmodels.lm.evaluate import evaluate_ids
 
     net = build_language_model(9, ModelConfig(cell=cell, layers=2, units=8, embedding_dim=4))
     prompts = np.array([[2, 3], [4, 5]], dtype=np.int32)

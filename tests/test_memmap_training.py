@@ -1,8 +1,5 @@
 """Training from a 1 GB memory-mapped token file keeps resident memory far below its size."""
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -11,15 +8,12 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
-    from seqmodels._tf import import_tf
-    from seqmodels.models import ModelConfig, build_language_model
-    from seqmodels.training import TrainConfig, make_optimizer, make_steps
-    from seqmodels.windows import split_ids, window_dataset
-
-    def status(field):  # bytes
-        with open("/proc/self/status") as f:
-            line = next(line for line in f if line.startswith(field + ":"))
-        return int(line.split()[1]) * 1024
+    from seqmodels.backend import import_tf
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.training.config import TrainConfig
+    from seqmodels.training.step import make_optimizer, make_steps
+    from seqmodels.data.windows import split_ids, window_dataset
 
     path, steps = sys.argv[1], int(sys.argv[2])
     tf = import_tf()
@@ -32,8 +26,7 @@ SCRIPT = textwrap.dedent(
     warm = np.random.default_rng(0).integers(0, 65, 2_000_000, dtype=np.uint8)
     for x, y in window_dataset(warm, T, B, shuffle=True, in_memory_limit=0).take(2):
         train_step(x, y)  # trace the step and start tf.data before the baseline
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM (the peak RSS) to the current RSS
+    reset_peak()
     before = status("VmRSS")
     ids = np.load(path, mmap_mode="r")
     train = split_ids(ids).train
@@ -62,12 +55,10 @@ def write_token_file(path, n: int, vocab: int = 65) -> None:
 
 
 @pytest.mark.slow
-def test_one_gigabyte_token_file_trains_in_little_memory(tmp_path):
+def test_one_gigabyte_token_file_trains_in_little_memory(tmp_path, measure_rss):
     path = tmp_path / "ids.npy"
     write_token_file(path, 2**30)
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(path), "30"], capture_output=True,
-                         text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = measure_rss(SCRIPT, str(path), "30")
     print(result)
     assert result["file"] == 2**30 and result["dtype"] == "uint8"
     assert result["steps"] == 30 and result["finite"]
@@ -77,7 +68,7 @@ def test_one_gigabyte_token_file_trains_in_little_memory(tmp_path):
 def test_windows_read_from_the_file_equal_windows_of_the_array(tmp_path):
     import numpy as np
 
-    from seqmodels.windows import split_ids, window_dataset
+    from seqmodels.data.windows import split_ids, window_dataset
 
     ids = np.random.default_rng(1).integers(0, 300, 5000).astype(np.uint16)
     np.save(tmp_path / "ids.npy", ids)

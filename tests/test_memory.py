@@ -1,8 +1,5 @@
 """Windowing 50 MB of ids must not materialise windows: memory O(corpus), not O(corpus x T)."""
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -11,17 +8,8 @@ SCRIPT = textwrap.dedent(
     """
     import json
     import numpy as np
-    from seqmodels._tf import import_tf
-    from seqmodels.windows import window_dataset
-
-    def status(field):  # bytes
-        with open("/proc/self/status") as f:
-            line = next(line for line in f if line.startswith(field + ":"))
-        return int(line.split()[1]) * 1024
-
-    def reset_peak():  # Linux: writing 5 to clear_refs resets VmHWM (the peak RSS)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
+    from seqmodels.backend import import_tf
+    from seqmodels.data.windows import window_dataset
 
     tf = import_tf()
     for _ in window_dataset(np.arange(1000, dtype=np.int32), 10, 4, shuffle=True).take(2):
@@ -41,8 +29,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_windowing_50mb_keeps_peak_rss_below_3x_array():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+def test_windowing_50mb_keeps_peak_rss_below_3x_array(measure_rss):
+    result = measure_rss(SCRIPT)
     assert result["windows"] == 300 * 64
     assert result["growth"] < 3 * result["array"], result

@@ -1,15 +1,14 @@
-"""Tests for seqmodels.models: builders, cuDNN defaults, step model, stateful, saving, config."""
+"""Tests for seqmodels.models.builders: cuDNN defaults, step model, stateful, saving, config."""
 
 import json
 
 import numpy as np
 import pytest
 
-from seqmodels import models
-from seqmodels._tf import import_tf
+from seqmodels.backend import import_tf
 from seqmodels.errors import SeqmodelsError
-from seqmodels.models import (
-    ModelConfig,
+from seqmodels.models import builders as models
+from seqmodels.models.builders import (
     StepModel,
     build_language_model,
     build_regression_model,
@@ -18,6 +17,7 @@ from seqmodels.models import (
     recurrent_layers,
     reset_states,
 )
+from seqmodels.models.config import ModelConfig
 
 tf = import_tf()
 import keras  # noqa: E402

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from seqmodels.prepare import DataConfig, prepare_corpus
-from seqmodels.tokenizers import Tokenizer
-from seqmodels.vocab import UNK_ID
+from seqmodels.data.config import DataConfig
+from seqmodels.data.prepare import prepare_corpus
+from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.vocab import UNK_ID
 
 
 def test_char_level_ids_decode_to_the_text(text_dir, tmp_path):

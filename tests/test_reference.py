@@ -1,4 +1,4 @@
-"""Tests for seqmodels.reference: finite differences, agreement with Keras, gradient-norm decay."""
+"""seqmodels.models.reference: finite differences, agreement with Keras, gradient-norm decay."""
 
 import subprocess
 import sys
@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from seqmodels import reference as ref
-from seqmodels._tf import import_tf
+from seqmodels.backend import import_tf
+from seqmodels.models import reference as ref
 
 tf = import_tf()
 import keras  # noqa: E402
@@ -57,7 +57,7 @@ def close(ours: np.ndarray, theirs, what: str) -> None:
 
 
 def test_module_does_not_import_tensorflow():
-    code = "import sys, seqmodels.reference; assert 'tensorflow' not in sys.modules"
+    code = "import sys, seqmodels.models.reference; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

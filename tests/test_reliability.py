@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels import trainer
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
+from seqmodels.data.config import DataConfig
 from seqmodels.errors import SeqmodelsError
-from seqmodels.lock import LOCK_NAME, run_lock
-from seqmodels.models import ModelConfig
-from seqmodels.prepare import DataConfig
-from seqmodels.runs import latest_checkpoint, load_checkpoint
-from seqmodels.training import TrainConfig
+from seqmodels.lm import train as trainer
+from seqmodels.models import builders
+from seqmodels.models.config import ModelConfig
+from seqmodels.training import checkpoint
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.lock import LOCK_NAME, run_lock
 
 TINY = dict(layers=1, units=24, embedding_dim=8)
 
@@ -31,7 +32,7 @@ def run_train(tmp_path, corpus, name="run", model=None, callback=None, **setting
 
 
 def progress_of(run_dir):
-    return load_checkpoint(latest_checkpoint(run_dir))[1]["progress"]
+    return checkpoint.read(checkpoint.latest(run_dir)).progress
 
 
 def test_a_second_writer_is_refused(tmp_path, cyclic):
@@ -47,7 +48,7 @@ def test_a_second_writer_is_refused(tmp_path, cyclic):
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, cyclic):
     run = run_train(tmp_path, cyclic).path
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from seqmodels.lock import run_lock\n"
+        [sys.executable, "-c", "import sys, time; from seqmodels.training.lock import run_lock\n"
          "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)",
          str(run)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
@@ -62,7 +63,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, cyclic):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monkeypatch):
-    import seqmodels.runs as runs
+    import seqmodels.training.checkpoint as checkpoint_module
 
     real_savez, calls = np.savez, []
 
@@ -73,7 +74,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monk
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_savez(file, **arrays)
 
-    monkeypatch.setattr(runs.np, "savez", disk_full_on_the_fourth)
+    monkeypatch.setattr(checkpoint_module.np, "savez", disk_full_on_the_fourth)
     with pytest.raises(SeqmodelsError) as info:
         run_train(tmp_path, cyclic, checkpoint_every=1)
     message = str(info.value)
@@ -82,16 +83,16 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monk
     run = tmp_path / "run"
     # calls 1-3: step 0 (start), steps 1 and 2; the write for step 3 failed
     assert progress_of(run)["global_step"] == 2
-    assert load_checkpoint(run / "checkpoints" / "previous.npz")[1]["progress"]["global_step"] == 1
+    assert checkpoint.read(run / "checkpoints" / "previous.npz").progress["global_step"] == 1
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
-    monkeypatch.setattr(runs.np, "savez", real_savez)
+    monkeypatch.setattr(checkpoint_module.np, "savez", real_savez)
     trainer.train(resume=run)  # and the run continues once there is room again
     assert progress_of(run)["epoch"] == 1
 
 
 def exploding(monkeypatch):
     """Build SimpleRNNs with a large constant recurrent kernel (spectral radius 12)."""
-    build = trainer.build_language_model
+    build = builders.build_language_model
 
     def build_big(*args, **kwargs):
         model = build(*args, **kwargs)
@@ -101,7 +102,7 @@ def exploding(monkeypatch):
                 kernel.assign(np.full(kernel.shape, 0.5, "float32"))
         return model
 
-    monkeypatch.setattr(trainer, "build_language_model", build_big)
+    monkeypatch.setattr(builders, "build_language_model", build_big)
 
 
 def test_nan_stops_by_default_and_names_the_remedies(tmp_path, cyclic, monkeypatch):
@@ -157,7 +158,7 @@ def test_resume_works_from_a_run_killed_before_its_first_checkpoint(tmp_path, cy
     (run / "model.keras").unlink()
     (run / "checkpoints" / ".latest.x1y2.npz.tmp").write_bytes(b"half")  # a killed write
     trainer.train(resume=run)
-    a, b = (load_checkpoint(latest_checkpoint(r))[0]["weights"] for r in (straight, run))
+    a, b = (checkpoint.read(checkpoint.latest(r)).arrays["weights"] for r in (straight, run))
     assert all(np.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(a, b))
     assert timeless(run) == timeless(straight)
     assert not (run / "checkpoints" / ".latest.x1y2.npz.tmp").exists()

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
 from seqmodels.errors import SeqmodelsError
-from seqmodels.runs import load_model
+from seqmodels.models.saving import load_model
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seqmodels"
 
 
 @pytest.fixture(scope="module")
 def keras():
-    from seqmodels._tf import import_keras
+    from seqmodels.backend import import_keras
 
     return import_keras()
 
@@ -28,8 +28,8 @@ def keras():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, keras):
     """A minimal run directory (config.json + vocab.json) and a plain model.keras of V=5."""
-    from seqmodels.runs import write_config
-    from seqmodels.vocab import Vocabulary
+    from seqmodels.data.vocab import Vocabulary
+    from seqmodels.training.rundir import write_config
 
     root = tmp_path_factory.mktemp("safe") / "run"
     root.mkdir()
@@ -152,12 +152,12 @@ def test_no_pickle_and_no_unsafe_loading_in_the_package():
 
 
 def test_checkpoints_are_read_without_pickle(tmp_path):
-    from seqmodels.runs import load_checkpoint
+    from seqmodels.training import checkpoint
 
     path = tmp_path / "latest.npz"
     np.savez(path, **{"state.json": np.array([{"evil": 1}], dtype=object)})
     with pytest.raises(SeqmodelsError, match="damaged checkpoint"):
-        load_checkpoint(path)
+        checkpoint.read(path)
 
 
 def test_keras_is_pinned_to_a_release_with_the_safe_mode_fixes():

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from seqmodels._tf import import_tf
+from seqmodels.backend import import_tf
 from seqmodels.errors import SeqmodelsError
-from seqmodels.sampling import TOP_P_TOLERANCE, filter_logits, sample_next, validate_sampling
+from seqmodels.lm.sampling import TOP_P_TOLERANCE, filter_logits, sample_next, validate_sampling
 
 tf = import_tf()
 

@@ -15,11 +15,12 @@ round each is off its training distribution and may stumble even on the short ec
 import numpy as np
 import pytest
 
-from seqmodels._tf import import_tf
-from seqmodels.models import ModelConfig
-from seqmodels.prepare import DataConfig, prepare_corpus
-from seqmodels.trainer import train
-from seqmodels.training import TrainConfig
+from seqmodels.backend import import_tf
+from seqmodels.data.config import DataConfig
+from seqmodels.data.prepare import prepare_corpus
+from seqmodels.lm.train import train
+from seqmodels.models.config import ModelConfig
+from seqmodels.training.config import TrainConfig
 
 T = 8
 SHORT, LONG = "abcd", "efghijkl"  # fillers after the first and the second bit

@@ -1,8 +1,5 @@
 """Streaming preparation gives exactly the whole-text path's ids, in bounded memory."""
 
-import json
-import subprocess
-import sys
 import tempfile
 import textwrap
 from collections import Counter
@@ -13,11 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqmodels.corpus import read_corpus, resolve_sources
+from seqmodels.data.config import DataConfig
+from seqmodels.data.corpus import read_corpus, resolve_sources
+from seqmodels.data.prepare import make_tokenizer, prepare_corpus
+from seqmodels.data.vocab import UNK_ID, Vocabulary
+from seqmodels.data.windows import split_bounds
 from seqmodels.errors import SeqmodelsError
-from seqmodels.prepare import DataConfig, make_tokenizer, prepare_corpus
-from seqmodels.vocab import UNK_ID, Vocabulary
-from seqmodels.windows import split_bounds
 
 
 def in_memory(config: DataConfig) -> tuple[np.ndarray, Vocabulary, dict]:
@@ -155,17 +153,12 @@ def test_no_cache_leaves_no_file(text_dir, tmp_path, monkeypatch):
 PEAK_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from seqmodels.prepare import DataConfig, prepare_corpus
-
-    def status(field):  # bytes
-        with open("/proc/self/status") as f:
-            line = next(line for line in f if line.startswith(field + ":"))
-        return int(line.split()[1]) * 1024
+    from seqmodels.data.config import DataConfig
+    from seqmodels.data.prepare import prepare_corpus
 
     corpus, small, level, chunk, cache = sys.argv[1:6]
     prepare_corpus(DataConfig(corpus=[small], level=level), cache_dir=cache, workers=1)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # reset VmHWM (the peak RSS) to the current RSS
+    reset_peak()
     before = status("VmRSS")
     p = prepare_corpus(DataConfig(corpus=[corpus], level=level), cache_dir=cache, workers=1,
                        chunk_bytes=int(chunk))
@@ -195,14 +188,12 @@ def generated_corpus(path: Path, mb: int, seed: int = 0, words: int = 3000) -> P
 @pytest.mark.parametrize("level, mb, chunk_kib, bound_mb", [("char", 24, 256, 12),
                                                              ("word", 3, 128, 12)])
 def test_peak_memory_is_bounded_by_the_chunk_not_the_corpus(tmp_path, level, mb, chunk_kib,
-                                                            bound_mb):
+                                                            bound_mb, measure_rss):
     corpus = generated_corpus(tmp_path / "big.txt", mb)
     (tmp_path / "small.txt").write_text("warm up the imports\n" * 50)
     assert corpus.stat().st_size >= 20 * chunk_kib * 1024
-    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(corpus),
-                          str(tmp_path / "small.txt"), level, str(chunk_kib * 1024),
-                          str(tmp_path / "cache")], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = measure_rss(PEAK_SCRIPT, str(corpus), str(tmp_path / "small.txt"), level,
+                         str(chunk_kib * 1024), str(tmp_path / "cache"))
     print(level, result)
     # the whole-text path held the text plus a Python list of every token: > 10x the corpus
     assert result["tokens"] > corpus.stat().st_size / (1 if level == "char" else 8)

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seqmodels.data.tokenizers import NEWLINE, Tokenizer, read_stopwords
 from seqmodels.errors import SeqmodelsError
-from seqmodels.tokenizers import NEWLINE, Tokenizer, read_stopwords
 
 LINE = 'She said, "Don\'t go -- it\'s 3.5 miles."'
 

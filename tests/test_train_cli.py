@@ -1,6 +1,7 @@
 """`seqmodels train` from the command line: options, resume, budgets, signals, TensorBoard."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -10,17 +11,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from seqmodels.cli import cli
+from seqmodels.cli.main import cli
 
 SMALL = ["--layers", "1", "--units", "16", "--embedding-dim", "8", "-T", "16",
          "--batch-size", "8", "--quiet"]
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    path = tmp_path / "corpus.txt"
-    path.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60)
-    return path
 
 
 def train(*args):
@@ -145,7 +139,7 @@ def test_a_stateful_run_saves_a_plain_model_that_evaluates_and_generates(tmp_pat
     out = tmp_path / "run"
     assert train(str(corpus), "--stateful", "--epochs", "1", "--out", str(out),
                  *SMALL).exit_code == 0
-    from seqmodels.runs import load_run
+    from seqmodels.lm.run import load_run
 
     run = load_run(out)
     assert run.model.inputs[0].shape[0] is None  # any batch size
@@ -207,7 +201,7 @@ def test_resume_updates_epochs_and_works_from_another_folder(tmp_path, corpus, m
 
 
 def test_default_run_directories_never_collide(tmp_path, monkeypatch):
-    from seqmodels.runs import default_run_dir
+    from seqmodels.training.rundir import default_run_dir
 
     monkeypatch.chdir(tmp_path)
     dirs = {default_run_dir("lstm", "char") for _ in range(5)}
@@ -233,3 +227,41 @@ def test_more_bad_input_is_one_line(corpus, args, message):
     result = CliRunner().invoke(cli, ["train", str(corpus), *SMALL, *args])
     assert result.exit_code in (1, 2) and message in result.output
     assert "Traceback" not in result.output
+
+
+REFUSE_BEFORE_TF = (
+    "import json, sys\n"
+    "from click.testing import CliRunner\n"
+    "from seqmodels.cli import cli\n"
+    "result = CliRunner().invoke(cli, sys.argv[1:])\n"
+    "print(json.dumps({'code': result.exit_code, 'output': result.output,\n"
+    "                  'tensorflow': 'tensorflow' in sys.modules}))\n"
+)
+
+
+def _refused_before_tensorflow(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", REFUSE_BEFORE_TF, *args], capture_output=True,
+                         text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not result["tensorflow"], result  # answered without loading TensorFlow
+    return result
+
+
+def test_run_directory_preconditions_are_checked_before_tensorflow_loads(tmp_path, corpus):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine\n")
+    result = _refused_before_tensorflow("train", str(corpus), "--out", str(full))
+    assert result["code"] == 1 and "already exists and is not empty" in result["output"]
+    result = _refused_before_tensorflow("train", "--resume", str(full))
+    assert result["code"] == 1 and "is not a seqmodels run" in result["output"]
+    result = _refused_before_tensorflow("train", "--resume", str(full), "--units", "8")
+    assert result["code"] == 2 and "cannot change: --units" in result["output"]
+    result = _refused_before_tensorflow("forecast", "train", "co2", "--out", str(full))
+    assert result["code"] == 1 and "already exists and is not empty" in result["output"]
+    (full / "notes.txt").unlink()
+    (full / "config.json").write_text(
+        '{"format": "seqmodels.run", "version": 1, "data": {}, "model": {},'
+        ' "train": {"epochs": 1, "speed": "fast"}}')
+    result = _refused_before_tensorflow("train", "--resume", str(full))
+    assert result["code"] == 1 and "unknown training setting(s): speed" in result["output"]

@@ -5,12 +5,14 @@ import time
 import numpy as np
 import pytest
 
+from seqmodels.data.config import DataConfig
 from seqmodels.errors import SeqmodelsError
-from seqmodels.models import ModelConfig
-from seqmodels.prepare import DataConfig
-from seqmodels.runs import latest_checkpoint, load_checkpoint, load_run
-from seqmodels.trainer import train
-from seqmodels.training import TrainConfig, parse_duration, schedule_lr
+from seqmodels.lm.run import load_run
+from seqmodels.lm.train import train
+from seqmodels.models.config import ModelConfig
+from seqmodels.training import checkpoint
+from seqmodels.training.config import TrainConfig, parse_duration
+from seqmodels.training.schedule import schedule_lr
 
 TINY = dict(layers=1, units=24, embedding_dim=8)
 
@@ -24,8 +26,7 @@ def run_train(tmp_path, corpus, name, model=None, callback=None, **train_kwargs)
 
 
 def weights(run_dir):
-    arrays, _ = load_checkpoint(latest_checkpoint(run_dir))
-    return arrays["weights"]
+    return checkpoint.read(checkpoint.latest(run_dir)).arrays["weights"]
 
 
 def same(a, b, tol=1e-6):
@@ -77,8 +78,8 @@ def test_interrupted_mid_epoch_resumes_at_the_right_step(tmp_path, cyclic):
               TrainConfig(epochs=1, batch_size=8, seq_len=16, deterministic=True,
                           checkpoint_every=3),
               out=tmp_path / "crashed", cache_dir=tmp_path / "cache", callback=crash)
-    _, state = load_checkpoint(latest_checkpoint(tmp_path / "crashed"))
-    assert state["progress"]["epoch"] == 0 and state["progress"]["step"] == 6
+    progress = checkpoint.read(checkpoint.latest(tmp_path / "crashed")).progress
+    assert progress["epoch"] == 0 and progress["step"] == 6
     resumed_steps = []
     run = train(resume=tmp_path / "crashed", cache_dir=tmp_path / "cache",
                 callback=lambda info: resumed_steps.append(info["step"]))
@@ -90,9 +91,9 @@ def test_interrupted_mid_epoch_resumes_at_the_right_step(tmp_path, cyclic):
 
 
 def test_clipping_bounds_the_applied_update(tmp_path, cyclic):
-    from seqmodels._tf import import_tf
-    from seqmodels.models import build_language_model
-    from seqmodels.training import make_optimizer, make_steps
+    from seqmodels.backend import import_tf
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.training.step import make_optimizer, make_steps
 
     tf = import_tf()
     config = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, clipnorm=1e-3)
@@ -112,9 +113,9 @@ def test_clipping_bounds_the_applied_update(tmp_path, cyclic):
 def test_l2_raises_the_loss_by_the_expected_amount():
     import keras
 
-    from seqmodels._tf import import_tf
-    from seqmodels.models import build_language_model
-    from seqmodels.training import loss_terms
+    from seqmodels.backend import import_tf
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.training.step import loss_terms
 
     tf = import_tf()
     keras.utils.set_random_seed(0)
@@ -142,7 +143,7 @@ def test_max_time_stops_within_budget_plus_one_step(tmp_path, cyclic):
     longest_step = float(np.max(gaps)) if len(gaps) else 0.0
     # the clock starts just before the first step; the first step includes tracing
     assert stamps[-1] - stamps[0] <= 2.0 + longest_step
-    assert (run.path / "model.keras").is_file() and latest_checkpoint(run.path) is not None
+    assert (run.path / "model.keras").is_file() and checkpoint.latest(run.path) is not None
 
 
 def test_nan_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, cyclic):
@@ -155,13 +156,13 @@ def test_nan_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, 
                   clipnorm=None, checkpoint_every=1, callback=lambda i: seen.append(i["step"]))
     assert "were not updated" in str(info.value)
     assert seen == [1]  # step 1 applied a huge but finite update; step 2 was refused
-    arrays, state = load_checkpoint(latest_checkpoint(tmp_path / "nan"))
-    assert state["progress"]["step"] == 1
-    assert all(np.isfinite(w).all() for w in arrays["weights"])
+    ckpt = checkpoint.read(checkpoint.latest(tmp_path / "nan"))
+    assert ckpt.progress["step"] == 1
+    assert all(np.isfinite(w).all() for w in ckpt.arrays["weights"])
 
 
 def test_load_run_gives_the_same_predictions(tmp_path, cyclic):
-    from seqmodels.models import build_language_model
+    from seqmodels.models.builders import build_language_model
 
     run = run_train(tmp_path, cyclic, "reload", epochs=1)
     again = load_run(run.path)
@@ -195,7 +196,7 @@ def test_schedules_and_durations():
 
 
 def test_patience_and_plateau_follow_the_validation_loss(tmp_path, cyclic, monkeypatch):
-    import seqmodels.trainer as trainer
+    import seqmodels.lm.train as trainer
 
     losses = iter([2.0, 1.5, 1.6, 1.7, 1.4, 1.8, 1.9])
     monkeypatch.setattr(trainer, "validation_loss", lambda step, ds: next(losses))

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.vocab import PAD, UNK, UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
-from seqmodels.tokenizers import Tokenizer
-from seqmodels.vocab import PAD, UNK, UNK_ID, Vocabulary
 
 
 def test_order_is_count_descending_then_token():

@@ -5,14 +5,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqmodels.errors import SeqmodelsError
-from seqmodels.windows import (
+from seqmodels.data.windows import (
     num_windows,
     split_ids,
     stream_dataset,
     stream_layout,
     window_dataset,
 )
+from seqmodels.errors import SeqmodelsError
 
 
 def collect(ds):

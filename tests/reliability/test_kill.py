@@ -19,14 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqmodels.runs import (
-    latest_checkpoint,
-    load_checkpoint,
-    load_model,
-    read_config,
-    read_history,
-)
-from seqmodels.vocab import Vocabulary
+from seqmodels.data.vocab import Vocabulary
+from seqmodels.models.saving import load_model
+from seqmodels.training import checkpoint
+from seqmodels.training.history import read_history
+from seqmodels.training.rundir import read_config
 
 INTERVAL = 3  # --checkpoint-every
 EPOCHS, STEPS = 4, 25
@@ -101,15 +98,15 @@ def assert_readable(run: Path) -> int:
     Vocabulary.load(run / "vocab.json")
     for name in ("latest.npz", "previous.npz"):
         if (run / "checkpoints" / name).exists():
-            load_checkpoint(run / "checkpoints" / name)
+            checkpoint.read(run / "checkpoints" / name)
     if (run / "model.keras").exists():
         load_model(run / "model.keras")
     history = read_history(run)
     epochs = [row["epoch"] for row in history]
     assert epochs == list(range(1, len(epochs) + 1)), epochs
-    ckpt = latest_checkpoint(run)
+    ckpt = checkpoint.latest(run)
     assert ckpt is not None, "no checkpoint survived"
-    return load_checkpoint(ckpt)[1]["progress"]["global_step"]
+    return checkpoint.read(ckpt).progress["global_step"]
 
 
 def test_kill_9_and_resume(tmp_path, corpus, request):
@@ -149,7 +146,7 @@ def test_kill_9_and_resume(tmp_path, corpus, request):
     assert "Traceback" not in err
 
     assert assert_readable(run) == TOTAL
-    ours, theirs = (load_checkpoint(latest_checkpoint(r))[0]["weights"]
+    ours, theirs = (checkpoint.read(checkpoint.latest(r)).arrays["weights"]
                     for r in (run, tmp_path / "reference"))
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):

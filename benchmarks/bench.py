@@ -1,0 +1,272 @@
+"""`make bench`: training, evaluation and generation speed, ours next to the baselines, one run.
+
+Run as `python -m benchmarks.bench [--quick] [--prepare]`. Every figure is the median of several
+timed repetitions after a warm-up; the baselines are measured in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+V, E, H, LAYERS, T, B = 65, 64, 256, 2, 100, 64
+
+
+def median_rate(work: Callable[[], int], reps: int) -> float:
+    """Median of items/second over reps calls of work() (which returns items done)."""
+    work()  # warm-up: tracing, compilation, allocation
+    rates = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        n = work()
+        rates.append(n / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def sgemm_flops(reps: int) -> float:
+    """FLOP/s of a large float32 matrix product in NumPy: the machine's matmul ceiling."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    return median_rate(lambda: (a @ a, 2 * 2048**3)[1], reps)
+
+
+def train_flops_per_token(cell: str) -> float:
+    """About 3 x (2 x gates x H x (I + H)) per layer plus 3 x 2 x H x V for the softmax."""
+    gates = {"lstm": 4, "gru": 3}[cell]
+    rnn = sum(3 * 2 * gates * H * ((E if i == 0 else H) + H) for i in range(LAYERS))
+    return rnn + 3 * 2 * H * V
+
+
+def _batch(rng):
+    x = rng.integers(0, V, (B, T)).astype(np.int32)
+    return x, np.roll(x, -1, axis=1)
+
+
+def _step_rate(step, steps: int, reps: int) -> float:
+    """Tokens/s of a compiled (x, y) -> (value, ...) step on one fixed batch."""
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
+    x, y = (tf.constant(a) for a in _batch(np.random.default_rng(0)))
+
+    def work():
+        for _ in range(steps):
+            out = step(x, y)
+        float(out[0])  # wait for the last step to finish
+        return steps * B * T
+
+    return median_rate(work, reps)
+
+
+def ours_train(cell: str, steps: int, reps: int, fast: bool | None = None,
+               xla: bool | None = None) -> float:
+    """Tokens/s of seqmodels' own compiled train step (what `seqmodels train` runs)."""
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.training.config import TrainConfig
+    from seqmodels.training.step import make_optimizer, make_steps
+
+    config = TrainConfig(batch_size=B, seq_len=T, clipnorm=1.0, xla=xla)
+    net = build_language_model(V, ModelConfig(cell=cell, layers=LAYERS, units=H,
+                                              embedding_dim=E))
+    optimizer = make_optimizer(config)
+    optimizer.build(net.trainable_variables)
+    step, _ = make_steps(net, optimizer, config, fast=fast)
+    return _step_rate(step, steps, reps)
+
+
+def stock_keras_train(cell: str, steps: int, reps: int) -> float:
+    """Tokens/s of a plain keras.layers model trained with model.fit, default settings."""
+    from seqmodels.backend import import_keras
+
+    keras = import_keras()
+    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    model = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, E)]
+                             + [layer(H, return_sequences=True) for _ in range(LAYERS)]
+                             + [keras.layers.Dense(V)])
+    model.compile(keras.optimizers.Adam(2e-3, global_clipnorm=1.0),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _batch(np.random.default_rng(0))
+    xs, ys = np.tile(x, (steps, 1)), np.tile(y, (steps, 1))
+
+    def work():
+        model.fit(xs, ys, batch_size=B, epochs=1, verbose=0, shuffle=False)
+        return steps * B * T
+
+    return median_rate(work, reps)
+
+
+def torch_train(cell: str, steps: int, reps: int) -> float | None:
+    """Tokens/s of PyTorch nn.LSTM/nn.GRU at the same configuration, if torch is installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(V, E)
+            self.rnn = rnn_cls(E, H, num_layers=LAYERS, batch_first=True)
+            self.out = torch.nn.Linear(H, V)
+
+        def forward(self, x):
+            return self.out(self.rnn(self.emb(x))[0])
+
+    torch.manual_seed(0)
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    x, y = (torch.from_numpy(a.astype(np.int64)) for a in _batch(np.random.default_rng(0)))
+
+    def work():
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(x).reshape(-1, V), y.reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+        return steps * B * T
+
+    return median_rate(work, reps)
+
+
+def ours_eval(cell: str, steps: int, reps: int) -> float:
+    """Forward-only tokens/s (what evaluation with --context T runs per batch)."""
+    from seqmodels.lm.evaluate import metric_step
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.models.config import ModelConfig
+
+    net = build_language_model(V, ModelConfig(cell=cell, layers=LAYERS, units=H,
+                                              embedding_dim=E))
+    step = metric_step(net)
+    return _step_rate(step, steps, reps)
+
+
+def generation(streams: int, tokens: int, reps: int) -> float:
+    """Aggregate tokens/s of seqmodels' compiled sampling loop over `streams` samples."""
+    from seqmodels.lm.generate import Generator, SamplingConfig
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.models.config import ModelConfig
+
+    net = build_language_model(V, ModelConfig(layers=LAYERS, units=H, embedding_dim=E))
+    gen = Generator(net, SamplingConfig(seed=0))
+    prompts = np.full((streams, 8), 3, dtype=np.int32)
+    return median_rate(lambda: sum(c.shape[1] for c in gen.stream(prompts, tokens)) * streams,
+                       reps)
+
+
+def window_refeed_generation(tokens: int, reps: int) -> float:
+    """Tokens/s of the keras-io way: model.predict on the whole window for every new token."""
+    from seqmodels.models.builders import build_language_model
+    from seqmodels.models.config import ModelConfig
+
+    net = build_language_model(V, ModelConfig(layers=LAYERS, units=H, embedding_dim=E))
+    rng = np.random.default_rng(0)
+    window = rng.integers(0, V, (1, T)).astype(np.int32)
+
+    def work():
+        w = window.copy()
+        for _ in range(tokens):
+            logits = net.predict(w, verbose=0)[0, -1]
+            p = np.exp(logits - logits.max())
+            nxt = rng.choice(V, p=p / p.sum())
+            w = np.concatenate([w[:, 1:], [[nxt]]], axis=1).astype(np.int32)
+        return tokens
+
+    return median_rate(work, reps)
+
+
+def generated_corpus(path, mb: float, seed: int = 0, words: int = 5000) -> int:
+    """Write about mb MiB of lines of invented words (a fixed list) to path; returns bytes."""
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, rng.integers(2, 9))) for _ in range(words)]
+    vocab += [",", ".", "'s", "!", "?", "--"]
+    line = np.array([v + " " for v in vocab] + [v + "\n" for v in vocab], dtype=object)
+    written = 0
+    with open(path, "w", encoding="utf-8") as f:
+        while written < mb * 2**20:
+            picks = rng.integers(0, len(vocab), 100_000) + len(vocab) * (rng.random(100_000) < .08)
+            text = "".join(line[picks])
+            f.write(text)
+            written += len(text)
+    return written
+
+
+def preparation(levels_mb: dict[str, float]) -> None:
+    """Print streaming preparation MB/s for each level with 1 and 2 worker processes."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from seqmodels.data.config import DataConfig
+    from seqmodels.data.prepare import prepare_corpus
+
+    print(f"\npreparation MB/s (generated corpus, no cache, one run each; "
+          f"{os.cpu_count()} cores):", flush=True)
+    print(f"  {'level':<8}{'corpus MB':>10}{'1 worker':>10}{'2 workers':>11}{'ratio':>8}")
+    with tempfile.TemporaryDirectory() as d:
+        for level, size in levels_mb.items():
+            path = Path(d) / f"{level}.txt"
+            nbytes = generated_corpus(path, size)
+            rates = []
+            for workers in (1, 2):
+                config = DataConfig(corpus=[str(path)], level=level, workers=workers)
+                t = time.perf_counter()
+                prepare_corpus(config, use_cache=False)
+                rates.append(nbytes / 2**20 / (time.perf_counter() - t))
+            print(f"  {level:<8}{nbytes / 2**20:>10.0f}{rates[0]:>10.2f}{rates[1]:>11.2f}"
+                  f"{rates[1] / rates[0]:>7.2f}x", flush=True)
+            path.unlink()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repetitions")
+    parser.add_argument("--prepare", action="store_true",
+                        help="only corpus preparation MB/s: 200 MB char and word corpora "
+                             "(--quick: 20 MB char, 4 MB word), 1 and 2 workers")
+    args = parser.parse_args(argv)
+    if args.prepare:
+        preparation({"char": 20, "word": 4} if args.quick else {"char": 200, "word": 200})
+        return
+    reps = 3 if args.quick else 5
+    steps = 2 if args.quick else 4
+    print(f"char model V={V}, embedding {E}, {LAYERS} x {H} units, T={T}, batch {B}, Adam, "
+          f"clipnorm 1.0; median of {reps} repetitions after a warm-up\n", flush=True)
+    ceiling = sgemm_flops(reps)
+    print(f"numpy sgemm 2048^3: {ceiling / 1e9:.1f} GFLOP/s (the matmul ceiling)\n", flush=True)
+    print("ours: seqmodels train's step (fused recurrence, XLA); keras layers: the same step "
+          "with keras.layers.LSTM/GRU, as before the fused path\n")
+    print(f"{'training tokens/s':<20}{'ours':>9}{'keras layers':>14}{'stock Keras':>13}"
+          f"{'PyTorch':>10}{'ours/Keras':>12}{'ours/PyTorch':>14}{'MFU':>6}")
+    for cell in ("lstm", "gru"):
+        ours = ours_train(cell, steps, reps)
+        layers = ours_train(cell, steps, reps, fast=False, xla=False)
+        stock = stock_keras_train(cell, steps, reps)
+        torch_rate = torch_train(cell, steps, reps)
+        mfu = train_flops_per_token(cell) * ours / ceiling
+        tr = f"{torch_rate:,.0f}" if torch_rate else "n/a"
+        ratio = f"{ours / torch_rate:.2f}x" if torch_rate else "n/a"
+        print(f"{cell.upper():<20}{ours:>9,.0f}{layers:>14,.0f}{stock:>13,.0f}{tr:>10}"
+              f"{ours / stock:>11.2f}x{ratio:>14}{100 * mfu:>5.0f}%", flush=True)
+        ev = ours_eval(cell, steps, reps)
+        print(f"{'  evaluation':<20}{ev:>9,.0f}   (forward only: {ev / ours:.1f}x training)",
+              flush=True)
+    n = 256 if args.quick else 1024
+    one = generation(1, n, reps)
+    many = generation(64, n, reps)
+    refeed = window_refeed_generation(10 if args.quick else 20, 3)
+    print(f"\ngeneration tokens/s (LSTM {LAYERS} x {H}):")
+    print(f"  ours, 1 stream            {one:>10,.0f}   ({one / refeed:,.0f}x the window re-feed)")
+    print(f"  ours, 64 streams (total)  {many:>10,.0f}")
+    print(f"  window re-feed per token  {refeed:>10,.1f}   (model.predict on T={T} per token)")
+
+
+if __name__ == "__main__":
+    main()

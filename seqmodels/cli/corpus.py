@@ -1,0 +1,59 @@
+"""`seqmodels corpus`: describe a corpus before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from seqmodels.cli.options import data_config_from, data_options, window_options
+from seqmodels.errors import SeqmodelsError
+from seqmodels.training.config import TrainConfig
+
+
+@click.command()
+@data_options
+@window_options(TrainConfig())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--export", type=click.Path(dir_okay=False), default=None,
+              help="Also write the corpus text (decoded, normalised) to this file.")
+@click.option("--force", is_flag=True, help="Let --export replace an existing file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def corpus(**kwargs) -> None:
+    """Describe a corpus before training: size, vocabulary, coverage, splits, windows.
+
+    CORPUS is any mix of files, directories (every *.txt below) and glob patterns,
+    or the name of a built-in corpus (kjv).
+    """
+    from seqmodels.data.prepare import prepare_corpus
+    from seqmodels.data.report import corpus_report, format_corpus_report
+    from seqmodels.data.windows import require_windows
+
+    config = data_config_from(kwargs)
+    if kwargs["export"]:
+        _export_text(config, Path(kwargs["export"]), kwargs["force"])
+    prepared = prepare_corpus(
+        config, cache_dir=kwargs["cache_dir"], use_cache=not kwargs["no_cache"],
+        progress=not kwargs["quiet"],
+    )
+    require_windows(len(prepared.splits.train), kwargs["seq_len"], kwargs["stride"],
+                    "training split")
+    report = corpus_report(prepared, kwargs["seq_len"], kwargs["stride"])
+    if kwargs["as_json"]:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_corpus_report(report))
+
+
+def _export_text(config, path: Path, force: bool) -> None:
+    """Write the decoded, normalised corpus text to path, never over a file unless forced."""
+    from seqmodels.data.prepare import corpus_text
+    from seqmodels.files import write_text_atomic
+
+    if path.exists() and not force:
+        raise SeqmodelsError(f"{path} exists; pass --force to replace it")
+    text = corpus_text(config, config.corpus)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
+    click.echo(f"wrote {len(text):,} characters to {path}", err=True)

@@ -1,0 +1,45 @@
+"""`seqmodels evaluate`: loss, perplexity and accuracy of a trained run."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--corpus", "corpus", multiple=True,
+              help="Evaluate on this text (file, folder or glob; repeatable) instead of the "
+                   "run's test split.")
+@click.option("--context", type=click.IntRange(min=1), default=None,
+              help="Windowed evaluation: windows of T predictions from a zero state "
+                   "[default: carry the state through the whole text].")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
+    """Loss, perplexity, bits per token and accuracy of a trained RUN on held-out text."""
+    from seqmodels.lm.evaluate import evaluate_run
+    from seqmodels.training.rundir import read_config
+
+    metrics, where = evaluate_run(run, list(corpus), context, cache_dir, progress=not quiet)
+    report = {"run": str(run), "text": where, **metrics.to_json()}
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    unit = "character" if read_config(run)["data"].get("level") == "char" else "token"
+    rows = [
+        ("evaluated on", where),
+        ("tokens", f"{metrics.tokens:,}"),
+        ("context", "all previous text (state carried)" if context is None
+         else f"windows of {context}"),
+        ("cross-entropy", f"{metrics.cross_entropy:.4f} nats/token"),
+        ("perplexity", f"{metrics.perplexity:.3f}"),
+        (f"bits per {unit}", f"{metrics.bits_per_token:.4f}"),
+        ("accuracy", f"{100 * metrics.accuracy:.2f}% (top-5 {100 * metrics.top5_accuracy:.2f}%)"),
+        ("OOV", f"{metrics.oov:,} ({100 * metrics.oov_rate:.2f}%)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    click.echo("\n".join(f"{k:<{width}}  {v}" for k, v in rows))

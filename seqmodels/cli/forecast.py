@@ -1,0 +1,184 @@
+"""`seqmodels forecast train|evaluate|predict|data`: time-series regression from CSV files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from seqmodels.cli.options import (
+    check_clip_options,
+    check_resume_options,
+    config_from,
+    model_options,
+    optimizer_options,
+    resume_options,
+    resume_overrides,
+    run_options,
+    splits_option,
+    train_config_from,
+)
+from seqmodels.errors import SeqmodelsError
+from seqmodels.forecast.defaults import default_model, default_train_config
+from seqmodels.forecast.series import BUILTIN_SERIES, MISSING_POLICIES, SeriesConfig
+from seqmodels.models.config import ModelConfig
+
+SERIES = SeriesConfig()  # the defaults of the series options
+
+
+def _needs_pandas() -> None:
+    """One-line error, before TensorFlow loads, when the forecast extra is not installed."""
+    from seqmodels.forecast.series import require_pandas
+
+    require_pandas()
+
+
+def _columns(ctx, param, value: str | None) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def forecast() -> None:
+    """Forecast numeric time series from CSV files with LSTM/GRU/SimpleRNN regression.
+
+    CSV is a file path or a built-in series (co2, sunspots, nile: real data shipped in the
+    statsmodels wheel). Needs the extra: pip install 'seqmodels[forecast]'.
+    """
+
+
+@forecast.command()
+@click.argument("csv", required=False)
+@click.option("--time-column", default=None,
+              help="Column of timestamps (or numbers) [default: the built-in's; none: row order].")
+@click.option("--target", default=None,
+              help="Column to forecast [default: the built-in's, or the only numeric column].")
+@click.option("--features", default=None, callback=_columns,
+              help="Extra input columns, comma-separated (the target's past is always an input).")
+@click.option("--window", type=click.IntRange(min=1), default=SERIES.window, show_default=True,
+              help="Input steps per window.")
+@click.option("--horizon", type=click.IntRange(min=1), default=SERIES.horizon,
+              show_default=True, help="Steps predicted at once.")
+@splits_option(SERIES.splits, "Train,validation,test fractions (chronological).")
+@click.option("--missing", type=click.Choice(MISSING_POLICIES), default=SERIES.missing,
+              show_default=True,
+              help="Rows with gaps: stop and list them, drop them, or fill them (mean/median from "
+                   "the training part only).")
+@click.option("--allow-irregular", is_flag=True,
+              help="Treat irregularly timed rows as equally spaced instead of stopping.")
+@click.option("--relative", is_flag=True,
+              help="Model changes from each window's last target value (for trending series "
+                   "whose later values leave the training range).")
+@model_options(default_model(), embedding=False)
+@optimizer_options(default_train_config())
+@run_options(default_train_config())
+@resume_options("<cell>-series")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
+def train(csv, **kw) -> None:
+    """Train a forecaster on CSV (a file or a built-in series) into a run directory."""
+    ctx = click.get_current_context()
+    _check_options(ctx, csv, kw)
+    _needs_pandas()
+    from seqmodels.forecast.train import train_forecaster
+
+    run = train_forecaster(config_from(SeriesConfig, kw, csv=csv or ""),
+                           config_from(ModelConfig, kw),
+                           train_config_from(kw, seq_len=kw["window"]),
+                           out=kw["out"], resume=kw["resume"], progress=not kw["quiet"],
+                           log_every=kw["log_every"],
+                           **(resume_overrides(ctx, kw) if kw["resume"] else {}))
+    if not kw["quiet"]:
+        for note in run.notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(_summary(run), err=True)
+    click.echo(str(run.path))
+
+
+def _check_options(ctx: click.Context, csv: str | None, kw: dict) -> None:
+    """Refuse option combinations that would be silently ignored."""
+    check_resume_options(ctx, kw, "CSV", bool(csv))
+    if not kw["resume"] and not csv:
+        raise click.UsageError(f"give a CSV file (or a built-in series: "
+                               f"{', '.join(BUILTIN_SERIES)}), or --resume RUN")
+    check_clip_options(ctx, kw)
+
+
+def _summary(run) -> str:
+    """How training ended, the best validation error in original units, and what next."""
+    how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
+           "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
+    best = run.best_val_loss
+    figures = (f"best validation RMSE {math.sqrt(best):.4f} scaled = {run.best_val_rmse:.4g} "
+               f"{run.series.target} units" if best is not None else "no full epoch finished")
+    return (f"Training {how} after {len(run.history)} epoch(s): {figures}. Saved in {run.path}. "
+            f"Next: seqmodels forecast evaluate {run.path}")
+
+
+@forecast.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("csv", required=False)
+@click.option("--season", type=click.IntRange(min=1), default=None,
+              help="Season length m for the seasonal naive baseline [default: from the time "
+                   "step: 7 daily, 52 weekly, 24 hourly, 12 monthly, 4 quarterly; else none].")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the test-split plot [default: RUN/forecast-test.png].")
+@click.option("--no-plot", is_flag=True, help="Write no plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(run, csv, season, plot, no_plot, as_json) -> None:
+    """MAE, RMSE, sMAPE on the test split (original units) next to naive baselines.
+
+    CSV defaults to the file the run was trained on; another file is split the same way and
+    scaled with the run's training statistics.
+    """
+    _needs_pandas()
+    from pathlib import Path
+
+    from seqmodels.forecast.evaluate import evaluate_forecast, format_evaluation
+    from seqmodels.forecast.run import load_forecast_run
+
+    loaded = load_forecast_run(run)
+    where = None if no_plot else (plot or Path(run) / "forecast-test.png")
+    report = evaluate_forecast(loaded, csv, season=season, plot=where)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for note in report["notes"]:
+            click.echo(f"note: {note}", err=True)
+        click.echo(format_evaluation(report))
+
+
+@forecast.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("csv")
+def predict(run, csv) -> None:
+    """Print the next H values after the end of CSV, as CSV (with timestamps when regular)."""
+    _needs_pandas()
+    from seqmodels.forecast.evaluate import predict_future
+    from seqmodels.forecast.run import load_forecast_run
+
+    loaded = load_forecast_run(run)
+    when, values, header = predict_future(loaded, csv)
+    click.echo(f"{header},{loaded.series.target}")
+    for t, v in zip(when, values):
+        click.echo(f"{t},{v:.6g}")
+
+
+@forecast.command()
+@click.argument("name", type=click.Choice(list(BUILTIN_SERIES)))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def data(name, out, force) -> None:
+    """Copy a built-in series (the CSV inside the installed statsmodels wheel) to a file."""
+    from pathlib import Path
+
+    from seqmodels.files import write_text_atomic
+    from seqmodels.forecast.series import BUILTIN_SERIES, builtin_path
+
+    target = Path(out)
+    if target.exists() and not force:
+        raise SeqmodelsError(f"{target} exists; pass --force to replace it")
+    source = builtin_path(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, source.read_text(encoding="utf-8"))
+    click.echo(f"wrote {name} ({BUILTIN_SERIES[name].about}) from {source} to {target}",
+               err=True)

@@ -1,0 +1,69 @@
+"""`seqmodels generate`: text from a trained run."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from seqmodels.cli.options import (
+    Finite,
+)
+from seqmodels.lm.generate import SamplingConfig
+
+SAMPLING = SamplingConfig()  # the defaults of the sampling options
+
+
+def _prompt(ctx, param, value: str | None) -> str | None:
+    """A non-empty prompt of at most MAX_PROMPT_CHARS characters."""
+    from seqmodels.lm.generate import MAX_PROMPT_CHARS
+
+    if value is not None and not value:
+        raise click.BadParameter("the prompt is empty; leave --prompt out for the default")
+    if value is not None and len(value) > MAX_PROMPT_CHARS:
+        raise click.BadParameter(f"at most {MAX_PROMPT_CHARS:,} characters (got "
+                                 f"{len(value):,})")
+    return value
+
+
+@click.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--prompt", default=None, callback=_prompt,
+              help="Text to continue [default: a newline, or the first token of a random line].")
+@click.option("--length", "-n", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Tokens to generate.")
+@click.option("--temperature", "-t", type=Finite(min=0), default=SAMPLING.temperature,
+              show_default=True, help="Softmax temperature; 0 means greedy.")
+@click.option("--top-k", type=click.IntRange(min=1), default=SAMPLING.top_k,
+              help="Sample only from the k most likely tokens.")
+@click.option("--top-p", type=Finite(0, 1, min_open=True), default=SAMPLING.top_p,
+              help="Nucleus sampling: the smallest set of tokens with this much probability.")
+@click.option("--num-samples", "-s", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Samples generated together as one batch.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+              help="Same seed, same text.")
+@click.option("--stop-at", default=None, help="End a sample once it produces this text.")
+@click.option("--skip-unknown", is_flag=True,
+              help="Char level: drop prompt characters outside the vocabulary instead of failing "
+                   "(word level always maps unknown words to <unk>).")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+              show_default=True)
+def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
+             skip_unknown, fmt) -> None:
+    """Generate text from a trained RUN, streaming a single sample as it is produced."""
+    from seqmodels.lm.generate import SamplingConfig, generate_text
+
+    sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    stream = num_samples == 1 and fmt == "text"
+    samples = generate_text(run, prompt, length, sampling, num_samples, stop_at, skip_unknown,
+                            on_text=(lambda piece: click.echo(piece, nl=False)) if stream
+                            else None, on_warning=lambda w: click.echo(f"warning: {w}", err=True))
+    if stream:
+        click.echo()
+    elif fmt == "jsonl":
+        for i, sample in enumerate(samples):
+            click.echo(json.dumps({"sample": i, **sample}, ensure_ascii=False))
+    else:
+        for i, sample in enumerate(samples):
+            click.echo(f"--- sample {i + 1} ---")
+            click.echo(sample["prompt"] + sample["text"])

@@ -1,0 +1,75 @@
+"""The `seqmodels` command line: thin click commands over the library."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from seqmodels import __version__
+from seqmodels.cli.corpus import corpus
+from seqmodels.cli.diagnose import diagnose
+from seqmodels.cli.evaluate import evaluate
+from seqmodels.cli.forecast import forecast
+from seqmodels.cli.generate import generate
+from seqmodels.cli.train import train
+from seqmodels.errors import SeqmodelsError
+
+
+def _one_line(message: object) -> str:
+    """A message on one line: the error output is always exactly one line."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+class _Group(click.Group):
+    """A click group that turns SeqmodelsError into a one-line error and its exit status."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SeqmodelsError as exc:
+            code = getattr(exc, "exit_code", 1)
+            if code == 1:
+                raise click.ClickException(_one_line(exc)) from None
+            click.echo(_one_line(exc), err=True)
+            ctx.exit(code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except OSError as exc:  # a path the user gave cannot be created, read or written
+            where = exc.filename or "a file"
+            raise click.ClickException(_one_line(f"{where}: {exc.strerror or exc}")) from None
+        except MemoryError:
+            raise click.ClickException("out of memory: the corpus or model is too large for "
+                                       "this machine") from None
+        except Exception as exc:
+            if type(exc).__name__ == "ResourceExhaustedError":  # TensorFlow out of memory
+                raise click.ClickException("out of memory: the model or batch is too large for "
+                                           "this machine; use fewer --units or a smaller "
+                                           "--batch-size") from None
+            raise
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="seqmodels")
+def cli() -> None:
+    """Train, evaluate and sample recurrent sequence models (LSTM, GRU, SimpleRNN).
+
+    With no corpus argument, commands use the built-in King James Bible text (kjv).
+    """
+
+
+for command in (corpus, train, evaluate, generate, diagnose, forecast):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    cli(prog_name="seqmodels")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

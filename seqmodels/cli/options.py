@@ -1,0 +1,326 @@
+"""Options shared by the commands, with defaults and choices taken from the config dataclasses.
+
+Every setting a run stores is a field of DataConfig, ModelConfig, TrainConfig or SeriesConfig;
+the option of the same name takes its default and choices from there, and `config_from`
+builds the config from the options, so nothing is typed twice. These modules import no
+TensorFlow, so options and preconditions are checked before it loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, TypeVar
+
+import click
+
+from seqmodels.data.config import (
+    DECODE_ERRORS,
+    DEFAULT_SPLITS,
+    LEVELS,
+    NORMALIZATIONS,
+    WORD_TOKENIZERS,
+    DataConfig,
+    check_fractions,
+)
+from seqmodels.errors import SeqmodelsError
+from seqmodels.models.config import CELL_NAMES, ModelConfig
+from seqmodels.settings import option_name
+from seqmodels.training.config import (
+    DEFAULT_LR,
+    ON_NAN,
+    OPTIMIZERS,
+    RESUMABLE,
+    SCHEDULES,
+    TrainConfig,
+    parse_duration,
+)
+from seqmodels.training.distribute import STRATEGIES
+
+T = TypeVar("T")
+
+# options that say how this process runs, not what is trained: free to differ on --resume
+PROCESS_OPTIONS = frozenset({"resume", "log_every", "quiet", "cache_dir", "workers", "strategy",
+                             "workers_spec", "worker_index"})
+RESUME_MAY_CHANGE = PROCESS_OPTIONS | set(RESUMABLE)
+
+
+def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """--max-time: seconds from '90s', '10m', '2h'; a budget of 0 is refused."""
+    try:
+        seconds = None if value is None else parse_duration(value)
+    except SeqmodelsError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds is not None and seconds <= 0:
+        raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
+    return seconds
+
+
+class Finite(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (which compare False to any bound)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number.", param, ctx)
+        return number
+
+
+def splits_option(default: tuple[float, float, float], help: str):
+    """--splits train,validation,test, checked by check_fractions."""
+
+    def parse(ctx, param, value: str) -> tuple[float, float, float]:
+        try:
+            return check_fractions(tuple(float(p) for p in value.split(",")))
+        except ValueError:
+            raise click.BadParameter(f"give three numbers like "
+                                     f"{','.join(map(str, default))}") from None
+        except SeqmodelsError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return click.option("--splits", default=",".join(f"{f:g}" for f in default),
+                        show_default=True, callback=parse, help=help)
+
+
+def stack(options: list, f):
+    """Apply click decorators so they appear in --help in the order listed."""
+    return functools.reduce(lambda acc, opt: opt(acc), reversed(options), f)
+
+
+def config_from(cls: type[T], kw: dict[str, Any], **fixed: Any) -> T:
+    """cls built from the options named like its fields (fixed values win)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in kw.items() if k in names and k not in fixed}, **fixed)
+
+
+def given_options(ctx: click.Context) -> set[str]:
+    """The names of the options (not arguments) typed on the command line."""
+    from click.core import ParameterSource
+
+    return {p.name for p in ctx.command.params if isinstance(p, click.Option)
+            and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
+
+
+def check_resume_options(ctx: click.Context, kw: dict, argument: str, given_argument: bool
+                         ) -> None:
+    """--resume keeps a run's settings: refuse options (and the data argument) that would
+    change them."""
+    if not kw["resume"]:
+        return
+    given = given_options(ctx)
+    extra = [option_name(n) for n in sorted(given - RESUME_MAY_CHANGE)]
+    if given_argument:
+        extra.append(argument)
+    if extra:
+        raise click.UsageError(f"--resume continues a run with its saved settings; these "
+                               f"cannot change: {', '.join(extra)}")
+
+
+def resume_overrides(ctx: click.Context, kw: dict) -> dict[str, Any]:
+    """The resumable settings given on the command line (the run keeps the others)."""
+    given = given_options(ctx)
+    return {name: kw[name] for name in RESUMABLE if name in given}
+
+
+def check_clip_options(ctx: click.Context, kw: dict) -> None:
+    """--no-clip and a clipping threshold contradict each other."""
+    if kw["no_clip"] and given_options(ctx) & {"clipnorm", "clipvalue"}:
+        raise click.UsageError("--no-clip turns clipping off; drop --clipnorm/--clipvalue")
+
+
+def train_config_from(kw: dict[str, Any], **fixed: Any) -> TrainConfig:
+    """The TrainConfig of a training command's options (--no-clip turns both clips off)."""
+    if kw["no_clip"]:
+        fixed = {"clipnorm": None, "clipvalue": None, **fixed}
+    return config_from(TrainConfig, kw, **fixed)
+
+
+def model_options(defaults: ModelConfig, embedding: bool = True):
+    """The recurrent stack: cell, depth, width, dropout and penalties (embedding: a language
+    model's token embedding, and dropout on it)."""
+
+    def decorate(f):
+        options = [
+            click.option("--cell", type=click.Choice(CELL_NAMES), default=defaults.cell,
+                         show_default=True, help="Recurrent cell (rnn = SimpleRNN)."),
+            click.option("--layers", type=click.IntRange(min=1), default=defaults.layers,
+                         show_default=True, help="Recurrent layers stacked."),
+            click.option("--units", type=click.IntRange(min=1), default=defaults.units,
+                         show_default=True, help="Units (hidden size) of each recurrent layer."),
+        ]
+        if embedding:
+            options.append(click.option(
+                "--embedding-dim", type=click.IntRange(min=1), default=defaults.embedding_dim,
+                show_default=True, help="Size of the token embedding."))
+        options += [
+            click.option("--dropout", type=Finite(0, 1, max_open=True), default=defaults.dropout,
+                         show_default=True,
+                         help="Dropout on inputs and between layers." if embedding
+                         else "Dropout after each recurrent layer."),
+            click.option("--recurrent-dropout", type=Finite(0, 1, max_open=True),
+                         default=defaults.recurrent_dropout, show_default=True,
+                         help="Dropout on the recurrent state (turns cuDNN off)."),
+            click.option("--l1", type=Finite(min=0), default=defaults.l1, show_default=True,
+                         help="L1 penalty on kernels and recurrent kernels."),
+            click.option("--l2", type=Finite(min=0), default=defaults.l2, show_default=True,
+                         help="L2 penalty on kernels and recurrent kernels."),
+        ]
+        return stack(options, f)
+
+    return decorate
+
+
+def optimizer_options(defaults: TrainConfig, batch_help: str = "Windows per step."):
+    """How the weights move: batches, optimizer, rate and schedule, clipping, early stopping."""
+    rates = ", ".join(f"{name} {rate:g}" for name, rate in DEFAULT_LR.items())
+    return lambda f: stack([
+        click.option("--epochs", type=click.IntRange(min=1), default=defaults.epochs,
+                     show_default=True, help="Passes over the training split."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=defaults.batch_size,
+                     show_default=True, help=batch_help),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=defaults.optimizer,
+                     show_default=True, help="Optimizer (sgd uses momentum 0.9)."),
+        click.option("--lr", type=Finite(min=0, min_open=True), default=defaults.lr,
+                     help=f"Learning rate [default: {rates}]."),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default=defaults.schedule,
+                     show_default=True, help="Learning-rate schedule."),
+        click.option("--decay-factor", type=Finite(0, 1, min_open=True),
+                     default=defaults.decay_factor, show_default=True,
+                     help="step/plateau: multiply the rate by this."),
+        click.option("--decay-after", type=click.IntRange(min=0), default=defaults.decay_after,
+                     show_default=True, help="step: decay once per epoch after this epoch."),
+        click.option("--clipnorm", type=Finite(min=0, min_open=True), default=defaults.clipnorm,
+                     show_default=True, help="Clip the global gradient norm to this."),
+        click.option("--clipvalue", type=Finite(min=0, min_open=True),
+                     default=defaults.clipvalue, help="Clip each gradient element to [-v, v]."),
+        click.option("--no-clip", is_flag=True, help="No gradient clipping at all."),
+        click.option("--patience", type=click.IntRange(min=1), default=defaults.patience,
+                     help="Stop after this many epochs without a better validation loss."),
+    ], f)
+
+
+def run_options(defaults: TrainConfig):
+    """How a run goes: time budget, seeds, checkpoints, logging, what to do on NaN."""
+    return lambda f: stack([
+        click.option("--max-time", callback=duration, default=None,
+                     help="Budget for the training loop such as 90s, 10m, 2h (start-up and the "
+                          "last validation come on top); stops cleanly and keeps the best model."),
+        click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=defaults.seed,
+                     show_default=True, help="Seed for initialisation, shuffling and dropout."),
+        click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism."),
+        click.option("--checkpoint-every", type=click.IntRange(min=1),
+                     default=defaults.checkpoint_every,
+                     help="Also checkpoint every N steps (always at each epoch end)."),
+        click.option("--steps-per-epoch", type=click.IntRange(min=1),
+                     default=defaults.steps_per_epoch,
+                     help="Cap the steps of each epoch (quick runs)."),
+        click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run."),
+        click.option("--on-nan", type=click.Choice(ON_NAN), default=defaults.on_nan,
+                     show_default=True,
+                     help="When the loss turns NaN/Inf: stop (keeping the last good checkpoint), "
+                          "or reload that checkpoint at half the learning rate, at most 3 "
+                          "times."),
+        click.option("--log-every", type=click.IntRange(min=1), default=None,
+                     help="Print a progress line to stderr every N steps (for logs and pipes)."),
+        click.option("--xla/--no-xla", default=defaults.xla,
+                     help="Compile the training and evaluation steps with XLA [default: on for "
+                          "LSTM/GRU language models of 64 units or more on a CPU, where it "
+                          "pays for its few seconds of compiling]."),
+    ], f)
+
+
+def resume_options(what: str):
+    """--out and --resume of a training command; what: the default run folder's name."""
+    changeable = ", ".join(option_name(n) for n in RESUMABLE)
+    return lambda f: stack([
+        click.option("--out", type=click.Path(file_okay=False), default=None,
+                     help=f"Run directory [default: runs/<date-time>-{what}]."),
+        click.option("--resume", type=click.Path(file_okay=False), default=None,
+                     help=f"Continue the run in this directory from its last checkpoint, with "
+                          f"its saved settings (only {changeable} and how this process runs "
+                          f"can change)."),
+    ], f)
+
+
+def distribution_options(f):
+    """--strategy and the cluster of --strategy multi-worker."""
+    return stack([
+        click.option("--strategy", type=click.Choice(STRATEGIES), default=STRATEGIES[0],
+                     show_default=True,
+                     help="tf.distribute strategy: mirrored = every local GPU (or CPU device), "
+                          "multi-worker = several machines (TF_CONFIG or --workers-spec). "
+                          "--batch-size stays the global batch, split over the replicas."),
+        click.option("--workers-spec", default=None, metavar="HOST:PORT,...",
+                     help="multi-worker: every worker's address, the chief first (instead of "
+                          "TF_CONFIG); start the same command on each with its --worker-index."),
+        click.option("--worker-index", type=click.IntRange(min=0), default=None,
+                     help="multi-worker: this process's place in --workers-spec (0: the chief, "
+                          "which alone writes the run directory)."),
+    ], f)
+
+
+def window_options(defaults: TrainConfig):
+    """--seq-len, --stride and --stateful: how the token stream is cut into windows."""
+    return lambda f: stack([
+        click.option("--seq-len", "-T", type=click.IntRange(min=1), default=defaults.seq_len,
+                     show_default=True, help="Tokens per window (truncated BPTT length)."),
+        click.option("--stride", type=click.IntRange(min=1), default=defaults.stride,
+                     help="Step between window starts [default: the window length]."),
+        click.option("--stateful", is_flag=True,
+                     help="Carry the hidden state across consecutive windows (truncated BPTT)."),
+    ], f)
+
+
+def _encoding(ctx, param, value: str) -> str:
+    """The name of a text encoding Python knows."""
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise click.BadParameter(f"unknown encoding {value!r} (try utf-8 or latin-1)") from None
+    return value
+
+
+def cache_dir_option(f):
+    """--cache-dir: where encoded corpora are kept."""
+    return click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                        help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")(f)
+
+
+def data_options(f):
+    """Options that decide how a corpus becomes token ids (shared by every data command)."""
+    d = DataConfig()
+    return stack([
+        click.argument("corpus", nargs=-1),
+        click.option("--level", type=click.Choice(LEVELS), default=d.level, show_default=True,
+                     help="Model characters (code points) or words."),
+        click.option("--tokenizer", type=click.Choice(WORD_TOKENIZERS), default=d.tokenizer,
+                     help="Word tokenizer (word level only; default nltk = word_tokenize)."),
+        click.option("--lowercase", is_flag=True, help="Lowercase the text first."),
+        click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=d.normalize,
+                     show_default=True, help="Unicode normalisation."),
+        click.option("--encoding", default=d.encoding, show_default=True, callback=_encoding,
+                     help="Text encoding of the corpus files."),
+        click.option("--errors", type=click.Choice(DECODE_ERRORS), default=d.errors,
+                     show_default=True, help="What to do with bytes that do not decode."),
+        click.option("--stopwords", type=click.Path(dir_okay=False), default=d.stopwords,
+                     help="File of words (one a line) to remove (word level)."),
+        click.option("--min-freq", type=click.IntRange(min=1), default=d.min_freq,
+                     show_default=True,
+                     help="Tokens seen fewer times in the training split become <unk>."),
+        click.option("--max-vocab", type=click.IntRange(min=3), default=d.max_vocab,
+                     help="Cap the vocabulary size, <pad> and <unk> included."),
+        splits_option(DEFAULT_SPLITS, "Train,validation,test fractions (contiguous)."),
+        cache_dir_option,
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
+        click.option("--workers", type=click.IntRange(min=1), default=d.workers,
+                     help="Processes that tokenize the corpus [default: all cores; 1: this "
+                          "process only]."),
+    ], f)
+
+
+def data_config_from(kw: dict[str, Any]) -> DataConfig:
+    """The DataConfig of a command's data options."""
+    return config_from(DataConfig, kw, corpus=list(kw["corpus"]))

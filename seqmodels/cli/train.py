@@ -1,0 +1,89 @@
+"""`seqmodels train`: train a language model into a run directory."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+from seqmodels.cli.options import (
+    check_clip_options,
+    check_resume_options,
+    config_from,
+    data_config_from,
+    data_options,
+    distribution_options,
+    given_options,
+    model_options,
+    optimizer_options,
+    resume_options,
+    resume_overrides,
+    run_options,
+    train_config_from,
+    window_options,
+)
+from seqmodels.models.config import ModelConfig
+from seqmodels.training.config import TrainConfig
+
+
+@click.command()
+@data_options
+@model_options(ModelConfig())
+@optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
+@window_options(TrainConfig())
+@run_options(TrainConfig())
+@resume_options("<cell>-<level>")
+@distribution_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
+def train(**kw) -> None:
+    """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
+    ctx = click.get_current_context()
+    _check_train_options(ctx, kw)
+    from seqmodels.lm.train import train as train_run
+
+    run = train_run(data_config_from(kw), config_from(ModelConfig, kw), train_config_from(kw),
+                    out=kw["out"], resume=kw["resume"], cache_dir=kw["cache_dir"],
+                    progress=not kw["quiet"], log_every=kw["log_every"],
+                    workers=kw["workers"], strategy=kw["strategy"],
+                    workers_spec=kw["workers_spec"], worker_index=kw["worker_index"],
+                    **(resume_overrides(ctx, kw) if kw["resume"] else {}))
+    if run.path is None:  # a worker that is not the chief
+        if not kw["quiet"]:
+            click.echo(f"This worker's part is done after {len(run.history)} epoch(s); the "
+                       "chief (worker 0) wrote the run directory.", err=True)
+        return
+    if not kw["quiet"]:
+        click.echo(run_summary(run), err=True)
+    click.echo(str(run.path))
+
+
+def _check_train_options(ctx: click.Context, kw: dict) -> None:
+    """Refuse option combinations that would be silently ignored."""
+    given = given_options(ctx)
+    check_resume_options(ctx, kw, "CORPUS", bool(kw["corpus"]))
+    check_clip_options(ctx, kw)
+    if kw["stateful"] and "stride" in given:
+        raise click.UsageError("--stateful reads consecutive windows; --stride does not apply")
+    if kw["strategy"] != "multi-worker" and given & {"workers_spec", "worker_index"}:
+        raise click.UsageError("--workers-spec and --worker-index go with --strategy "
+                               "multi-worker")
+    if kw["workers_spec"] is not None and kw["worker_index"] is None:
+        raise click.UsageError("--workers-spec needs --worker-index, this process's place in "
+                               "it (0 is the chief)")
+    if kw["stateful"] and kw["strategy"] != "default":
+        raise click.UsageError(f"--stateful cannot be combined with --strategy "
+                               f"{kw['strategy']}")
+
+
+def run_summary(run) -> str:
+    """One paragraph: how training ended, the best validation figures, where, what next."""
+    best = run.best_val_loss
+    how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
+           "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
+    unit = "char" if run.config["data"].get("level") == "char" else "token"
+    figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity {math.exp(best):.2f}, "
+               f"{best / math.log(2):.3f} bits/{unit})" if best is not None else
+               "no full epoch finished yet")
+    return (f"Training {how} after {len(run.history)} epoch(s): {figures}. "
+            f"Saved in {run.path}. Next: seqmodels train --resume {run.path} --epochs N "
+            f"to train longer.")

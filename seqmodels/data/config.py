@@ -1,0 +1,65 @@
+"""How text becomes token ids: the settings stored in every run (no TensorFlow)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from seqmodels import settings
+from seqmodels.errors import SeqmodelsError
+
+DEFAULT_SPLITS = (0.90, 0.05, 0.05)
+LEVELS = ("char", "word")
+WORD_TOKENIZERS = ("nltk", "treebank", "wordpunct", "whitespace")  # nltk: word_tokenize
+NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", "none")
+DECODE_ERRORS = ("strict", "replace", "ignore")
+
+
+def check_fractions(fractions: tuple[float, ...] | list[float]) -> tuple[float, float, float]:
+    """Validate train/val/test fractions: three non-negative numbers summing to 1, train > 0."""
+    if len(fractions) != 3:
+        raise SeqmodelsError("splits need three fractions: train,val,test (e.g. 0.9,0.05,0.05)")
+    train, val, test = (float(f) for f in fractions)
+    if min(train, val, test) < 0 or train <= 0 or abs(train + val + test - 1.0) > 1e-6:
+        raise SeqmodelsError(
+            f"split fractions {train},{val},{test} must be non-negative, train > 0, and sum to 1"
+        )
+    return train, val, test
+
+
+@dataclass
+class DataConfig:
+    """Everything that decides how text becomes token ids (stored in every run)."""
+
+    corpus: list[str] = field(default_factory=list)  # files, dirs, globs or "kjv"; empty: kjv
+    level: str = "char"
+    tokenizer: str | None = None  # word level: nltk (default), treebank, wordpunct, whitespace
+    lowercase: bool = False
+    normalize: str = "NFC"
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    stopwords: str | None = None  # path of a file with one word a line
+    min_freq: int = 1
+    max_vocab: int | None = None  # including <pad> and <unk>
+    splits: tuple[float, float, float] = DEFAULT_SPLITS
+    # processes that tokenize (None: all cores); the ids do not depend on it, so it is
+    # neither stored nor part of the cache key
+    workers: int | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict (without workers, which changes no id)."""
+        d = asdict(self)
+        d.pop("workers")
+        d["splits"] = list(self.splits)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> DataConfig:
+        """Rebuild from to_json()'s dict; unknown keys are refused."""
+        config = settings.from_json(cls, d, "data")
+        if "workers" in d:
+            raise SeqmodelsError("unknown data setting(s): workers")
+        if not isinstance(config.splits, (list, tuple)):
+            raise SeqmodelsError(f"the data setting splits must be three fractions, not "
+                                 f"{config.splits!r}")
+        config.splits = tuple(config.splits)
+        return config

@@ -1,0 +1,64 @@
+"""What `seqmodels corpus` reports, as a dict and as a text table."""
+
+from __future__ import annotations
+
+from seqmodels.data.prepare import PreparedCorpus
+from seqmodels.data.windows import num_windows
+
+
+def corpus_report(prepared: PreparedCorpus, seq_len: int = 100, stride: int | None = None) -> dict:
+    """Sizes, vocabulary, coverage, splits and window counts of a prepared corpus."""
+    stats, config = prepared.stats, prepared.config
+    stride = stride or seq_len
+    sizes = prepared.splits.sizes()
+    return {
+        "files": stats["files"],
+        "characters": stats["characters"],
+        "level": config.level,
+        "tokenizer": prepared.tokenizer().name,
+        "tokens": stats["tokens"],
+        "vocab_size": stats["vocab_size"],
+        "distinct_train_tokens": stats["distinct_train_tokens"],
+        "min_freq": config.min_freq,
+        "max_vocab": config.max_vocab,
+        "train_coverage": stats["train_coverage"],
+        "held_out_tokens": stats["held_out_tokens"],
+        "held_out_oov": stats["held_out_oov"],
+        "held_out_oov_rate": stats["held_out_oov_rate"],
+        "splits": sizes,
+        "seq_len": seq_len,
+        "stride": stride,
+        "windows": {k: num_windows(n, seq_len, stride) for k, n in sizes.items()},
+        "cache": {
+            "path": str(prepared.cache_path) if prepared.cache_path else None,
+            "hit": prepared.cache_hit,
+            "error": stats.get("cache_error"),
+        },
+    }
+
+
+def format_corpus_report(r: dict) -> str:
+    """A aligned two-column text table of corpus_report()'s dict."""
+    files = r["files"]
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    cap = f", max-vocab {r['max_vocab']}" if r["max_vocab"] else ""
+    sp, w = r["splits"], r["windows"]
+    cache = r["cache"]
+    rows = [
+        ("files", f"{len(files)} ({shown})"),
+        ("characters", f"{r['characters']:,}"),
+        ("tokens", f"{r['tokens']:,} ({r['level']} level, tokenizer {r['tokenizer']})"),
+        ("vocabulary", f"{r['vocab_size']:,} ids incl. <pad>, <unk> "
+                       f"({r['distinct_train_tokens']:,} distinct training tokens, "
+                       f"min-freq {r['min_freq']}{cap})"),
+        ("coverage", f"{100 * r['train_coverage']:.2f}% of training tokens"),
+        ("held-out OOV", f"{100 * r['held_out_oov_rate']:.2f}% "
+                         f"({r['held_out_oov']:,} of {r['held_out_tokens']:,} val+test tokens)"),
+        ("splits", f"train {sp['train']:,} / val {sp['val']:,} / test {sp['test']:,} tokens"),
+        (f"windows T={r['seq_len']}", f"train {w['train']:,} / val {w['val']:,} / "
+                                     f"test {w['test']:,} (stride {r['stride']})"),
+        ("cache", cache["error"] or (f"{'hit' if cache['hit'] else 'written'}: {cache['path']}"
+                                     if cache["path"] else "off")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -1,0 +1,252 @@
+"""Streaming preparation: chunks tokenized in worker processes, ids written to a .npy on disk.
+
+Pass 1 reads the corpus a chunk at a time; workers normalise and tokenize each chunk and hand
+back the tokens as provisional ids (code points at char level, first-seen numbers at word
+level), which are appended to a temporary file. Once the token count is known, the training
+split is its first fraction: its provisional ids are counted with NumPy, the vocabulary built
+from those counts, and pass 2 maps provisional ids to vocabulary ids block by block into the
+.npy (the smallest unsigned type that fits). Text is tokenized once; memory holds a few chunks,
+the distinct tokens and one block of ids, never the corpus.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from seqmodels.data.chunks import CHUNK_BYTES, ChunkReader, Piece
+from seqmodels.data.corpus import Source, normalise
+from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.vocab import UNK_ID, Vocabulary
+from seqmodels.errors import SeqmodelsError
+
+BLOCK_TOKENS = 1 << 18  # ids counted or remapped at a time (1 MB of provisional ids)
+PROVISIONAL = np.dtype("<u4")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a worker needs to turn raw chunk text into tokens."""
+
+    level: str
+    tokenizer: str | None
+    stopwords: tuple[str, ...]
+    normalize: str
+    lowercase: bool
+
+
+@dataclass
+class ChunkResult:
+    """One chunk's tokens: local ids into `tokens` (word level) or code points (char level)."""
+
+    ids: np.ndarray  # uint32, one per token
+    tokens: list[str] | None  # word level: the distinct tokens, in first-seen order
+    file_chars: list[tuple[int, int]]  # (source index, normalised characters) per piece
+    blank: bool  # the chunk's normalised text is whitespace only
+    nbytes: int
+
+
+_WORKER: tuple[Settings, Tokenizer] | None = None
+
+
+def _init_worker(settings: Settings, tokenizer: Tokenizer | None = None) -> None:
+    """Build the tokenizer once per process."""
+    global _WORKER
+    if tokenizer is None:
+        tokenizer = Tokenizer(settings.level, settings.tokenizer, settings.stopwords)
+    _WORKER = (settings, tokenizer)
+
+
+def tokenize_chunk(pieces: list[Piece]) -> ChunkResult:
+    """Normalise and tokenize pieces exactly as the whole-text path would."""
+    settings, tokenizer = _WORKER
+    parts, file_chars = [], []
+    for piece in pieces:
+        part = normalise(piece.text, settings.normalize, settings.lowercase)
+        if piece.final and part and not part.endswith("\n"):
+            part += "\n"  # read_corpus ends every non-empty file with a line break
+        parts.append(part)
+        file_chars.append((piece.source, len(part)))
+    text = "".join(parts)
+    nbytes = sum(p.nbytes for p in pieces)
+    if settings.level == "char":  # a char token is one code point: its number is its id
+        ids = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=PROVISIONAL)
+        return ChunkResult(ids, None, file_chars, not text.strip(), nbytes)
+    local: dict[str, int] = {}
+    add = local.setdefault
+    ids = np.fromiter((add(t, len(local)) for line in tokenizer.tokenize_lines(
+        text.splitlines(keepends=True)) for t in line), dtype=PROVISIONAL)
+    return ChunkResult(ids, list(local), file_chars, not text.strip(), nbytes)
+
+
+def _jobs(pieces: Iterable[Piece], chunk_bytes: int) -> Iterator[list[Piece]]:
+    """Group pieces (small files) into jobs of about chunk_bytes characters."""
+    job, size = [], 0
+    for piece in pieces:
+        job.append(piece)
+        size += len(piece.text)
+        if size >= chunk_bytes:
+            yield job
+            job, size = [], 0
+    if job:
+        yield job
+
+
+def _results(jobs: Iterator[list[Piece]], settings: Settings, tokenizer: Tokenizer,
+             workers: int) -> Iterator[ChunkResult]:
+    """Tokenized jobs in order: in this process, or in workers with a few jobs in flight."""
+    if workers <= 1:
+        _init_worker(settings, tokenizer)
+        for job in jobs:
+            yield tokenize_chunk(job)
+        return
+    import multiprocessing
+
+    # spawn, not fork: the caller may already run TensorFlow's threads
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(settings,))
+    pending: deque[Future] = deque()
+    try:
+        for job in jobs:
+            pending.append(pool.submit(tokenize_chunk, job))
+            if len(pending) >= 2 * workers:  # bounded: the reader never runs far ahead
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise SeqmodelsError(
+            "a tokenizer worker process died (out of memory, or a script that prepares a "
+            "corpus without `if __name__ == \"__main__\":`); use --workers 1 (workers=1)"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def write_ids(
+    sources: list[Source],
+    settings: Settings,
+    tokenizer: Tokenizer,
+    encoding: str,
+    errors: str,
+    split_at: Callable[[int], int],
+    vocab_from_counts: Callable[[dict[str, int]], Vocabulary],
+    out: Path,
+    workers: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    progress: bool = False,
+) -> tuple[Vocabulary, dict, str]:
+    """Tokenize sources into out/ids.npy; returns the vocabulary, statistics and digest.
+
+    split_at(n) gives the end of the training split of n tokens; vocab_from_counts(counts)
+    builds the vocabulary from the training split's token counts.
+    """
+    from tqdm import tqdm
+
+    total = sum(s.path.stat().st_size for s in sources if not s.builtin)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise SeqmodelsError("--workers must be at least 1")
+    workers = min(workers, -(-total // chunk_bytes))  # no more processes than chunks
+    reader = ChunkReader(sources, encoding, errors, chunk_bytes)
+    file_chars = [0] * len(sources)
+    words: dict[str, int] = {}  # word level: token -> provisional id
+    n, blank, top = 0, True, 0
+    prov_path = out / "provisional.u32"
+    bar = tqdm(total=total or None, desc="preparing", unit="B", unit_scale=True,
+               unit_divisor=1024, disable=None if progress else True, leave=False)
+    with bar, open(prov_path, "wb") as prov:
+        for result in _results(_jobs(reader, chunk_bytes), settings, tokenizer, workers):
+            ids = result.ids
+            if result.tokens is not None:
+                to_global = np.fromiter((words.setdefault(t, len(words)) for t in result.tokens),
+                                        dtype=PROVISIONAL, count=len(result.tokens))
+                ids = to_global[ids]
+            if len(ids):
+                top = max(top, int(ids.max()) + 1)
+            ids.tofile(prov)
+            n += len(ids)
+            blank = blank and result.blank
+            for i, c in result.file_chars:
+                file_chars[i] += c
+            bar.update(result.nbytes)
+    if blank:
+        names = ", ".join(s.name for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
+        raise SeqmodelsError(f"the corpus is empty ({names})")
+    if n == 0:
+        raise SeqmodelsError("the corpus has no tokens left after tokenization")
+    token = list(words).__getitem__ if settings.level == "word" else chr
+    a = split_at(n)
+    counts = _count(prov_path, a, top)
+    train_counts = {token(int(p)): int(counts[p]) for p in np.flatnonzero(counts)}
+    vocab = vocab_from_counts(train_counts)
+    remap = np.full(top, UNK_ID, dtype=vocab.id_dtype())
+    for t, i in vocab.index.items():
+        p = words.get(t) if settings.level == "word" else (ord(t) if len(t) == 1 else None)
+        if p is not None and p < top:
+            remap[p] = i
+    oov = _remap(prov_path, out / "ids.npy", remap, n, a)
+    prov_path.unlink()
+    held_out = n - a
+    stats = {
+        "files": [s.name for s in sources],
+        "file_chars": file_chars,
+        "characters": sum(file_chars),
+        "tokens": n,
+        "distinct_train_tokens": len(train_counts),
+        "vocab_size": len(vocab),
+        "train_coverage": vocab.coverage(train_counts),
+        "held_out_tokens": held_out,
+        "held_out_oov": oov,
+        "held_out_oov_rate": oov / held_out if held_out else 0.0,
+        "content_digest": reader.digest,
+    }
+    return vocab, stats, reader.digest
+
+
+def _blocks(path: Path, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, ids) blocks of the first stop provisional ids, read (not mapped) from path."""
+    with open(path, "rb") as f:
+        start = 0
+        while start < stop:
+            block = np.fromfile(f, dtype=PROVISIONAL, count=min(BLOCK_TOKENS, stop - start))
+            yield start, block
+            start += len(block)
+
+
+def _count(path: Path, stop: int, top: int) -> np.ndarray:
+    """How often each provisional id occurs among the first stop ids."""
+    counts = np.zeros(top, dtype=np.int64)
+    for _, block in _blocks(path, stop):
+        counts += np.bincount(block, minlength=top)
+    return counts
+
+
+def _remap(prov: Path, npy: Path, remap: np.ndarray, n: int, held_out_from: int) -> int:
+    """Write remap[provisional ids] into a new .npy at npy; returns <unk>s from held_out_from."""
+    header = np.lib.format.open_memmap(npy, mode="w+", dtype=remap.dtype, shape=(n,))
+    offset = header.offset
+    del header  # written through a file, so no page of the output stays mapped in this process
+    oov = 0
+    with open(npy, "r+b") as f:
+        f.seek(offset)
+        for start, block in _blocks(prov, n):
+            ids = remap[block]
+            ids.tofile(f)
+            tail = ids[max(0, held_out_from - start):]
+            oov += int(np.count_nonzero(tail == UNK_ID))
+    return oov

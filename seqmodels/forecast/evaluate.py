@@ -1,0 +1,185 @@
+"""Forecast evaluation and prediction: MAE/RMSE/sMAPE in original units next to naive baselines
+on the same test windows, a plot, and the next H values after the end of a file."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.forecast.prepare import Prepared, prepare
+from seqmodels.forecast.run import ForecastRun
+from seqmodels.forecast.series import (
+    fill_parts,
+    format_time,
+    future_times,
+    missing_report,
+    read_series,
+    scale,
+    unscale_target,
+)
+
+SEASONS = {"days=1": 7, "days=7": 52, "hours=1": 24, "minutes=60": 24}  # step -> season
+
+
+def metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and sMAPE (percent, 0..200) of forecasts against actual values."""
+    err = forecast - actual
+    denom = np.abs(actual) + np.abs(forecast)
+    ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
+    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))),
+            "smape": float(100 * np.mean(ratio))}
+
+
+def last_value(target: np.ndarray, ends: np.ndarray, horizon: int) -> np.ndarray:
+    """Naive forecast (N, H): the window's last value, repeated. ends: index after each window."""
+    return np.repeat(target[ends - 1][:, None], horizon, axis=1)
+
+
+def seasonal_naive(target: np.ndarray, ends: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Seasonal naive (N, H): the value one season (m steps) before each forecast step, taken
+    from the last observed season (step h uses y[end + h - m * ceil((h + 1) / m)])."""
+    h = np.arange(horizon)
+    back = season * ((h // season) + 1)  # (H,)
+    index = ends[:, None] + h[None, :] - back[None, :]  # (N, H)
+    if index.min() < 0:
+        raise SeqmodelsError(f"--season {season} reaches before the start of the series")
+    return target[index]
+
+
+def infer_season(step) -> int | None:
+    """A natural season for a regular step: 7 daily, 52 weekly, 24 hourly, 12 monthly, 4
+    quarterly; None when there is none to guess."""
+    if isinstance(step, tuple):
+        return {1: 12, 3: 4}.get(step[1])
+    if step is None or not hasattr(step, "components"):
+        return None
+    c = step.components
+    key = f"days={c.days}" if c.days and not (c.hours or c.minutes) else (
+        f"hours={c.hours}" if c.hours and not (c.days or c.minutes) else "")
+    return SEASONS.get(key)
+
+
+def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | None = None,
+                      plot: str | Path | None = None) -> dict:
+    """Test-split metrics (original units) of the model and the naive baselines, same windows.
+
+    csv: another file with the run's columns, split the same way (default: the run's own);
+    season: for the seasonal naive (default: inferred from the time step, else skipped);
+    plot: write a PNG of one-step-ahead forecasts against the actual values.
+    """
+    config = run.series if csv is None else dataclasses.replace(run.series, csv=csv)
+    data = prepare(config, scaler=run.scaler, fill=run.fill or None)
+    x, y, base = data.windows(2)  # (N, W, F), (N, H), (N,) scaled
+    W, H = config.window, config.horizon
+    actual = unscale_target(y + base[:, None], run.scaler)  # (N, H)
+    model = unscale_target(predict_scaled(run.model, x) + base[:, None], run.scaler)
+    target = data.target()
+    ends = data.offset(2) + data.starts[2] + W  # index of each window's first forecast step
+    forecasts = {"model": model, "last value": last_value(target, ends, H)}
+    season = season or infer_season(data.series.step)
+    if season:
+        forecasts[f"seasonal naive (m={season})"] = seasonal_naive(target, ends, H, season)
+    results = {name: metrics(actual, f) for name, f in forecasts.items()}
+    naive = {k: v for k, v in results.items() if k != "model"}
+    best = min(naive, key=lambda k: naive[k]["rmse"])
+    report = {
+        "run": str(run.path), "csv": str(config.csv), "target": config.target,
+        "window": W, "horizon": H, "test_rows": len(data.parts[2]),
+        "test_windows": int(len(y)), "season": season, "metrics": results,
+        "best_naive": best,
+        "skill": results["model"]["rmse"] / results[best]["rmse"]
+        if results[best]["rmse"] > 0 else float("inf"),
+        "notes": data.notes,
+    }
+    if plot:
+        plot_test(data, forecasts, actual, ends, Path(plot), config.target)
+        report["plot"] = str(plot)
+    return report
+
+
+def format_evaluation(report: dict) -> str:
+    """The report as an aligned table, with the skill ratio below."""
+    lines = [f"evaluated on   the test split of {report['csv']}: {report['test_rows']} rows, "
+             f"{report['test_windows']} windows (window {report['window']}, horizon "
+             f"{report['horizon']})",
+             f"{'forecast':<26}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}"]
+    for name, m in report["metrics"].items():
+        lines.append(f"{name:<26}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['smape']:>10.3f}")
+    tail = ("below 1: the model beats the best naive forecast" if report["skill"] < 1 else
+            "at or above 1: the model does not beat the best naive forecast")
+    lines.append(f"skill ratio    {report['skill']:.3f} (model RMSE / {report['best_naive']} "
+                 f"RMSE; {tail})")
+    if report.get("plot"):
+        lines.append(f"plot           {report['plot']}")
+    return "\n".join(lines)
+
+
+def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndarray,
+              path: Path, target: str) -> None:
+    """PNG: actual test values and each forecast's first step, against time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seqmodels.files import atomic_path
+
+    grid = data.parts[2].index.to_numpy()[data.starts[2] + data.config.window]
+    times = data.series.times
+    xs = times.iloc[grid].to_numpy() if times is not None else grid
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.plot(xs, actual[:, 0], color="black", lw=1.5, label="actual")
+    for name, f in forecasts.items():
+        ax.plot(xs, f[:, 0], lw=1, alpha=0.9 if name == "model" else 0.6, label=name)
+    ax.set_title("test split: one-step-ahead forecasts")
+    ax.set_ylabel(target)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+
+
+def predict_future(run: ForecastRun, csv: str) -> tuple[list, np.ndarray, str]:
+    """The next H values after the end of csv: (timestamps or step numbers, values, time header).
+
+    The last window's gaps follow the run's --missing policy (mean/median: the training
+    statistics stored in the run); timestamps need a regular step, else steps 1..H are given.
+    """
+    c = dataclasses.replace(run.series.with_defaults(), csv=csv)
+    series = read_series(c)
+    W, H = c.window, c.horizon
+    if len(series) < W:
+        raise SeqmodelsError(f"{csv}: {len(series)} rows, fewer than the run's --window {W}")
+    last = series.values.iloc[-W:]
+    count, report = missing_report(dataclasses.replace(series, values=last,
+                                                       lines=series.lines[-W:],
+                                                       times=None if series.times is None
+                                                       else series.times.iloc[-W:]))
+    if count and c.missing == "error":
+        raise SeqmodelsError(f"{csv}: the last {W} rows (the model's input) have {report}; "
+                             f"fill them or train with another --missing policy")
+    stats = run.fill or dict(zip(run.scaler["columns"], run.scaler["mean"]))  # training means
+    filled = fill_parts([series.values], c.missing, stats)[0]
+    if len(filled) < W:
+        raise SeqmodelsError(f"{csv}: fewer than {W} complete rows after dropping gaps")
+    x = scale(filled.to_numpy(float)[-W:], run.scaler)[None]  # (1, W, F)
+    base = x[0, -1, 0] if c.relative else 0.0
+    x[:, :, 0] -= base
+    values = unscale_target(predict_scaled(run.model, x)[0] + base, run.scaler)  # (H,)
+    if series.times is not None and series.step is not None:
+        when = [format_time(t) for t in future_times(series.times.iloc[-1], series.step, H)]
+        return when, values, c.time_column
+    return list(range(1, H + 1)), values, "step"
+
+
+def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """The model's (N, H) forecasts for windows x (N, W, F), in scaled units."""
+    if len(x) == 0:
+        return np.zeros((0, net.outputs[0].shape[-1]), np.float32)
+    return np.concatenate([np.asarray(net(x[i:i + batch], training=False))
+                           for i in range(0, len(x), batch)])

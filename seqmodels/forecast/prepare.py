@@ -1,0 +1,98 @@
+"""A CSV series read, split chronologically, filled, scaled and windowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seqmodels.data.windows import split_bounds
+from seqmodels.errors import SeqmodelsError
+from seqmodels.forecast.series import (
+    MISSING_POLICIES,
+    Series,
+    SeriesConfig,
+    fill_parts,
+    fill_statistics,
+    fit_scaler,
+    make_windows,
+    missing_report,
+    read_series,
+    scale,
+    window_starts,
+)
+
+PARTS = ("train", "validation", "test")
+HOW = {  # what each --missing policy did, for the note
+    "drop": "removed those rows",
+    "ffill": "filled each gap with the last earlier value",
+    "interpolate": "filled them linearly between the values around each gap, within its part",
+    "mean": "filled them with the training part's column means",
+    "median": "filled them with the training part's column medians",
+}
+
+
+@dataclass
+class Prepared:
+    """A series split, filled, scaled and windowed; parts keep their grid row numbers as index."""
+
+    config: SeriesConfig
+    series: Series
+    parts: list  # 3 pandas DataFrames (n_i, F), original units, filled
+    observed: list[np.ndarray]  # per part (n_i,): the target value was in the file
+    scaler: dict
+    fill: dict[str, float]
+    starts: list[np.ndarray]  # per part: window starts (row offsets inside the part)
+    notes: list[str] = field(default_factory=list)
+
+    def windows(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x (N, W, F), y (N, H), base (N,) of part i, scaled (see make_windows)."""
+        c = self.config
+        return make_windows(scale(self.parts[i].to_numpy(float), self.scaler), self.starts[i],
+                            c.window, c.horizon, c.relative)
+
+    def target(self) -> np.ndarray:
+        """The filled target of all parts end to end (original units), for the baselines."""
+        return np.concatenate([p.iloc[:, 0].to_numpy(float) for p in self.parts])
+
+    def offset(self, i: int) -> int:
+        """Where part i begins in target()."""
+        return sum(len(p) for p in self.parts[:i])
+
+
+def prepare(config: SeriesConfig, scaler: dict | None = None,
+            fill: dict[str, float] | None = None) -> Prepared:
+    """Read, check, split chronologically, fill gaps and scale (statistics from training only).
+
+    A stored scaler and fill statistics (from a run) are used as they are instead of refitted.
+    """
+    config = config.with_defaults().validate()
+    series = read_series(config)
+    c, notes = config, list(series.notes)
+    need = c.window + c.horizon
+    if len(series) < need:
+        raise SeqmodelsError(f"{c.csv}: {len(series)} rows, fewer than --window {c.window} + "
+                             f"--horizon {c.horizon} = {need}")
+    count, report = missing_report(series)
+    if count and c.missing == "error":
+        raise SeqmodelsError(f"{c.csv}: {report}; choose how to handle them with --missing "
+                             f"{'|'.join(MISSING_POLICIES[1:])}")
+    a, b = split_bounds(len(series), c.splits)
+    raw = [series.values.iloc[:a], series.values.iloc[a:b], series.values.iloc[b:]]
+    observed_all = series.values.iloc[:, 0].notna().to_numpy()
+    if fill is None:
+        fill = fill_statistics(raw[0], c.missing) if count else {}
+    parts = fill_parts(raw, c.missing, fill)
+    observed = [observed_all[p.index.to_numpy()] for p in parts]
+    if count:
+        notes.append(f"{report}; --missing {c.missing} {HOW[c.missing]}")
+    if scaler is None:
+        scaler = fit_scaler(parts[0])
+    starts = [window_starts(o, c.window, c.horizon) for o in observed]
+    for name, part, s in zip(PARTS, parts, starts):
+        if len(s) == 0:
+            raise SeqmodelsError(
+                f"{c.csv}: the {name} part has {len(part)} rows and no window of --window "
+                f"{c.window} + --horizon {c.horizon} = {need} rows with observed targets; use a "
+                f"longer series, a smaller --window/--horizon or other --splits")
+    return Prepared(config, series, parts, observed, scaler, fill, starts, notes)

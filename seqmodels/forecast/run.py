@@ -1,0 +1,78 @@
+"""A trained forecasting run: its settings, scaler, best model and history."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import check_format, read_json
+from seqmodels.forecast.series import (
+    SeriesConfig,
+)
+from seqmodels.models.saving import load_model
+from seqmodels.training.history import best_val_loss, read_history
+from seqmodels.training.rundir import read_config
+
+KIND = "forecast"
+SCALER_FORMAT = "seqmodels.scaler"
+
+
+@dataclass
+class ForecastRun:
+    """A trained forecasting run: directory, settings, scaler, best model, history."""
+
+    path: Path
+    config: dict
+    series: SeriesConfig
+    scaler: dict
+    fill: dict[str, float]
+    model: Any
+    history: list[dict]
+    stop_reason: str = "completed"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """Lowest validation MSE (scaled units) of any epoch."""
+        return best_val_loss(self.history)
+
+    @property
+    def best_val_rmse(self) -> float | None:
+        """Best validation RMSE in the target's original units."""
+        best = self.best_val_loss
+        return None if best is None else math.sqrt(best) * self.scaler["std"][0]
+
+
+def read_forecast_config(run_dir: str | Path) -> dict:
+    """config.json of a forecasting run (a language-model run is refused)."""
+    config = read_config(run_dir)
+    if config.get("kind") != KIND:
+        raise SeqmodelsError(f"{run_dir} is a language-model run; use seqmodels evaluate or "
+                             f"generate on it")
+    return config
+
+
+def read_scaler(run_dir: Path) -> dict:
+    """scaler.json: training means and standard deviations, and the fill statistics."""
+    path = run_dir / "scaler.json"
+    data = check_format(read_json(path), SCALER_FORMAT, 1, str(path), "scaler")
+    if not all(isinstance(data.get(k), list) for k in ("columns", "mean", "std")):
+        raise SeqmodelsError(f"{path}: damaged scaler")
+    return data
+
+
+def load_forecast_run(run_dir: str | Path) -> ForecastRun:
+    """Settings, scaler, best model and history of a forecasting run directory."""
+    run_dir = Path(run_dir)
+    config = read_forecast_config(run_dir)
+    series = SeriesConfig.from_json(config["data"])
+    scaler = read_scaler(run_dir)
+    model = load_model(run_dir / "model.keras")
+    if tuple(model.outputs[0].shape[1:]) != (series.horizon,):
+        raise SeqmodelsError(f"{run_dir / 'model.keras'}: predicts {model.outputs[0].shape[1:]}, "
+                             f"not the run's horizon {series.horizon}")
+    return ForecastRun(run_dir, config, series, scaler, scaler.get("fill", {}), model,
+                       read_history(run_dir))

@@ -1,0 +1,441 @@
+"""Numeric series from CSV: reading, timestamps, missing values, chronological split, scaling,
+windows that never cross a split. Needs pandas (the `seqmodels[forecast]` extra)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqmodels import settings
+from seqmodels.errors import SeqmodelsError
+
+MISSING_POLICIES = ("error", "drop", "ffill", "interpolate", "mean", "median")
+DEFAULT_SPLITS = (0.8, 0.1, 0.1)
+NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
+SHOWN = 5  # rows listed in a report
+
+
+@dataclass(frozen=True)
+class BuiltinSeries:
+    """A real series shipped inside an installed wheel (nothing is downloaded)."""
+
+    package: str
+    path: str  # inside the package
+    time_column: str
+    target: str
+    about: str
+
+
+BUILTIN_SERIES = {
+    "co2": BuiltinSeries("statsmodels", "datasets/co2/co2.csv", "date", "co2",
+                         "weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (59 gaps)"),
+    "sunspots": BuiltinSeries("statsmodels", "datasets/sunspots/sunspots.csv", "YEAR",
+                              "SUNACTIVITY", "yearly sunspot numbers, 1700-2008"),
+    "nile": BuiltinSeries("statsmodels", "datasets/nile/nile.csv", "year", "volume",
+                          "yearly Nile flow at Aswan, 1871-1970"),
+}
+EXTRA_HINT = "pip install 'seqmodels[forecast]'"
+
+
+def require_pandas():
+    """The pandas module, or a one-line error naming the extra to install."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise SeqmodelsError(f"seqmodels forecast needs pandas: {EXTRA_HINT}") from None
+    return pd
+
+
+def builtin_path(name: str) -> Path:
+    """The installed file of a built-in series (found without importing its package)."""
+    spec = BUILTIN_SERIES[name]
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.origin:
+        raise SeqmodelsError(f"the built-in series {name!r} comes from {spec.package}: "
+                             f"{EXTRA_HINT}")
+    path = Path(found.origin).parent / spec.path
+    if not path.is_file():
+        raise SeqmodelsError(f"{path}: the installed {spec.package} lacks this file")
+    return path
+
+
+def resolve_csv(spec: str) -> Path:
+    """A CSV path, or the installed file of a built-in series name."""
+    path = Path(spec).expanduser()
+    if path.exists() or spec not in BUILTIN_SERIES:
+        if not path.is_file():
+            raise SeqmodelsError(f"{spec}: no such file (built-in series: "
+                                 f"{', '.join(BUILTIN_SERIES)})")
+        return path
+    return builtin_path(spec)
+
+
+@dataclass
+class SeriesConfig:
+    """Which CSV columns to model and how to window, split and clean them."""
+
+    csv: str = "co2"  # a CSV path or a built-in series name
+    target: str | None = None  # default: the built-in's, or the only numeric column
+    time_column: str | None = None  # default: the built-in's; none: rows in file order
+    features: list[str] = field(default_factory=list)  # extra inputs; the target always is one
+    window: int = 10  # input steps
+    horizon: int = 1  # steps predicted
+    splits: tuple[float, float, float] = DEFAULT_SPLITS
+    missing: str = "error"  # one of MISSING_POLICIES
+    allow_irregular: bool = False  # treat irregularly timed rows as equally spaced
+    relative: bool = False  # target inputs and outputs as changes from the window's last value
+
+    def validate(self) -> SeriesConfig:
+        """Raise SeqmodelsError for settings that cannot work."""
+        from seqmodels.data.windows import check_fractions
+
+        if self.window < 1 or self.horizon < 1:
+            raise SeqmodelsError("--window and --horizon must be at least 1")
+        if self.missing not in MISSING_POLICIES:
+            raise SeqmodelsError(f"--missing must be one of {', '.join(MISSING_POLICIES)}")
+        self.splits = check_fractions(self.splits)
+        if min(self.splits[1:]) <= 0:
+            raise SeqmodelsError("forecasting needs validation and test parts: give splits "
+                                 "like 0.8,0.1,0.1")
+        return self
+
+    def with_defaults(self) -> SeriesConfig:
+        """A copy with the built-in series' time column and target filled in."""
+        builtin = BUILTIN_SERIES.get(self.csv) if not Path(self.csv).exists() else None
+        if builtin is None:
+            return dataclasses.replace(self)
+        return dataclasses.replace(self, time_column=self.time_column or builtin.time_column,
+                                   target=self.target or builtin.target)
+
+    @property
+    def columns(self) -> list[str]:
+        """The model's input columns, target first."""
+        return [self.target] + [c for c in self.features if c != self.target]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {**dataclasses.asdict(self), "splits": list(self.splits)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SeriesConfig:
+        """Rebuild from to_json's dict; unknown keys are refused."""
+        config = settings.from_json(cls, data, "series")
+        if isinstance(config.splits, list):
+            config.splits = tuple(config.splits)
+        return config.validate()
+
+
+@dataclass
+class Series:
+    """A cleaned-up but not yet filled series on a regular grid (NaN where values are missing)."""
+
+    values: Any  # pandas DataFrame (N, F) float, columns target first
+    times: Any  # pandas Series of timestamps or numbers, or None (file order)
+    lines: list[int | None]  # file line of each row; None for a timestamp absent from the file
+    step: Any  # pd.Timedelta, ("months", k, month_end), a number, or None (irregular / no time)
+    digest: str  # sha256 of the file's bytes
+    notes: list[str] = field(default_factory=list)  # what was found (gaps, absent timestamps)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def describe_row(self, i: int) -> str:
+        """'line 8 (1958-05-10)' or '1958-05-17 (absent from the file)'."""
+        when = "" if self.times is None else format_time(self.times.iloc[i])
+        if self.lines[i] is None:
+            return f"{when} (absent from the file)"
+        return f"line {self.lines[i]}" + (f" ({when})" if when else "")
+
+
+def format_time(t: Any) -> str:
+    """A timestamp as ISO date (or date-time when it has a time of day), a number as is."""
+    pd = require_pandas()
+    if isinstance(t, pd.Timestamp):
+        return t.strftime("%Y-%m-%d") if t == t.normalize() else t.isoformat(sep=" ")
+    return f"{t:g}" if isinstance(t, float) else str(t)
+
+
+def read_series(config: SeriesConfig) -> Series:
+    """Read the CSV columns, parse numbers and timestamps, put rows on a regular time grid."""
+    pd = require_pandas()
+    path = resolve_csv(config.csv)
+    raw = path.read_bytes()
+    try:
+        from io import BytesIO
+
+        frame = pd.read_csv(BytesIO(raw), dtype=str, keep_default_na=False, na_filter=False,
+                            skipinitialspace=True)
+    except UnicodeDecodeError as exc:
+        raise SeqmodelsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty"
+        raise SeqmodelsError(f"{path}: not a readable CSV file ({first})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    target = config.target or _only_numeric_column(frame, config.time_column, path)
+    config.target = target
+    wanted = config.columns + ([config.time_column] if config.time_column else [])
+    absent = [c for c in wanted if c not in frame.columns]
+    if absent:
+        raise SeqmodelsError(f"{path}: no column {absent[0]!r} (columns: "
+                             f"{', '.join(frame.columns)})")
+    if frame.empty:
+        raise SeqmodelsError(f"{path}: no data rows")
+    lines = list(range(2, len(frame) + 2))  # line 1 is the header
+    values = pd.DataFrame({c: _numbers(frame[c], c, path) for c in config.columns})
+    times, step, notes = None, None, []
+    if config.time_column:
+        times = _times(frame[config.time_column], config.time_column, path)
+        step = _check_order_and_step(times, lines, path, config.allow_irregular)
+        if step is not None:
+            values, times, lines, absent_n = _regular_grid(values, times, lines, step)
+            if absent_n:
+                notes.append(f"{absent_n} timestamp(s) absent from the regular "
+                             f"{describe_step(step)} step were added as missing rows")
+    series = Series(values.reset_index(drop=True), times, lines, step,
+                    hashlib.sha256(raw).hexdigest(), notes)
+    return series
+
+
+def _only_numeric_column(frame, time_column: str | None, path: Path) -> str:
+    """The target when none is named: the one column (besides time) that holds numbers."""
+    pd = require_pandas()
+    candidates = [c for c in frame.columns if c != time_column]
+    if len(candidates) > 1:
+        candidates = [c for c in candidates
+                      if pd.to_numeric(frame[c].str.strip(), errors="coerce").notna().mean() > 0.5]
+    if len(candidates) != 1:
+        hint = "" if time_column else " (and the timestamps with --time-column)"
+        raise SeqmodelsError(f"{path}: name the column to forecast with --target{hint}; "
+                             f"columns: {', '.join(frame.columns)}")
+    return candidates[0]
+
+
+def _numbers(column, name: str, path: Path):
+    """Floats of a text column; empty and NA cells become NaN, mostly-text columns an error."""
+    pd = require_pandas()
+    text = column.str.strip()
+    missing = text.str.lower().isin(NA_STRINGS)
+    numbers = pd.to_numeric(text.where(~missing), errors="coerce").astype(float)
+    bad = numbers.isna() & ~missing
+    given = int((~missing).sum())
+    if given == 0 or bad.sum() > given / 2:
+        examples = ", ".join(f"{v!r} (line {i + 2})" for i, v in text[bad].head(3).items())
+        raise SeqmodelsError(f"{path}: column {name!r} is not numeric"
+                             + (f": {examples}" if examples else ": it has no values"))
+    return numbers
+
+
+def _times(column, name: str, path: Path):
+    """Timestamps (or plain numbers) of the time column; unparsable ones are an error."""
+    pd = require_pandas()
+    text = column.str.strip()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        times = pd.to_datetime(text, errors="coerce")
+        if times.isna().any():
+            times = pd.to_datetime(text, errors="coerce", format="mixed")
+    if times.isna().any():
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().all():
+            return numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
+        i = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise SeqmodelsError(f"{path}: line {i + 2}: cannot read the time {text.iloc[i]!r} in "
+                             f"column {name!r} ({int(times.isna().sum())} unreadable)")
+    return times
+
+
+def _check_order_and_step(times, lines: list, path: Path, allow_irregular: bool):
+    """The regular step of sorted timestamps; errors for unsorted, duplicate or irregular ones."""
+    pd = require_pandas()
+    if len(times) < 2:
+        return None
+    t = times.to_numpy()
+    back = np.flatnonzero(t[1:] <= t[:-1])
+    if len(back):
+        i = int(back[0]) + 1
+        what = "repeats" if t[i] == t[i - 1] else "comes before"
+        raise SeqmodelsError(
+            f"{path}: timestamps are not in increasing order: line {lines[i]} "
+            f"({format_time(times.iloc[i])}) {what} line {lines[i - 1]} "
+            f"({format_time(times.iloc[i - 1])}); {len(back)} such row(s); sort the file "
+            f"and remove duplicates first")
+    step = _fixed_step(times) or (_month_step(times) if _is_datetime(times) else None)
+    if step is None and not allow_irregular:
+        d = np.diff(t)
+        smallest, largest = d.min(), d.max()
+        if _is_datetime(times):
+            smallest, largest = pd.Timedelta(smallest), pd.Timedelta(largest)
+        raise SeqmodelsError(
+            f"{path}: irregular timestamps: steps between rows range from {smallest} to "
+            f"{largest} and are not multiples of one step; resample the file to a regular step, "
+            f"or pass --allow-irregular to treat the rows as equally spaced")
+    return step
+
+
+def _is_datetime(times) -> bool:
+    return np.issubdtype(times.dtype, np.datetime64)
+
+
+def _fixed_step(times):
+    """The smallest difference when every difference is a whole multiple of it."""
+    pd = require_pandas()
+    d = np.diff(times.to_numpy().astype("int64") if _is_datetime(times) else times.to_numpy())
+    smallest = d.min()
+    if not np.allclose(d / smallest, np.round(d / smallest)):
+        return None
+    if _is_datetime(times):
+        unit = np.datetime_data(times.dtype)[0]
+        return pd.Timedelta(int(smallest), unit=unit)
+    return smallest.item()
+
+
+def _month_step(times):
+    """('months', k, month_end) when timestamps fall on one day of the month every k months."""
+    month_end = bool(times.dt.is_month_end.all())
+    same_day = times.dt.day.nunique() == 1 and (times - times.dt.normalize()).nunique() == 1
+    if not (month_end or same_day):
+        return None
+    months = (times.dt.year * 12 + times.dt.month).to_numpy()
+    k = int(np.diff(months).min())
+    if k < 1 or np.any(np.diff(months) % k):
+        return None
+    return ("months", k, month_end)
+
+
+def describe_step(step) -> str:
+    """'7 days', '1 month', '12 months', '0.5'."""
+    if isinstance(step, tuple):
+        return f"{step[1]} month" + ("s" if step[1] > 1 else "")
+    return str(step)
+
+
+def positions(times, step) -> np.ndarray:
+    """Each timestamp's index on the regular grid that starts at the first one."""
+    if isinstance(step, tuple):
+        months = (times.dt.year * 12 + times.dt.month).to_numpy()
+        return (months - months[0]) // step[1]
+    start = times.iloc[0]
+    return np.round(((times - start) / step).to_numpy().astype(float)).astype(int)
+
+
+def future_times(last, step, n: int) -> list:
+    """The n timestamps after `last` on the regular step."""
+    pd = require_pandas()
+    if isinstance(step, tuple):
+        _, k, month_end = step
+        if month_end:
+            return [last + pd.offsets.MonthEnd(k * i) for i in range(1, n + 1)]
+        return [last + pd.DateOffset(months=k * i) for i in range(1, n + 1)]
+    return [last + step * i for i in range(1, n + 1)]
+
+
+def _regular_grid(values, times, lines: list, step):
+    """Insert the timestamps a regular series lacks as rows of NaN; return how many."""
+    pd = require_pandas()
+    pos = positions(times, step)
+    n = int(pos[-1]) + 1
+    if n == len(times):
+        return values, times.reset_index(drop=True), lines, 0
+    grid = pd.DataFrame(np.nan, index=range(n), columns=values.columns)
+    grid.iloc[pos] = values.to_numpy()
+    new_times = pd.Series(future_times(times.iloc[0], step, n - 1), dtype=times.dtype)
+    new_times = pd.concat([times.iloc[:1], new_times], ignore_index=True)
+    new_lines: list[int | None] = [None] * n
+    for p, line in zip(pos, lines):
+        new_lines[p] = line
+    return grid, new_times, new_lines, n - len(times)
+
+
+def missing_report(series: Series) -> tuple[int, str]:
+    """How many rows lack a value, and a line naming the first few."""
+    rows = np.flatnonzero(series.values.isna().any(axis=1).to_numpy())
+    if not len(rows):
+        return 0, ""
+    cells = int(series.values.isna().sum().sum())
+    first = ", ".join(series.describe_row(int(i)) for i in rows[:SHOWN])
+    more = f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else ""
+    return len(rows), (f"{len(rows)} row(s) with missing or unreadable values ({cells} cell(s)): "
+                       f"{first}{more}")
+
+
+def fill_statistics(train, policy: str) -> dict[str, float]:
+    """Per-column mean or median of the training part (NaN skipped): what mean/median fill."""
+    stats = train.mean() if policy == "mean" else train.median()
+    empty = [c for c in train.columns if np.isnan(stats[c])]
+    if policy in ("mean", "median", "ffill", "interpolate") and empty:
+        raise SeqmodelsError(f"column {empty[0]!r} has no values in the training part")
+    return {c: float(v) for c, v in stats.items()} if policy in ("mean", "median") else {}
+
+
+def fill_parts(parts: list, policy: str, stats: dict[str, float] | None = None) -> list:
+    """Fill (or drop) the gaps of consecutive parts, each using only itself and earlier parts.
+
+    ffill: the last earlier value; interpolate: linear between the values around the gap within
+    the part (a gap at a part's end is forward-filled); mean/median: the training part's statistic
+    (stats); drop: remove the rows. A gap before a column's first value is given that value.
+    """
+    pd = require_pandas()
+    out = []
+    for i, part in enumerate(parts):
+        if policy == "drop":
+            out.append(part.dropna())
+            continue
+        if policy in ("mean", "median"):
+            out.append(part.fillna(stats))
+            continue
+        prefix = out[-1].iloc[-1:] if out and len(out[-1]) else part.iloc[:0]
+        joined = pd.concat([prefix, part])
+        if policy == "interpolate":
+            joined = joined.interpolate(method="linear", limit_area="inside")
+        joined = joined.ffill()
+        if i == 0:
+            joined = joined.bfill()  # a gap before the first value (training part only)
+        out.append(joined.iloc[len(prefix):])
+    return out
+
+
+def fit_scaler(train) -> dict[str, list]:
+    """Per-column mean and standard deviation of the training part (std 0 becomes 1)."""
+    mean = train.mean().to_numpy(float)
+    std = train.std(ddof=0).to_numpy(float)
+    std = np.where(std > 0, std, 1.0)
+    return {"columns": list(train.columns), "mean": mean.tolist(), "std": std.tolist()}
+
+
+def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
+    """(N, F) original units -> standardised float32."""
+    return ((values - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])).astype(np.float32)
+
+
+def unscale_target(values: np.ndarray, scaler: dict) -> np.ndarray:
+    """Standardised target values (any shape) -> original units."""
+    return np.asarray(values, float) * scaler["std"][0] + scaler["mean"][0]
+
+
+def window_starts(observed: np.ndarray, window: int, horizon: int) -> np.ndarray:
+    """Starts t of windows inside one part whose H targets were all observed (not filled)."""
+    n = len(observed) - window - horizon + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    ok = np.lib.stride_tricks.sliding_window_view(observed[window:], horizon)[:n].all(axis=1)
+    return np.flatnonzero(ok)
+
+
+def make_windows(scaled: np.ndarray, starts: np.ndarray, window: int, horizon: int,
+                 relative: bool = False):
+    """x (N, W, F) = rows t..t+W-1 and y (N, H) = target at t+W..t+W+H-1, all in one part, and
+    base (N,): with relative, the window's last target value, subtracted from the target's
+    inputs and from y (add it back to a forecast); else 0."""
+    x = scaled[starts[:, None] + np.arange(window)]  # (N, W, F)
+    y = scaled[starts[:, None] + window + np.arange(horizon), 0]  # (N, H)
+    base = x[:, -1, 0].copy() if relative else np.zeros(len(x))  # (N,)
+    x[:, :, 0] -= base[:, None]
+    y = y - base[:, None]
+    return x.astype(np.float32), y.astype(np.float32), base

@@ -1,0 +1,214 @@
+"""`train()` for language models: corpus, model and compiled steps, handed to the shared loop."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from seqmodels.data.config import DataConfig
+from seqmodels.data.prepare import prepare_corpus
+from seqmodels.data.windows import require_windows, stream_dataset, stream_layout, window_dataset
+from seqmodels.errors import SeqmodelsError
+from seqmodels.lm.run import Run, check_resumable, load_run, read_language_config
+from seqmodels.models.config import ModelConfig
+from seqmodels.models.saving import save_model_atomic
+from seqmodels.training import checkpoint, session
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.distribute import cluster_errors, make_distribution, make_train_step, scope
+from seqmodels.training.loop import Task
+from seqmodels.training.progress import StepCallback
+from seqmodels.training.rundir import versions
+from seqmodels.training.session import check_run_dir, check_same_source
+from seqmodels.training.step import cross_entropy, make_optimizer, make_steps
+
+
+def absolute_corpus(specs: list[str]) -> list[str]:
+    """Corpus arguments as absolute paths (built-in names that are not files stay as they are)."""
+    from seqmodels.data.corpus import BUILTIN_CORPORA
+
+    return [s if s in BUILTIN_CORPORA and not Path(s).exists()
+            else os.path.abspath(os.path.expanduser(s)) for s in specs]
+
+
+def validation_loss(eval_step, dataset) -> float:
+    """Mean cross-entropy (nats/token) over every (x, y) batch of a dataset."""
+    total, count = 0.0, 0
+    for x, y in dataset:
+        s, n = eval_step(x, y)
+        total, count = total + float(s), count + int(n)
+    return total / count
+
+
+def _resume_configs(run_dir: Path, overrides: dict):
+    """Data, model and train configs stored in a run, with the resumable settings overridden."""
+    stored = read_language_config(run_dir)
+    where = run_dir / "config.json"
+    try:
+        data = DataConfig.from_json(stored["data"])
+        model = ModelConfig.from_json(stored["model"])
+        train = TrainConfig.from_json(stored["train"]).with_overrides(**overrides)
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{where}: {exc}") from None
+    return stored, data, model, train
+
+
+def language_metrics(val_loss: float) -> dict[str, float]:
+    """History columns of a validation cross-entropy: perplexity and bits per token."""
+    return {"val_perplexity": math.exp(min(val_loss, 700)),
+            "val_bits_per_token": val_loss / math.log(2)}
+
+
+def train(
+    data: DataConfig | None = None,
+    model: ModelConfig | None = None,
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    callback: StepCallback | None = None,
+    epochs: int | None = None,
+    max_time: float | None = None,
+    on_nan: str | None = None,
+    log_every: int | None = None,
+    workers: int | None = None,
+    strategy: str = "default",
+    workers_spec: str | None = None,
+    worker_index: int | None = None,
+    xla: bool | None = None,
+) -> Run:
+    """Train a language model into a run directory (or resume one) and return the run.
+
+    epochs, max_time, on_nan and xla override the config (also a resumed run's); log_every prints a
+    line to stderr every that many steps; workers overrides the tokenizing processes.
+    strategy is default, mirrored or multi-worker (workers_spec/worker_index or TF_CONFIG);
+    a worker that is not the chief writes nothing to the run directory and returns a Run
+    whose path is None.
+    """
+    overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
+    if resume is not None:
+        stored, data, model, config = _resume_configs(Path(resume), overrides)
+    else:
+        stored = None
+        data, model = data or DataConfig(), model or ModelConfig()
+        config = (config or TrainConfig()).with_overrides(**overrides)
+    model.validate()
+    config.validate()
+    if strategy != "multi-worker":  # the only one with workers that are not the chief
+        check_run_dir(out, resume)  # before TensorFlow loads, so a refusal comes at once
+    from seqmodels.backend import import_tf
+
+    import_tf()
+    dist = make_distribution(strategy, workers_spec, worker_index)  # before any other TF op
+    if dist is not None and dist.is_chief and strategy == "multi-worker":
+        check_run_dir(out, resume)
+    again = f"--resume {resume}" if resume is not None else "--resume RUN"
+    with cluster_errors(dist, f"seqmodels train {again}"):
+        return _train(dist, data, model, config, out, resume, stored, cache_dir, progress,
+                      callback, log_every, workers)
+
+
+def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out, resume,
+           stored: dict | None, cache_dir, progress, callback, log_every, workers) -> Run:
+    """train() once the settings are checked and the strategy exists."""
+    from seqmodels.backend import import_keras, import_tf
+    from seqmodels.models.builders import build_language_model, reset_states
+
+    tf, keras = import_tf(), import_keras()
+    chief = dist is None or dist.is_chief
+    run_dir = Path(resume) if resume is not None else Path(out) if out else None
+    if dist is not None:
+        if config.stateful:
+            raise SeqmodelsError(f"--stateful carries each stream's state on one device; it "
+                                 f"cannot be combined with --strategy {dist.name}")
+        dist.check_batch(config.batch_size)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+
+    prepared = prepare_corpus(data, cache_dir=cache_dir, progress=progress, workers=workers)
+    digest = prepared.stats["content_digest"]
+    if resume is not None:
+        check_same_source(stored, "corpus_digest", digest, run_dir, "corpus")
+    if resume is not None and (checkpoint.latest(run_dir) is not None
+                               or (run_dir / "vocab.json").exists()):
+        check_resumable(run_dir, prepared.vocab)  # before anything is trained or written
+    splits = prepared.splits
+    B, T = config.batch_size, config.seq_len
+    if config.stateful:
+        streams = stream_layout(splits.train, B, T)
+        val_streams = stream_layout(splits.val, B, T)
+        steps = streams.steps
+    else:
+        stride = config.stride or T
+        steps = require_windows(len(splits.train), T, stride, "training split") // B
+        require_windows(len(splits.val), T, T, "validation split")
+        if steps == 0:
+            raise SeqmodelsError(f"the training split has fewer windows than one batch of {B}; "
+                                 "use a smaller --batch-size or --seq-len")
+    if config.steps_per_epoch:
+        steps = min(steps, config.steps_per_epoch)
+
+    with scope(dist):
+        net = build_language_model(len(prepared.vocab), model, B if config.stateful else None,
+                                   config.stateful)
+        optimizer = make_optimizer(config)
+        optimizer.build(net.trainable_variables)
+    train_step, eval_step = make_steps(net, optimizer, config)
+    if dist is not None:
+        train_step = make_train_step(dist, net, optimizer, config, cross_entropy)
+
+    def dataset(epoch: int):
+        if config.stateful:
+            return stream_dataset(streams)
+        return window_dataset(splits.train, T, B, config.stride, shuffle=True, seed=config.seed,
+                              epoch=epoch, drop_remainder=True)
+
+    def validate() -> float:
+        if config.stateful:
+            reset_states(net)
+            ds = stream_dataset(val_streams)
+        else:
+            ds = window_dataset(splits.val, T, B)
+        loss = validation_loss(eval_step, ds)
+        return loss if dist is None else dist.chief_value(loss)  # so all workers agree
+
+    def save_best(folder: Path) -> None:
+        # model.keras is always the plain (stateless, any batch size) model: a stateful net is
+        # copied into one, so evaluate/generate and keras users load a normal model
+        best = net
+        if config.stateful:
+            best = build_language_model(len(prepared.vocab), model)
+            best.set_weights(net.get_weights())
+        save_model_atomic(best, folder / "model.keras")
+
+    task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
+                "seqmodels train",
+                val_metrics=language_metrics, loss_label="cross-entropy (nats/token)",
+                start_epoch=(lambda: reset_states(net)) if config.stateful else None,
+                distribution=dist, batch_size=B)
+    if not chief:
+        settings = {"data": data.to_json(), "model": model.to_json(),
+                    "train": config.to_json(), "vocab_size": len(prepared.vocab)}
+        p, stop_reason, best = session.run_as_worker(
+            task, config, run_dir if resume is not None else None, progress, callback, log_every)
+        return Run(None, settings, prepared.vocab, best, p.history, stop_reason)
+    if resume is not None:
+        settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
+    else:
+        data.corpus = absolute_corpus(data.corpus)  # so the run works from any folder
+        settings = {"data": data.to_json(), "model": model.to_json(),
+                    "train": config.to_json(), "vocab_size": len(prepared.vocab),
+                    "corpus_digest": digest, "versions": versions()}
+
+    def write_files(folder: Path) -> None:
+        if not (folder / "vocab.json").exists():  # a kill may have come before it was written
+            prepared.vocab.save(folder / "vocab.json")
+
+    run_dir, stop_reason = session.run(task, config, run_dir, resume is not None, settings,
+                                       write_files, (model.cell, data.level), progress,
+                                       callback, log_every)
+    run = load_run(run_dir)
+    run.stop_reason = stop_reason
+    return run

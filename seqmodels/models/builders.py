@@ -1,0 +1,144 @@
+"""Recurrent models: Embedding -> N x {LSTM|GRU|SimpleRNN} -> Dense logits, and a one-step model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seqmodels.backend import import_keras
+from seqmodels.errors import SeqmodelsError
+from seqmodels.models.config import STATES_PER_LAYER, ModelConfig
+
+keras = import_keras()  # TensorFlow first, so its start-up logs stay muted
+
+
+CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, "rnn": keras.layers.SimpleRNN}
+
+
+def _regularizer(config: ModelConfig) -> keras.regularizers.Regularizer | None:
+    """A fresh L1L2 regulariser, or None when both strengths are 0."""
+    if config.l1 == 0 and config.l2 == 0:
+        return None
+    return keras.regularizers.L1L2(l1=config.l1, l2=config.l2)
+
+
+def _recurrent_stack(
+    x: Any, config: ModelConfig, last_sequences: bool = True, stateful: bool = False
+) -> Any:
+    """Apply config.layers recurrent layers "rnn_i", each followed by Dropout when dropout > 0."""
+    kwargs: dict[str, Any] = dict(
+        activation="tanh",  # the five settings below are Keras' cuDNN conditions
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        unroll=False,
+        recurrent_dropout=config.recurrent_dropout,
+    )
+    if config.cell == "gru":
+        kwargs["reset_after"] = True
+    if config.cell == "rnn":
+        del kwargs["recurrent_activation"]
+    for i in range(config.layers):
+        x = CELLS[config.cell](
+            config.units,
+            return_sequences=last_sequences or i < config.layers - 1,
+            stateful=stateful,
+            kernel_regularizer=_regularizer(config),
+            recurrent_regularizer=_regularizer(config),
+            name=f"rnn_{i}",
+            **kwargs,
+        )(x)  # (B, T, H), or (B, H) for the last layer when last_sequences is False
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    return x
+
+
+def build_language_model(
+    vocab_size: int, config: ModelConfig, batch_size: int | None = None, stateful: bool = False
+) -> keras.Model:
+    """Token ids (B, T) -> next-token logits (B, T, V); stateful needs a fixed batch_size."""
+    config.validate()
+    if vocab_size < 1:
+        raise SeqmodelsError(f"the vocabulary size must be at least 1, not {vocab_size}")
+    if stateful and not batch_size:
+        raise SeqmodelsError("a stateful model needs a fixed batch size")
+    ids = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="ids")  # (B, T)
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(ids)  # (B, T, E)
+    if config.dropout:
+        x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
+    x = _recurrent_stack(x, config, last_sequences=True, stateful=stateful)  # (B, T, H)
+    logits = keras.layers.Dense(vocab_size, name="logits")(x)  # (B, T, V)
+    return keras.Model(ids, logits, name=f"{config.cell}_language_model")
+
+
+def build_regression_model(
+    n_features: int, horizon: int, config: ModelConfig, window: int | None = None
+) -> keras.Model:
+    """Float windows (B, window, F) -> the next `horizon` values (B, horizon)."""
+    config.validate()
+    if n_features < 1 or horizon < 1:
+        raise SeqmodelsError("n_features and horizon must both be at least 1")
+    series = keras.Input(shape=(window, n_features), dtype="float32", name="series")  # (B, T, F)
+    x = _recurrent_stack(series, config, last_sequences=False)  # (B, H)
+    forecast = keras.layers.Dense(horizon, name="forecast")(x)  # (B, horizon)
+    return keras.Model(series, forecast, name=f"{config.cell}_regression_model")
+
+
+def recurrent_layers(model: keras.Model) -> list[keras.layers.RNN]:
+    """The model's recurrent layers "rnn_0".."rnn_{N-1}", in order."""
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
+    return sorted(layers, key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
+
+
+def reset_states(model: keras.Model) -> None:
+    """Zero the state of every stateful recurrent layer (Keras 3 dropped Model.reset_states)."""
+    for layer in recurrent_layers(model):
+        if layer.stateful:
+            layer.reset_state()
+
+
+def cell_name(layer: keras.layers.RNN) -> str:
+    """The config.cell name for a built recurrent layer."""
+    return next(name for name, cls in CELLS.items() if type(layer) is cls)
+
+
+def initial_states(model_or_config: keras.Model | ModelConfig, batch_size: int) -> list[Any]:
+    """Zero states, flat: per layer [h, c] for LSTM and [h] for GRU/SimpleRNN, each (B, H)."""
+    if isinstance(model_or_config, ModelConfig):
+        c = model_or_config
+        shapes = [(c.units, STATES_PER_LAYER[c.cell])] * c.layers
+    else:
+        layers = recurrent_layers(model_or_config)
+        shapes = [(layer.units, STATES_PER_LAYER[cell_name(layer)]) for layer in layers]
+    return [keras.ops.zeros((batch_size, units)) for units, n in shapes for _ in range(n)]
+
+
+class StepModel(keras.Model):
+    """One token per call: (ids (B,), flat states) -> (logits (B, V), new flat states).
+
+    Shares the language model's embedding, cells and logits layer (no copy), so it always
+    sees the current weights. Dropout layers are skipped: this is for inference only.
+    """
+
+    def __init__(self, model: keras.Model, **kwargs: Any) -> None:
+        super().__init__(name=kwargs.pop("name", "step_model"), **kwargs)
+        layers = recurrent_layers(model)
+        if not layers:
+            raise SeqmodelsError("this model has no recurrent layers to step through")
+        self.embedding = model.get_layer("embedding")
+        self.cells = [layer.cell for layer in layers]
+        self.state_counts = [STATES_PER_LAYER[cell_name(layer)] for layer in layers]
+        self.head = model.get_layer("logits")
+
+    def call(self, ids: Any, states: list[Any]) -> tuple[Any, list[Any]]:
+        """Advance every layer one step from `states`; return logits and the new states."""
+        x = self.embedding(ids)  # (B, E)
+        new_states, start = [], 0
+        for cell, n in zip(self.cells, self.state_counts, strict=True):
+            x, layer_states = cell(x, list(states[start : start + n]), training=False)  # (B, H)
+            new_states.extend(layer_states)
+            start += n
+        return self.head(x), new_states  # (B, V), flat list of (B, H)
+
+
+def build_step_model(model: keras.Model) -> StepModel:
+    """A single-step inference model over the same weights as the language model."""
+    return StepModel(model)

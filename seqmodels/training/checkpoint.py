@@ -1,0 +1,192 @@
+"""Checkpoints: what one holds, how it is written atomically, read, validated and restored.
+
+A checkpoint is one `.npz` in `<run>/checkpoints/`: the model's variables (weights and the
+dropout layers' RNG states), the optimizer's variables and the carried states of stateful
+recurrent layers, each stored with a name that is the same in every process ("rnn_0/kernel"),
+and `state.json` (the format version, those names and the training progress): arrays and
+JSON only. Writing replaces `latest.npz` atomically and keeps the file it replaces as
+`previous.npz`, so a kill at any moment leaves one whole checkpoint. Restoring matches
+variables by name, never by position (version 1 files, which hold no names, excepted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from seqmodels.errors import NewerFormatError, SeqmodelsError
+from seqmodels.files import atomic_path
+from seqmodels.training.progress import Progress
+
+VERSION = 2  # 1: arrays only, restored by order; 2: with variable paths, restored by name
+FOLDER = "checkpoints"
+LATEST, PREVIOUS = "latest.npz", "previous.npz"
+GROUPS = ("weights", "optimizer", "rnn_states")
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint as read from disk."""
+
+    path: Path
+    version: int
+    arrays: dict[str, list[np.ndarray]]  # group -> arrays, in the order they were written
+    names: dict[str, list[str]] | None  # group -> variable paths (None: version 1)
+    progress: dict  # Progress.to_json() of the moment it was written
+
+
+def _variables(model, optimizer) -> dict[str, list[tuple[str, object]]]:
+    """The variables a checkpoint holds, by group, each with a name stable across processes.
+
+    model.variables, unlike model.weights, includes the dropout layers' RNG seed states, so
+    a resumed run draws the same dropout masks as an uninterrupted one. Keras numbers some
+    variable paths per process (seed_generator_51/...), so a model variable is named by its
+    layer's name and its own ("rnn_0/kernel") and an optimizer variable by its path without
+    the optimizer's numbered name ("rnn_0_lstm_cell_kernel_momentum").
+    """
+    from seqmodels.models.builders import recurrent_layers
+
+    in_layer = {id(v): f"{layer.name}/{v.name}" for layer in model.layers
+                for v in layer.variables}
+    weights = [(in_layer.get(id(v), v.path), v) for v in model.variables]
+    slots = [(v.path.split("/", 1)[-1], v) for v in optimizer.variables]
+    states = [(f"{layer.name}/state_{i}", s) for layer in recurrent_layers(model)
+              if layer.stateful for i, s in enumerate(layer.states)]
+    return {"weights": weights, "optimizer": slots, "rnn_states": states}
+
+
+def _keys(names: list[str]) -> list[str]:
+    """Names made unique by their occurrence: a, a, b -> a, a#2, b."""
+    seen: Counter[str] = Counter()
+    keys = []
+    for name in names:
+        seen[name] += 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys
+
+
+def write(run_dir: Path, model, optimizer, progress: Progress) -> Path:
+    """Write <run>/checkpoints/latest.npz atomically, keeping the one it replaces as previous."""
+    groups = _variables(model, optimizer)
+    payload = {f"{group}/{i}": np.asarray(v) for group, items in groups.items()
+               for i, (_, v) in enumerate(items)}
+    names = {group: [name for name, _ in items] for group, items in groups.items()}
+    state = {"checkpoint_version": VERSION, "names": names, "progress": progress.to_json()}
+    payload["state.json"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    path = Path(run_dir) / FOLDER / LATEST
+    path.parent.mkdir(exist_ok=True)
+    with atomic_path(path, suffix=".npz.tmp") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
+    return path
+
+
+def read(path: Path) -> Checkpoint:
+    """Read and validate a checkpoint file (no pickle); one-line errors when damaged."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            state = json.loads(bytes(z["state.json"]).decode())
+            found: dict[str, dict[int, np.ndarray]] = {}
+            for key in z.files:
+                if key != "state.json":
+                    group, i = key.rsplit("/", 1)
+                    found.setdefault(group, {})[int(i)] = z[key]
+    except FileNotFoundError:
+        raise SeqmodelsError(f"{path}: file not found") from None
+    except Exception as exc:  # numpy, zipfile and json raise many types for damaged files
+        raise SeqmodelsError(f"{path}: damaged checkpoint ({type(exc).__name__})") from None
+    version = state.get("checkpoint_version") if isinstance(state, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SeqmodelsError(f"{path}: damaged checkpoint (no checkpoint version)")
+    if version > VERSION:
+        raise NewerFormatError(f"{path}: checkpoint version {version} is newer than this "
+                               f"seqmodels reads ({VERSION}); upgrade seqmodels")
+    arrays = {g: [items[i] for i in sorted(items)] for g, items in found.items()}
+    names = state.get("names") if version >= 2 else None
+    if version >= 2 and not (isinstance(names, dict) and all(
+            isinstance(names.get(g, []), list)
+            and all(isinstance(n, str) for n in names.get(g, []))
+            and len(names.get(g, [])) == len(arrays.get(g, [])) for g in GROUPS)):
+        raise SeqmodelsError(f"{path}: damaged checkpoint (variable names do not match its "
+                             f"arrays)")
+    progress = state.get("progress", {})
+    if not isinstance(progress, dict):
+        raise SeqmodelsError(f"{path}: damaged checkpoint (its progress is not an object)")
+    return Checkpoint(path, version, arrays, names, progress)
+
+
+def latest(run_dir: Path) -> Path | None:
+    """checkpoints/latest.npz, or previous.npz when a kill came between the two renames."""
+    for name in (LATEST, PREVIOUS):
+        path = Path(run_dir) / FOLDER / name
+        if path.is_file():
+            return path
+    return None
+
+
+def load_latest(run_dir: Path) -> Checkpoint | None:
+    """The newest readable checkpoint (previous.npz when latest.npz is damaged); None if none."""
+    path = latest(run_dir)
+    if path is None:
+        return None
+    try:
+        return read(path)
+    except NewerFormatError:
+        raise  # written by a newer seqmodels: going back to an older checkpoint would lose work
+    except SeqmodelsError as exc:
+        previous = path.with_name(PREVIOUS)
+        if path == previous or not previous.is_file():
+            raise
+        warnings.warn(f"{exc}; using {previous} instead", stacklevel=2)
+        return read(previous)
+
+
+def _pairs(group: str, named: list[tuple[str, object]], ckpt: Checkpoint) -> list[tuple]:
+    """(variable, stored array) for a group, matched by name (version 1: by position); one
+    line, and nothing assigned, when the checkpoint does not fit."""
+    what = {"weights": "weights do", "optimizer": "optimizer state does",
+            "rnn_states": "carried RNN states do"}[group]
+    stored = ckpt.arrays.get(group, [])
+    variables = [v for _, v in named]
+    if ckpt.names is None:  # version 1: by position, checked by shape
+        if len(stored) != len(variables) or any(
+                tuple(a.shape) != tuple(v.shape) for a, v in zip(stored, variables)):
+            raise SeqmodelsError(f"{ckpt.path}: the checkpoint's {what} not fit this model")
+        return list(zip(variables, stored))
+    saved = dict(zip(_keys(ckpt.names.get(group, [])), stored))
+    wanted = _keys([name for name, _ in named])
+    missing = [k for k in wanted if k not in saved]
+    unexpected = [k for k in saved if k not in set(wanted)]
+    if missing or unexpected:
+        detail = "; ".join(part for part in (
+            f"{len(missing)} not in the checkpoint (first: {missing[0]})" if missing else "",
+            f"{len(unexpected)} not in this model (first: {unexpected[0]})" if unexpected
+            else "") if part)
+        raise SeqmodelsError(f"{ckpt.path}: the checkpoint's {what} not match this model's "
+                             f"variables by name ({detail})")
+    for var, key in zip(variables, wanted):
+        if tuple(saved[key].shape) != tuple(var.shape):
+            raise SeqmodelsError(f"{ckpt.path}: {key} has shape {tuple(saved[key].shape)} in "
+                                 f"the checkpoint but {tuple(var.shape)} in this model")
+    return [(var, saved[key]) for var, key in zip(variables, wanted)]
+
+
+def restore(ckpt: Checkpoint, model, optimizer) -> Progress:
+    """Put a checkpoint's variables into a freshly built model and optimizer; its progress."""
+    pairs = [pair for group, named in _variables(model, optimizer).items()
+             for pair in _pairs(group, named, ckpt)]  # every group checked before any assign
+    for var, value in pairs:
+        var.assign(value)
+    known = {f.name for f in fields(Progress)}
+    return Progress(**{k: v for k, v in ckpt.progress.items() if k in known})

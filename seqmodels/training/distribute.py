@@ -1,0 +1,242 @@
+"""--strategy: tf.distribute Mirrored and MultiWorkerMirrored training with our compiled step.
+
+The global batch (--batch-size) stays what it is under every strategy: each replica gets an
+equal slice of it, so a step sees the same windows, and the summed gradient equals the default
+strategy's. Gradients are all-reduced once, clipped by the norm of the all-reduced gradient,
+and applied on every replica. Only the chief writes the run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from seqmodels.errors import SeqmodelsError
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+NO_STOP, MAX_TIME, SIGNAL = 0, 1, 2
+
+
+def cluster_config(workers_spec: str, worker_index: int | None) -> dict:
+    """A TF_CONFIG dict from 'host:port,host:port,...' and this process's index in it."""
+    workers = [w.strip() for w in workers_spec.split(",")]
+    for w in workers:
+        if not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", w) or int(w.rsplit(":", 1)[1]) > 65535:
+            raise SeqmodelsError(f"--workers-spec: {w!r} is not host:port "
+                                 "(write e.g. 10.0.0.1:2222,10.0.0.2:2222)")
+    if len(set(workers)) != len(workers):
+        raise SeqmodelsError("--workers-spec names the same host:port twice")
+    if worker_index is None:
+        raise SeqmodelsError("--workers-spec needs --worker-index, this process's place in it "
+                             "(0 is the chief)")
+    if not 0 <= worker_index < len(workers):
+        raise SeqmodelsError(f"--worker-index {worker_index} is outside --workers-spec's "
+                             f"{len(workers)} workers (0 to {len(workers) - 1})")
+    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": worker_index}}
+
+
+def _check_tf_config(text: str) -> None:
+    """Refuse a TF_CONFIG that MultiWorkerMirroredStrategy would misread or crash on."""
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise SeqmodelsError(f"TF_CONFIG is not valid JSON ({exc})") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not isinstance(task, dict):
+        raise SeqmodelsError('TF_CONFIG needs "cluster" and "task", e.g. {"cluster": {"worker": '
+                             '["host1:2222", "host2:2222"]}, "task": {"type": "worker", '
+                             '"index": 0}}')
+    kind, index = task.get("type"), task.get("index")
+    if kind not in ("chief", "worker") or not isinstance(cluster.get(kind), list):
+        raise SeqmodelsError(f"TF_CONFIG's task type {kind!r} is not a chief or worker listed "
+                             "in its cluster")
+    if not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise SeqmodelsError(f"TF_CONFIG's task index {index!r} is not a place in its "
+                             f"{kind} list")
+
+
+@dataclass
+class Distribution:
+    """A tf.distribute strategy and what training needs to know about it."""
+
+    name: str
+    strategy: Any
+    is_chief: bool  # writes the run directory
+    replicas: int  # in sync, over all workers
+    workers: int
+
+    def scope(self):
+        """Create variables (model, optimizer) under this."""
+        return self.strategy.scope()
+
+    def check_batch(self, batch_size: int) -> None:
+        """The global batch must split evenly over the replicas."""
+        if batch_size % self.replicas:
+            raise SeqmodelsError(f"--batch-size {batch_size} does not split evenly over "
+                                 f"{self.replicas} replicas; use a multiple of {self.replicas}")
+
+    def distribute(self, dataset, batch_size: int):
+        """Global (x, y) batches -> per-replica slices; worker i takes its rows of each batch."""
+        from seqmodels.backend import import_tf
+
+        tf = import_tf()
+        per_replica = batch_size // self.replicas
+
+        def on_worker(ctx):
+            local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+            start, rows = ctx.input_pipeline_id * local * per_replica, local * per_replica
+
+            def split(x, y):  # (B, T) -> (local, B / replicas, T), one row per local replica
+                shape = (local, per_replica, -1)
+                return (tf.reshape(x[start:start + rows], shape),
+                        tf.reshape(y[start:start + rows], shape))
+
+            return dataset.map(split).unbatch()
+
+        return self.strategy.distribute_datasets_from_function(on_worker)
+
+    def agree(self, code: int) -> int:
+        """The strongest stop request of any worker (SIGNAL > MAX_TIME > NO_STOP)."""
+        if self.workers == 1:
+            return code
+        signals, timeouts = self._sum([float(code == SIGNAL), float(code == MAX_TIME)])
+        return SIGNAL if signals > 0 else MAX_TIME if timeouts > 0 else NO_STOP
+
+    def chief_value(self, value: float) -> float:
+        """The chief's value of a number every worker computed (e.g. a validation loss)."""
+        if self.workers == 1:
+            return value
+        return self._sum([value], chief_only=True)[0]
+
+    def _sum(self, values: list[float], chief_only: bool = False) -> list[float]:
+        """Sum over workers, once per worker (or the chief's values alone)."""
+        from seqmodels.backend import import_tf
+
+        tf = import_tf()
+
+        def on_replica(v):
+            ctx = tf.distribute.get_replica_context()
+            replica, local = ctx.replica_id_in_sync_group, self.replicas // self.workers
+            counted = replica == 0 if chief_only else replica % local == 0  # one a worker
+            return ctx.all_reduce("sum", tf.where(counted, v, tf.zeros_like(v)))
+
+        out = self.strategy.run(on_replica, (tf.constant(values, tf.float64),))
+        return [float(v) for v in self.strategy.experimental_local_results(out)[0].numpy()]
+
+
+def make_distribution(name: str = "default", workers_spec: str | None = None,
+                      worker_index: int | None = None) -> Distribution | None:
+    """The strategy named by --strategy (None for default); create it before any other TF op."""
+    if name not in STRATEGIES:
+        raise SeqmodelsError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+    if name != "multi-worker" and (workers_spec is not None or worker_index is not None):
+        raise SeqmodelsError("--workers-spec and --worker-index are for --strategy multi-worker")
+    if name == "default":
+        return None
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
+    if name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+        return Distribution(name, strategy, True, strategy.num_replicas_in_sync, 1)
+    if workers_spec is not None:
+        if os.environ.get("TF_CONFIG"):
+            raise SeqmodelsError("both TF_CONFIG and --workers-spec describe the cluster; "
+                                 "give one")
+        os.environ["TF_CONFIG"] = json.dumps(cluster_config(workers_spec, worker_index))
+    elif not os.environ.get("TF_CONFIG"):
+        raise SeqmodelsError("--strategy multi-worker needs the cluster: set TF_CONFIG or give "
+                             "--workers-spec host:port,... with --worker-index")
+    elif worker_index is not None:
+        raise SeqmodelsError("--worker-index goes with --workers-spec; TF_CONFIG names the task")
+    _check_tf_config(os.environ["TF_CONFIG"])
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except (ValueError, RuntimeError) as exc:
+        raise SeqmodelsError(f"could not join the cluster: {exc}") from None
+    resolver = strategy.cluster_resolver
+    workers = sum(len(v) for k, v in resolver.cluster_spec().as_dict().items()
+                  if k in ("chief", "worker"))
+    return Distribution(name, strategy, bool(strategy.extended.should_checkpoint),
+                        strategy.num_replicas_in_sync, workers)
+
+
+@contextlib.contextmanager
+def cluster_errors(distribution: Distribution | None, resume_command: str) -> Iterator[None]:
+    """Turn a collective op aborted by a failed or vanished worker into one line."""
+    if distribution is None or distribution.workers == 1:
+        yield
+        return
+    from seqmodels.backend import import_tf
+
+    errors = import_tf().errors
+    try:
+        yield
+    except (errors.UnavailableError, errors.AbortedError, errors.CancelledError,
+            errors.DeadlineExceededError) as exc:
+        text = re.sub(r"\{\{function_node [^}]*\}\}", "", exc.message)
+        unhealthy = re.findall(r"/job:\w+/replica:\d+/task:\d+", text)
+        what = (f"{', '.join(sorted(set(unhealthy)))} stopped" if unhealthy
+                else " ".join(text.split())[:200])
+        raise SeqmodelsError(f"the cluster broke off training ({what}; its own output says "
+                             f"why); whatever the chief's run had saved is intact: once it is "
+                             f"fixed, start every worker again, with {resume_command} if the "
+                             f"chief had begun a run") from None
+
+
+def scope(distribution: Distribution | None):
+    """The distribution's scope, or a context that does nothing."""
+    return distribution.scope() if distribution is not None else contextlib.nullcontext()
+
+
+def make_train_step(distribution: Distribution, model, optimizer, config, objective):
+    """A compiled (x, y) -> (loss, pre-clip norm, finite) step over per-replica batches."""
+    from seqmodels.backend import import_tf
+    from seqmodels.training.step import clip_gradients, dense_gradients, loss_terms, use_fused
+
+    tf = import_tf()
+    strategy, replicas = distribution.strategy, distribution.replicas
+    variables = model.trainable_variables
+    fast = use_fused(model)  # on CPU devices; GPUs keep Keras' cuDNN kernels
+    # we all-reduce the gradient ourselves (its norm must be the global one, for clipping and
+    # the NaN guard), so the optimizer must not sum it again; without this hook (a future
+    # Keras) each replica's share is divided so Keras' own sum restores it
+    reduce_again = not hasattr(optimizer, "_all_reduce_sum_gradients")
+    if not reduce_again:
+        optimizer._all_reduce_sum_gradients = lambda grads_and_vars: grads_and_vars
+
+    def on_replica(x, y):
+        ctx = tf.distribute.get_replica_context()
+        with tf.GradientTape() as tape:
+            loss, penalty = loss_terms(model, x, y, training=True, objective=objective,
+                                       fast=fast)
+            share = (loss + penalty) / replicas  # replicas' shares sum to the global objective
+        grads = ctx.all_reduce("sum", dense_gradients(tape.gradient(share, variables)))
+        loss = ctx.all_reduce("sum", loss / replicas)
+        norm = tf.linalg.global_norm(grads)
+        finite = tf.math.is_finite(loss + penalty) & tf.math.is_finite(norm)
+        return loss, norm, finite, clip_gradients(grads, norm, config)
+
+    def apply(grads):
+        if reduce_again:
+            grads = [g / replicas for g in grads]
+        optimizer.apply(grads, variables)
+
+    @tf.function
+    def train_step(x, y):
+        loss, norm, finite, grads = strategy.run(on_replica, (x, y))
+        first = strategy.experimental_local_results
+        loss, norm, finite = first(loss)[0], first(norm)[0], first(finite)[0]
+        if finite:  # the same on every replica: it comes from all-reduced values
+            strategy.run(apply, (grads,))
+        return loss, norm, finite
+
+    return train_step

@@ -1,0 +1,68 @@
+"""history.csv and training.png of a run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from seqmodels.files import atomic_path, write_text_atomic
+
+
+def write_history(run_dir: Path, rows: list[dict]) -> None:
+    """Rewrite history.csv from all epoch rows, atomically."""
+    buf = io.StringIO()
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # first-seen order
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text_atomic(run_dir / "history.csv", buf.getvalue())
+
+
+def plot_history(run_dir: Path, rows: list[dict],
+                 loss_label: str = "loss") -> None:
+    """training.png: loss curves (in loss_label's units) and gradient norms per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r["loss"] for r in rows], "o-", label="train")
+    a.plot(epochs, [r["val_loss"] for r in rows], "o-", label="validation")
+    a.set_xlabel("epoch")
+    a.set_ylabel(loss_label)
+    a.legend()
+    b.plot(epochs, [r["grad_norm_mean"] for r in rows], "o-", label="mean")
+    b.plot(epochs, [r["grad_norm_max"] for r in rows], "o-", label="max")
+    b.set_yscale("log")
+    b.set_xlabel("epoch")
+    b.set_ylabel("global gradient norm before clipping")
+    b.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (a, b):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+    fig.tight_layout()
+    with atomic_path(run_dir / "training.png", suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """Rows of history.csv as dicts of numbers."""
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [{k: (int(v) if k == "epoch" else float(v) if v else math.nan)
+                 for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def best_val_loss(rows: list[dict]) -> float | None:
+    """The lowest validation loss in history rows (None before the first validation)."""
+    losses = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
+    return min(losses) if losses else None

@@ -1,0 +1,59 @@
+"""One writer per run directory: an advisory lock the kernel releases when its holder dies."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.training.rundir import LOCK_NAME
+
+
+def lock_holder(run_dir: str | Path) -> str:
+    """What the lock file says about its last holder ('pid N on HOST'), or '' when empty."""
+    try:
+        text = (Path(run_dir) / LOCK_NAME).read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return ""
+    return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else ""
+
+
+@contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold run_dir's lock while the block runs; refuse when a live process holds it.
+
+    flock() locks belong to the open file, so a killed holder's lock vanishes with it: a stale
+    lock file is simply taken over. The file stays in place (removing it would let two
+    processes lock two different files); a clean exit empties it.
+    """
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise SeqmodelsError(f"{path}: cannot create the run lock ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = lock_holder(run_dir) or "another process"
+            raise SeqmodelsError(
+                f"{run_dir} is in use: {holder} is training it; wait for it to finish or stop "
+                f"it, then try again"
+            ) from None
+        stale = lock_holder(run_dir)
+        if stale:
+            warnings.warn(f"taking over the lock of {run_dir} left by {stale}, which is no "
+                          f"longer running", stacklevel=3)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # an empty lock file means its last holder ended cleanly
+    finally:
+        os.close(fd)

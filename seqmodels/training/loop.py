@@ -1,0 +1,287 @@
+"""The epoch loop every model kind shares: steps, checkpoints, validation, best model, history,
+signals, the time budget and what to do when the loss turns NaN."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.training import checkpoint
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
+from seqmodels.training.history import plot_history, write_history
+from seqmodels.training.progress import EpochStats, Progress, StepCallback
+from seqmodels.training.schedule import schedule_lr
+
+MAX_ROLLBACKS = 3
+
+
+class Interrupted(SeqmodelsError):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _NonFinite(Exception):
+    """The loss or gradient norm of a step was NaN/Inf (the step's update was skipped)."""
+
+
+@dataclass
+class Task:
+    """What the loop needs from one kind of model (language model, forecaster), built by it."""
+
+    net: Any
+    optimizer: Any
+    train_step: Callable  # (x, y) -> (loss, pre-clip gradient norm, finite)
+    dataset: Callable[[int], Any]  # epoch -> (x, y) batches in a fixed order for that epoch
+    steps: int  # per epoch
+    validate: Callable[[], float]
+    save_best: Callable[[Path], None]  # writes model.keras into the folder it is given
+    command: str  # the command that trains it, e.g. "seqmodels train"
+    val_metrics: Callable[[float], dict[str, float]] = lambda loss: {}  # more history columns
+    loss_label: str = "loss"  # the loss and its units, for training.png
+    start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
+    distribution: Any = None  # a distribute.Distribution under --strategy mirrored/multi-worker
+    batch_size: int = 0  # the global batch, for the token counts of distributed batches
+    resume_command: str = ""  # e.g. "seqmodels train --resume runs/x", set by the session
+
+    def batches(self, epoch: int, start: int):
+        """The epoch's batches from step `start` on, split over the replicas if distributed."""
+        ds = self.dataset(epoch).skip(start).take(self.steps - start)
+        return ds if self.distribution is None else self.distribution.distribute(
+            ds, self.batch_size)
+
+    def tokens(self, x) -> int:
+        """Tokens in one (global) batch."""
+        if self.distribution is None:
+            return int(x.shape[0] * x.shape[1])
+        local = self.distribution.strategy.experimental_local_results(x)[0]
+        return self.batch_size * int(local.shape[-1])
+
+    def stop_code(self, stop: dict, out_of_time: bool) -> int:
+        """Why to stop now (distribute.SIGNAL/MAX_TIME/NO_STOP), agreed by every worker."""
+        code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
+        return code if self.distribution is None else self.distribution.agree(code)
+
+
+@contextmanager
+def _stop_requests() -> Iterator[dict]:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
+    flag: dict[str, int | None] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def writing(what: str, run_dir: Path, resume_command: str) -> Iterator[None]:
+    """Turn a failed write (disk full, permissions) into one line that says nothing was lost."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SeqmodelsError(
+            f"could not write the {what} in {run_dir} ({reason}); the files already there are "
+            f"intact; make room and continue with: {resume_command}"
+        ) from None
+
+
+def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progress: bool = False,
+        callback: StepCallback | None = None, log_every: int | None = None) -> str:
+    """Train until the epochs, the time budget, early stopping or a signal end it."""
+    started = time.monotonic()
+    with _stop_requests() as stop:
+        while True:
+            try:
+                reason = _epochs(task, config, run_dir, p, show_progress, callback, log_every,
+                                 started, stop)
+                break
+            except _NonFinite as exc:
+                _roll_back_or_stop(task, config, run_dir, p, str(exc))
+    if reason in ("max-time", "signal") and p.best_val_loss is None:  # never validated yet
+        # (p, unlike the folder's files, is the same on every worker of a cluster)
+        if task.start_epoch is not None:
+            task.start_epoch()
+        p.best_val_loss = task.validate()
+        with writing("best model", run_dir, task.resume_command):
+            task.save_best(run_dir)
+    if reason == "signal":
+        code = 130 if stop["signal"] == signal.SIGINT else 143
+        raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
+                          f"Resume with: {task.resume_command}", code)
+    return reason
+
+
+def save(task: Task, run_dir: Path, p: Progress, stats: EpochStats | None = None) -> None:
+    """Checkpoint the task's model and optimizer with the progress (and the epoch's sums)."""
+    p.partial = stats.to_json() if stats is not None and p.step else {}
+    with writing("checkpoint", run_dir, task.resume_command):
+        checkpoint.write(run_dir, task.net, task.optimizer, p)
+
+
+def restore_latest(task: Task, run_dir: Path, p: Progress) -> bool:
+    """Load the newest checkpoint of run_dir into the task's model, optimizer and p; False if
+    there is none."""
+    ckpt = checkpoint.load_latest(run_dir)
+    if ckpt is None:
+        return False
+    vars(p).update(vars(checkpoint.restore(ckpt, task.net, task.optimizer)))
+    return True
+
+
+def _roll_back_or_stop(task: Task, config: TrainConfig, run_dir: Path, p: Progress,
+                       what: str) -> None:
+    """--on-nan rollback: reload the last checkpoint and halve the rate, at most 3 times."""
+    where = f"{run_dir} keeps its last good checkpoint and model"
+    if config.on_nan != "rollback":
+        raise SeqmodelsError(f"{what}; the weights were not updated and {where}; try a lower "
+                             f"--lr or a smaller --clipnorm, or --on-nan rollback")
+    if p.rollbacks >= MAX_ROLLBACKS:
+        raise SeqmodelsError(f"{what} again after {MAX_ROLLBACKS} rollbacks, each halving the "
+                             f"learning rate; {where}; try a lower --lr or a --clipnorm")
+    rollbacks, scale = p.rollbacks + 1, p.lr_scale * 0.5
+    restore_latest(task, run_dir, p)  # there is always one: fit starts with one
+    p.rollbacks, p.lr_scale = rollbacks, scale
+    lr = schedule_lr(config, p.epoch, p.step, task.steps, p.plateau_lr) * p.lr_scale
+    warnings.warn(f"{what}; rolled back to epoch {p.epoch + 1}, step {p.step} and halved the "
+                  f"learning rate to {lr:.3g} (rollback {rollbacks} of {MAX_ROLLBACKS})",
+                  stacklevel=2)
+    save(task, run_dir, p, EpochStats(p.partial) if p.step else None)
+
+
+def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,
+              stats: EpochStats) -> str:
+    speed = stats.tokens / stats.seconds if stats.seconds else 0.0
+    return (f"epoch {epoch + 1}/{epochs} step {p.step}/{steps} (global {p.global_step}): "
+            f"loss {loss:.4f}, gradient norm {norm:.3g}, {speed:,.0f} tokens/s")
+
+
+def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progress: bool,
+            callback: StepCallback | None, log_every: int | None, started: float,
+            stop: dict) -> str:
+    """The loop proper; returns why it ended, or raises _NonFinite."""
+    from tqdm import tqdm
+
+    board = _tensorboard(run_dir) if config.tensorboard else None
+    steps = task.steps
+    lr = schedule_lr(config, p.epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+    for epoch in range(p.epoch, config.epochs):
+        if task.start_epoch is not None and p.step == 0:
+            task.start_epoch()
+        stats = EpochStats(p.partial if p.step else None)
+        bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   unit="step", leave=False, disable=None if show_progress else True)
+        with bar:
+            for x, y in task.batches(epoch, p.step):
+                lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+                task.optimizer.learning_rate.assign(lr)
+                t0 = time.perf_counter()
+                loss, norm, finite = task.train_step(x, y)
+                loss, norm = float(loss), float(norm)
+                dt = time.perf_counter() - t0
+                if not bool(finite):
+                    raise _NonFinite(f"the loss or gradient became NaN/Inf at epoch {epoch + 1}, "
+                                     f"step {p.step + 1} (loss {loss}, gradient norm {norm})")
+                clipped = config.clipnorm is not None and norm > config.clipnorm
+                stats.add(loss, norm, clipped, task.tokens(x), dt)
+                p.step += 1
+                p.global_step += 1
+                bar.update()
+                speed = stats.tokens / stats.seconds
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
+                if log_every and p.global_step % log_every == 0:
+                    tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, stats),
+                               file=sys.stderr)
+                _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
+                                            "train/grad_norm_before_clipping": norm})
+                if callback is not None:
+                    callback({"epoch": epoch, "step": p.step, "global_step": p.global_step,
+                              "loss": loss, "grad_norm": norm, "lr": lr})
+                if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
+                    save(task, run_dir, p, stats)
+                code = task.stop_code(stop, bool(config.max_time) and
+                                     time.monotonic() - started >= config.max_time)
+                if code:
+                    save(task, run_dir, p, stats)
+                    return "signal" if code == SIGNAL else "max-time"
+        val_loss = task.validate()
+        p.history.append(stats.row(epoch, lr, val_loss, task.val_metrics(val_loss)))
+        if p.best_val_loss is None or val_loss < p.best_val_loss:
+            with writing("best model", run_dir, task.resume_command):
+                task.save_best(run_dir)
+            p.best_val_loss, p.epochs_without_improvement = val_loss, 0
+        else:
+            p.epochs_without_improvement += 1
+            if (config.schedule == "plateau"
+                    and p.epochs_without_improvement % config.plateau_patience == 0):
+                p.plateau_lr = lr / p.lr_scale * config.decay_factor
+        _log(board, p.global_step, {f"epoch/{k}": p.history[-1][k] for k in
+                                    ("val_loss", *task.val_metrics(val_loss), "tokens_per_s")})
+        p.epoch, p.step, p.seconds = epoch + 1, 0, p.seconds + stats.seconds
+        save(task, run_dir, p)
+        write_records(task, run_dir, p)
+        if show_progress:
+            row = p.history[-1]
+            val = "  ".join(f"{k} {row[k]:.4g}" for k in task.val_metrics(val_loss))
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}  "
+                       f"val_loss {val_loss:.4f}  {val}  {row['tokens_per_s']:,.0f} tokens/s")
+        if config.patience and p.epochs_without_improvement >= config.patience:
+            return "early-stopping"
+        if task.stop_code(stop, False) == SIGNAL:
+            return "signal"
+    return "completed"
+
+
+def write_records(task: Task, run_dir: Path, p: Progress) -> None:
+    """history.csv and training.png from the epochs in the progress."""
+    if p.history:
+        with writing("history", run_dir, task.resume_command):
+            write_history(run_dir, p.history)
+            plot_history(run_dir, p.history, task.loss_label)
+
+
+def _tensorboard(run_dir: Path):
+    """A summary writer for <run>/tensorboard (needs the tensorboard package)."""
+    import importlib.util
+
+    from seqmodels.backend import import_tf
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SeqmodelsError("--tensorboard needs the tensorboard package: pip install tensorboard")
+    return import_tf().summary.create_file_writer(str(run_dir / "tensorboard"))
+
+
+def _log(board, step: int, scalars: dict[str, float]) -> None:
+    """Write scalars to TensorBoard when a writer is open."""
+    if board is None:
+        return
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
+    with board.as_default(step=step):
+        for name, value in scalars.items():
+            tf.summary.scalar(name, value)
+    board.flush()

@@ -1,0 +1,90 @@
+"""Run directories: config.json, vocab.json, model.keras, checkpoints/, history.csv, plots."""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from seqmodels import __version__
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import check_format, read_json, write_json_atomic
+
+RUN_FORMAT = "seqmodels.run"
+RUN_VERSION = 1
+LOCK_NAME = ".lock"
+
+
+def default_run_dir(cell: str, level: str, root: str | Path = "runs") -> Path:
+    """Create and return runs/<date-time>-<cell>-<level>[-n]; mkdir reserves the name atomically."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    Path(root).mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = Path(root) / (f"{stamp}-{cell}-{level}" + (f"-{n}" if n > 1 else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def versions() -> dict[str, str]:
+    """Versions of seqmodels, keras, tensorflow and python, for config.json."""
+    from seqmodels.backend import import_keras, import_tf
+
+    keras = import_keras()
+    return {
+        "seqmodels": __version__,
+        "keras": keras.__version__,
+        "tensorflow": import_tf().__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Write config.json with the run format name and version."""
+    write_json_atomic(run_dir / "config.json", {"format": RUN_FORMAT, "version": RUN_VERSION,
+                                                **config})
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """Read and check config.json of a run directory."""
+    path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise SeqmodelsError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise SeqmodelsError(f"{run_dir} is not a seqmodels run (it has no config.json)")
+    config = check_format(read_json(path), RUN_FORMAT, RUN_VERSION, str(path), "run")
+    for key in ("data", "model", "train"):
+        if not isinstance(config.get(key), dict):
+            raise SeqmodelsError(f"{path}: missing the '{key}' section")
+    return config
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files a killed writer left behind (we hold the run's lock)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for pattern in (".*.*tmp", ".*.keras", ".*.png"):
+                for tmp in folder.glob(pattern):
+                    tmp.unlink(missing_ok=True)
+
+
+def check_new_run_dir(out: str | Path | None) -> None:
+    """Refuse an --out that already holds files (its lock file alone does not count)."""
+    if out is None:
+        return
+    run_dir = Path(out)
+    if run_dir.exists() and (not run_dir.is_dir() or any(
+            f.name != LOCK_NAME for f in run_dir.iterdir())):
+        raise SeqmodelsError(f"{run_dir} already exists and is not empty; continue it with "
+                             f"--resume {run_dir}, or choose another --out")
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse to resume a run directory this process cannot write."""
+    if not os.access(run_dir, os.W_OK):
+        raise SeqmodelsError(f"{run_dir}: not writable, so training cannot continue there")
