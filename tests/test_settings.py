@@ -1,0 +1,50 @@
+"""Every settings dataclass reads back from JSON by one strict rule, without TensorFlow."""
+
+import subprocess
+import sys
+
+import pytest
+
+from seqmodels.data.config import DataConfig
+from seqmodels.errors import SeqmodelsError
+from seqmodels.forecast.series import SeriesConfig
+from seqmodels.models.config import ModelConfig
+from seqmodels.training.config import RESUMABLE, TrainConfig
+
+CONFIGS = [(DataConfig, "data"), (ModelConfig, "model"), (TrainConfig, "training"),
+           (SeriesConfig, "series")]
+
+
+@pytest.mark.parametrize("cls, what", CONFIGS)
+def test_to_json_reads_back_to_an_equal_config(cls, what):
+    config = cls()
+    assert cls.from_json(config.to_json()) == config
+
+
+@pytest.mark.parametrize("cls, what", CONFIGS)
+def test_unknown_keys_are_refused_by_name(cls, what):
+    with pytest.raises(SeqmodelsError, match=rf"unknown {what} setting\(s\): colour, speed"):
+        cls.from_json({**cls().to_json(), "speed": 1, "colour": "red"})
+
+
+@pytest.mark.parametrize("cls, what", CONFIGS)
+def test_a_settings_section_that_is_not_an_object_is_refused(cls, what):
+    with pytest.raises(SeqmodelsError, match=f"the {what} settings must be a JSON object"):
+        cls.from_json(["not", "an", "object"])
+
+
+def test_only_the_resumable_settings_change_on_resume():
+    config = TrainConfig(epochs=3, max_time=60.0)
+    changed = config.with_overrides(epochs=5, max_time=None, on_nan="rollback")
+    assert (changed.epochs, changed.max_time, changed.on_nan) == (5, 60.0, "rollback")
+    assert config.epochs == 3  # a copy: the caller's config is left alone
+    assert set(RESUMABLE) == {"epochs", "max_time", "on_nan", "xla"}
+    with pytest.raises(SeqmodelsError, match="cannot change on resume: --batch-size"):
+        config.with_overrides(batch_size=8)
+
+
+def test_the_config_modules_load_no_tensorflow():
+    code = ("import sys; import seqmodels.data.config, seqmodels.models.config, "
+            "seqmodels.training.config, seqmodels.forecast.series, seqmodels.cli; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
