@@ -1,7 +1,8 @@
 """`make bench`: training, evaluation and generation speed, ours next to the baselines, one run.
 
-Run as `python -m benchmarks.bench [--quick] [--prepare]`. Every figure is the median of several
-timed repetitions after a warm-up; the baselines are measured in the same process.
+Run as `python -m benchmarks.bench [--quick] [--prepare] [--quality [--budget 3m]]`. Every
+speed is the median of several timed repetitions after a warm-up; the baselines are measured in
+the same process. --quality trains each for the budget and compares their test losses.
 """
 
 from __future__ import annotations
@@ -14,6 +15,22 @@ from collections.abc import Callable
 import numpy as np
 
 V, E, H, LAYERS, T, B = 65, 64, 256, 2, 100, 64
+
+
+def alternating_rates(works: dict[str, Callable[[], int] | None], reps: int
+                      ) -> dict[str, float | None]:
+    """Median items/second of each work, timed in turns (a, b, c, a, b, c, ...) after one
+    warm-up each, so a machine whose speed drifts treats them alike; None stays None."""
+    live = {name: work for name, work in works.items() if work is not None}
+    for work in live.values():
+        work()  # warm-up: tracing, compilation, allocation
+    rates: dict[str, list[float]] = {name: [] for name in live}
+    for _ in range(reps):
+        for name, work in live.items():
+            t = time.perf_counter()
+            n = work()
+            rates[name].append(n / (time.perf_counter() - t))
+    return {name: statistics.median(rates[name]) if name in rates else None for name in works}
 
 
 def median_rate(work: Callable[[], int], reps: int) -> float:
@@ -45,8 +62,8 @@ def _batch(rng):
     return x, np.roll(x, -1, axis=1)
 
 
-def _step_rate(step, steps: int, reps: int) -> float:
-    """Tokens/s of a compiled (x, y) -> (value, ...) step on one fixed batch."""
+def _step_work(step, steps: int) -> Callable[[], int]:
+    """Run a compiled (x, y) -> (value, ...) step `steps` times on one fixed batch; tokens."""
     from seqmodels.backend import import_tf
 
     tf = import_tf()
@@ -58,11 +75,16 @@ def _step_rate(step, steps: int, reps: int) -> float:
         float(out[0])  # wait for the last step to finish
         return steps * B * T
 
-    return median_rate(work, reps)
+    return work
 
 
-def ours_train(cell: str, steps: int, reps: int, fast: bool | None = None,
-               xla: bool | None = None) -> float:
+def _step_rate(step, steps: int, reps: int) -> float:
+    """Tokens/s of a compiled (x, y) -> (value, ...) step on one fixed batch."""
+    return median_rate(_step_work(step, steps), reps)
+
+
+def ours_train(cell: str, steps: int, fast: bool | None = None,
+               xla: bool | None = None) -> Callable[[], int]:
     """Tokens/s of seqmodels' own compiled train step (what `seqmodels train` runs)."""
     from seqmodels.models.builders import build_language_model
     from seqmodels.models.config import ModelConfig
@@ -75,10 +97,10 @@ def ours_train(cell: str, steps: int, reps: int, fast: bool | None = None,
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)
     step, _ = make_steps(net, optimizer, config, fast=fast)
-    return _step_rate(step, steps, reps)
+    return _step_work(step, steps)
 
 
-def stock_keras_train(cell: str, steps: int, reps: int) -> float:
+def stock_keras_train(cell: str, steps: int) -> Callable[[], int]:
     """Tokens/s of a plain keras.layers model trained with model.fit, default settings."""
     from seqmodels.backend import import_keras
 
@@ -96,10 +118,10 @@ def stock_keras_train(cell: str, steps: int, reps: int) -> float:
         model.fit(xs, ys, batch_size=B, epochs=1, verbose=0, shuffle=False)
         return steps * B * T
 
-    return median_rate(work, reps)
+    return work
 
 
-def torch_train(cell: str, steps: int, reps: int) -> float | None:
+def torch_train(cell: str, steps: int) -> Callable[[], int] | None:
     """Tokens/s of PyTorch nn.LSTM/nn.GRU at the same configuration, if torch is installed."""
     try:
         import torch
@@ -131,7 +153,7 @@ def torch_train(cell: str, steps: int, reps: int) -> float | None:
             opt.step()
         return steps * B * T
 
-    return median_rate(work, reps)
+    return work
 
 
 def ours_eval(cell: str, steps: int, reps: int) -> float:
@@ -224,6 +246,107 @@ def preparation(levels_mb: dict[str, float]) -> None:
             path.unlink()
 
 
+def _torch_quality(prepared, budget: float, seed: int) -> dict | None:
+    """A plain PyTorch script at PyTorch's defaults: the same split, model size, optimizer,
+    clipping, batches and budget as seqmodels' default; None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    vocab, train_ids, test_ids = len(prepared.vocab), prepared.splits.train, prepared.splits.test
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(vocab, E)
+            self.rnn = torch.nn.LSTM(E, H, num_layers=LAYERS, batch_first=True)
+            self.out = torch.nn.Linear(H, vocab)
+
+        def forward(self, x):
+            return self.out(self.rnn(self.emb(x))[0])
+
+    def windows(ids, starts):
+        x = np.stack([ids[s:s + T] for s in starts]).astype(np.int64)
+        y = np.stack([ids[s + 1:s + T + 1] for s in starts]).astype(np.int64)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    torch.manual_seed(seed)
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), 2e-3)
+    rng = np.random.default_rng(seed)
+    starts = np.arange(0, len(train_ids) - T - 1, T)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < budget:
+        order = rng.permutation(starts)
+        for i in range(0, len(order) - B + 1, B):
+            x, y = windows(train_ids, order[i:i + B])
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(x).reshape(-1, vocab), y.reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            steps += 1
+            if time.perf_counter() - started >= budget:
+                break
+    seconds = time.perf_counter() - started
+    total, count = 0.0, 0
+    test_starts = np.arange(0, (len(test_ids) - 1) // T * T, T)
+    net.eval()
+    with torch.no_grad():
+        for i in range(0, len(test_starts), B):
+            x, y = windows(test_ids, test_starts[i:i + B])
+            ce = torch.nn.functional.cross_entropy(net(x).reshape(-1, vocab), y.reshape(-1),
+                                                   reduction="sum")
+            total, count = total + float(ce), count + y.numel()
+    return {"test": total / count, "steps": steps, "tokens_per_s": steps * B * T / seconds}
+
+
+def train_for(prepared, data, model, config, budget: float, seed: int = 1) -> dict:
+    """Train with seqmodels' train() for budget seconds; the test loss (windows of the run's
+    T from a zero state, nats/token), steps made and training tokens/s (wall)."""
+    import dataclasses
+    import tempfile
+
+    from seqmodels.lm.evaluate import evaluate_ids
+    from seqmodels.lm.train import train
+
+    config = dataclasses.replace(config, max_time=budget, epochs=10_000, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="seqmodels-quality-") as tmp:
+        run = train(data, model, config, out=f"{tmp}/run")
+        last = run.history[-1]
+        test = evaluate_ids(run.model, prepared.splits.test, context=config.seq_len)
+    return {"test": test.cross_entropy, "steps": int(last["global_step"]),
+            "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history)}
+
+
+def quality(budget: float, seed: int = 1) -> None:
+    """Test nats/char after `budget` seconds of training on the built-in corpus: seqmodels'
+    default `train` next to a PyTorch script at PyTorch's defaults, both on windows of T from
+    a zero state over the same test split."""
+    from seqmodels.data.config import DataConfig
+    from seqmodels.data.prepare import prepare_corpus
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.training.config import TrainConfig
+
+    data, model, config = DataConfig(), ModelConfig(), TrainConfig()
+    print(f"quality per minute: built-in corpus (char level), {budget:g} s of training each, "
+          f"seed {seed}; seqmodels' defaults: {model.layers} x {model.units} {model.cell}, "
+          f"embedding {model.embedding_dim}, batch {config.batch_size}, T {config.seq_len}, "
+          f"{config.optimizer} {config.learning_rate:g}, schedule {config.schedule}\n", flush=True)
+    prepared = prepare_corpus(data)
+    ours = train_for(prepared, data, model, config, budget, seed)
+    theirs = _torch_quality(prepared, budget, seed)
+    print(f"{'':<26}{'test nats/char':>15}{'steps':>8}{'tokens/s':>10}")
+    print(f"{'seqmodels default':<26}{ours['test']:>15.3f}{ours['steps']:>8,}"
+          f"{ours['tokens_per_s']:>10,.0f}")
+    if theirs is None:
+        print("PyTorch reference: torch is not installed (pip install torch)")
+        return
+    print(f"{'PyTorch, its defaults':<26}{theirs['test']:>15.3f}{theirs['steps']:>8,}"
+          f"{theirs['tokens_per_s']:>10,.0f}")
+    print(f"\nseqmodels - PyTorch: {ours['test'] - theirs['test']:+.3f} nats/char")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__)
@@ -231,14 +354,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepare", action="store_true",
                         help="only corpus preparation MB/s: 200 MB char and word corpora "
                              "(--quick: 20 MB char, 4 MB word), 1 and 2 workers")
+    parser.add_argument("--quality", action="store_true",
+                        help="only quality per minute: test loss after --budget of training, "
+                             "seqmodels' default next to a PyTorch script (when torch is "
+                             "installed)")
+    parser.add_argument("--budget", default="3m", help="--quality: training time of each")
     args = parser.parse_args(argv)
+    if args.quality:
+        from seqmodels.training.config import parse_duration
+
+        quality(parse_duration(args.budget))
+        return
     if args.prepare:
         preparation({"char": 20, "word": 4} if args.quick else {"char": 200, "word": 200})
         return
     reps = 3 if args.quick else 5
     steps = 2 if args.quick else 4
     print(f"char model V={V}, embedding {E}, {LAYERS} x {H} units, T={T}, batch {B}, Adam, "
-          f"clipnorm 1.0; median of {reps} repetitions after a warm-up\n", flush=True)
+          f"clipnorm 1.0; median of {reps} repetitions after a warm-up (training: ours and the "
+          f"baselines timed in turns)\n", flush=True)
     ceiling = sgemm_flops(reps)
     print(f"numpy sgemm 2048^3: {ceiling / 1e9:.1f} GFLOP/s (the matmul ceiling)\n", flush=True)
     print("ours: seqmodels train's step (fused recurrence, XLA); keras layers: the same step "
@@ -246,10 +380,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'training tokens/s':<20}{'ours':>9}{'keras layers':>14}{'stock Keras':>13}"
           f"{'PyTorch':>10}{'ours/Keras':>12}{'ours/PyTorch':>14}{'MFU':>6}")
     for cell in ("lstm", "gru"):
-        ours = ours_train(cell, steps, reps)
-        layers = ours_train(cell, steps, reps, fast=False, xla=False)
-        stock = stock_keras_train(cell, steps, reps)
-        torch_rate = torch_train(cell, steps, reps)
+        rates = alternating_rates({
+            "ours": ours_train(cell, steps), "layers": ours_train(cell, steps, False, False),
+            "stock": stock_keras_train(cell, steps), "torch": torch_train(cell, steps)}, reps)
+        ours, layers, stock, torch_rate = (rates[k] for k in ("ours", "layers", "stock", "torch"))
         mfu = train_flops_per_token(cell) * ours / ceiling
         tr = f"{torch_rate:,.0f}" if torch_rate else "n/a"
         ratio = f"{ours / torch_rate:.2f}x" if torch_rate else "n/a"

@@ -109,7 +109,7 @@ def _summary(run) -> str:
            "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
     best = run.best_val_loss
     figures = (f"best validation RMSE {math.sqrt(best):.4f} scaled = {run.best_val_rmse:.4g} "
-               f"{run.series.target} units" if best is not None else "no full epoch finished")
+               f"{run.series.target} units" if best is not None else "nothing validated yet")
     return (f"Training {how} after {len(run.history)} epoch(s): {figures}. Saved in {run.path}. "
             f"Next: seqmodels forecast evaluate {run.path}")
 

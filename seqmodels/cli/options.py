@@ -25,7 +25,7 @@ from seqmodels.data.config import (
     check_fractions,
 )
 from seqmodels.errors import SeqmodelsError
-from seqmodels.models.config import CELL_NAMES, ModelConfig
+from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, ModelConfig
 from seqmodels.settings import option_name
 from seqmodels.training.config import (
     DEFAULT_LR,
@@ -150,9 +150,15 @@ def model_options(defaults: ModelConfig, embedding: bool = True):
                          show_default=True, help="Units (hidden size) of each recurrent layer."),
         ]
         if embedding:
-            options.append(click.option(
-                "--embedding-dim", type=click.IntRange(min=1), default=defaults.embedding_dim,
-                show_default=True, help="Size of the token embedding."))
+            options += [
+                click.option("--embedding-dim", type=click.IntRange(min=1),
+                             default=defaults.embedding_dim, show_default=True,
+                             help="Size of the token embedding."),
+                click.option("--embedding-init", type=click.Choice(EMBEDDING_INITS),
+                             default=defaults.embedding_init, show_default=True,
+                             help="Initial embedding: uniform(+-0.05), Keras' default, or "
+                                  "normal N(0, 1), PyTorch's."),
+            ]
         options += [
             click.option("--dropout", type=Finite(0, 1, max_open=True), default=defaults.dropout,
                          show_default=True,
@@ -184,7 +190,12 @@ def optimizer_options(defaults: TrainConfig, batch_help: str = "Windows per step
         click.option("--lr", type=Finite(min=0, min_open=True), default=defaults.lr,
                      help=f"Learning rate [default: {rates}]."),
         click.option("--schedule", type=click.Choice(SCHEDULES), default=defaults.schedule,
-                     show_default=True, help="Learning-rate schedule."),
+                     show_default=True,
+                     help="Learning-rate schedule (cosine: to 0 at the last epoch's end or at "
+                          "the end of --max-time, whichever comes first)."),
+        click.option("--warmup", type=click.IntRange(min=0), default=defaults.warmup,
+                     show_default=True,
+                     help="Raise the rate linearly from 0 over this many first steps."),
         click.option("--decay-factor", type=Finite(0, 1, min_open=True),
                      default=defaults.decay_factor, show_default=True,
                      help="step/plateau: multiply the rate by this."),
@@ -212,6 +223,13 @@ def run_options(defaults: TrainConfig):
         click.option("--checkpoint-every", type=click.IntRange(min=1),
                      default=defaults.checkpoint_every,
                      help="Also checkpoint every N steps (always at each epoch end)."),
+        click.option("--eval-every", type=click.IntRange(min=1), default=defaults.eval_every,
+                     help="Validate every N steps as well as at each epoch's end and when "
+                          "training stops [default: often enough for validation to take about "
+                          "5% of the training time, and at least 100 steps apart]."),
+        click.option("--eval-tokens", type=click.IntRange(min=1), default=defaults.eval_tokens,
+                     help="Validate on the first N tokens of the validation split (for a large "
+                          "split) [default: all of it]."),
         click.option("--steps-per-epoch", type=click.IntRange(min=1),
                      default=defaults.steps_per_epoch,
                      help="Cap the steps of each epoch (quick runs)."),

@@ -81,9 +81,12 @@ def run_summary(run) -> str:
     how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
            "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
     unit = "char" if run.config["data"].get("level") == "char" else "token"
+    last = run.history[-1] if run.history else {}
+    done = (f"after {int(last['global_step']):,} steps ({int(last['tokens']):,} tokens, epoch "
+            f"{int(last['epoch'])})" if "global_step" in last else
+            f"after {len(run.history)} epoch(s)")
     figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity {math.exp(best):.2f}, "
-               f"{best / math.log(2):.3f} bits/{unit})" if best is not None else
-               "no full epoch finished yet")
-    return (f"Training {how} after {len(run.history)} epoch(s): {figures}. "
-            f"Saved in {run.path}. Next: seqmodels train --resume {run.path} --epochs N "
-            f"to train longer.")
+               f"{best / math.log(2):.3f} bits/{unit}), kept in model.keras"
+               if best is not None else "nothing validated yet")
+    return (f"Training {how} {done}: {figures}. Saved in {run.path}. Next: seqmodels train "
+            f"--resume {run.path} --epochs N to train longer.")

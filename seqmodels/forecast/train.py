@@ -138,7 +138,8 @@ def train_forecaster(
 
     task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
                 "seqmodels forecast train", val_metrics=series_metrics,
-                loss_label="mean squared error (scaled)")
+                loss_label="mean squared error (scaled)",
+                val_tokens=x_val.shape[0] * x_val.shape[1], batch_tokens=B * x_train.shape[1])
     if resume is not None:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:

@@ -11,6 +11,7 @@ from seqmodels.errors import SeqmodelsError
 from seqmodels.models.saving import load_model
 from seqmodels.training import checkpoint
 from seqmodels.training.history import best_val_loss, read_history
+from seqmodels.training.lock import training_now
 from seqmodels.training.rundir import read_config
 
 
@@ -69,6 +70,11 @@ def load_run(run_dir: str | Path) -> Run:
     config = read_language_config(run_dir)
     vocab = Vocabulary.load(run_dir / "vocab.json")
     if not (run_dir / "model.keras").exists():
+        holder = training_now(run_dir)
+        if holder is not None:
+            raise SeqmodelsError(f"{run_dir} is still training ({holder}) and has no model yet: "
+                                 f"model.keras is written at its first validation; try again "
+                                 f"then")
         raise SeqmodelsError(f"{run_dir / 'model.keras'}: file not found (the run has no "
                              f"trained model yet; seqmodels train --resume {run_dir} makes one)")
     model = load_model(run_dir / "model.keras")

@@ -136,14 +136,16 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
         check_resumable(run_dir, prepared.vocab)  # before anything is trained or written
     splits = prepared.splits
     B, T = config.batch_size, config.seq_len
+    val = splits.val[:config.eval_tokens + 1] if config.eval_tokens else splits.val
     if config.stateful:
         streams = stream_layout(splits.train, B, T)
-        val_streams = stream_layout(splits.val, B, T)
+        val_streams = stream_layout(val, B, T)
         steps = streams.steps
     else:
         stride = config.stride or T
         steps = require_windows(len(splits.train), T, stride, "training split") // B
-        require_windows(len(splits.val), T, T, "validation split")
+        require_windows(len(val), T, T, "validation split" + (
+            f" (its first --eval-tokens {config.eval_tokens:,})" if config.eval_tokens else ""))
         if steps == 0:
             raise SeqmodelsError(f"the training split has fewer windows than one batch of {B}; "
                                  "use a smaller --batch-size or --seq-len")
@@ -170,7 +172,7 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
             reset_states(net)
             ds = stream_dataset(val_streams)
         else:
-            ds = window_dataset(splits.val, T, B)
+            ds = window_dataset(val, T, B)
         loss = validation_loss(eval_step, ds)
         return loss if dist is None else dist.chief_value(loss)  # so all workers agree
 
@@ -186,6 +188,7 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
     task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
                 "seqmodels train",
                 val_metrics=language_metrics, loss_label="cross-entropy (nats/token)",
+                val_tokens=len(val) - 1, batch_tokens=B * T,
                 start_epoch=(lambda: reset_states(net)) if config.stateful else None,
                 distribution=dist, batch_size=B)
     if not chief:

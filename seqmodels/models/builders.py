@@ -61,7 +61,10 @@ def build_language_model(
     if stateful and not batch_size:
         raise SeqmodelsError("a stateful model needs a fixed batch size")
     ids = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="ids")  # (B, T)
-    x = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")(ids)  # (B, T, E)
+    init = ("uniform" if config.embedding_init == "uniform"
+            else keras.initializers.RandomNormal(0.0, 1.0))
+    x = keras.layers.Embedding(vocab_size, config.embedding_dim, embeddings_initializer=init,
+                               name="embedding")(ids)  # (B, T, E)
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, name="embedding_dropout")(x)
     x = _recurrent_stack(x, config, last_sequences=True, stateful=stateful)  # (B, T, H)

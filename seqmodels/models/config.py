@@ -10,6 +10,7 @@ from seqmodels import settings
 from seqmodels.errors import SeqmodelsError
 
 CELL_NAMES = ("lstm", "gru", "rnn")  # rnn: SimpleRNN
+EMBEDDING_INITS = ("uniform", "normal")
 STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}  # LSTM carries [h, c]; GRU and SimpleRNN [h]
 
 
@@ -21,6 +22,7 @@ class ModelConfig:
     layers: int = 2
     units: int = 256
     embedding_dim: int = 64
+    embedding_init: str = "uniform"  # Keras' uniform(+-0.05), or "normal": N(0, 1), PyTorch's
     dropout: float = 0.0  # Dropout layers after the embedding and after every recurrent layer
     recurrent_dropout: float = 0.0  # anything but 0 turns the cuDNN kernel off
     l1: float = 0.0  # on kernel and recurrent_kernel of every recurrent layer
@@ -32,6 +34,9 @@ class ModelConfig:
             raise SeqmodelsError(
                 f"unknown cell {self.cell!r}: choose one of {', '.join(sorted(CELL_NAMES))}"
             )
+        if self.embedding_init not in EMBEDDING_INITS:
+            raise SeqmodelsError(f"unknown embedding initialiser {self.embedding_init!r}: choose "
+                                 f"one of {', '.join(EMBEDDING_INITS)}")
         for name in ("layers", "units", "embedding_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -50,15 +50,11 @@ def _variables(model, optimizer) -> dict[str, list[tuple[str, object]]]:
     layer's name and its own ("rnn_0/kernel") and an optimizer variable by its path without
     the optimizer's numbered name ("rnn_0_lstm_cell_kernel_momentum").
     """
-    from seqmodels.models.builders import recurrent_layers
-
     in_layer = {id(v): f"{layer.name}/{v.name}" for layer in model.layers
                 for v in layer.variables}
     weights = [(in_layer.get(id(v), v.path), v) for v in model.variables]
     slots = [(v.path.split("/", 1)[-1], v) for v in optimizer.variables]
-    states = [(f"{layer.name}/state_{i}", s) for layer in recurrent_layers(model)
-              if layer.stateful for i, s in enumerate(layer.states)]
-    return {"weights": weights, "optimizer": slots, "rnn_states": states}
+    return {"weights": weights, "optimizer": slots, "rnn_states": _variables_of_states(model)}
 
 
 def _keys(names: list[str]) -> list[str]:
@@ -190,3 +186,21 @@ def restore(ckpt: Checkpoint, model, optimizer) -> Progress:
         var.assign(value)
     known = {f.name for f in fields(Progress)}
     return Progress(**{k: v for k, v in ckpt.progress.items() if k in known})
+
+
+def carried_states(model) -> list[np.ndarray]:
+    """The states stateful recurrent layers carry, to put back after a validation."""
+    return [np.asarray(v) for _, v in _variables_of_states(model)]
+
+
+def set_carried_states(model, values: list[np.ndarray]) -> None:
+    """Put back what carried_states returned."""
+    for (_, var), value in zip(_variables_of_states(model), values):
+        var.assign(value)
+
+
+def _variables_of_states(model) -> list[tuple[str, object]]:
+    from seqmodels.models.builders import recurrent_layers
+
+    return [(f"{layer.name}/state_{i}", s) for layer in recurrent_layers(model)
+            if layer.stateful for i, s in enumerate(layer.states)]

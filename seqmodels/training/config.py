@@ -28,6 +28,7 @@ class TrainConfig:
     lr: float | None = None  # default per optimizer (DEFAULT_LR)
     momentum: float = 0.9  # sgd only
     schedule: str = "constant"
+    warmup: int = 0  # steps over which the rate rises linearly to its value
     decay_factor: float = 0.5  # step and plateau
     decay_after: int = 4  # step: multiply by decay_factor every epoch after this one
     plateau_patience: int = 1
@@ -43,6 +44,8 @@ class TrainConfig:
     tensorboard: bool = False  # write TensorBoard logs under <run>/tensorboard
     on_nan: str = "stop"  # "stop" | "rollback": reload the last checkpoint at half the rate
     xla: bool | None = None  # compile steps with XLA; None: for fused models of >= 64 units
+    eval_every: int | None = None  # steps between validations (None: schedule.eval_every)
+    eval_tokens: int | None = None  # validate on this many tokens of the split (None: all)
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
@@ -59,6 +62,11 @@ class TrainConfig:
             raise SeqmodelsError("--clipnorm must be positive")
         if self.clipvalue is not None and not self.clipvalue > 0:
             raise SeqmodelsError("--clipvalue must be positive")
+        if self.warmup < 0:
+            raise SeqmodelsError("--warmup must be at least 0")
+        for name in ("eval_every", "eval_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SeqmodelsError(f"--{name.replace('_', '-')} must be at least 1")
         if self.on_nan not in ON_NAN:
             raise SeqmodelsError(f"--on-nan must be one of {', '.join(ON_NAN)}")
         return self

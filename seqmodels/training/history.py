@@ -21,31 +21,35 @@ def write_history(run_dir: Path, rows: list[dict]) -> None:
     write_text_atomic(run_dir / "history.csv", buf.getvalue())
 
 
-def plot_history(run_dir: Path, rows: list[dict],
-                 loss_label: str = "loss") -> None:
-    """training.png: loss curves (in loss_label's units) and gradient norms per epoch."""
+def plot_history(run_dir: Path, rows: list[dict], loss_label: str = "loss") -> None:
+    """training.png: train and validation loss (in loss_label's units) and gradient norms
+    against training tokens seen, one point per validation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [r["epoch"] for r in rows]
+    by_tokens = all(isinstance(r.get("tokens"), (int, float)) for r in rows)
+    x = [r["tokens"] if by_tokens else r["epoch"] for r in rows]  # older runs: per epoch
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(epochs, [r["loss"] for r in rows], "o-", label="train")
-    a.plot(epochs, [r["val_loss"] for r in rows], "o-", label="validation")
-    a.set_xlabel("epoch")
+    a.plot(x, [r["loss"] for r in rows], "o-", label="train (mean since the last point)")
+    a.plot(x, [r["val_loss"] for r in rows], "o-", label="validation")
     a.set_ylabel(loss_label)
     a.legend()
-    b.plot(epochs, [r["grad_norm_mean"] for r in rows], "o-", label="mean")
-    b.plot(epochs, [r["grad_norm_max"] for r in rows], "o-", label="max")
+    b.plot(x, [r["grad_norm_mean"] for r in rows], "o-", label="mean")
+    b.plot(x, [r["grad_norm_max"] for r in rows], "o-", label="max")
     b.set_yscale("log")
-    b.set_xlabel("epoch")
     b.set_ylabel("global gradient norm before clipping")
     b.legend()
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     for axis in (a, b):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+        if by_tokens:
+            axis.set_xlabel("training tokens seen")
+            axis.xaxis.set_major_formatter(EngFormatter())
+        else:
+            axis.set_xlabel("epoch")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     with atomic_path(run_dir / "training.png", suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)

@@ -57,3 +57,18 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
             os.ftruncate(fd, 0)  # an empty lock file means its last holder ended cleanly
     finally:
         os.close(fd)
+
+
+def training_now(run_dir: str | Path) -> str | None:
+    """Who holds run_dir's lock ('pid N on HOST'), or None when no live process trains it."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return lock_holder(run_dir) or "another process"
+    finally:
+        os.close(fd)  # closing releases a lock this call took
+    return None

@@ -19,8 +19,8 @@ from seqmodels.training import checkpoint
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
 from seqmodels.training.history import plot_history, write_history
-from seqmodels.training.progress import EpochStats, Progress, StepCallback
-from seqmodels.training.schedule import schedule_lr
+from seqmodels.training.progress import IntervalStats, Progress, StepCallback
+from seqmodels.training.schedule import eval_every, schedule_lr
 
 MAX_ROLLBACKS = 3
 
@@ -50,6 +50,8 @@ class Task:
     save_best: Callable[[Path], None]  # writes model.keras into the folder it is given
     command: str  # the command that trains it, e.g. "seqmodels train"
     val_metrics: Callable[[float], dict[str, float]] = lambda loss: {}  # more history columns
+    val_tokens: int = 0  # tokens one validation reads, for the default schedule
+    batch_tokens: int = 0  # tokens of one (global) training batch
     loss_label: str = "loss"  # the loss and its units, for training.png
     start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
     distribution: Any = None  # a distribute.Distribution under --strategy mirrored/multi-worker
@@ -112,22 +114,17 @@ def writing(what: str, run_dir: Path, resume_command: str) -> Iterator[None]:
 def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progress: bool = False,
         callback: StepCallback | None = None, log_every: int | None = None) -> str:
     """Train until the epochs, the time budget, early stopping or a signal end it."""
-    started = time.monotonic()
+    clock = _Clock(p.seconds)
+    if show_progress:
+        _announce(task, config, run_dir, p)
     with _stop_requests() as stop:
         while True:
             try:
                 reason = _epochs(task, config, run_dir, p, show_progress, callback, log_every,
-                                 started, stop)
+                                 clock, stop)
                 break
             except _NonFinite as exc:
                 _roll_back_or_stop(task, config, run_dir, p, str(exc))
-    if reason in ("max-time", "signal") and p.best_val_loss is None:  # never validated yet
-        # (p, unlike the folder's files, is the same on every worker of a cluster)
-        if task.start_epoch is not None:
-            task.start_epoch()
-        p.best_val_loss = task.validate()
-        with writing("best model", run_dir, task.resume_command):
-            task.save_best(run_dir)
     if reason == "signal":
         code = 130 if stop["signal"] == signal.SIGINT else 143
         raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
@@ -135,9 +132,33 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progre
     return reason
 
 
-def save(task: Task, run_dir: Path, p: Progress, stats: EpochStats | None = None) -> None:
-    """Checkpoint the task's model and optimizer with the progress (and the epoch's sums)."""
-    p.partial = stats.to_json() if stats is not None and p.step else {}
+class _Clock:
+    """Wall seconds of the run: those before this process, and this process's own."""
+
+    def __init__(self, before: float) -> None:
+        self.before, self.started = before, time.monotonic()
+
+    def run_seconds(self) -> float:
+        """Wall seconds since the run began, all processes together."""
+        return self.before + time.monotonic() - self.started
+
+    def process_seconds(self) -> float:
+        """Wall seconds since this process began training."""
+        return time.monotonic() - self.started
+
+
+def validation_due(p: Progress, every: int, steps: int, stopping: bool = False) -> bool:
+    """Whether to validate now: at an epoch's end, at every `every`-th global step (the same
+    steps in a resumed run as in an uninterrupted one), and when a budget or a signal stops
+    training with steps not yet validated (so no work is thrown away)."""
+    unvalidated = p.global_step > p.last_validated_step
+    return unvalidated and (p.step >= steps or stopping or p.global_step % every == 0)
+
+
+def save(task: Task, run_dir: Path, p: Progress, stats: IntervalStats | None = None) -> None:
+    """Checkpoint the task's model and optimizer with the progress (and the sums since the last
+    validation)."""
+    p.partial = stats.to_json() if stats is not None and stats.steps else {}
     with writing("checkpoint", run_dir, task.resume_command):
         checkpoint.write(run_dir, task.net, task.optimizer, p)
 
@@ -169,51 +190,122 @@ def _roll_back_or_stop(task: Task, config: TrainConfig, run_dir: Path, p: Progre
     warnings.warn(f"{what}; rolled back to epoch {p.epoch + 1}, step {p.step} and halved the "
                   f"learning rate to {lr:.3g} (rollback {rollbacks} of {MAX_ROLLBACKS})",
                   stacklevel=2)
-    save(task, run_dir, p, EpochStats(p.partial) if p.step else None)
+    save(task, run_dir, p, IntervalStats(p.partial))
+
+
+def _announce(task: Task, config: TrainConfig, run_dir: Path, p: Progress) -> None:
+    """Say what the run will do: where, how big, how long, when it validates."""
+    from tqdm import tqdm
+
+    every = eval_every(config, task.val_tokens, task.batch_tokens)
+    budget = (f"{config.epochs} epoch(s)" if not config.max_time else
+              f"{config.epochs} epoch(s) or {_duration(config.max_time)}, whichever comes first")
+    start = (f"resuming at epoch {p.epoch + 1}, step {p.step}; " if p.global_step else "")
+    tqdm.write(f"Training in {run_dir}: {start}{task.net.count_params():,} parameters, "
+               f"{task.steps:,} steps per epoch of {task.batch_tokens:,} tokens; budget "
+               f"{budget}; validation on {task.val_tokens:,} tokens at each epoch's end"
+               f"{f', every {every:,} steps' if every < task.steps else ''} and when training "
+               f"stops.", file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    """90 -> '1m30s'."""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
 
 
 def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,
-              stats: EpochStats) -> str:
-    speed = stats.tokens / stats.seconds if stats.seconds else 0.0
+              speed: float) -> str:
     return (f"epoch {epoch + 1}/{epochs} step {p.step}/{steps} (global {p.global_step}): "
             f"loss {loss:.4f}, gradient norm {norm:.3g}, {speed:,.0f} tokens/s")
 
 
+def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats: IntervalStats,
+              lr: float, epoch: int, step: int, clock: _Clock, board, show_progress: bool
+              ) -> IntervalStats:
+    """Validate the weights reached: one history row, the best model kept when it improves,
+    the plateau schedule and early stopping's count; returns fresh sums for the next stretch."""
+    from tqdm import tqdm
+
+    carried = checkpoint.carried_states(task.net)  # validation must not disturb them
+    val_loss = task.validate()
+    checkpoint.set_carried_states(task.net, carried)
+    p.seconds = clock.run_seconds()
+    p.last_validated_step = p.global_step
+    metrics = task.val_metrics(val_loss)
+    p.history.append(stats.row(epoch + 1, step, p, lr, val_loss, metrics))
+    if p.best_val_loss is None or val_loss < p.best_val_loss:
+        with writing("best model", run_dir, task.resume_command):
+            task.save_best(run_dir)
+        p.best_val_loss, p.epochs_without_improvement = val_loss, 0
+    else:
+        p.epochs_without_improvement += 1
+        if (config.schedule == "plateau"
+                and p.epochs_without_improvement % config.plateau_patience == 0):
+            p.plateau_lr = lr / p.lr_scale * config.decay_factor
+    row = p.history[-1]
+    _log(board, p.global_step, {f"validation/{k}": row[k] for k in
+                                ("val_loss", *metrics, "tokens_per_s")})
+    if show_progress:
+        shown = "  ".join(f"{k} {row[k]:.4g}" for k in metrics)
+        where = f"epoch {epoch + 1}/{config.epochs}" + (f" step {step}" if step < task.steps
+                                                          else "")
+        tqdm.write(f"{where}: loss {row['loss']:.4f}  val_loss {val_loss:.4f}  {shown}  "
+                   f"{row['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+    return IntervalStats()
+
+
 def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progress: bool,
-            callback: StepCallback | None, log_every: int | None, started: float,
+            callback: StepCallback | None, log_every: int | None, clock: _Clock,
             stop: dict) -> str:
     """The loop proper; returns why it ended, or raises _NonFinite."""
     from tqdm import tqdm
 
     board = _tensorboard(run_dir) if config.tensorboard else None
     steps = task.steps
+    every = eval_every(config, task.val_tokens, task.batch_tokens)
     lr = schedule_lr(config, p.epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+    stats = IntervalStats(p.partial)
+    shown = {"tokens": 0, "seconds": 0.0, "steps": 0}  # the bar's speed, without the first step
+
+    def checkpoint_now() -> None:
+        p.seconds = clock.run_seconds()
+        save(task, run_dir, p, stats)
     for epoch in range(p.epoch, config.epochs):
         if task.start_epoch is not None and p.step == 0:
             task.start_epoch()
-        stats = EpochStats(p.partial if p.step else None)
         bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", leave=False, disable=None if show_progress else True)
         with bar:
+            last = time.perf_counter()
             for x, y in task.batches(epoch, p.step):
-                lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+                lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
+                                 clock.process_seconds()) * p.lr_scale
                 task.optimizer.learning_rate.assign(lr)
                 t0 = time.perf_counter()
                 loss, norm, finite = task.train_step(x, y)
                 loss, norm = float(loss), float(norm)
-                dt = time.perf_counter() - t0
+                now = time.perf_counter()
                 if not bool(finite):
                     raise _NonFinite(f"the loss or gradient became NaN/Inf at epoch {epoch + 1}, "
                                      f"step {p.step + 1} (loss {loss}, gradient norm {norm})")
                 clipped = config.clipnorm is not None and norm > config.clipnorm
-                stats.add(loss, norm, clipped, task.tokens(x), dt)
+                tokens = task.tokens(x)
+                stats.add(loss, norm, clipped, tokens, now - t0, now - last)
+                if shown["steps"]:  # the first step of a process compiles: left out
+                    shown["tokens"] += tokens
+                    shown["seconds"] += now - last
+                shown["steps"] += 1
+                last = now
                 p.step += 1
                 p.global_step += 1
+                p.tokens += tokens
                 bar.update()
-                speed = stats.tokens / stats.seconds
+                speed = shown["tokens"] / shown["seconds"] if shown["seconds"] else 0.0
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
                 if log_every and p.global_step % log_every == 0:
-                    tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, stats),
+                    tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, speed),
                                file=sys.stderr)
                 _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
                                             "train/grad_norm_before_clipping": norm})
@@ -221,33 +313,28 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                     callback({"epoch": epoch, "step": p.step, "global_step": p.global_step,
                               "loss": loss, "grad_norm": norm, "lr": lr})
                 if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
-                    save(task, run_dir, p, stats)
+                    checkpoint_now()
                 code = task.stop_code(stop, bool(config.max_time) and
-                                     time.monotonic() - started >= config.max_time)
+                                      clock.process_seconds() >= config.max_time)
+                if validation_due(p, every, steps, stopping=bool(code)) and (
+                        code or p.step < steps):  # (an epoch's end validates below)
+                    stats = _validate(task, config, run_dir, p, stats, lr, epoch, p.step, clock,
+                                      board, show_progress)
+                    write_records(task, run_dir, p)
+                    last = time.perf_counter()  # validation is not training time
+                    if not code and config.patience and (
+                            p.epochs_without_improvement >= config.patience):
+                        checkpoint_now()
+                        return "early-stopping"
                 if code:
-                    save(task, run_dir, p, stats)
+                    checkpoint_now()
                     return "signal" if code == SIGNAL else "max-time"
-        val_loss = task.validate()
-        p.history.append(stats.row(epoch, lr, val_loss, task.val_metrics(val_loss)))
-        if p.best_val_loss is None or val_loss < p.best_val_loss:
-            with writing("best model", run_dir, task.resume_command):
-                task.save_best(run_dir)
-            p.best_val_loss, p.epochs_without_improvement = val_loss, 0
-        else:
-            p.epochs_without_improvement += 1
-            if (config.schedule == "plateau"
-                    and p.epochs_without_improvement % config.plateau_patience == 0):
-                p.plateau_lr = lr / p.lr_scale * config.decay_factor
-        _log(board, p.global_step, {f"epoch/{k}": p.history[-1][k] for k in
-                                    ("val_loss", *task.val_metrics(val_loss), "tokens_per_s")})
-        p.epoch, p.step, p.seconds = epoch + 1, 0, p.seconds + stats.seconds
-        save(task, run_dir, p)
+        if validation_due(p, every, steps):  # the epoch's end
+            stats = _validate(task, config, run_dir, p, stats, lr, epoch, steps, clock, board,
+                              show_progress)
+        p.epoch, p.step = epoch + 1, 0
+        checkpoint_now()
         write_records(task, run_dir, p)
-        if show_progress:
-            row = p.history[-1]
-            val = "  ".join(f"{k} {row[k]:.4g}" for k in task.val_metrics(val_loss))
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: loss {row['loss']:.4f}  "
-                       f"val_loss {val_loss:.4f}  {val}  {row['tokens_per_s']:,.0f} tokens/s")
         if config.patience and p.epochs_without_improvement >= config.patience:
             return "early-stopping"
         if task.stop_code(stop, False) == SIGNAL:

@@ -279,3 +279,16 @@ def test_config_rejects_unknown_keys():
         ModelConfig.from_json({"cell": "lstm", "colour": "red"})
     with pytest.raises(SeqmodelsError, match="JSON object"):
         ModelConfig.from_json(["lstm"])
+
+
+def test_embedding_initialisers():
+    def embeddings(init):
+        net = build_language_model(200, ModelConfig(embedding_dim=64, embedding_init=init))
+        return np.asarray(net.get_layer("embedding").embeddings)
+
+    keras_default = embeddings("uniform")
+    assert np.abs(keras_default).max() <= 0.05
+    normal = embeddings("normal")  # N(0, 1), as PyTorch's nn.Embedding starts
+    assert 0.9 < normal.std() < 1.1 and abs(normal.mean()) < 0.05
+    with pytest.raises(SeqmodelsError, match="unknown embedding initialiser"):
+        ModelConfig(embedding_init="zeros").validate()
