@@ -34,7 +34,7 @@ data/raw/kjv.txt: | $(STAMP)
 	$(SEQ) corpus kjv --quiet --export $@
 
 DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
-DEMO_ARGS := --cell lstm --layers 2 --units 128 --lr 0.005 --max-time 150s --steps-per-epoch 100 --epochs 1000
+DEMO_ARGS := --cell lstm --layers 2 --units 128 --max-time 150s
 
 demo: install ## train a char LSTM on the built-in corpus for 150 s, evaluate it, generate text
 	$(SEQ) corpus --quiet

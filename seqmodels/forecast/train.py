@@ -29,7 +29,7 @@ from seqmodels.training.config import TrainConfig
 from seqmodels.training.loop import Task
 from seqmodels.training.progress import StepCallback
 from seqmodels.training.rundir import versions
-from seqmodels.training.session import check_run_dir, check_same_source
+from seqmodels.training.session import check_run_dir, check_same_source, stored_settings
 
 
 def series_metrics(val_loss: float) -> dict[str, float]:
@@ -75,12 +75,7 @@ def train_forecaster(
     if resume is not None:
         run_dir = Path(resume)
         stored = read_forecast_config(run_dir)
-        try:
-            series = SeriesConfig.from_json(stored["data"])
-            model = ModelConfig.from_json(stored["model"])
-            config = TrainConfig.from_json(stored["train"]).with_overrides(**overrides)
-        except SeqmodelsError as exc:
-            raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
+        series, model, config = stored_settings(run_dir, stored, SeriesConfig, overrides)
     else:
         series = dataclasses.replace(series or SeriesConfig())
         model = model or default_model()

@@ -19,7 +19,7 @@ from seqmodels.training.distribute import cluster_errors, make_distribution, mak
 from seqmodels.training.loop import Task
 from seqmodels.training.progress import StepCallback
 from seqmodels.training.rundir import versions
-from seqmodels.training.session import check_run_dir, check_same_source
+from seqmodels.training.session import check_run_dir, check_same_source, stored_settings
 from seqmodels.training.step import cross_entropy, make_optimizer, make_steps
 
 
@@ -38,19 +38,6 @@ def validation_loss(eval_step, dataset) -> float:
         s, n = eval_step(x, y)
         total, count = total + float(s), count + int(n)
     return total / count
-
-
-def _resume_configs(run_dir: Path, overrides: dict):
-    """Data, model and train configs stored in a run, with the resumable settings overridden."""
-    stored = read_language_config(run_dir)
-    where = run_dir / "config.json"
-    try:
-        data = DataConfig.from_json(stored["data"])
-        model = ModelConfig.from_json(stored["model"])
-        train = TrainConfig.from_json(stored["train"]).with_overrides(**overrides)
-    except SeqmodelsError as exc:
-        raise SeqmodelsError(f"{where}: {exc}") from None
-    return stored, data, model, train
 
 
 def language_metrics(val_loss: float) -> dict[str, float]:
@@ -88,7 +75,8 @@ def train(
     """
     overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
     if resume is not None:
-        stored, data, model, config = _resume_configs(Path(resume), overrides)
+        stored = read_language_config(resume)
+        data, model, config = stored_settings(Path(resume), stored, DataConfig, overrides)
     else:
         stored = None
         data, model = data or DataConfig(), model or ModelConfig()

@@ -22,7 +22,7 @@ class ModelConfig:
     layers: int = 2
     units: int = 256
     embedding_dim: int = 64
-    embedding_init: str = "uniform"  # Keras' uniform(+-0.05), or "normal": N(0, 1), PyTorch's
+    embedding_init: str = "normal"  # N(0, 1), as PyTorch starts; "uniform": Keras' +-0.05
     dropout: float = 0.0  # Dropout layers after the embedding and after every recurrent layer
     recurrent_dropout: float = 0.0  # anything but 0 turns the cuDNN kernel off
     l1: float = 0.0  # on kernel and recurrent_kernel of every recurrent layer

@@ -11,7 +11,7 @@ from seqmodels.errors import SeqmodelsError
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
 ON_NAN = ("stop", "rollback")
-DEFAULT_LR = {"adam": 2e-3, "sgd": 1.0, "rmsprop": 1e-3, "adagrad": 0.1}
+DEFAULT_LR = {"adam": 4e-3, "sgd": 1.0, "rmsprop": 1e-3, "adagrad": 0.1}
 # the settings a resumed run may change (every other one is the run's own, from config.json)
 RESUMABLE = ("epochs", "max_time", "on_nan", "xla")
 

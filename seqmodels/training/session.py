@@ -31,6 +31,19 @@ def check_run_dir(out: str | Path | None, resume: str | Path | None) -> None:
         check_new_run_dir(out)
 
 
+def stored_settings(run_dir: Path, stored: dict, data_config: type, overrides: dict
+                    ) -> tuple:
+    """The data, model and training configs in a run's config.json, the resumable settings
+    overridden; one line naming the file when they are unreadable."""
+    from seqmodels.models.config import ModelConfig
+
+    try:
+        return (data_config.from_json(stored["data"]), ModelConfig.from_json(stored["model"]),
+                TrainConfig.from_json(stored["train"]).with_overrides(**overrides))
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
+
+
 def check_same_source(stored: dict, key: str, digest: str, run_dir: Path, what: str) -> None:
     """Refuse to resume on data that differs from what the run was trained on."""
     if stored.get(key) not in (None, digest):
