@@ -206,13 +206,19 @@ def parse_cells(text: str) -> list[str]:
 
 def fresh_model(cell: str, vocab_size: int, units: int, seed: int = 0,
                 recurrent_scale: float = 1.0) -> Any:
-    """A freshly initialised 1-layer language model; recurrent_scale multiplies its kernel U."""
+    """A freshly initialised 1-layer language model; recurrent_scale multiplies its kernel U.
+
+    Its embedding starts at Keras' uniform(+-0.05), so the inputs are small and the measured
+    decay is the recurrence's own (the defaults' N(0, 1) embedding saturates a SimpleRNN's
+    tanh at once).
+    """
     from seqmodels.backend import import_keras
     from seqmodels.models.builders import build_language_model, recurrent_layers
     from seqmodels.models.config import ModelConfig
 
     import_keras().utils.set_random_seed(seed)
-    model = build_language_model(vocab_size, ModelConfig(cell=cell, layers=1, units=units))
+    config = ModelConfig(cell=cell, layers=1, units=units, embedding_init="uniform")
+    model = build_language_model(vocab_size, config)
     if recurrent_scale != 1.0:
         u = recurrent_layers(model)[0].cell.recurrent_kernel
         u.assign(u * recurrent_scale)
