@@ -301,9 +301,11 @@ def _torch_quality(prepared, budget: float, seed: int, lr: float = 2e-3) -> dict
     return {"test": total / count, "steps": steps, "tokens_per_s": steps * B * T / seconds}
 
 
-def train_for(prepared, data, model, config, budget: float, seed: int = 1) -> dict:
-    """Train with seqmodels' train() for budget seconds; the test loss (windows of the run's
-    T from a zero state, nats/token), steps made and training tokens/s (wall)."""
+def train_for(prepared, data, model, config, budget: float, seed: int = 1,
+              context: int | None = None) -> dict:
+    """Train with seqmodels' train() for budget seconds; the test loss (windows of context,
+    default the run's T, from a zero state, nats/token), steps made and training tokens/s
+    (wall)."""
     import dataclasses
     import tempfile
 
@@ -314,7 +316,7 @@ def train_for(prepared, data, model, config, budget: float, seed: int = 1) -> di
     with tempfile.TemporaryDirectory(prefix="seqmodels-quality-") as tmp:
         run = train(data, model, config, out=f"{tmp}/run")
         last = run.history[-1]
-        test = evaluate_ids(run.model, prepared.splits.test, context=config.seq_len)
+        test = evaluate_ids(run.model, prepared.splits.test, context=context or config.seq_len)
     return {"test": test.cross_entropy, "steps": int(last["global_step"]),
             "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history)}
 

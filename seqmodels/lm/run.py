@@ -34,6 +34,7 @@ class Run:
     model: Any
     history: list[dict]
     stop_reason: str = "completed"
+    full_val_loss: float | None = None  # with --eval-tokens: the best model on the whole split
 
     @property
     def best_val_loss(self) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 from seqmodels.data.config import DataConfig
@@ -202,4 +203,21 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
                                        callback, log_every)
     run = load_run(run_dir)
     run.stop_reason = stop_reason
+    if len(val) < len(splits.val) and run.model is not None:  # --eval-tokens validated a slice
+        run.full_val_loss = full_validation(run, splits.val, None if config.stateful else T,
+                                            progress)
     return run
+
+
+def full_validation(run: Run, ids, context: int | None, progress: bool) -> float:
+    """The best model's loss on the whole validation split, said and returned."""
+    from tqdm import tqdm
+
+    from seqmodels.lm.evaluate import evaluate_ids
+
+    loss = evaluate_ids(run.model, ids, context=context, progress=progress).cross_entropy
+    if progress:
+        tqdm.write(f"best model on the whole validation split ({len(ids) - 1:,} tokens; "
+                   f"--eval-tokens validated the first {run.config['train']['eval_tokens']:,}): "
+                   f"val_loss {loss:.4f}", file=sys.stderr)
+    return loss

@@ -124,3 +124,22 @@ def test_a_run_that_is_still_training_says_so(tmp_path, cyclic):
         load_run(run.path)
     with pytest.raises(SeqmodelsError, match="has no trained model yet"):
         load_run(run.path)
+
+
+def test_eval_tokens_validates_a_slice_and_the_best_model_on_the_whole_split(tmp_path, cyclic):
+    from seqmodels.data.prepare import prepare_corpus
+    from seqmodels.lm.evaluate import evaluate_ids
+
+    run = run_train(tmp_path, cyclic, "slice", eval_tokens=40, epochs=1)
+    val = prepare_corpus(DataConfig(corpus=[str(cyclic)]), cache_dir=tmp_path / "cache"
+                         ).splits.val
+    assert len(val) > 200
+    best = load_model(run.path / "model.keras")
+    assert run.full_val_loss == pytest.approx(
+        evaluate_ids(best, val, context=16).cross_entropy, rel=1e-6)
+    whole = run_train(tmp_path, cyclic, "whole", epochs=1)  # the same training, all validated
+    assert [r["global_step"] for r in run.history] == [r["global_step"] for r in whole.history]
+    for sliced, full in zip(run.history, whole.history):
+        assert sliced["loss"] == pytest.approx(full["loss"], abs=1e-6)
+        assert sliced["val_loss"] != pytest.approx(full["val_loss"], abs=1e-6)
+    assert whole.full_val_loss is None
