@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,18 +14,46 @@ from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
 
+# Every temporary file or folder seqmodels makes starts with this, and clean-up removes nothing
+# else: a user's own files (or another program's) that look like temporaries stay.
+TEMP_PREFIX = ".seqmodels-tmp-"
+MAX_JSON_BYTES = 256 * 2**20  # vocab.json of a few million words; config.json is far smaller
 
-def read_json(path: str | Path) -> object:
-    """Parse a JSON file, with one-line errors for missing or damaged files."""
+
+def read_regular(path: str | Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file (links followed) of at most max_bytes; a FIFO, device or
+    folder is refused at once, never read."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # opening a FIFO must not wait
     except FileNotFoundError:
         raise SeqmodelsError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SeqmodelsError(f"{path}: damaged JSON ({exc})") from None
     except OSError as exc:
         raise SeqmodelsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SeqmodelsError(f"{path}: not a regular file, so seqmodels does not read it")
+        if info.st_size > max_bytes:
+            raise SeqmodelsError(f"{path}: {info.st_size:,} bytes, more than the "
+                                 f"{max_bytes:,} such a file may hold")
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise SeqmodelsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise SeqmodelsError(f"{path}: more than the {max_bytes:,} bytes such a file may hold")
+    return data
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> object:
+    """Parse a JSON file, with one-line errors for missing, damaged or oversized files."""
+    data = read_regular(path, max_bytes)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SeqmodelsError(f"{path}: damaged JSON ({exc})") from None
+    except RecursionError:
+        raise SeqmodelsError(f"{path}: damaged JSON (nested too deeply)") from None
 
 
 def check_format(obj: object, name: str, newest: int, where: str, what: str) -> dict:
@@ -50,7 +81,8 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     On any exception the temporary file is removed and path keeps its old content.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", suffix=suffix,
+                               dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -69,3 +101,47 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def temporary_folder(beside: Path) -> Path:
+    """A new temporary folder beside a path, named so that clean-up knows whose it is."""
+    return Path(tempfile.mkdtemp(
+        prefix=f"{TEMP_PREFIX}{beside.name}-{socket.gethostname()}-{os.getpid()}-",
+        dir=beside.parent))
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed seqmodels left in folder (the caller holds its lock):
+    regular files named with TEMP_PREFIX, never a link or anything else."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and stat.S_ISREG(entry.lstat().st_mode):
+            entry.unlink(missing_ok=True)
+
+
+def remove_abandoned_folders(folder: Path) -> None:
+    """Delete temporary folders in folder whose maker, a process of this host, has died."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    host = socket.gethostname()
+    for entry in folder.iterdir():
+        if not entry.name.startswith(f"{TEMP_PREFIX}") or entry.is_symlink() \
+                or not entry.is_dir():
+            continue
+        parts = entry.name.rsplit("-", 2)  # ...-<host>-<pid>-<random>
+        if len(parts) < 3 or not parts[1].isdigit() or not parts[0].endswith(f"-{host}"):
+            continue
+        if not _alive(int(parts[1])):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but is not ours
+    return True

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import types
+import typing
 from typing import Any, TypeVar
 
 from seqmodels.errors import SeqmodelsError
@@ -19,10 +23,62 @@ def from_json(cls: type[T], data: Any, what: str) -> T:
     unknown = sorted(set(data) - known)
     if unknown:
         raise SeqmodelsError(f"unknown {what} setting(s): {', '.join(map(str, unknown))}")
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        if not _matches(value, hints.get(name, Any)):
+            raise SeqmodelsError(f"the {what} setting {name} must be {_describe(hints[name])}, "
+                                 f"not {json.dumps(value)[:80]}")
     try:
         return cls(**data)
     except TypeError as exc:  # a required field missing
         raise SeqmodelsError(f"unreadable {what} settings ({exc})") from None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's type (ints pass for floats; floats must be finite)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    return True  # a type this check does not know: the config's own validate() decides
+
+
+def _describe(hint: Any) -> str:
+    """A field's type in words: 'a whole number or null'."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    words = {type(None): "null", bool: "true or false", int: "a whole number",
+             float: "a finite number", str: "a string"}
+    if hint in words:
+        return words[hint]
+    if origin is list:
+        return f"a list of {_describe(args[0]).removeprefix('a ')}s"
+    if origin is tuple:
+        return f"a list of {len(args)} numbers" if args and args[-1] is not Ellipsis else "a list"
+    return getattr(hint, "__name__", str(hint))
 
 
 def option_name(field_name: str) -> str:

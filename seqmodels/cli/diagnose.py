@@ -6,6 +6,7 @@ import json
 
 import click
 
+from seqmodels.cli.options import Finite
 from seqmodels.data.config import LEVELS
 from seqmodels.diagnostics.gradient_norms import DEFAULT_CELLS
 
@@ -27,7 +28,7 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
                    "[default: kjv, or the run's own corpus].")
 @click.option("--level", type=click.Choice(LEVELS), default=LEVELS[0], show_default=True,
               help="Model characters or words (fresh models).")
-@click.option("--recurrent-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.option("--recurrent-scale", type=Finite(min=0, min_open=True), default=1.0,
               show_default=True, help="Multiply the fresh models' recurrent kernels by this.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="Seed for the initialisation and the choice of windows.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 from seqmodels import settings
@@ -19,6 +20,8 @@ def check_fractions(fractions: tuple[float, ...] | list[float]) -> tuple[float, 
     if len(fractions) != 3:
         raise SeqmodelsError("splits need three fractions: train,val,test (e.g. 0.9,0.05,0.05)")
     train, val, test = (float(f) for f in fractions)
+    if not all(math.isfinite(f) for f in (train, val, test)):
+        raise SeqmodelsError(f"split fractions {train},{val},{test} must be finite numbers")
     if min(train, val, test) < 0 or train <= 0 or abs(train + val + test - 1.0) > 1e-6:
         raise SeqmodelsError(
             f"split fractions {train},{val},{test} must be non-negative, train > 0, and sum to 1"
@@ -58,8 +61,13 @@ class DataConfig:
         config = settings.from_json(cls, d, "data")
         if "workers" in d:
             raise SeqmodelsError("unknown data setting(s): workers")
-        if not isinstance(config.splits, (list, tuple)):
-            raise SeqmodelsError(f"the data setting splits must be three fractions, not "
-                                 f"{config.splits!r}")
-        config.splits = tuple(config.splits)
+        config.splits = check_fractions(tuple(config.splits))
+        for name, choices in (("level", LEVELS), ("normalize", NORMALIZATIONS),
+                              ("errors", DECODE_ERRORS)):
+            if getattr(config, name) not in choices:
+                raise SeqmodelsError(f"the data setting {name} must be one of "
+                                     f"{', '.join(choices)}, not {getattr(config, name)!r}")
+        if config.min_freq < 1 or (config.max_vocab is not None and config.max_vocab < 3):
+            raise SeqmodelsError("the data settings min_freq must be at least 1 and max_vocab "
+                                 "at least 3")
         return config

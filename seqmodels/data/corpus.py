@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -79,6 +78,15 @@ class Corpus:
     digest: str
 
 
+def expand_pattern(spec: str) -> list[Path]:
+    """The paths a glob pattern matches, sorted; `**` walks folders without following symbolic
+    links (glob.glob follows them, and a link loop makes its walk grow without end)."""
+    parts = Path(os.path.expanduser(spec)).parts
+    first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
+    base = Path(*parts[:first]) if first else Path(".")
+    return sorted(base.glob(str(Path(*parts[first:]))))
+
+
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     """Turn corpus arguments (files, directories, globs, built-in names) into sources."""
     if not specs:
@@ -94,7 +102,7 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
                 raise SeqmodelsError(f"directory {spec} holds no .txt files")
             sources.extend(Source(str(p), p) for p in found)
         elif _GLOB_CHARS & set(spec):
-            found = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True))
+            found = expand_pattern(spec)
             found = [p for p in found if p.is_file()]
             if not found:
                 raise SeqmodelsError(f"pattern {spec} matches no files")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,17 @@ from seqmodels.data.chunks import CHUNK_BYTES, stream_digest
 from seqmodels.data.config import DataConfig
 from seqmodels.data.corpus import normalise, read_corpus, resolve_sources
 from seqmodels.data.streaming import Settings, write_ids
-from seqmodels.data.tokenizers import Tokenizer, read_stopwords
+from seqmodels.data.tokenizers import MAX_STOPWORDS_BYTES, Tokenizer, read_stopwords
 from seqmodels.data.vocab import Vocabulary
 from seqmodels.data.windows import Splits, check_fractions, split_bounds, split_ids
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import read_json, write_json_atomic
+from seqmodels.files import (
+    read_json,
+    read_regular,
+    remove_abandoned_folders,
+    temporary_folder,
+    write_json_atomic,
+)
 
 CACHE_VERSION = 1
 
@@ -118,15 +125,16 @@ def prepare_corpus(
     tokenizer = make_tokenizer(config)  # validates level/tokenizer/stopwords early
     sources = resolve_sources(config.corpus)
     digest = stream_digest(sources)
-    stop_bytes = Path(config.stopwords).read_bytes() if config.stopwords else b""
+    stop_bytes = (read_regular(config.stopwords, MAX_STOPWORDS_BYTES) if config.stopwords
+                  else b"")
     key = cache_key(config, digest, stop_bytes)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / key
     if use_cache and (entry / "meta.json").is_file():
         try:
             return _load_entry(config, entry)
-        except SeqmodelsError:
-            pass  # a damaged cache entry is rebuilt below
+        except SeqmodelsError as exc:  # a damaged cache entry is rebuilt below
+            warnings.warn(f"rebuilding a damaged cache entry: {exc}", stacklevel=2)
     normalise("", config.normalize)  # an unknown normal form fails before any work
     workers = workers if workers is not None else config.workers
 
@@ -161,7 +169,8 @@ def prepare_corpus(
 def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
     """Build ids.npy, vocab.json and meta.json in a temporary folder, then rename it."""
     entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    remove_abandoned_folders(entry.parent)  # what killed builds left
+    tmp = temporary_folder(entry)
     try:
         vocab, stats = build(tmp)
         vocab.save(tmp / "vocab.json")
@@ -170,6 +179,9 @@ def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
             try:  # another process (say, a second worker) finished the same entry first
                 return _load_entry(config, entry, hit=False)
             except SeqmodelsError:
+                if entry.is_symlink() or not entry.is_dir():
+                    raise SeqmodelsError(f"{entry}: not a cache folder of seqmodels; remove "
+                                         f"it, or use another --cache-dir") from None
                 shutil.rmtree(entry)  # a damaged entry; a complete one is never rewritten
         os.replace(tmp, entry)
     finally:
@@ -180,14 +192,47 @@ def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
 
 def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCorpus:
     """Open a cache entry, ids memory-mapped."""
+    if entry.is_symlink():
+        raise SeqmodelsError(f"{entry}: a symbolic link, not a cache entry")
     meta = read_json(entry / "meta.json")
     if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
         raise SeqmodelsError(f"{entry}: stale cache entry")
+    stats = meta.get("stats")
     vocab = Vocabulary.load(entry / "vocab.json")
+    _check_stats(stats, len(vocab), entry / "meta.json")
+    ids_path = entry / "ids.npy"
+    if ids_path.is_symlink() or not ids_path.is_file():
+        raise SeqmodelsError(f"{ids_path}: not a regular file")
     try:
-        ids = np.load(entry / "ids.npy", mmap_mode="r", allow_pickle=False)
+        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise SeqmodelsError(f"{entry / 'ids.npy'}: damaged ({exc})") from None
-    if len(ids) != meta["stats"]["tokens"]:
-        raise SeqmodelsError(f"{entry / 'ids.npy'}: truncated")
-    return PreparedCorpus(config, ids, vocab, meta["stats"], entry, hit)
+        raise SeqmodelsError(f"{ids_path}: damaged ({exc})") from None
+    if ids.ndim != 1 or ids.dtype.kind != "u":
+        raise SeqmodelsError(f"{ids_path}: holds {ids.dtype} of shape {ids.shape}, not token ids")
+    if len(ids) != stats["tokens"]:
+        raise SeqmodelsError(f"{ids_path}: truncated")
+    if len(ids) and int(ids.max()) >= len(vocab):
+        raise SeqmodelsError(f"{ids_path}: holds id {int(ids.max())}, outside its vocabulary "
+                             f"of {len(vocab):,}")
+    return PreparedCorpus(config, ids, vocab, stats, entry, hit)
+
+
+_COUNT_STATS = ("characters", "tokens", "distinct_train_tokens", "vocab_size", "held_out_tokens",
+                "held_out_oov")
+
+
+def _check_stats(stats: object, vocab_size: int, where: Path) -> None:
+    """A cache entry's stats: the figures `corpus` reports, of the right types and ranges."""
+    def count(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def fraction(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+
+    if not (isinstance(stats, dict) and all(count(stats.get(k)) for k in _COUNT_STATS)
+            and all(fraction(stats.get(k)) for k in ("train_coverage", "held_out_oov_rate"))
+            and isinstance(stats.get("files"), list)
+            and all(isinstance(f, str) for f in stats["files"])
+            and isinstance(stats.get("content_digest"), str)
+            and stats["vocab_size"] == vocab_size):
+        raise SeqmodelsError(f"{where}: its stats are missing or damaged")

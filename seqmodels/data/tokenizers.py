@@ -7,6 +7,7 @@ from pathlib import Path
 
 from seqmodels.data.config import WORD_TOKENIZERS
 from seqmodels.errors import SeqmodelsError
+from seqmodels.files import read_regular
 
 LEVELS = ("char", "word")
 NEWLINE = "\n"
@@ -94,12 +95,15 @@ class Tokenizer:
         return NEWLINE.join(lines)
 
 
+MAX_STOPWORDS_BYTES = 64 * 2**20
+
+
 def read_stopwords(path: str | Path) -> list[str]:
     """Words listed one a line in a UTF-8 file (blank lines and '#' comments skipped)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SeqmodelsError(f"cannot read stopwords file {path}: {exc.strerror or exc}") from None
+        text = read_regular(path, MAX_STOPWORDS_BYTES).decode("utf-8")
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"stopwords file {exc}") from None
     except UnicodeDecodeError:
         raise SeqmodelsError(f"stopwords file {path} is not UTF-8 text") from None
     words = [w.strip() for w in text.splitlines()]

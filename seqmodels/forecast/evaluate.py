@@ -181,5 +181,12 @@ def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
     """The model's (N, H) forecasts for windows x (N, W, F), in scaled units."""
     if len(x) == 0:
         return np.zeros((0, net.outputs[0].shape[-1]), np.float32)
-    return np.concatenate([np.asarray(net(x[i:i + batch], training=False))
-                           for i in range(0, len(x), batch)])
+    if not np.isfinite(x).all():
+        raise SeqmodelsError("the model's input holds NaN or infinite values (check the CSV "
+                             "and the run's scaler.json)")
+    out = np.concatenate([np.asarray(net(x[i:i + batch], training=False))
+                          for i in range(0, len(x), batch)])
+    if not np.isfinite(out).all():
+        raise SeqmodelsError("the model's forecasts are NaN or infinite (its weights are not "
+                             "finite numbers); nothing to report")
+    return out

@@ -58,10 +58,28 @@ def read_forecast_config(run_dir: str | Path) -> dict:
 def read_scaler(run_dir: Path) -> dict:
     """scaler.json: training means and standard deviations, and the fill statistics."""
     path = run_dir / "scaler.json"
-    data = check_format(read_json(path), SCALER_FORMAT, 1, str(path), "scaler")
-    if not all(isinstance(data.get(k), list) for k in ("columns", "mean", "std")):
-        raise SeqmodelsError(f"{path}: damaged scaler")
+    data = check_format(read_json(path, 2**20), SCALER_FORMAT, 1, str(path), "scaler")
+    columns, mean, std = (data.get(k) for k in ("columns", "mean", "std"))
+    if not (isinstance(columns, list) and columns and all(isinstance(c, str) for c in columns)):
+        raise SeqmodelsError(f"{path}: damaged scaler ('columns' must be a list of names)")
+    for name, values in (("mean", mean), ("std", std)):
+        if not (isinstance(values, list) and len(values) == len(columns)
+                and all(_finite(v) for v in values)):
+            raise SeqmodelsError(f"{path}: damaged scaler ('{name}' must hold one finite number "
+                                 f"per column)")
+    if not all(v > 0 for v in std):
+        raise SeqmodelsError(f"{path}: damaged scaler (a standard deviation that is not "
+                             f"positive: {std})"[:300])
+    fill = data.get("fill", {})
+    if not (isinstance(fill, dict) and all(isinstance(k, str) and _finite(v)
+                                           for k, v in fill.items())):
+        raise SeqmodelsError(f"{path}: damaged scaler ('fill' must map columns to numbers)")
     return data
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
 
 
 def load_forecast_run(run_dir: str | Path) -> ForecastRun:

@@ -336,6 +336,9 @@ def future_times(last, step, n: int) -> list:
     return [last + step * i for i in range(1, n + 1)]
 
 
+MAX_ADDED_ROWS = 1_000_000  # or ten times the rows read, if more: gaps filled on a regular grid
+
+
 def _regular_grid(values, times, lines: list, step):
     """Insert the timestamps a regular series lacks as rows of NaN; return how many."""
     pd = require_pandas()
@@ -343,6 +346,14 @@ def _regular_grid(values, times, lines: list, step):
     n = int(pos[-1]) + 1
     if n == len(times):
         return values, times.reset_index(drop=True), lines, 0
+    if n - len(times) > max(MAX_ADDED_ROWS, 10 * len(times)):
+        gap = int(np.argmax(np.diff(pos)))
+        raise SeqmodelsError(
+            f"between lines {lines[gap]} and {lines[gap + 1]} the timestamps jump from "
+            f"{times.iloc[gap]} to {times.iloc[gap + 1]}: a regular {describe_step(step)} step "
+            f"would add {n - len(times):,} missing rows (at most "
+            f"{max(MAX_ADDED_ROWS, 10 * len(times)):,} are added); fix the timestamps, or "
+            f"split the file at the gap")
     grid = pd.DataFrame(np.nan, index=range(n), columns=values.columns)
     grid.iloc[pos] = values.to_numpy()
     new_times = pd.Series(future_times(times.iloc[0], step, n - 1), dtype=times.dtype)

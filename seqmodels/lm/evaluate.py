@@ -150,6 +150,9 @@ def evaluate_ids(
                 bar.update(int(x.shape[0] * x.shape[1]))
             n = usable
     ce = total / n
+    if not math.isfinite(ce):
+        raise SeqmodelsError("the model's cross-entropy is not a finite number (its weights "
+                             "hold NaN or infinite values); nothing to report")
     targets = ids[1 : n + 1]
     oov = int(np.count_nonzero(targets == UNK_ID))
     return Metrics(tokens=n, cross_entropy=ce, perplexity=math.exp(min(ce, 700.0)),

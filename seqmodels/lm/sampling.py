@@ -20,6 +20,9 @@ tf = import_tf()
 # A top-p prefix whose probability falls short of p by less than this (float32 rounding of a
 # cumulative sum) counts as reaching p, so probs [0.5, 0.3, ...] with p=0.8 keep 2 tokens, not 3.
 TOP_P_TOLERANCE = 1e-6
+# float32's smallest normal number: a temperature below it is 0 once cast (sampling treats it
+# as greedy, which is what it tends to), never the 1 a division by zero would be replaced with
+SMALLEST_TEMPERATURE = 1.1754944e-38
 
 
 def validate_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -94,7 +97,7 @@ def sample_next(
     if logits.dtype in (tf.float16, tf.bfloat16):
         logits = tf.cast(logits, tf.float32)
     greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (B,)
-    if python_t and temperature == 0:
+    if python_t and temperature < SMALLEST_TEMPERATURE:  # 0, or one float32 flushes to 0
         return greedy
     t = tf.cast(temperature, logits.dtype)
     safe_t = tf.where(t > 0, t, tf.ones_like(t))

@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,10 +116,12 @@ def read(path: Path) -> Checkpoint:
             and len(names.get(g, [])) == len(arrays.get(g, [])) for g in GROUPS)):
         raise SeqmodelsError(f"{path}: damaged checkpoint (variable names do not match its "
                              f"arrays)")
-    progress = state.get("progress", {})
-    if not isinstance(progress, dict):
-        raise SeqmodelsError(f"{path}: damaged checkpoint (its progress is not an object)")
-    return Checkpoint(path, version, arrays, names, progress)
+    for group, items in arrays.items():
+        if group not in GROUPS or any(a.dtype.kind not in "biuf" for a in items):
+            raise SeqmodelsError(f"{path}: damaged checkpoint (group {group!r} "
+                                 f"{'is unknown' if group not in GROUPS else 'holds non-numbers'})")
+    progress = Progress.from_json(state.get("progress", {}), f"{path}: damaged checkpoint")
+    return Checkpoint(path, version, arrays, names, progress.to_json())
 
 
 def latest(run_dir: Path) -> Path | None:
@@ -184,8 +186,7 @@ def restore(ckpt: Checkpoint, model, optimizer) -> Progress:
              for pair in _pairs(group, named, ckpt)]  # every group checked before any assign
     for var, value in pairs:
         var.assign(value)
-    known = {f.name for f in fields(Progress)}
-    return Progress(**{k: v for k, v in ckpt.progress.items() if k in known})
+    return Progress.from_json(ckpt.progress, str(ckpt.path))
 
 
 def carried_states(model) -> list[np.ndarray]:

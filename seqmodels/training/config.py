@@ -77,8 +77,8 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:
-        """Rebuild from to_json()'s dict; unknown keys are refused."""
-        return settings.from_json(cls, data, "training")
+        """Rebuild and validate from to_json()'s dict; unknown keys are refused."""
+        return settings.from_json(cls, data, "training").validate()
 
     def with_overrides(self, **overrides) -> TrainConfig:
         """A copy with the RESUMABLE settings that were given (not None) replaced."""

@@ -7,7 +7,8 @@ import io
 import math
 from pathlib import Path
 
-from seqmodels.files import atomic_path, write_text_atomic
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import atomic_path, read_regular, write_text_atomic
 
 
 def write_history(run_dir: Path, rows: list[dict]) -> None:
@@ -56,14 +57,30 @@ def plot_history(run_dir: Path, rows: list[dict], loss_label: str = "loss") -> N
     plt.close(fig)
 
 
+MAX_HISTORY_BYTES = 256 * 2**20  # a row per validation: a few hundred bytes each
+
+
 def read_history(run_dir: Path) -> list[dict]:
     """Rows of history.csv as dicts of numbers."""
     path = run_dir / "history.csv"
-    if not path.is_file():
+    if not path.exists():
         return []
-    with open(path, encoding="utf-8") as f:
-        return [{k: (int(v) if k == "epoch" else float(v) if v else math.nan)
-                 for k, v in row.items()} for row in csv.DictReader(f)]
+    try:
+        text = read_regular(path, MAX_HISTORY_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SeqmodelsError(f"{path}: damaged (not UTF-8 text)") from None
+    rows = []
+    for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 2):
+        if None in row or None in row.values():
+            raise SeqmodelsError(f"{path}: line {line} has a different number of cells than "
+                                 f"the header")
+        try:
+            rows.append({k: (int(v) if k == "epoch" else float(v) if v else math.nan)
+                         for k, v in row.items()})
+        except ValueError:
+            raise SeqmodelsError(f"{path}: line {line} holds a cell that is not a number"
+                                 ) from None
+    return rows
 
 
 def best_val_loss(rows: list[dict]) -> float | None:

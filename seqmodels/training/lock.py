@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +19,20 @@ from seqmodels.training.rundir import LOCK_NAME
 def lock_holder(run_dir: str | Path) -> str:
     """What the lock file says about its last holder ('pid N on HOST'), or '' when empty."""
     try:
-        text = (Path(run_dir) / LOCK_NAME).read_text(encoding="utf-8", errors="replace").split()
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
-    return f"pid {text[0]} on {text[1]}" if len(text) >= 2 else ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        text = os.pread(fd, 200, 0).decode("utf-8", errors="replace").split()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    if len(text) < 2 or not text[0].isdigit():
+        return ""
+    return f"pid {text[0]} on {text[1][:100]}"
 
 
 @contextmanager
@@ -32,11 +44,17 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     processes lock two different files); a clean exit empties it.
     """
     path = Path(run_dir) / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: the lock file is truncated and written
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SeqmodelsError(f"{path} is a symbolic link; seqmodels does not write through "
+                                 f"links: remove it, or use another run directory") from None
         raise SeqmodelsError(f"{path}: cannot create the run lock ({exc.strerror})") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SeqmodelsError(f"{path} is not a regular file; remove it, or use another run "
+                                 f"directory")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -62,10 +80,12 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
 def training_now(run_dir: str | Path) -> str | None:
     """Who holds run_dir's lock ('pid N on HOST'), or None when no live process trains it."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return lock_holder(run_dir) or "another process"

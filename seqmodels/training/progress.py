@@ -3,8 +3,46 @@ validation."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+from seqmodels.errors import SeqmodelsError
+
+_COUNTS = ("epoch", "step", "global_step", "epochs_without_improvement", "rollbacks", "tokens",
+           "last_validated_step")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def _check_history(history: object, global_step: int, where: str) -> None:
+    """History rows of a checkpoint: objects of numbers, at rising global steps up to now."""
+    if not isinstance(history, list):
+        raise SeqmodelsError(f"{where}: progress field 'history' must be a list of rows")
+    last = 0
+    for i, row in enumerate(history, 1):
+        if not isinstance(row, dict) or not all(
+                isinstance(k, str) and (v is None or _is_number(v)) for k, v in row.items()):
+            raise SeqmodelsError(f"{where}: history row {i} is not an object of numbers")
+        if "global_step" not in row:  # written before validation on a schedule
+            continue
+        step = row["global_step"]
+        if not _is_int(step) or not last < step <= global_step:
+            raise SeqmodelsError(f"{where}: history row {i} is at global step {step!r}, after "
+                                 f"step {last} and at most {global_step} were expected")
+        if not _is_int(row.get("epoch")) or row["epoch"] < 1:
+            raise SeqmodelsError(f"{where}: history row {i} has epoch {row.get('epoch')!r}")
+        last = step
 
 
 @dataclass
@@ -28,6 +66,41 @@ class Progress:
     def to_json(self) -> dict:
         """A JSON-ready dict."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object, where: str) -> Progress:
+        """Rebuild from to_json()'s dict, refusing wrong types and impossible values (keys
+        this version does not know are left out); one line naming where and the field."""
+        if not isinstance(data, dict):
+            raise SeqmodelsError(f"{where}: its progress is not an object")
+        known = {f.name for f in fields(cls)}
+        p = cls(**{k: v for k, v in data.items() if k in known})
+
+        def bad(name: str, what: str) -> SeqmodelsError:
+            return SeqmodelsError(f"{where}: progress field {name!r} must be {what}, not "
+                                  f"{getattr(p, name)!r}"[:300])
+
+        for name in _COUNTS:
+            if not _is_int(getattr(p, name)) or getattr(p, name) < 0:
+                raise bad(name, "a whole number >= 0")
+        for name in ("seconds",):
+            if not _is_finite(p.seconds) or p.seconds < 0:
+                raise bad(name, "a finite number >= 0")
+        if not _is_finite(p.lr_scale) or not 0 < p.lr_scale <= 1:
+            raise bad("lr_scale", "a number in (0, 1]")
+        if p.best_val_loss is not None and not _is_finite(p.best_val_loss):
+            raise bad("best_val_loss", "a finite number or null")
+        if p.plateau_lr is not None and not (_is_finite(p.plateau_lr) and p.plateau_lr > 0):
+            raise bad("plateau_lr", "a positive number or null")
+        if p.last_validated_step > p.global_step or p.step > p.global_step:
+            raise SeqmodelsError(f"{where}: progress says step {p.step}, global step "
+                                 f"{p.global_step} and last validated step "
+                                 f"{p.last_validated_step}, which cannot all be true")
+        if not isinstance(p.partial, dict) or not all(
+                isinstance(k, str) and _is_finite(v) for k, v in p.partial.items()):
+            raise bad("partial", "an object of finite numbers")
+        _check_history(p.history, p.global_step, where)
+        return p
 
 
 class IntervalStats:

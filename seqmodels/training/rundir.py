@@ -10,11 +10,12 @@ from typing import Any
 
 from seqmodels import __version__
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import check_format, read_json, write_json_atomic
+from seqmodels.files import check_format, read_json, remove_temporaries, write_json_atomic
 
 RUN_FORMAT = "seqmodels.run"
 RUN_VERSION = 1
 LOCK_NAME = ".lock"
+MAX_CONFIG_BYTES = 2**20  # a run's config.json is a few kB
 
 
 def default_run_dir(cell: str, level: str, root: str | Path = "runs") -> Path:
@@ -57,7 +58,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise SeqmodelsError(f"{run_dir}: no such run directory")
     if not path.is_file():
         raise SeqmodelsError(f"{run_dir} is not a seqmodels run (it has no config.json)")
-    config = check_format(read_json(path), RUN_FORMAT, RUN_VERSION, str(path), "run")
+    config = check_format(read_json(path, MAX_CONFIG_BYTES), RUN_FORMAT, RUN_VERSION, str(path),
+                          "run")
     for key in ("data", "model", "train"):
         if not isinstance(config.get(key), dict):
             raise SeqmodelsError(f"{path}: missing the '{key}' section")
@@ -65,12 +67,21 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def remove_stale_temporaries(run_dir: Path) -> None:
-    """Delete the temporary files a killed writer left behind (we hold the run's lock)."""
+    """Delete the temporary files a killed writer left behind (we hold the run's lock): ours
+    only, by their name, in the run directory and its checkpoints/ folder."""
+    check_own_folder(run_dir / "checkpoints")
     for folder in (run_dir, run_dir / "checkpoints"):
-        if folder.is_dir():
-            for pattern in (".*.*tmp", ".*.keras", ".*.png"):
-                for tmp in folder.glob(pattern):
-                    tmp.unlink(missing_ok=True)
+        remove_temporaries(folder)
+
+
+def check_own_folder(folder: Path) -> None:
+    """Refuse a run's sub-folder that is a symbolic link or not a folder: seqmodels writes and
+    deletes files there, and never does so in somebody else's."""
+    if folder.is_symlink():
+        raise SeqmodelsError(f"{folder} is a symbolic link; seqmodels writes only into a run's "
+                             f"own folders, so remove the link (or use another run directory)")
+    if folder.exists() and not folder.is_dir():
+        raise SeqmodelsError(f"{folder} is not a folder; remove it or use another run directory")
 
 
 def check_new_run_dir(out: str | Path | None) -> None:

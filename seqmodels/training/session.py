@@ -70,7 +70,8 @@ def run(task: Task, config: TrainConfig, run_dir: Path | None, resuming: bool, s
             remove_stale_temporaries(run_dir)
             restore_latest(task, run_dir, p)  # none: killed before the first, so step 0
         else:
-            (run_dir / checkpoint.FOLDER).mkdir(parents=True, exist_ok=True)
+            check_new_run_dir(run_dir)  # again under the lock: a run may have started since
+            (run_dir / checkpoint.FOLDER).mkdir()
         write_config(run_dir, settings)  # on resume: with the new epochs, budget...
         write_files(run_dir)
         write_records(task, run_dir, p)  # a kill may have come between checkpoint and CSV

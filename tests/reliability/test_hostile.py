@@ -1,0 +1,391 @@
+"""Hostile run directories, damaged caches, links and FIFOs: each case gives one clear line (or
+now works), touches nothing outside seqmodels' own files and never prints NaN as a figure.
+
+The cases come from an adversarial pass over every command (issue 17). One tiny run is trained
+per module and copied for each case.
+"""
+
+import io
+import json
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seqmodels.cli.main import cli
+from seqmodels.data.config import DataConfig
+from seqmodels.data.corpus import resolve_sources
+from seqmodels.data.prepare import prepare_corpus
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import TEMP_PREFIX, atomic_path
+from seqmodels.models.saving import load_model
+
+RESUME = ["train", "--resume", "{run}", "--epochs", "2", "-q"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, train_tiny, cat_text):
+    """A 1-epoch GRU run with latest.npz and previous.npz."""
+    root = tmp_path_factory.mktemp("hostile")
+    corpus = root / "corpus.txt"
+    corpus.write_text(cat_text)
+    return train_tiny(corpus, root / "run", cell="gru", epochs=1, batch_size=8, seq_len=20,
+                      steps_per_epoch=5, checkpoint_every=2)
+
+
+@pytest.fixture
+def run(trained, tmp_path, monkeypatch):
+    """A fresh copy of the trained run; commands use the module's cache."""
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(trained.parent / "cache"))
+    return copy
+
+
+def invoke(*args, run=None):
+    return CliRunner().invoke(cli, [str(a).format(run=run) for a in args])
+
+
+def one_line(result, *words) -> str:
+    """The single error line of a refused command, which must hold every one of words."""
+    assert "Traceback" not in result.output + result.stderr, result.output
+    assert result.exit_code != 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink() and p.name != ".lock"}
+
+
+def bystander(tmp_path):
+    """A folder of someone else's files whose names look like temporaries of any program."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in (".notes.tmp", ".draft.png", ".old.keras", "latest.npz", "precious.txt"):
+        (other / name).write_bytes(b"not seqmodels' " + name.encode())
+    return other
+
+
+# --- data loss ------------------------------------------------------------------------------
+
+def test_a_linked_lock_is_refused_and_its_target_kept(run, tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("12345 precious data\n")
+    (run / ".lock").unlink(missing_ok=True)
+    (run / ".lock").symlink_to(target)
+    one_line(invoke(*RESUME, run=run), ".lock", "symbolic link")
+    assert target.read_text() == "12345 precious data\n"
+
+
+def test_a_new_out_holding_only_a_linked_lock_is_refused(tmp_path, cat_text):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    out = tmp_path / "new"
+    out.mkdir()
+    (out / ".lock").symlink_to(target)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    result = invoke("train", corpus, "--out", out, "--layers", "1", "--units", "8", "-T", "16",
+                    "--batch-size", "8", "-q")
+    one_line(result, ".lock", "symbolic link")
+    assert target.read_text() == "keep me\n"
+
+
+def test_a_linked_checkpoints_folder_is_refused_and_left_alone(run, tmp_path):
+    other = bystander(tmp_path)
+    before = snapshot(other)
+    shutil.rmtree(run / "checkpoints")
+    (run / "checkpoints").symlink_to(other, target_is_directory=True)
+    one_line(invoke(*RESUME, run=run), "checkpoints", "symbolic link")
+    assert snapshot(other) == before
+
+
+def test_resume_removes_only_its_own_temporaries(run):
+    users = {".notes.tmp": b"mine", ".draft.png": b"mine", ".x.keras": b"mine"}
+    for name, data in users.items():
+        (run / name).write_bytes(data)
+        (run / "checkpoints" / name).write_bytes(data)
+    ours = [run / f"{TEMP_PREFIX}config.json-abc.tmp",
+            run / "checkpoints" / f"{TEMP_PREFIX}latest.npz-abc.npz.tmp"]
+    for path in ours:
+        path.write_bytes(b"left by a kill")
+    result = invoke(*RESUME, run=run)
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in ours)
+    for name, data in users.items():
+        assert (run / name).read_bytes() == data
+        assert (run / "checkpoints" / name).read_bytes() == data
+
+
+def test_temporaries_carry_the_one_pattern(tmp_path):
+    with atomic_path(tmp_path / "model.keras", suffix=".keras") as tmp:
+        assert tmp.name.startswith(f"{TEMP_PREFIX}model.keras-") and tmp.suffix == ".keras"
+        tmp.write_bytes(b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_a_second_run_into_the_same_out_is_refused_under_the_lock(tmp_path, cat_text,
+                                                                    monkeypatch):
+    """Two `train --out X` at once: the second passed the early emptiness check while the first
+    was starting (simulated by skipping that check); under the lock it is refused."""
+    from seqmodels.lm import train as lm_train
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    out = tmp_path / "x"
+    args = ["train", corpus, "--out", out, "--layers", "1", "--units", "8", "-T", "16",
+            "--batch-size", "8", "--epochs", "1", "--steps-per-epoch", "3", "-q"]
+    assert invoke(*args).exit_code == 0
+    before = snapshot(out)
+    monkeypatch.setattr(lm_train, "check_run_dir", lambda out, resume: None)
+    one_line(invoke(*args), "already exists and is not empty")
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("epoch", -3, "'epoch' must be a whole number >= 0"),
+    ("step", "x", "'step' must be a whole number >= 0"),
+    ("lr_scale", -1e9, "'lr_scale' must be a number in (0, 1]"),
+    ("global_step", 2, "cannot all be true"),
+    ("history", "dup", "history row 2"),
+    ("history", [[1, 2]], "history row 1 is not an object"),
+    ("partial", [], "'partial' must be an object"),
+])
+def test_damaged_checkpoint_progress_is_refused_before_anything_is_written(
+        run, field, value, words):
+    (run / "checkpoints" / "previous.npz").unlink()
+    for name in ("latest.npz",):
+        path = run / "checkpoints" / name
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        state = json.loads(bytes(arrays["state.json"]).decode())
+        progress = state["progress"]
+        progress[field] = progress["history"] * 2 if value == "dup" else value
+        arrays["state.json"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path.write_bytes(buf.getvalue())
+    before = snapshot(run)
+    one_line(invoke(*RESUME, run=run), "latest.npz", words)
+    assert snapshot(run) == before
+
+
+def test_string_typed_weights_are_refused(run):
+    path = run / "checkpoints" / "latest.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["weights/0"] = np.array(["a", "b"])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path.write_bytes(buf.getvalue())
+    (run / "checkpoints" / "previous.npz").unlink()
+    before = snapshot(run)
+    one_line(invoke(*RESUME, run=run), "latest.npz", "holds non-numbers")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("train", "batch_size", 8.5), ("train", "max_time", "abc"), ("train", "epochs", "10"),
+    ("train", "lr", "fast"), ("data", "min_freq", "x"), ("data", "corpus", "/"),
+    ("data", "corpus", [5]), ("train", "seq_len", None),
+])
+def test_a_damaged_config_is_refused_before_anything_is_written(run, section, key, value):
+    path = run / "config.json"
+    config = json.loads(path.read_text())
+    config[section][key] = value
+    path.write_text(json.dumps(config))
+    before = snapshot(run)
+    one_line(invoke(*RESUME, run=run), "config.json", key)
+    assert snapshot(run) == before
+
+
+# --- loading what it should refuse ----------------------------------------------------------
+
+def test_a_model_naming_a_foreign_registered_function_is_refused(tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    def doubled(x):
+        return x * 2
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation=doubled)])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    with pytest.raises(SeqmodelsError, match="registered function 'elsewhere>doubled'"):
+        load_model(path)
+
+
+def _rezip(path, config: bytes) -> None:
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist() if n != "config.json"}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", config)
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def test_a_model_config_that_unpacks_to_gigabytes_is_refused_unread(run):
+    _rezip(run / "model.keras", b" " * (17 * 2**20))  # 17 MB of spaces, a few kB zipped
+    assert (run / "model.keras").stat().st_size < 2**20
+    one_line(invoke("evaluate", run, "-q", run=run), "model.keras", "would unpack to")
+
+
+def test_a_model_config_nested_too_deeply_is_refused(run):
+    _rezip(run / "model.keras", ("[" * 600 + "]" * 600).encode())
+    one_line(invoke("generate", run, "-n", "3", run=run), "model.keras", "nest")
+
+
+# --- hangs ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["evaluate", "{run}", "-q"], ["generate", "{run}", "-n", "3"],
+                                     RESUME])
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_vocab_that_is_not_a_regular_file_is_refused_at_once(run, command, kind):
+    vocab = run / "vocab.json"
+    vocab.unlink()
+    if kind == "fifo":
+        os.mkfifo(vocab)
+    else:
+        vocab.symlink_to("/dev/zero")
+    one_line(invoke(*command, run=run), "vocab.json", "not a regular file")
+
+
+def test_a_stopwords_fifo_is_refused_at_once(tmp_path, cat_text):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    os.mkfifo(tmp_path / "stop")
+    result = invoke("corpus", corpus, "--level", "word", "--stopwords", tmp_path / "stop")
+    one_line(result, "stop", "not a regular file")
+
+
+def test_a_glob_does_not_follow_link_loops(tmp_path, cat_text):
+    root = tmp_path / "d"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "x.txt").write_text(cat_text)
+    (root / "a" / "b" / "up").symlink_to(root, target_is_directory=True)
+    (root / "a" / "b" / "again").symlink_to(root / "a", target_is_directory=True)
+    sources = resolve_sources([f"{root}/**/*.txt"])
+    assert [s.name for s in sources] == [str(root / "a" / "x.txt")]
+
+
+# --- silently wrong -------------------------------------------------------------------------
+
+def test_a_temperature_below_float32s_range_is_greedy_not_one():
+    from seqmodels.lm.sampling import sample_next
+
+    logits = np.log(np.array([[0.2, 0.5, 0.3]] * 400, np.float32))
+    for t in (1e-38, 1e-45, 1e-300):
+        assert set(np.asarray(sample_next(logits, t, seed=3)).tolist()) == {1}
+    assert len(set(np.asarray(sample_next(logits, 1.0, seed=3)).tolist())) == 3
+
+
+def test_damaged_cache_ids_are_rebuilt_with_a_warning(tmp_path, cat_text):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    config = DataConfig(corpus=[str(corpus)])
+    good = prepare_corpus(config, cache_dir=tmp_path / "cache")
+    expected = np.array(good.ids)
+    ids = np.load(good.cache_path / "ids.npy", mmap_mode="r+")
+    ids[5] = 250  # outside a vocabulary of ~20 characters
+    ids.flush()
+    del ids
+    with pytest.warns(UserWarning, match="rebuilding a damaged cache entry.*outside its vocab"):
+        again = prepare_corpus(config, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(again.ids), expected)
+
+
+def test_a_cache_meta_without_stats_is_rebuilt(tmp_path, cat_text):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    config = DataConfig(corpus=[str(corpus)])
+    entry = prepare_corpus(config, cache_dir=tmp_path / "cache").cache_path
+    meta = json.loads((entry / "meta.json").read_text())
+    del meta["stats"]
+    (entry / "meta.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="stats are missing or damaged"):
+        again = prepare_corpus(config, cache_dir=tmp_path / "cache")
+    assert again.stats["tokens"] == len(cat_text)
+
+
+def test_folders_of_killed_cache_builds_are_removed(tmp_path, cat_text):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    import socket
+
+    dead = cache / f"{TEMP_PREFIX}abc-{socket.gethostname()}-999999999-xyz"
+    dead.mkdir()
+    alive = cache / f"{TEMP_PREFIX}abc-{socket.gethostname()}-{os.getpid()}-xyz"
+    alive.mkdir()
+    other = cache / ".KEY.something"
+    other.mkdir()
+    prepare_corpus(DataConfig(corpus=[str(corpus)]), cache_dir=cache)
+    assert not dead.exists() and alive.exists() and other.exists()
+
+
+def test_nan_weights_are_refused_not_reported(run):
+    import keras
+
+    model = keras.models.load_model(run / "model.keras")
+    weights = model.get_weights()
+    weights[0][:] = np.nan
+    model.set_weights(weights)
+    model.save(run / "model.keras")
+    line = one_line(invoke("evaluate", run, "-q", run=run), "not a finite number")
+    assert "nan" not in line.lower().replace("nan or", "")
+
+
+# --- options --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["corpus"], ["train", "--epochs", "1"]])
+def test_non_finite_splits_are_refused(tmp_path, cat_text, command):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    result = invoke(command[0], corpus, *command[1:], "--splits", "nan,nan,nan")
+    assert result.exit_code == 2 and "finite" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_recurrent_scale_is_refused(value):
+    result = invoke("diagnose", "--recurrent-scale", value)
+    assert result.exit_code == 2 and "not a finite number" in result.output
+
+
+# --- forecast files -------------------------------------------------------------------------
+
+def test_a_huge_time_gap_is_refused_naming_it(tmp_path):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    times = list(range(30)) + [3_000_000_000]
+    csv = tmp_path / "gap.csv"
+    csv.write_text("t,y\n" + "".join(f"{t},{i % 7}\n" for i, t in enumerate(times)))
+    with pytest.raises(SeqmodelsError, match=r"between lines 31 and 32 the timestamps jump "
+                                             r"from 29 to 3000000000.*2,999,999,970 missing"):
+        read_series(SeriesConfig(csv=str(csv), target="y", time_column="t"))
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"std": [0.0]}, "not positive"), ({"std": ["x"]}, "'std' must hold one finite number"),
+    ({"mean": []}, "'mean' must hold one finite number"), ({"columns": "y"}, "'columns'"),
+    ({"fill": {"y": "a"}}, "'fill'"),
+])
+def test_a_damaged_scaler_is_refused(tmp_path, change, words):
+    from seqmodels.forecast.run import SCALER_FORMAT, read_scaler
+
+    scaler = {"format": SCALER_FORMAT, "version": 1, "columns": ["y"], "mean": [1.0],
+              "std": [2.0], **change}
+    (tmp_path / "scaler.json").write_text(json.dumps(scaler))
+    with pytest.raises(SeqmodelsError, match="scaler.json: damaged scaler") as info:
+        read_scaler(tmp_path)
+    assert words in str(info.value)
