@@ -158,12 +158,13 @@ def test_resume_works_from_a_run_killed_before_its_first_checkpoint(tmp_path, cy
         (run / "checkpoints" / name).unlink(missing_ok=True)
     (run / "history.csv").unlink()
     (run / "model.keras").unlink()
-    (run / "checkpoints" / ".seqmodels-tmp-latest.npz-x1y2.npz.tmp").write_bytes(b"half")  # a killed write
+    killed_write = run / "checkpoints" / ".seqmodels-tmp-latest.npz-x1y2.npz.tmp"
+    killed_write.write_bytes(b"half")
     trainer.train(resume=run)
     a, b = (checkpoint.read(checkpoint.latest(r)).arrays["weights"] for r in (straight, run))
     assert all(np.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(a, b))
     assert timeless(run) == timeless(straight)
-    assert not (run / "checkpoints" / ".seqmodels-tmp-latest.npz-x1y2.npz.tmp").exists()
+    assert not killed_write.exists()
 
 
 def test_resume_rewrites_a_history_lost_to_a_kill(tmp_path, cyclic):
