@@ -88,9 +88,12 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     config = read_forecast_config(run_dir)
     series = SeriesConfig.from_json(config["data"])
     scaler = read_scaler(run_dir)
+    from seqmodels.models.builders import check_model
+
     model = load_model(run_dir / "model.keras")
-    if tuple(model.outputs[0].shape[1:]) != (series.horizon,):
+    if len(model.outputs) == 1 and tuple(model.outputs[0].shape[1:]) != (series.horizon,):
         raise SeqmodelsError(f"{run_dir / 'model.keras'}: predicts {model.outputs[0].shape[1:]}, "
                              f"not the run's horizon {series.horizon}")
+    check_model(model, str(run_dir / "model.keras"), "float", series.horizon)
     return ForecastRun(run_dir, config, series, scaler, scaler.get("fill", {}), model,
                        read_history(run_dir))

@@ -51,10 +51,7 @@ def check_resumable(run_dir: Path, vocab: Vocabulary) -> None:
     run_dir = Path(run_dir)
     stored = Vocabulary.load(run_dir / "vocab.json")
     if (run_dir / "model.keras").exists():
-        out_dim = load_model(run_dir / "model.keras").outputs[0].shape[-1]
-        if out_dim != len(stored):
-            raise SeqmodelsError(f"{run_dir / 'vocab.json'}: {len(stored)} tokens, but the "
-                                 f"model predicts {out_dim}")
+        load_language_model(run_dir, len(stored))
     if stored != vocab:
         raise SeqmodelsError(f"{run_dir / 'vocab.json'}: does not match the vocabulary of the "
                              f"run's corpus ({len(stored)} vs {len(vocab)} tokens)")
@@ -63,6 +60,19 @@ def check_resumable(run_dir: Path, vocab: Vocabulary) -> None:
         raise SeqmodelsError(f"{run_dir}: no checkpoint to resume from (checkpoints/ is missing "
                              f"or empty), but it has a {' and a '.join(trained)} that resuming "
                              f"would lose; train a new run with --out")
+
+
+def load_language_model(run_dir: Path, vocab_size: int):
+    """A run's model.keras, checked to be a seqmodels language model over vocab_size tokens."""
+    from seqmodels.models.builders import check_model
+
+    model = load_model(run_dir / "model.keras")
+    out_dim = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
+    if out_dim is not None and out_dim != vocab_size:
+        raise SeqmodelsError(f"{run_dir / 'vocab.json'}: {vocab_size} tokens, but the model "
+                             f"predicts {out_dim}")
+    check_model(model, str(run_dir / "model.keras"), "int", vocab_size)
+    return model
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -78,10 +88,5 @@ def load_run(run_dir: str | Path) -> Run:
                                  f"then")
         raise SeqmodelsError(f"{run_dir / 'model.keras'}: file not found (the run has no "
                              f"trained model yet; seqmodels train --resume {run_dir} makes one)")
-    model = load_model(run_dir / "model.keras")
-    out_dim = model.outputs[0].shape[-1]
-    if out_dim != len(vocab):
-        raise SeqmodelsError(
-            f"{run_dir / 'vocab.json'}: {len(vocab)} tokens, but the model predicts {out_dim}"
-        )
+    model = load_language_model(run_dir, len(vocab))
     return Run(run_dir, config, vocab, model, read_history(run_dir))

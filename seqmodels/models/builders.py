@@ -85,6 +85,34 @@ def build_regression_model(
     return keras.Model(series, forecast, name=f"{config.cell}_regression_model")
 
 
+def check_model(model: keras.Model, where: str, inputs: str, outputs: int) -> None:
+    """Refuse a loaded model that seqmodels did not build: one input of token ids ("int") or
+    series ("float"), plain layers only, recurrent layers rnn_0..rnn_{N-1} of the three cells,
+    and `outputs` values in the last axis of its one output."""
+    allowed = (keras.layers.InputLayer, keras.layers.Embedding, keras.layers.Dropout,
+               keras.layers.Dense, *CELLS.values())
+    odd = next((layer for layer in model.layers if type(layer) not in allowed), None)
+    if odd is not None:
+        raise SeqmodelsError(f"{where}: its layer {odd.name!r} is a {type(odd).__name__}, which "
+                             f"a seqmodels model does not have; seqmodels uses the models it "
+                             f"trains")
+    names = sorted(layer.name for layer in model.layers if isinstance(layer, keras.layers.RNN))
+    if not names or names != sorted(f"rnn_{i}" for i in range(len(names))):
+        raise SeqmodelsError(f"{where}: its recurrent layers are {names or 'none'}, not "
+                             f"rnn_0, rnn_1, ... as seqmodels names them; seqmodels uses the "
+                             f"models it trains")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise SeqmodelsError(f"{where}: {len(model.inputs)} input(s) and {len(model.outputs)} "
+                             f"output(s); a seqmodels model has one of each")
+    dtype = str(model.inputs[0].dtype)
+    if ("int" in dtype) != (inputs == "int"):
+        raise SeqmodelsError(f"{where}: its input is {dtype}, not "
+                             f"{'token ids' if inputs == 'int' else 'numbers'}")
+    if model.outputs[0].shape[-1] != outputs:
+        raise SeqmodelsError(f"{where}: the model predicts {model.outputs[0].shape[-1]} values "
+                             f"a step, not {outputs}")
+
+
 def recurrent_layers(model: keras.Model) -> list[keras.layers.RNN]:
     """The model's recurrent layers "rnn_0".."rnn_{N-1}", in order."""
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]

@@ -389,3 +389,36 @@ def test_a_damaged_scaler_is_refused(tmp_path, change, words):
     with pytest.raises(SeqmodelsError, match="scaler.json: damaged scaler") as info:
         read_scaler(tmp_path)
     assert words in str(info.value)
+
+
+# --- safe Keras models not shaped like ours -------------------------------------------------
+
+def _foreign(kind: str, vocab_size: int):
+    import keras
+
+    ids = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(vocab_size, 8)(ids)
+    if kind == "no-recurrent-layer":
+        x = keras.layers.Dense(8)(x)
+    elif kind == "default-names":
+        x = keras.layers.GRU(8, return_sequences=True)(x)
+    elif kind == "bidirectional":
+        x = keras.layers.Bidirectional(keras.layers.GRU(8, return_sequences=True), name="rnn_0")(x)
+    elif kind == "float-input":
+        ids = keras.Input((None, 4))
+        x = keras.layers.GRU(8, return_sequences=True, name="rnn_0")(ids)
+    return keras.Model(ids, keras.layers.Dense(vocab_size)(x))
+
+
+@pytest.mark.parametrize("command", [["evaluate", "{run}", "-q"], ["generate", "{run}", "-n", "3"],
+                                     ["diagnose", "{run}", "--batch-size", "2", "-T", "8"]])
+@pytest.mark.parametrize("kind, words", [
+    ("no-recurrent-layer", "recurrent layers are none"),
+    ("default-names", "recurrent layers are ['gru"),
+    ("bidirectional", "is a Bidirectional"),
+    ("float-input", "not token ids"),
+])
+def test_a_model_not_built_by_seqmodels_is_refused(run, command, kind, words):
+    vocab_size = len(json.loads((run / "vocab.json").read_text())["tokens"])
+    _foreign(kind, vocab_size).save(run / "model.keras")
+    one_line(invoke(*command, run=run), "model.keras", words)
