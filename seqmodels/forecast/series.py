@@ -191,7 +191,8 @@ def read_series(config: SeriesConfig) -> Series:
     values = pd.DataFrame({c: _numbers(frame[c], c, path) for c in config.columns})
     times, step, notes = None, None, []
     if config.time_column:
-        times = _times(frame[config.time_column], config.time_column, path)
+        times, note = _times(frame[config.time_column], config.time_column, path)
+        notes += [note] if note else []
         step = _check_order_and_step(times, lines, path, config.allow_irregular)
         if step is not None:
             values, times, lines, absent_n = _regular_grid(values, times, lines, step)
@@ -236,18 +237,37 @@ def _times(column, name: str, path: Path):
     """Timestamps (or plain numbers) of the time column; unparsable ones are an error."""
     pd = require_pandas()
     text = column.str.strip()
+    note = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        times = pd.to_datetime(text, errors="coerce")
-        if times.isna().any():
-            times = pd.to_datetime(text, errors="coerce", format="mixed")
+        try:
+            times = _to_datetime(pd, text)
+        except ValueError:  # offsets that differ from row to row (a daylight-saving change)
+            times = _to_datetime(pd, text, utc=True).dt.tz_localize(None)
+            note = "timestamps with different UTC offsets were converted to UTC"
+    if getattr(times.dt, "tz", None) is not None:  # one offset throughout: keep local times
+        note = f"the timestamps' UTC offset ({times.dt.tz}) is left out of the times shown"
+        times = times.dt.tz_localize(None)
     if times.isna().any():
         numbers = pd.to_numeric(text, errors="coerce")
         if numbers.notna().all():
-            return numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
+            bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(float)))
+            if len(bad):
+                raise SeqmodelsError(f"{path}: line {bad[0] + 2}: the time {text.iloc[bad[0]]!r} "
+                                     f"in column {name!r} is not a finite number")
+            times = numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
+            return times, None
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise SeqmodelsError(f"{path}: line {i + 2}: cannot read the time {text.iloc[i]!r} in "
                              f"column {name!r} ({int(times.isna().sum())} unreadable)")
+    return times, note
+
+
+def _to_datetime(pd, text, utc: bool = False):
+    """pd.to_datetime of each cell, unreadable ones NaT, formats mixed if need be."""
+    times = pd.to_datetime(text, errors="coerce", utc=utc)
+    if times.isna().any():
+        times = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
     return times
 
 

@@ -422,3 +422,36 @@ def test_a_model_not_built_by_seqmodels_is_refused(run, command, kind, words):
     vocab_size = len(json.loads((run / "vocab.json").read_text())["tokens"])
     _foreign(kind, vocab_size).save(run / "model.keras")
     one_line(invoke(*command, run=run), "model.keras", words)
+
+
+def _timed_csv(path, times):
+    path.write_text("t,y\n" + "".join(f"{t},{i % 7}\n" for i, t in enumerate(times)))
+    return path
+
+
+@pytest.mark.parametrize("offsets, outcome", [
+    (["+02:00"], "left out of the times shown"),  # one offset throughout: read as local time
+    (["+01:00", "+02:00"], "irregular timestamps"),  # a change of offset, converted to UTC
+])
+def test_timestamps_with_utc_offsets_are_read_or_refused_in_one_line(tmp_path, offsets, outcome):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    times = [f"2021-01-{d:02d}T00:00:00{offsets[d % len(offsets)]}" for d in range(1, 29)]
+    config = SeriesConfig(csv=str(_timed_csv(tmp_path / "tz.csv", times)), target="y",
+                          time_column="t")
+    if len(offsets) == 1:
+        series = read_series(config)
+        assert str(series.times.iloc[0]) == "2021-01-01 00:00:00" and outcome in series.notes[0]
+    else:
+        with pytest.raises(SeqmodelsError, match=outcome):
+            read_series(config)
+
+
+def test_a_non_finite_numeric_time_is_refused_naming_its_line(tmp_path):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    csv = _timed_csv(tmp_path / "inf.csv", [*range(40), "inf", *range(41, 60)])
+    with pytest.raises(SeqmodelsError, match="line 42: the time 'inf' .* not a finite number"):
+        read_series(SeriesConfig(csv=str(csv), target="y", time_column="t"))
