@@ -230,6 +230,12 @@ def _numbers(column, name: str, path: Path):
         examples = ", ".join(f"{v!r} (line {i + 2})" for i, v in text[bad].head(3).items())
         raise SeqmodelsError(f"{path}: column {name!r} is not numeric"
                              + (f": {examples}" if examples else ": it has no values"))
+    infinite = np.flatnonzero(np.isinf(numbers.to_numpy()))
+    if len(infinite):
+        i = int(infinite[0])
+        raise SeqmodelsError(f"{path}: line {i + 2}: column {name!r} holds {text.iloc[i]!r}, "
+                             f"not a finite number ({len(infinite)} such cell(s)); leave a cell "
+                             f"empty for a missing value")
     return numbers
 
 

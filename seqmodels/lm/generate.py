@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels.data.vocab import UNK, UNK_ID, Vocabulary
+from seqmodels.data.vocab import PAD, UNK, UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
 CHUNK = 256  # tokens per compiled call (~30 ms for one stream); a sample streams chunk by chunk
@@ -131,7 +131,9 @@ def default_prompt(vocab: Vocabulary, lines: list[str] | None = None,
     candidates = [line for line in (lines or []) if line.strip()]
     if candidates:
         line = candidates[int(rng.integers(len(candidates)))].lstrip()
-        return line[0] if level == "char" else line.split()[0]
+        first = line[0] if level == "char" else line.split()[0]
+        if first in vocab and first not in (PAD, UNK):  # the text may hold "<unk>" itself
+            return first
     return vocab.tokens[2] if len(vocab) > 2 else UNK
 
 

@@ -105,9 +105,14 @@ def writing(what: str, run_dir: Path, resume_command: str) -> Iterator[None]:
         yield
     except OSError as exc:
         reason = exc.strerror or str(exc)
+        if not run_dir.is_dir():
+            raise SeqmodelsError(f"could not write the {what}: the run directory {run_dir} no "
+                                 f"longer exists (deleted while training?); training stopped "
+                                 f"and nothing more could be kept") from None
+        where = f"{exc.filename}: " if exc.filename else ""
         raise SeqmodelsError(
-            f"could not write the {what} in {run_dir} ({reason}); the files already there are "
-            f"intact; make room and continue with: {resume_command}"
+            f"could not write the {what} in {run_dir} ({where}{reason}); the files already "
+            f"there are intact; make room and continue with: {resume_command}"
         ) from None
 
 

@@ -60,9 +60,14 @@ def run(task: Task, config: TrainConfig, run_dir: Path | None, resuming: bool, s
     settings is config.json's content; write_files writes the task's own files that the run
     directory lacks (a kill may have come before they were first written).
     """
-    if run_dir is None:
-        run_dir = default_run_dir(*name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    created = run_dir is None or not run_dir.exists()
+    try:
+        if run_dir is None:
+            run_dir = default_run_dir(*name)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SeqmodelsError(f"cannot create the run directory {run_dir or 'under runs/'} "
+                             f"({exc.strerror or exc})") from None
     task.resume_command = f"{task.command} --resume {run_dir}"
     with run_lock(run_dir):
         p = Progress()
@@ -71,13 +76,45 @@ def run(task: Task, config: TrainConfig, run_dir: Path | None, resuming: bool, s
             restore_latest(task, run_dir, p)  # none: killed before the first, so step 0
         else:
             check_new_run_dir(run_dir)  # again under the lock: a run may have started since
-            (run_dir / checkpoint.FOLDER).mkdir()
-        write_config(run_dir, settings)  # on resume: with the new epochs, budget...
-        write_files(run_dir)
-        write_records(task, run_dir, p)  # a kill may have come between checkpoint and CSV
-        if checkpoint.latest(run_dir) is None:
-            save(task, run_dir, p)  # step 0, so a kill or a NaN always has a checkpoint
+        try:
+            if not resuming:
+                (run_dir / checkpoint.FOLDER).mkdir()
+            write_config(run_dir, settings)  # on resume: with the new epochs, budget...
+            write_files(run_dir)
+            write_records(task, run_dir, p)  # a kill may have come between checkpoint and CSV
+            if checkpoint.latest(run_dir) is None:
+                save(task, run_dir, p)  # step 0, so a kill or a NaN always has a checkpoint
+        except (OSError, SeqmodelsError) as exc:
+            if isinstance(exc, OSError):
+                reason = (f"{exc.filename}: " if exc.filename else "") + (exc.strerror or str(exc))
+            else:
+                reason = str(exc)
+            if resuming:  # every file is replaced atomically: the old one is still whole
+                raise SeqmodelsError(f"could not write in {run_dir} ({reason}); the files "
+                                     f"already there are intact") from None
+            _undo_start(run_dir, created)
+            raise SeqmodelsError(f"could not start the run in {run_dir} ({reason}); nothing was "
+                                 f"kept there") from None
         return run_dir, fit(task, config, run_dir, p, show_progress, callback, log_every)
+
+
+def _undo_start(run_dir: Path, created: bool) -> None:
+    """Remove what a new run wrote before its first checkpoint (all of it is ours: the folder
+    was empty under the lock), and the folder itself when this run created it."""
+    import shutil
+
+    for name in ("config.json", "vocab.json", "scaler.json", "history.csv", "training.png"):
+        (run_dir / name).unlink(missing_ok=True)
+    folder = run_dir / checkpoint.FOLDER
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)
+    remove_stale_temporaries(run_dir)
+    if created:
+        (run_dir / ".lock").unlink(missing_ok=True)
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass  # something else is in it: leave it
 
 
 def run_as_worker(task: Task, config: TrainConfig, shared: Path | None, show_progress: bool = False,

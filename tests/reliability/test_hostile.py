@@ -455,3 +455,63 @@ def test_a_non_finite_numeric_time_is_refused_naming_its_line(tmp_path):
     csv = _timed_csv(tmp_path / "inf.csv", [*range(40), "inf", *range(41, 60)])
     with pytest.raises(SeqmodelsError, match="line 42: the time 'inf' .* not a finite number"):
         read_series(SeriesConfig(csv=str(csv), target="y", time_column="t"))
+
+
+def test_an_infinite_value_is_refused_naming_its_line_not_blamed_on_the_rate(tmp_path):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    csv = tmp_path / "inf.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{'inf' if i == 30 else i % 7}\n" for i in range(60)))
+    with pytest.raises(SeqmodelsError, match="line 32: column 'y' holds 'inf', not a finite"):
+        read_series(SeriesConfig(csv=str(csv), target="y", time_column="t"))
+
+
+def test_the_default_prompt_of_a_tiny_vocabulary_is_one_of_its_tokens():
+    from seqmodels.data.vocab import Vocabulary
+    from seqmodels.lm.generate import default_prompt
+
+    vocab = Vocabulary(["<pad>", "<unk>", " "])
+    lines = ["<unk><unk> <unk>", "<unk> <unk>"]  # what decoding a 3-token vocabulary gives
+    assert default_prompt(vocab, lines, np.random.default_rng(0)) == " "
+
+
+# --- misleading messages --------------------------------------------------------------------
+
+def test_a_disk_full_at_the_start_names_the_file_and_leaves_nothing(tmp_path, cat_text,
+                                                                      monkeypatch):
+    import errno
+
+    from seqmodels.training import session
+
+    def full(run_dir, settings):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "config.json"))
+
+    monkeypatch.setattr(session, "write_config", full)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    out = tmp_path / "new"
+    line = one_line(invoke("train", corpus, "--out", out, "--layers", "1", "--units", "8",
+                           "-T", "16", "--batch-size", "8", "-q"),
+                    "could not start the run", "config.json: No space left on device",
+                    "nothing was kept")
+    assert "a file" not in line
+    assert not out.exists()
+
+
+def test_a_run_directory_deleted_while_training_is_not_called_intact(tmp_path, cat_text):
+    from seqmodels import DataConfig, ModelConfig, TrainConfig, train
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    out = tmp_path / "gone"
+
+    def delete(info):
+        if info["global_step"] == 2:
+            shutil.rmtree(out)
+
+    with pytest.raises(SeqmodelsError, match="no longer exists") as info:
+        train(DataConfig(corpus=[str(corpus)]), ModelConfig(layers=1, units=8, embedding_dim=4),
+              TrainConfig(epochs=1, batch_size=8, seq_len=16, steps_per_epoch=4,
+                          checkpoint_every=1), out=out, callback=delete)
+    assert "intact" not in str(info.value)
