@@ -85,7 +85,8 @@ def load_model(path: Path):
 
     keras = import_keras()
     if not path.is_file():
-        raise SeqmodelsError(f"{path}: file not found")
+        raise SeqmodelsError(f"{path}: " + ("not a regular file, so seqmodels does not read it"
+                                            if path.exists() else "file not found"))
     if not zipfile.is_zipfile(path):
         raise SeqmodelsError(f"{path}: not a complete .keras file (truncated or damaged)")
     try:
