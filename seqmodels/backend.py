@@ -25,6 +25,8 @@ def import_tf():
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
     with contextlib.nullcontext() if verbose else _native_stderr_muted():
         import tensorflow as tf
@@ -34,8 +36,20 @@ def import_tf():
 
 
 def import_keras():
-    """Return the keras module, TensorFlow imported quietly first."""
+    """Return the keras module on its TensorFlow backend, TensorFlow imported quietly first.
+
+    seqmodels' steps, checkpoints and data pipeline are TensorFlow's, so KERAS_BACKEND (or
+    ~/.keras/keras.json) naming jax or torch is overridden for this process; a Keras already
+    imported on another backend is refused with one line.
+    """
     import_tf()
     import keras
 
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        from seqmodels.errors import SeqmodelsError
+
+        raise SeqmodelsError(f"seqmodels runs on Keras' TensorFlow backend, but Keras was "
+                             f"already imported with the {backend} backend; import seqmodels "
+                             f"models before anything imports keras, or unset KERAS_BACKEND")
     return keras
