@@ -106,7 +106,8 @@ def _check_options(ctx: click.Context, csv: str | None, kw: dict) -> None:
 def _summary(run) -> str:
     """How training ended, the best validation error in original units, and what next."""
     how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
-           "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
+           "early-stopping": "stopped early (no better validation loss)",
+           "callback": "stopped by a callback"}[run.stop_reason]
     best = run.best_val_loss
     figures = (f"best validation RMSE {math.sqrt(best):.4f} scaled = {run.best_val_rmse:.4g} "
                f"{run.series.target} units" if best is not None else "nothing validated yet")

@@ -79,7 +79,8 @@ def run_summary(run) -> str:
     """One paragraph: how training ended, the best validation figures, where, what next."""
     best = run.best_val_loss
     how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
-           "early-stopping": "stopped early (no better validation loss)"}[run.stop_reason]
+           "early-stopping": "stopped early (no better validation loss)",
+           "callback": "stopped by a callback"}[run.stop_reason]
     unit = "char" if run.config["data"].get("level") == "char" else "token"
     last = run.history[-1] if run.history else {}
     done = (f"after {int(last['global_step']):,} steps ({int(last['tokens']):,} tokens, epoch "

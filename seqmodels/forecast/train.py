@@ -26,7 +26,7 @@ from seqmodels.models.config import ModelConfig
 from seqmodels.models.saving import save_model_atomic
 from seqmodels.training import session
 from seqmodels.training.config import TrainConfig
-from seqmodels.training.loop import Task
+from seqmodels.training.loop import Task, keras_callbacks
 from seqmodels.training.progress import StepCallback
 from seqmodels.training.rundir import versions
 from seqmodels.training.session import check_run_dir, check_same_source, stored_settings
@@ -64,11 +64,13 @@ def train_forecaster(
     on_nan: str | None = None,
     log_every: int | None = None,
     xla: bool | None = None,
+    callbacks: list | None = None,
 ) -> ForecastRun:
     """Train a forecasting model into a run directory (or resume one) and return the run.
 
     model defaults to default_model(), config to default_train_config(); epochs, max_time,
-    on_nan and xla override the config (also a resumed run's).
+    on_nan and xla override the config (also a resumed run's); callbacks are Keras callbacks
+    the loop drives (see seqmodels.lm.train.train).
     """
     overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
     stored = None
@@ -134,7 +136,8 @@ def train_forecaster(
     task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
                 "seqmodels forecast train", val_metrics=series_metrics,
                 loss_label="mean squared error (scaled)",
-                val_tokens=x_val.shape[0] * x_val.shape[1], batch_tokens=B * x_train.shape[1])
+                val_tokens=x_val.shape[0] * x_val.shape[1], batch_tokens=B * x_train.shape[1],
+                callbacks=keras_callbacks(callbacks, net, config.epochs, steps))
     if resume is not None:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:

@@ -17,7 +17,7 @@ from seqmodels.models.saving import save_model_atomic
 from seqmodels.training import checkpoint, session
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.distribute import cluster_errors, make_distribution, make_train_step, scope
-from seqmodels.training.loop import Task
+from seqmodels.training.loop import Task, keras_callbacks
 from seqmodels.training.progress import StepCallback
 from seqmodels.training.rundir import versions
 from seqmodels.training.session import check_run_dir, check_same_source, stored_settings
@@ -65,6 +65,7 @@ def train(
     workers_spec: str | None = None,
     worker_index: int | None = None,
     xla: bool | None = None,
+    callbacks: list | None = None,
 ) -> Run:
     """Train a language model into a run directory (or resume one) and return the run.
 
@@ -72,7 +73,9 @@ def train(
     line to stderr every that many steps; workers overrides the tokenizing processes.
     strategy is default, mirrored or multi-worker (workers_spec/worker_index or TF_CONFIG);
     a worker that is not the chief writes nothing to the run directory and returns a Run
-    whose path is None.
+    whose path is None. callbacks: keras.callbacks.Callback objects (CSVLogger, LambdaCallback,
+    a tracker's) that the loop drives with the usual events and logs; setting
+    model.stop_training in one stops the run as a budget would (weights validated and kept).
     """
     overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
     if resume is not None:
@@ -95,11 +98,12 @@ def train(
     again = f"--resume {resume}" if resume is not None else "--resume RUN"
     with cluster_errors(dist, f"seqmodels train {again}"):
         return _train(dist, data, model, config, out, resume, stored, cache_dir, progress,
-                      callback, log_every, workers)
+                      callback, log_every, workers, callbacks)
 
 
 def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out, resume,
-           stored: dict | None, cache_dir, progress, callback, log_every, workers) -> Run:
+           stored: dict | None, cache_dir, progress, callback, log_every, workers,
+           callbacks=None) -> Run:
     """train() once the settings are checked and the strategy exists."""
     from seqmodels.backend import import_keras, import_tf
     from seqmodels.models.builders import build_language_model, reset_states
@@ -179,7 +183,9 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
                 val_metrics=language_metrics, loss_label="cross-entropy (nats/token)",
                 val_tokens=len(val) - 1, batch_tokens=B * T,
                 start_epoch=(lambda: reset_states(net)) if config.stateful else None,
-                distribution=dist, batch_size=B)
+                distribution=dist, batch_size=B,
+                callbacks=keras_callbacks(callbacks, net, config.epochs, steps) if chief
+                else None)
     if not chief:
         settings = {"data": data.to_json(), "model": model.to_json(),
                     "train": config.to_json(), "vocab_size": len(prepared.vocab)}

@@ -57,6 +57,7 @@ class Task:
     distribution: Any = None  # a distribute.Distribution under --strategy mirrored/multi-worker
     batch_size: int = 0  # the global batch, for the token counts of distributed batches
     resume_command: str = ""  # e.g. "seqmodels train --resume runs/x", set by the session
+    callbacks: Any = None  # a keras.callbacks.CallbackList driven by the loop, or None
 
     def batches(self, epoch: int, start: int):
         """The epoch's batches from step `start` on, split over the replicas if distributed."""
@@ -122,6 +123,10 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progre
     clock = _Clock(p.seconds)
     if show_progress:
         _announce(task, config, run_dir, p)
+    keras_callbacks = task.callbacks
+    if keras_callbacks is not None:
+        task.net.stop_training = False
+        keras_callbacks.on_train_begin()
     with _stop_requests() as stop:
         while True:
             try:
@@ -130,6 +135,8 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progre
                 break
             except _NonFinite as exc:
                 _roll_back_or_stop(task, config, run_dir, p, str(exc))
+    if keras_callbacks is not None:
+        keras_callbacks.on_train_end(_logs(p.history[-1]) if p.history else {})
     if reason == "signal":
         code = 130 if stop["signal"] == signal.SIGINT else 143
         raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
@@ -234,6 +241,8 @@ def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats
     from tqdm import tqdm
 
     carried = checkpoint.carried_states(task.net)  # validation must not disturb them
+    if task.callbacks is not None:
+        task.callbacks.on_test_begin()
     val_loss = task.validate()
     checkpoint.set_carried_states(task.net, carried)
     p.seconds = clock.run_seconds()
@@ -250,6 +259,8 @@ def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats
                 and p.epochs_without_improvement % config.plateau_patience == 0):
             p.plateau_lr = lr / p.lr_scale * config.decay_factor
     row = p.history[-1]
+    if task.callbacks is not None:
+        task.callbacks.on_test_end({"loss": val_loss, **metrics})
     _log(board, p.global_step, {f"validation/{k}": row[k] for k in
                                 ("val_loss", *metrics, "tokens_per_s")})
     if show_progress:
@@ -277,9 +288,12 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
     def checkpoint_now() -> None:
         p.seconds = clock.run_seconds()
         save(task, run_dir, p, stats)
+    keras_callbacks = task.callbacks
     for epoch in range(p.epoch, config.epochs):
         if task.start_epoch is not None and p.step == 0:
             task.start_epoch()
+        if keras_callbacks is not None:
+            keras_callbacks.on_epoch_begin(epoch)
         bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="step", leave=False, disable=None if show_progress else True)
         with bar:
@@ -288,6 +302,8 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                 lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
                                  clock.process_seconds()) * p.lr_scale
                 task.optimizer.learning_rate.assign(lr)
+                if keras_callbacks is not None:
+                    keras_callbacks.on_train_batch_begin(p.step)
                 t0 = time.perf_counter()
                 loss, norm, finite = task.train_step(x, y)
                 loss, norm = float(loss), float(norm)
@@ -317,10 +333,15 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                 if callback is not None:
                     callback({"epoch": epoch, "step": p.step, "global_step": p.global_step,
                               "loss": loss, "grad_norm": norm, "lr": lr})
+                if keras_callbacks is not None:
+                    keras_callbacks.on_train_batch_end(p.step - 1, {"loss": loss,
+                                                                    "grad_norm": norm, "lr": lr})
                 if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                     checkpoint_now()
-                code = task.stop_code(stop, bool(config.max_time) and
-                                      clock.process_seconds() >= config.max_time)
+                asked = keras_callbacks is not None and bool(task.net.stop_training)
+                out_of_time = bool(config.max_time) and (
+                    clock.process_seconds() >= config.max_time)
+                code = task.stop_code(stop, out_of_time or asked)
                 if validation_due(p, every, steps, stopping=bool(code)) and (
                         code or p.step < steps):  # (an epoch's end validates below)
                     stats = _validate(task, config, run_dir, p, stats, lr, epoch, p.step, clock,
@@ -333,18 +354,41 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                         return "early-stopping"
                 if code:
                     checkpoint_now()
-                    return "signal" if code == SIGNAL else "max-time"
+                    return ("signal" if code == SIGNAL else "max-time" if out_of_time
+                            else "callback")
         if validation_due(p, every, steps):  # the epoch's end
             stats = _validate(task, config, run_dir, p, stats, lr, epoch, steps, clock, board,
                               show_progress)
         p.epoch, p.step = epoch + 1, 0
         checkpoint_now()
         write_records(task, run_dir, p)
+        if keras_callbacks is not None:
+            keras_callbacks.on_epoch_end(epoch, _logs(p.history[-1]))
         if config.patience and p.epochs_without_improvement >= config.patience:
             return "early-stopping"
         if task.stop_code(stop, False) == SIGNAL:
             return "signal"
     return "completed"
+
+
+def keras_callbacks(callbacks: list | None, net, epochs: int, steps: int):
+    """A keras.callbacks.CallbackList over the user's callbacks for the loop to drive, or None."""
+    if not callbacks:
+        return None
+    from seqmodels.backend import import_keras
+
+    keras = import_keras()
+    odd = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
+    if odd:
+        raise SeqmodelsError(f"callbacks must be keras.callbacks.Callback objects, not "
+                             f"{type(odd[0]).__name__}")
+    return keras.callbacks.CallbackList(list(callbacks), add_history=False, add_progbar=False,
+                                        model=net, epochs=epochs, steps=steps, verbose=0)
+
+
+def _logs(row: dict) -> dict:
+    """Keras callback logs of a history row: loss, val_loss, the task's metrics, lr, ..."""
+    return {k: v for k, v in row.items() if k not in ("epoch", "step")}
 
 
 def write_records(task: Task, run_dir: Path, p: Progress) -> None:
