@@ -42,8 +42,8 @@ def _columns(ctx, param, value: str | None) -> list[str]:
 def forecast() -> None:
     """Forecast numeric time series from CSV files with LSTM/GRU/SimpleRNN regression.
 
-    CSV is a file path or a built-in series (co2, sunspots, nile: real data shipped in the
-    statsmodels wheel). Needs the extra: pip install 'seqmodels[forecast]'.
+    CSV is a file path or a built-in series (co2, sunspots, nile: real public-domain data
+    installed with seqmodels). Needs the extra: pip install 'seqmodels[forecast]'.
     """
 
 
@@ -169,7 +169,7 @@ def predict(run, csv) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def data(name, out, force) -> None:
-    """Copy a built-in series (the CSV inside the installed statsmodels wheel) to a file."""
+    """Copy a built-in series (a CSV installed with seqmodels) to a file."""
     from pathlib import Path
 
     from seqmodels.files import write_text_atomic

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,23 +23,20 @@ SHOWN = 5  # rows listed in a report
 
 @dataclass(frozen=True)
 class BuiltinSeries:
-    """A real series shipped inside an installed wheel (nothing is downloaded)."""
+    """A real, public-domain series shipped in seqmodels/forecast/data (see its README)."""
 
-    package: str
-    path: str  # inside the package
     time_column: str
     target: str
     about: str
 
 
 BUILTIN_SERIES = {
-    "co2": BuiltinSeries("statsmodels", "datasets/co2/co2.csv", "date", "co2",
+    "co2": BuiltinSeries("date", "co2",
                          "weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (59 gaps)"),
-    "sunspots": BuiltinSeries("statsmodels", "datasets/sunspots/sunspots.csv", "YEAR",
-                              "SUNACTIVITY", "yearly sunspot numbers, 1700-2008"),
-    "nile": BuiltinSeries("statsmodels", "datasets/nile/nile.csv", "year", "volume",
-                          "yearly Nile flow at Aswan, 1871-1970"),
+    "sunspots": BuiltinSeries("YEAR", "SUNACTIVITY", "yearly sunspot numbers, 1700-2008"),
+    "nile": BuiltinSeries("year", "volume", "yearly Nile flow at Aswan, 1871-1970"),
 }
+DATA_FOLDER = Path(__file__).parent / "data"
 EXTRA_HINT = "pip install 'seqmodels[forecast]'"
 
 
@@ -54,15 +50,11 @@ def require_pandas():
 
 
 def builtin_path(name: str) -> Path:
-    """The installed file of a built-in series (found without importing its package)."""
-    spec = BUILTIN_SERIES[name]
-    found = importlib.util.find_spec(spec.package)
-    if found is None or not found.origin:
-        raise SeqmodelsError(f"the built-in series {name!r} comes from {spec.package}: "
-                             f"{EXTRA_HINT}")
-    path = Path(found.origin).parent / spec.path
-    if not path.is_file():
-        raise SeqmodelsError(f"{path}: the installed {spec.package} lacks this file")
+    """The CSV file of a built-in series, installed with seqmodels."""
+    path = DATA_FOLDER / f"{name}.csv"
+    if name not in BUILTIN_SERIES or not path.is_file():
+        raise SeqmodelsError(f"{path}: this seqmodels installation lacks the built-in series "
+                             f"{name!r}; reinstall seqmodels")
     return path
 
 

@@ -406,7 +406,8 @@ def _tensorboard(run_dir: Path):
     from seqmodels.backend import import_tf
 
     if importlib.util.find_spec("tensorboard") is None:
-        raise SeqmodelsError("--tensorboard needs the tensorboard package: pip install tensorboard")
+        raise SeqmodelsError("--tensorboard needs the tensorboard package: pip install "
+                             "'seqmodels[tensorboard]'")
     return import_tf().summary.create_file_writer(str(run_dir / "tensorboard"))
 
 

@@ -175,7 +175,6 @@ def test_without_pandas_the_error_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_data_writes_the_bundled_series(tmp_path):
-    pytest.importorskip("statsmodels")
     from seqmodels.forecast.series import builtin_path
 
     out = tmp_path / "co2.csv"

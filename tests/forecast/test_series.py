@@ -193,12 +193,11 @@ def test_baselines_and_metrics_by_hand():
     assert m["smape"] == pytest.approx(100 * (2 / 3) / 2)
 
 
-def test_builtin_co2_is_read_from_the_installed_statsmodels(tmp_path):
-    pytest.importorskip("statsmodels")
-    import statsmodels
+def test_builtin_co2_is_read_from_seqmodels_own_data(tmp_path):
+    import seqmodels
 
     path = builtin_path("co2")
-    assert path.is_relative_to(__import__("pathlib").Path(statsmodels.__file__).parent)
+    assert path.is_relative_to(__import__("pathlib").Path(seqmodels.__file__).parent)
     series = read_series(SeriesConfig(csv="co2").with_defaults())
     assert len(series) == 2284 and int(series.values["co2"].isna().sum()) == 59
     assert str(series.step) == "7 days 00:00:00" and infer_season(series.step) == 52
