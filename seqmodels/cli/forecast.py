@@ -10,6 +10,7 @@ import click
 from seqmodels.cli.options import (
     check_clip_options,
     check_resume_options,
+    config_file_option,
     config_from,
     model_options,
     optimizer_options,
@@ -48,6 +49,7 @@ def forecast() -> None:
 
 
 @forecast.command()
+@config_file_option
 @click.argument("csv", required=False)
 @click.option("--time-column", default=None,
               help="Column of timestamps (or numbers) [default: the built-in's; none: row order].")

@@ -68,7 +68,7 @@ def main() -> None:
     import warnings
 
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
-    cli(prog_name="seqmodels")
+    cli(prog_name="seqmodels", auto_envvar_prefix="SEQMODELS")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,7 +42,8 @@ T = TypeVar("T")
 
 # options that say how this process runs, not what is trained: free to differ on --resume
 PROCESS_OPTIONS = frozenset({"resume", "log_every", "quiet", "cache_dir", "workers", "strategy",
-                             "workers_spec", "worker_index"})
+                             "workers_spec", "worker_index", "sample_every", "sample_prompt",
+                             "sample_temperature", "sample_length"})
 RESUME_MAY_CHANGE = PROCESS_OPTIONS | set(RESUMABLE)
 
 
@@ -95,11 +96,52 @@ def config_from(cls: type[T], kw: dict[str, Any], **fixed: Any) -> T:
 
 
 def given_options(ctx: click.Context) -> set[str]:
-    """The names of the options (not arguments) typed on the command line."""
+    """The names of the options (not arguments) given: on the command line, in a SEQMODELS_*
+    environment variable or in the --config file."""
     from click.core import ParameterSource
 
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT,
+             ParameterSource.DEFAULT_MAP)
     return {p.name for p in ctx.command.params if isinstance(p, click.Option)
-            and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE}
+            and ctx.get_parameter_source(p.name) in given}
+
+
+MAX_CONFIG_FILE_BYTES = 2**20
+
+
+def _read_config_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--config FILE.toml: its keys become the command's defaults (the command line and
+    SEQMODELS_* variables still win); unknown keys are refused, naming them."""
+    if value is None:
+        return
+    import tomllib
+
+    from seqmodels.files import read_regular
+
+    try:
+        data = tomllib.loads(read_regular(value, MAX_CONFIG_FILE_BYTES).decode("utf-8"))
+    except SeqmodelsError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise click.BadParameter(f"{value}: not a TOML file ({exc})", ctx, param) from None
+    names = {p.name: p for p in ctx.command.params if p.name != param.name}
+    settings = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(k for k in settings if k not in names)
+    if unknown:
+        raise click.BadParameter(f"{value}: unknown key(s) {', '.join(unknown)} (the keys are "
+                                 f"the command's options, e.g. max-time = \"10m\")", ctx, param)
+    for key, v in settings.items():  # TOML lists for multiple options and arguments only
+        if isinstance(v, (dict, list)) and not (isinstance(v, list) and (
+                names[key].multiple or names[key].nargs != 1)):
+            raise click.BadParameter(f"{value}: {key} must be a single value", ctx, param)
+    ctx.default_map = {**(ctx.default_map or {}), **settings}
+
+
+config_file_option = click.option(
+    "--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+    callback=_read_config_file,
+    help="TOML file of option values (keys as the options: lr = 0.004, max-time = \"10m\"); "
+         "the command line and SEQMODELS_* environment variables win.")
 
 
 def check_resume_options(ctx: click.Context, kw: dict, argument: str, given_argument: bool

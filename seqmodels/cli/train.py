@@ -7,8 +7,10 @@ import math
 import click
 
 from seqmodels.cli.options import (
+    Finite,
     check_clip_options,
     check_resume_options,
+    config_file_option,
     config_from,
     data_config_from,
     data_options,
@@ -27,6 +29,7 @@ from seqmodels.training.config import TrainConfig
 
 
 @click.command()
+@config_file_option
 @data_options
 @model_options(ModelConfig())
 @optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
@@ -34,7 +37,16 @@ from seqmodels.training.config import TrainConfig
 @run_options(TrainConfig())
 @resume_options("<cell>-<level>")
 @distribution_options
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
+@click.option("--sample-every", type=click.IntRange(min=0), default=None,
+              help="Print a short sample every N steps and append it to samples.txt in the run "
+                   "(0: never). Default: at every validation, none with --quiet.")
+@click.option("--sample-prompt", default=None,
+              help="Prompt of those samples (default: a newline, if the vocabulary has one).")
+@click.option("--sample-temperature", type=Finite(min=0), multiple=True, default=(0.8,),
+              show_default=True, help="Temperature of those samples; repeat for several.")
+@click.option("--sample-length", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Tokens in each of those samples.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars, samples or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
     ctx = click.get_current_context()
@@ -46,6 +58,7 @@ def train(**kw) -> None:
                     progress=not kw["quiet"], log_every=kw["log_every"],
                     workers=kw["workers"], strategy=kw["strategy"],
                     workers_spec=kw["workers_spec"], worker_index=kw["worker_index"],
+                    callbacks=_sampling(kw),
                     **(resume_overrides(ctx, kw) if kw["resume"] else {}))
     if run.path is None:  # a worker that is not the chief
         if not kw["quiet"]:
@@ -55,6 +68,18 @@ def train(**kw) -> None:
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
     click.echo(str(run.path))
+
+
+def _sampling(kw: dict) -> list:
+    """The samples-while-training callback the options ask for ([] for none)."""
+    every = kw["sample_every"]
+    if every == 0 or (every is None and kw["quiet"]):
+        return []
+    from seqmodels.lm.samples import SampleCallback
+
+    return [SampleCallback(every, kw["sample_prompt"], kw["sample_temperature"],
+                           kw["sample_length"], seed=kw.get("seed") or 0,
+                           show=not kw["quiet"])]
 
 
 def _check_train_options(ctx: click.Context, kw: dict) -> None:

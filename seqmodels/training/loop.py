@@ -126,6 +126,7 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progre
     keras_callbacks = task.callbacks
     if keras_callbacks is not None:
         task.net.stop_training = False
+        keras_callbacks.set_params({**(keras_callbacks.params or {}), "run_dir": str(run_dir)})
         keras_callbacks.on_train_begin()
     with _stop_requests() as stop:
         while True:
@@ -334,8 +335,8 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                     callback({"epoch": epoch, "step": p.step, "global_step": p.global_step,
                               "loss": loss, "grad_norm": norm, "lr": lr})
                 if keras_callbacks is not None:
-                    keras_callbacks.on_train_batch_end(p.step - 1, {"loss": loss,
-                                                                    "grad_norm": norm, "lr": lr})
+                    keras_callbacks.on_train_batch_end(p.step - 1, {
+                        "loss": loss, "grad_norm": norm, "lr": lr, "global_step": p.global_step})
                 if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                     checkpoint_now()
                 asked = keras_callbacks is not None and bool(task.net.stop_training)

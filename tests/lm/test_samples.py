@@ -1,0 +1,45 @@
+"""Samples while training: every N steps or at each validation, printed and kept in
+samples.txt; none with --quiet."""
+
+from click.testing import CliRunner
+
+from seqmodels.cli.main import cli
+from seqmodels.data.config import DataConfig
+from seqmodels.lm.samples import SAMPLES_FILE, SampleCallback
+from seqmodels.lm.train import train
+from seqmodels.models.config import ModelConfig
+from seqmodels.training.config import TrainConfig
+
+SMALL = ["--layers", "1", "--units", "16", "--embedding-dim", "8", "-T", "16", "--batch-size",
+         "8", "--epochs", "1", "--steps-per-epoch", "6", "--eval-every", "3"]
+
+
+def entries(run_dir):
+    text = (run_dir / SAMPLES_FILE).read_text(encoding="utf-8")
+    return [block.split("\n", 1) for block in text.split("--- ")[1:]]
+
+
+def test_every_n_steps_at_each_temperature(tmp_path, cyclic):
+    callback = SampleCallback(every=2, prompt="abc", temperatures=(0.0, 1.0), length=24,
+                              show=False)
+    run = train(DataConfig(corpus=[str(cyclic)]), ModelConfig(layers=1, units=16,
+                                                             embedding_dim=8),
+                TrainConfig(epochs=1, batch_size=8, seq_len=16, steps_per_epoch=6),
+                out=tmp_path / "run", callbacks=[callback])
+    got = entries(run.path)
+    assert [head for head, _ in got] == [f"step {s}, temperature {t}" for s in (2, 4, 6)
+                                         for t in ("0", "1")]
+    for _, text in got:
+        assert text.startswith("abc") and len(text.rstrip("\n")) == 3 + 24
+
+
+def test_the_cli_samples_at_validations_and_not_when_quiet(tmp_path, cyclic):
+    result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", str(tmp_path / "a"),
+                                      *SMALL, "--sample-length", "10"])
+    assert result.exit_code == 0, result.output
+    assert [head for head, _ in entries(tmp_path / "a")] == [
+        "step 3, temperature 0.8", "step 6, temperature 0.8"]
+    assert "sample at step 3 (temperature 0.8): " in result.stderr
+    quiet = CliRunner().invoke(cli, ["train", str(cyclic), "--out", str(tmp_path / "q"), *SMALL,
+                                     "-q"])
+    assert quiet.exit_code == 0 and not (tmp_path / "q" / SAMPLES_FILE).exists()
