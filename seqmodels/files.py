@@ -90,6 +90,9 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -101,6 +104,24 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def check_output(path: str | Path, force: bool) -> Path:
+    """A path a command may write a file to: new, or (with force) a regular file or a link
+    (the link itself is replaced); never a device, FIFO or folder, even with force."""
+    path = Path(path)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise SeqmodelsError(f"{path}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise SeqmodelsError(f"{path} exists and is not a regular file; seqmodels writes only "
+                             f"files: choose another path")
+    if not force:
+        raise SeqmodelsError(f"{path} exists; pass --force to replace it")
+    return path
 
 
 def temporary_folder(beside: Path) -> Path:

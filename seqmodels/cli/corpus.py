@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from seqmodels.cli.options import data_config_from, data_options, window_options
-from seqmodels.errors import SeqmodelsError
 from seqmodels.training.config import TrainConfig
 
 
@@ -49,10 +48,9 @@ def corpus(**kwargs) -> None:
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
     from seqmodels.data.prepare import corpus_text
-    from seqmodels.files import write_text_atomic
+    from seqmodels.files import check_output, write_text_atomic
 
-    if path.exists() and not force:
-        raise SeqmodelsError(f"{path} exists; pass --force to replace it")
+    check_output(path, force)
     text = corpus_text(config, config.corpus)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)

@@ -34,11 +34,12 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
               help="Seed for the initialisation and the choice of windows.")
 @click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
               help="Write a log-scale PNG of the norms here.")
+@click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_scale, seed, plot,
-             cache_dir, as_json) -> None:
+             force, cache_dir, as_json) -> None:
     """Measure ||dL_T/dh_t|| back through time: vanishing, exploding or healthy gradients.
 
     With RUN, the top recurrent layer of that trained run on windows of its own corpus;
@@ -58,6 +59,10 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
         if given:
             names = ", ".join("--" + n.replace("_", "-") for n in given)
             raise click.UsageError(f"{names} describe fresh models; a RUN uses its own")
+    if plot:
+        from seqmodels.files import check_output
+
+        check_output(plot, force)
     chosen = parse_cells(cells)
     result = run_diagnosis(chosen, run=run, data=DataConfig(corpus=list(corpus), level=level),
                            units=units, seq_len=seq_len, batch_size=batch_size, seed=seed,

@@ -20,7 +20,6 @@ from seqmodels.cli.options import (
     splits_option,
     train_config_from,
 )
-from seqmodels.errors import SeqmodelsError
 from seqmodels.forecast.defaults import default_model, default_train_config
 from seqmodels.forecast.series import BUILTIN_SERIES, MISSING_POLICIES, SeriesConfig
 from seqmodels.models.config import ModelConfig
@@ -126,8 +125,9 @@ def _summary(run) -> str:
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Where to write the test-split plot [default: RUN/forecast-test.png].")
 @click.option("--no-plot", is_flag=True, help="Write no plot.")
+@click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(run, csv, season, plot, no_plot, as_json) -> None:
+def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
     """MAE, RMSE, sMAPE on the test split (original units) next to naive baselines.
 
     CSV defaults to the file the run was trained on; another file is split the same way and
@@ -136,9 +136,12 @@ def evaluate(run, csv, season, plot, no_plot, as_json) -> None:
     _needs_pandas()
     from pathlib import Path
 
+    from seqmodels.files import check_output
     from seqmodels.forecast.evaluate import evaluate_forecast, format_evaluation
     from seqmodels.forecast.run import load_forecast_run
 
+    if plot and not no_plot:
+        check_output(plot, force)
     loaded = load_forecast_run(run)
     where = None if no_plot else (plot or Path(run) / "forecast-test.png")
     report = evaluate_forecast(loaded, csv, season=season, plot=where)
@@ -174,12 +177,10 @@ def data(name, out, force) -> None:
     """Copy a built-in series (a CSV installed with seqmodels) to a file."""
     from pathlib import Path
 
-    from seqmodels.files import write_text_atomic
+    from seqmodels.files import check_output, write_text_atomic
     from seqmodels.forecast.series import BUILTIN_SERIES, builtin_path
 
-    target = Path(out)
-    if target.exists() and not force:
-        raise SeqmodelsError(f"{target} exists; pass --force to replace it")
+    target = check_output(Path(out), force)
     source = builtin_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, source.read_text(encoding="utf-8"))

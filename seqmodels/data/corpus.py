@@ -93,6 +93,8 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
         return [Source("kjv")]
     sources: list[Source] = []
     for spec in specs:
+        if not str(spec).strip():
+            raise SeqmodelsError("an empty corpus path was given; name a file, folder or glob")
         path = Path(spec).expanduser()
         if path.is_file():
             sources.append(Source(str(path), path))

@@ -189,7 +189,15 @@ def diagnose_model(model: Any, x: np.ndarray, y: np.ndarray, label: str, layer: 
 
     rl = recurrent_layers(model)[layer]
     norms = gradient_norms(model, x, y, layer)
+    if not np.isfinite(norms).all():
+        raise SeqmodelsError(f"{label}: the gradient norms overflow float32 (first at distance "
+                             f"{int(np.flatnonzero(~np.isfinite(norms))[0])}), so there is no "
+                             f"figure to report; try a smaller --recurrent-scale or a shorter -T")
     slope, rate = fit_decay(norms)
+    if not (math.isfinite(slope) and math.isfinite(rate)):
+        raise SeqmodelsError(f"{label}: the gradient norms fall to 0 in float32 within -T "
+                             f"{len(norms)} steps (they vanish beyond measuring); try a shorter "
+                             f"-T or a larger --recurrent-scale")
     return CellDiagnosis(label, cell_name(rl), rl.units, norms.tolist(), slope, rate,
                          verdict(rate), spectral_radii(rl))
 
@@ -221,7 +229,11 @@ def fresh_model(cell: str, vocab_size: int, units: int, seed: int = 0,
     model = build_language_model(vocab_size, config)
     if recurrent_scale != 1.0:
         u = recurrent_layers(model)[0].cell.recurrent_kernel
-        u.assign(u * recurrent_scale)
+        scaled = np.asarray(u, np.float64) * recurrent_scale
+        if not np.isfinite(scaled.astype(np.float32)).all():
+            raise SeqmodelsError(f"--recurrent-scale {recurrent_scale:g} makes the recurrent "
+                                 f"kernel overflow float32; choose a smaller scale")
+        u.assign(scaled.astype(np.float32))
     return model
 
 
@@ -255,8 +267,11 @@ def diagnose(
     if run is not None:
         if prepared.vocab != loaded.vocab:
             raise SeqmodelsError(f"{run}: the run's corpus has changed since training")
-        n = int(loaded.config["model"].get("layers", 1))
-        label = f"{Path(run).name} ({loaded.config['model']['cell']}, layer {n} of {n})"
+        from seqmodels.models.builders import cell_name, recurrent_layers
+
+        layers = recurrent_layers(loaded.model)  # what the model is, whatever config.json says
+        n = len(layers)
+        label = f"{Path(run).name} ({cell_name(layers[-1])}, layer {n} of {n})"
         result.cells.append(diagnose_model(loaded.model, x, y, label))
         return result
     for cell in cells or list(DEFAULT_CELLS):

@@ -4,6 +4,7 @@ on the same test windows, a plot, and the next H values after the end of a file.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,11 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     if season:
         forecasts[f"seasonal naive (m={season})"] = seasonal_naive(target, ends, H, season)
     results = {name: metrics(actual, f) for name, f in forecasts.items()}
+    bad = [name for name, m in results.items() if not all(map(math.isfinite, m.values()))]
+    if bad:
+        raise SeqmodelsError(f"the errors of the {bad[0]} forecast are not finite numbers: the "
+                             f"values overflow float64 once unscaled (check the run's "
+                             f"scaler.json and the CSV's magnitudes); nothing to report")
     naive = {k: v for k, v in results.items() if k != "model"}
     best = min(naive, key=lambda k: naive[k]["rmse"])
     report = {
@@ -90,8 +96,9 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         "window": W, "horizon": H, "test_rows": len(data.parts[2]),
         "test_windows": int(len(y)), "season": season, "metrics": results,
         "best_naive": best,
+        # None when the naive forecast is exact (a constant series): no ratio to give
         "skill": results["model"]["rmse"] / results[best]["rmse"]
-        if results[best]["rmse"] > 0 else float("inf"),
+        if results[best]["rmse"] > 0 else None,
         "notes": data.notes,
     }
     if plot:
@@ -108,10 +115,14 @@ def format_evaluation(report: dict) -> str:
              f"{'forecast':<26}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}"]
     for name, m in report["metrics"].items():
         lines.append(f"{name:<26}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['smape']:>10.3f}")
-    tail = ("below 1: the model beats the best naive forecast" if report["skill"] < 1 else
-            "at or above 1: the model does not beat the best naive forecast")
-    lines.append(f"skill ratio    {report['skill']:.3f} (model RMSE / {report['best_naive']} "
-                 f"RMSE; {tail})")
+    if report["skill"] is None:
+        lines.append(f"skill ratio    none: the {report['best_naive']} forecast is exact on "
+                     f"this split (RMSE 0)")
+    else:
+        tail = ("below 1: the model beats the best naive forecast" if report["skill"] < 1 else
+                "at or above 1: the model does not beat the best naive forecast")
+        lines.append(f"skill ratio    {report['skill']:.3f} (model RMSE / "
+                     f"{report['best_naive']} RMSE; {tail})")
     if report.get("plot"):
         lines.append(f"plot           {report['plot']}")
     return "\n".join(lines)
@@ -171,6 +182,9 @@ def predict_future(run: ForecastRun, csv: str) -> tuple[list, np.ndarray, str]:
     base = x[0, -1, 0] if c.relative else 0.0
     x[:, :, 0] -= base
     values = unscale_target(predict_scaled(run.model, x)[0] + base, run.scaler)  # (H,)
+    if not np.isfinite(values).all():
+        raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
+                             "scaler.json); nothing to report")
     if series.times is not None and series.step is not None:
         when = [format_time(t) for t in future_times(series.times.iloc[-1], series.step, H)]
         return when, values, c.time_column

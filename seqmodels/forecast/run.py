@@ -94,6 +94,16 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     if len(model.outputs) == 1 and tuple(model.outputs[0].shape[1:]) != (series.horizon,):
         raise SeqmodelsError(f"{run_dir / 'model.keras'}: predicts {model.outputs[0].shape[1:]}, "
                              f"not the run's horizon {series.horizon}")
-    check_model(model, str(run_dir / "model.keras"), "float", series.horizon)
+    from seqmodels.models.config import ModelConfig
+
+    try:
+        shape = ModelConfig.from_json(config["model"])
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
+    check_model(model, str(run_dir / "model.keras"), "float", series.horizon, shape)
+    if scaler["columns"] != series.columns:
+        raise SeqmodelsError(f"{run_dir / 'scaler.json'}: scales the columns "
+                             f"{', '.join(scaler['columns'])}, but the run forecasts from "
+                             f"{', '.join(series.columns)}")
     return ForecastRun(run_dir, config, series, scaler, scaler.get("fill", {}), model,
                        read_history(run_dir))

@@ -62,6 +62,8 @@ def resolve_csv(spec: str) -> Path:
     """A CSV path, or the installed file of a built-in series name."""
     path = Path(spec).expanduser()
     if path.exists() or spec not in BUILTIN_SERIES:
+        if path.exists() and not path.is_file():
+            raise SeqmodelsError(f"{spec}: not a regular file, so seqmodels does not read it")
         if not path.is_file():
             raise SeqmodelsError(f"{spec}: no such file (built-in series: "
                                  f"{', '.join(BUILTIN_SERIES)})")
@@ -253,6 +255,11 @@ def _times(column, name: str, path: Path):
             if len(bad):
                 raise SeqmodelsError(f"{path}: line {bad[0] + 2}: the time {text.iloc[bad[0]]!r} "
                                      f"in column {name!r} is not a finite number")
+            huge = np.flatnonzero(np.abs(numbers.to_numpy(float)) >= 2**53)
+            if len(huge):
+                raise SeqmodelsError(f"{path}: line {huge[0] + 2}: the time "
+                                     f"{text.iloc[huge[0]]!r} in column {name!r} is too large "
+                                     f"to count steps exactly (at most 2**53)")
             times = numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
             return times, None
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
@@ -434,6 +441,18 @@ def fit_scaler(train) -> dict[str, list]:
     """Per-column mean and standard deviation of the training part (std 0 becomes 1)."""
     mean = train.mean().to_numpy(float)
     std = train.std(ddof=0).to_numpy(float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled_max = np.nanmax(np.abs((train.to_numpy(float) - mean) / np.where(std > 0, std, 1)),
+                               initial=0.0)
+    empty = [c for c, m in zip(train.columns, mean) if np.isnan(m)]
+    if empty:
+        raise SeqmodelsError(f"column {empty[0]!r} has no values in the training part")
+    bad = [c for c, m, s in zip(train.columns, mean, std) if not (np.isfinite(m) and
+                                                                  np.isfinite(s))]
+    if bad or not np.isfinite(scaled_max):
+        raise SeqmodelsError(f"column {(bad or list(train.columns))[0]!r}: its values are too "
+                             f"large to scale (their mean or spread overflows float64); divide "
+                             f"them by a power of ten first")
     std = np.where(std > 0, std, 1.0)
     return {"columns": list(train.columns), "mean": mean.tolist(), "std": std.tolist()}
 

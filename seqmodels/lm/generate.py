@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqmodels.data.vocab import PAD, UNK, UNK_ID, Vocabulary
+from seqmodels.data.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
 CHUNK = 256  # tokens per compiled call (~30 ms for one stream); a sample streams chunk by chunk
@@ -45,6 +45,11 @@ class Generator:
                                                                      .generate_state(1)[0])
         self.seed = tf.constant([seed, 0], tf.int64)
         step, temperature = self.step_model, sampling.temperature
+        # <pad> and <unk> are never text: their logits are -inf (a vocabulary has >= 3 tokens)
+        vocab_size = int(model.outputs[0].shape[-1])
+        special = np.zeros(vocab_size, np.float32)
+        special[[PAD_ID, UNK_ID][: max(0, vocab_size - 1)]] = -np.inf
+        special = tf.constant(special)
 
         @tf.function(reduce_retracing=True)
         def prime(prompt, states):  # prompt (S, P-1): feed all but the last prompt token
@@ -61,6 +66,7 @@ class Generator:
 
             def body(i, token, states, out):
                 logits, states = step(token, states)  # (S, V)
+                logits = tf.cast(logits, tf.float32) + special
                 seed_i = tf.random.experimental.stateless_fold_in(self.seed, offset + i)
                 token = sample_next(logits, temperature, sampling.top_k, sampling.top_p,
                                     seed=seed_i)

@@ -62,16 +62,22 @@ def check_resumable(run_dir: Path, vocab: Vocabulary) -> None:
                              f"would lose; train a new run with --out")
 
 
-def load_language_model(run_dir: Path, vocab_size: int):
-    """A run's model.keras, checked to be a seqmodels language model over vocab_size tokens."""
+def load_language_model(run_dir: Path, vocab_size: int, config: dict | None = None):
+    """A run's model.keras, checked to be a seqmodels language model over vocab_size tokens
+    (and, given the run's config, of the shape it names)."""
     from seqmodels.models.builders import check_model
+    from seqmodels.models.config import ModelConfig
 
     model = load_model(run_dir / "model.keras")
     out_dim = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
     if out_dim is not None and out_dim != vocab_size:
         raise SeqmodelsError(f"{run_dir / 'vocab.json'}: {vocab_size} tokens, but the model "
                              f"predicts {out_dim}")
-    check_model(model, str(run_dir / "model.keras"), "int", vocab_size)
+    try:
+        shape = ModelConfig.from_json(config["model"]) if config is not None else None
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
+    check_model(model, str(run_dir / "model.keras"), "int", vocab_size, shape)
     return model
 
 
@@ -80,7 +86,11 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     config = read_language_config(run_dir)
     vocab = Vocabulary.load(run_dir / "vocab.json")
-    if not (run_dir / "model.keras").exists():
+    if config["data"].get("level") == "char":
+        odd = next((t for t in vocab.tokens[2:] if len(t) != 1), None)
+        if odd is not None:
+            raise SeqmodelsError(f"{run_dir / 'vocab.json'}: the token {odd!r} is not one "
+                                 f"character, in the vocabulary of a character-level run")
         holder = training_now(run_dir)
         if holder is not None:
             raise SeqmodelsError(f"{run_dir} is still training ({holder}) and has no model yet: "
@@ -88,5 +98,5 @@ def load_run(run_dir: str | Path) -> Run:
                                  f"then")
         raise SeqmodelsError(f"{run_dir / 'model.keras'}: file not found (the run has no "
                              f"trained model yet; seqmodels train --resume {run_dir} makes one)")
-    model = load_language_model(run_dir, len(vocab))
+    model = load_language_model(run_dir, len(vocab), config)
     return Run(run_dir, config, vocab, model, read_history(run_dir))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from seqmodels.backend import import_keras
 from seqmodels.errors import SeqmodelsError
 from seqmodels.models.config import STATES_PER_LAYER, ModelConfig
@@ -85,10 +87,12 @@ def build_regression_model(
     return keras.Model(series, forecast, name=f"{config.cell}_regression_model")
 
 
-def check_model(model: keras.Model, where: str, inputs: str, outputs: int) -> None:
+def check_model(model: keras.Model, where: str, inputs: str, outputs: int,
+                config: ModelConfig | None = None) -> None:
     """Refuse a loaded model that seqmodels did not build: one input of token ids ("int") or
     series ("float"), plain layers only, recurrent layers rnn_0..rnn_{N-1} of the three cells,
-    and `outputs` values in the last axis of its one output."""
+    `outputs` values in the last axis of its one output, finite weights, and (given the run's
+    config) the cell, layers and units the run says it has."""
     allowed = (keras.layers.InputLayer, keras.layers.Embedding, keras.layers.Dropout,
                keras.layers.Dense, *CELLS.values())
     odd = next((layer for layer in model.layers if type(layer) not in allowed), None)
@@ -111,6 +115,18 @@ def check_model(model: keras.Model, where: str, inputs: str, outputs: int) -> No
     if model.outputs[0].shape[-1] != outputs:
         raise SeqmodelsError(f"{where}: the model predicts {model.outputs[0].shape[-1]} values "
                              f"a step, not {outputs}")
+    layers = recurrent_layers(model)
+    if config is not None:
+        found = (cell_name(layers[0]), len(layers), layers[0].units)
+        if any(cell_name(layer) != found[0] or layer.units != found[2] for layer in layers) \
+                or found != (config.cell, config.layers, config.units):
+            raise SeqmodelsError(f"{where}: the model is {found[1]} x {found[2]} {found[0]}, but "
+                                 f"the run's config.json says {config.layers} x {config.units} "
+                                 f"{config.cell}; the two files come from different runs")
+    bad = next((w for w in model.weights if not np.isfinite(np.asarray(w)).all()), None)
+    if bad is not None:
+        raise SeqmodelsError(f"{where}: its weights hold NaN or infinite values (in {bad.path}); "
+                             f"a model that diverged has nothing to report")
 
 
 def recurrent_layers(model: keras.Model) -> list[keras.layers.RNN]:

@@ -120,7 +120,10 @@ def read(path: Path) -> Checkpoint:
         if group not in GROUPS or any(a.dtype.kind not in "biuf" for a in items):
             raise SeqmodelsError(f"{path}: damaged checkpoint (group {group!r} "
                                  f"{'is unknown' if group not in GROUPS else 'holds non-numbers'})")
-    progress = Progress.from_json(state.get("progress", {}), f"{path}: damaged checkpoint")
+        if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in items):
+            raise SeqmodelsError(f"{path}: damaged checkpoint (its {group} hold NaN or infinite "
+                                 f"values; a run never saves those)")
+    progress = Progress.from_json(state.get("progress"), f"{path}: damaged checkpoint")
     return Checkpoint(path, version, arrays, names, progress.to_json())
 
 

@@ -81,8 +81,8 @@ class Progress:
                                   f"{getattr(p, name)!r}"[:300])
 
         for name in _COUNTS:
-            if not _is_int(getattr(p, name)) or getattr(p, name) < 0:
-                raise bad(name, "a whole number >= 0")
+            if not _is_int(getattr(p, name)) or not 0 <= getattr(p, name) < 2**53:
+                raise bad(name, "a whole number >= 0 (and below 2**53)")
         for name in ("seconds",):
             if not _is_finite(p.seconds) or p.seconds < 0:
                 raise bad(name, "a finite number >= 0")

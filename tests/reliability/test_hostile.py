@@ -515,3 +515,211 @@ def test_a_run_directory_deleted_while_training_is_not_called_intact(tmp_path, c
               TrainConfig(epochs=1, batch_size=8, seq_len=16, steps_per_epoch=4,
                           checkpoint_every=1), out=out, callback=delete)
     assert "intact" not in str(info.value)
+
+
+# --- a second adversarial pass --------------------------------------------------------------
+
+def test_a_plot_never_replaces_an_existing_file_unasked(tmp_path, cat_text):
+    corpus = tmp_path / "a.txt"
+    corpus.write_text(cat_text)
+    args = ["diagnose", "--batch-size", "2", "-T", "8", "--units", "8", "--cells", "rnn",
+            "--corpus", corpus, "--plot", corpus]
+    one_line(invoke(*args), "a.txt exists; pass --force")
+    assert corpus.read_text() == cat_text
+
+
+@pytest.mark.parametrize("command", [["corpus", "{corpus}", "--export", "{target}", "--force"],
+                                     ["forecast", "data", "nile", "--out", "{target}", "--force"]])
+def test_force_replaces_files_only_never_a_fifo(tmp_path, cat_text, command):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    args = [str(a).format(corpus=corpus, target=fifo) for a in command]
+    one_line(invoke(*args), "pipe exists and is not a regular file")
+    assert stat_is_fifo(fifo)
+
+
+def stat_is_fifo(path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(path.lstat().st_mode)
+
+
+def test_a_recurrent_scale_that_overflows_is_one_line(cat_text, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    one_line(invoke("diagnose", "--batch-size", "2", "-T", "8", "--units", "8", "--cells", "rnn",
+                    "--recurrent-scale", "1e300", "--corpus", corpus),
+             "overflow float32")
+
+
+def _set_weights(path, change):
+    import keras
+
+    model = keras.models.load_model(path)
+    weights = model.get_weights()
+    change(weights)
+    model.set_weights(weights)
+    model.save(path)
+
+
+@pytest.mark.parametrize("command", [["generate", "{run}", "-n", "5"],
+                                     ["diagnose", "{run}", "--batch-size", "2", "-T", "8"]])
+def test_nan_weights_are_refused_by_every_command(run, command):
+    _set_weights(run / "model.keras", lambda w: w[-1].__setitem__(slice(None), np.nan))
+    one_line(invoke(*command, run=run), "model.keras", "NaN or infinite")
+
+
+def test_a_model_from_another_run_shape_is_refused(run, trained, tmp_path, cat_text,
+                                                   train_tiny):
+    other = train_tiny(trained.parent / "corpus.txt", tmp_path / "lstm", cell="lstm", epochs=1,
+                       batch_size=8, seq_len=20, steps_per_epoch=2)
+    shutil.copy(other / "model.keras", run / "model.keras")
+    one_line(invoke("evaluate", run, "-q", run=run), "model.keras",
+             "1 x 16 lstm, but the run's config.json says 1 x 16 gru")
+
+
+def test_nan_weights_in_a_checkpoint_are_damage_not_a_learning_rate(run):
+    for name in ("latest.npz", "previous.npz"):
+        path = run / "checkpoints" / name
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["weights/1"] = np.full_like(arrays["weights/1"], np.nan)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path.write_bytes(buf.getvalue())
+    line = one_line(invoke(*RESUME, run=run), "damaged checkpoint", "NaN or infinite")
+    assert "--lr" not in line
+
+
+def test_a_checkpoint_without_progress_is_damaged(run):
+    (run / "checkpoints" / "previous.npz").unlink()
+    path = run / "checkpoints" / "latest.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    state = json.loads(bytes(arrays["state.json"]).decode())
+    del state["progress"]
+    arrays["state.json"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path.write_bytes(buf.getvalue())
+    one_line(invoke(*RESUME, run=run), "latest.npz", "progress is not an object")
+
+
+def test_an_empty_corpus_path_is_not_the_current_folder(run):
+    one_line(invoke("evaluate", run, "--corpus", "", "-q", run=run), "empty corpus path")
+
+
+def test_a_char_vocabulary_with_a_longer_token_is_refused(run):
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["tokens"][3] = "ab"
+    (run / "vocab.json").write_text(json.dumps(vocab))
+    one_line(invoke("generate", run, "-n", "3", run=run), "vocab.json", "'ab' is not one")
+
+
+def test_generation_never_writes_pad_or_unk(run):
+    from seqmodels.lm.generate import Generator, SamplingConfig
+
+    def favour_specials(weights):
+        weights[-1][:2] = 50.0  # the logits' bias: <pad> and <unk> far ahead of any token
+
+    _set_weights(run / "model.keras", favour_specials)
+    model = load_model(run / "model.keras")
+    for t in (0.0, 1.0):
+        ids = Generator(model, SamplingConfig(t, seed=1)).generate(np.array([[3]], np.int32), 300)
+        assert ids.min() >= 2
+
+
+def test_predict_from_a_device_names_it_not_a_regular_file(tmp_path):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import resolve_csv
+
+    with pytest.raises(SeqmodelsError, match="/dev/zero: not a regular file"):
+        resolve_csv("/dev/zero")
+
+
+def test_values_too_large_to_scale_are_refused(tmp_path):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.prepare import prepare
+    from seqmodels.forecast.series import SeriesConfig
+
+    csv = tmp_path / "big.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{(-1) ** i * 1e308}\n" for i in range(60)))
+    with pytest.raises(SeqmodelsError, match="'y': its values are too large to scale"):
+        prepare(SeriesConfig(csv=str(csv), target="y", time_column="t", window=4))
+
+
+def test_numeric_times_beyond_exact_counting_are_refused(tmp_path):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    csv = _timed_csv(tmp_path / "t.csv", [10**20 + i for i in range(40)])
+    with pytest.raises(SeqmodelsError, match="line 2: the time .* too large to count"):
+        read_series(SeriesConfig(csv=str(csv), target="y", time_column="t"))
+
+
+def test_a_plot_path_that_is_a_folder_is_named(tmp_path):
+    from seqmodels.files import write_text_atomic
+
+    (tmp_path / "p.png").mkdir()
+    with pytest.raises(OSError) as info:
+        write_text_atomic(tmp_path / "p.png", "x")
+    assert info.value.filename == str(tmp_path / "p.png")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    pytest.importorskip("pandas")
+    root = tmp_path_factory.mktemp("forecast-hostile")
+    csv = root / "s.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{10 + np.sin(i / 3):.4f}\n" for i in range(200)))
+    result = CliRunner().invoke(cli, ["forecast", "train", str(csv), "--time-column", "t",
+                                      "--target", "y", "--window", "8", "--units", "8",
+                                      "--epochs", "2", "-q", "--out", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.fixture
+def frun(forecast_run, tmp_path):
+    copy = tmp_path / "frun"
+    shutil.copytree(forecast_run, copy)
+    return copy
+
+
+def _scaler(frun, **change):
+    path = frun / "scaler.json"
+    scaler = json.loads(path.read_text())
+    path.write_text(json.dumps({**scaler, **change}))
+
+
+def test_forecast_figures_that_overflow_are_refused(frun):
+    _scaler(frun, mean=[1e308], std=[1e308])
+    line = one_line(invoke("forecast", "evaluate", frun, "--no-plot", "--json"), "not finite")
+    assert "Infinity" not in line
+
+
+def test_a_scaler_for_other_columns_is_refused(frun):
+    _scaler(frun, columns=["z"])
+    one_line(invoke("forecast", "evaluate", frun, "--no-plot"), "scaler.json",
+             "scales the columns z")
+
+
+def test_an_exact_naive_forecast_gives_no_skill_ratio_not_inf(frun, tmp_path):
+    flat = tmp_path / "flat.csv"
+    flat.write_text("t,y\n" + "".join(f"{i},5\n" for i in range(200)))
+    result = invoke("forecast", "evaluate", frun, flat, "--no-plot")
+    assert result.exit_code == 0, result.output
+    assert "skill ratio    none: the last value forecast is exact" in result.output
+    assert "inf" not in result.output
+    data = json.loads(invoke("forecast", "evaluate", frun, flat, "--no-plot", "--json").output)
+    assert data["skill"] is None
+
+
+def test_forecast_evaluate_plot_does_not_replace_a_file_unasked(frun, tmp_path):
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"my picture")
+    one_line(invoke("forecast", "evaluate", frun, "--plot", mine), "exists; pass --force")
+    assert mine.read_bytes() == b"my picture"
