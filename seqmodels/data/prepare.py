@@ -211,8 +211,9 @@ def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCo
         raise SeqmodelsError(f"{ids_path}: holds {ids.dtype} of shape {ids.shape}, not token ids")
     if len(ids) != stats["tokens"]:
         raise SeqmodelsError(f"{ids_path}: truncated")
-    if len(ids) and int(ids.max()) >= len(vocab):
-        raise SeqmodelsError(f"{ids_path}: holds id {int(ids.max())}, outside its vocabulary "
+    largest = _largest_id(ids_path, ids)
+    if largest >= len(vocab):
+        raise SeqmodelsError(f"{ids_path}: holds id {largest}, outside its vocabulary "
                              f"of {len(vocab):,}")
     return PreparedCorpus(config, ids, vocab, stats, entry, hit)
 
@@ -236,3 +237,18 @@ def _check_stats(stats: object, vocab_size: int, where: Path) -> None:
             and isinstance(stats.get("content_digest"), str)
             and stats["vocab_size"] == vocab_size):
         raise SeqmodelsError(f"{where}: its stats are missing or damaged")
+
+
+def _largest_id(path: Path, ids: np.memmap, chunk: int = 4 * 2**20) -> int:
+    """The largest id of a memory-mapped ids.npy, read a chunk at a time with read(), so the
+    check does not map the whole file into the process (its pages would count as memory)."""
+    largest, done, n = 0, 0, len(ids)
+    with open(path, "rb") as f:
+        f.seek(ids.offset)
+        while done < n:
+            part = np.frombuffer(f.read(min(chunk, n - done) * ids.itemsize), ids.dtype)
+            if not len(part):
+                break
+            largest = max(largest, int(part.max()))
+            done += len(part)
+    return largest

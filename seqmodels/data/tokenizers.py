@@ -103,7 +103,7 @@ def read_stopwords(path: str | Path) -> list[str]:
     try:
         text = read_regular(path, MAX_STOPWORDS_BYTES).decode("utf-8")
     except SeqmodelsError as exc:
-        raise SeqmodelsError(f"stopwords file {exc}") from None
+        raise SeqmodelsError(f"cannot read stopwords file {exc}") from None
     except UnicodeDecodeError:
         raise SeqmodelsError(f"stopwords file {path} is not UTF-8 text") from None
     words = [w.strip() for w in text.splitlines()]

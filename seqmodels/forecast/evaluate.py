@@ -25,6 +25,9 @@ from seqmodels.forecast.series import (
 SEASONS = {"days=1": 7, "days=7": 52, "hours=1": 24, "minutes=60": 24}  # step -> season
 
 
+EXACT = 1e-6  # relative error below which a forecast counts as exact (float32 scaling)
+
+
 def metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and sMAPE (percent, 0..200) of forecasts against actual values."""
     err = forecast - actual
@@ -96,9 +99,10 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         "window": W, "horizon": H, "test_rows": len(data.parts[2]),
         "test_windows": int(len(y)), "season": season, "metrics": results,
         "best_naive": best,
-        # None when the naive forecast is exact (a constant series): no ratio to give
+        # None when the naive forecast is exact (a constant series) up to float32 rounding of
+        # the scaled values: no ratio to give
         "skill": results["model"]["rmse"] / results[best]["rmse"]
-        if results[best]["rmse"] > 0 else None,
+        if results[best]["rmse"] > EXACT * float(np.abs(actual).max(initial=0.0)) else None,
         "notes": data.notes,
     }
     if plot:

@@ -444,7 +444,7 @@ def fit_scaler(train) -> dict[str, list]:
     with np.errstate(over="ignore", invalid="ignore"):
         scaled_max = np.nanmax(np.abs((train.to_numpy(float) - mean) / np.where(std > 0, std, 1)),
                                initial=0.0)
-    empty = [c for c, m in zip(train.columns, mean) if np.isnan(m)]
+    empty = [c for c in train.columns if not train[c].notna().any()]
     if empty:
         raise SeqmodelsError(f"column {empty[0]!r} has no values in the training part")
     bad = [c for c, m, s in zip(train.columns, mean, std) if not (np.isfinite(m) and

@@ -91,6 +91,7 @@ def load_run(run_dir: str | Path) -> Run:
         if odd is not None:
             raise SeqmodelsError(f"{run_dir / 'vocab.json'}: the token {odd!r} is not one "
                                  f"character, in the vocabulary of a character-level run")
+    if not (run_dir / "model.keras").exists():
         holder = training_now(run_dir)
         if holder is not None:
             raise SeqmodelsError(f"{run_dir} is still training ({holder}) and has no model yet: "
