@@ -137,7 +137,8 @@ def test_every_cell_generates_and_evaluates(cell):
     greedy = Generator(net, SamplingConfig(temperature=0)).generate(prompts, 12)
     seq = list(prompts[0])
     for token in greedy[0]:
-        assert token == int(np.argmax(np.asarray(net(np.array([seq], np.int32)))[0, -1]))
+        logits = np.asarray(net(np.array([seq], np.int32)))[0, -1]
+        assert token == 2 + int(np.argmax(logits[2:]))  # never <pad> (0) or <unk> (1)
         seq.append(int(token))
     ids = np.random.default_rng(1).integers(0, 9, 300).astype(np.int32)
     full = np.asarray(net(ids[None, :-1]))[0]
