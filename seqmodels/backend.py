@@ -22,11 +22,11 @@ def _native_stderr_muted():
 
 def import_tf():
     """Return the tensorflow module without its CUDA-probe and oneDNN start-up chatter."""
+    if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
+        os.environ["KERAS_BACKEND"] = "tensorflow"
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
-        os.environ["KERAS_BACKEND"] = "tensorflow"
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
     with contextlib.nullcontext() if verbose else _native_stderr_muted():
         import tensorflow as tf

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -81,8 +82,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     On any exception the temporary file is removed and path keeps its old content.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", suffix=suffix,
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -124,20 +124,46 @@ def check_output(path: str | Path, force: bool) -> Path:
     return path
 
 
+def _temp_prefix(beside: Path) -> str:
+    """The name start of a temporary beside a path: whose it is (host, pid) and for what."""
+    return f"{TEMP_PREFIX}{beside.name}-{socket.gethostname()}-{os.getpid()}-"
+
+
 def temporary_folder(beside: Path) -> Path:
     """A new temporary folder beside a path, named so that clean-up knows whose it is."""
-    return Path(tempfile.mkdtemp(
-        prefix=f"{TEMP_PREFIX}{beside.name}-{socket.gethostname()}-{os.getpid()}-",
-        dir=beside.parent))
+    return Path(tempfile.mkdtemp(prefix=_temp_prefix(beside), dir=beside.parent))
+
+
+def _maker(name: str) -> int | None | bool:
+    """The pid in a temporary's name if a process of this host made it; None when the name
+    holds no maker (an older seqmodels'); False when another host's process made it."""
+    ours = re.search(rf"-{re.escape(socket.gethostname())}-(\d+)-[a-z0-9_]+(\.[^-]*)?$", name)
+    if ours:
+        return int(ours.group(1))
+    return False if re.search(r"-\d+-[a-z0-9_]+(\.[^-]*)?$", name) else None
+
+
+def _abandoned(name: str) -> bool:
+    """Whether a temporary named with TEMP_PREFIX was left by a process that is gone."""
+    if not name.startswith(TEMP_PREFIX):
+        return False
+    maker = _maker(name)
+    if maker is False:
+        return False  # another host's: its maker may be alive
+    return maker is None or not _alive(maker)
 
 
 def remove_temporaries(folder: Path) -> None:
-    """Delete the temporary files a killed seqmodels left in folder (the caller holds its lock):
-    regular files named with TEMP_PREFIX, never a link or anything else."""
+    """Delete the temporary files killed seqmodels processes left in folder: regular files
+    named with TEMP_PREFIX whose maker is gone, never a link or anything else."""
     if folder.is_symlink() or not folder.is_dir():
         return
     for entry in folder.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and stat.S_ISREG(entry.lstat().st_mode):
+        try:
+            regular = stat.S_ISREG(entry.lstat().st_mode)
+        except FileNotFoundError:
+            continue  # its writer finished (or gave up) meanwhile
+        if regular and _abandoned(entry.name):
             entry.unlink(missing_ok=True)
 
 
@@ -145,15 +171,9 @@ def remove_abandoned_folders(folder: Path) -> None:
     """Delete temporary folders in folder whose maker, a process of this host, has died."""
     if folder.is_symlink() or not folder.is_dir():
         return
-    host = socket.gethostname()
     for entry in folder.iterdir():
-        if not entry.name.startswith(f"{TEMP_PREFIX}") or entry.is_symlink() \
-                or not entry.is_dir():
-            continue
-        parts = entry.name.rsplit("-", 2)  # ...-<host>-<pid>-<random>
-        if len(parts) < 3 or not parts[1].isdigit() or not parts[0].endswith(f"-{host}"):
-            continue
-        if not _alive(int(parts[1])):
+        if (entry.name.startswith(TEMP_PREFIX) and not entry.is_symlink() and entry.is_dir()
+                and isinstance(_maker(entry.name), int) and _abandoned(entry.name)):
             shutil.rmtree(entry, ignore_errors=True)
 
 

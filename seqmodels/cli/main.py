@@ -10,6 +10,7 @@ from seqmodels import __version__
 from seqmodels.cli.corpus import corpus
 from seqmodels.cli.diagnose import diagnose
 from seqmodels.cli.evaluate import evaluate
+from seqmodels.cli.export import export
 from seqmodels.cli.forecast import forecast
 from seqmodels.cli.generate import generate
 from seqmodels.cli.train import train
@@ -59,7 +60,7 @@ def cli() -> None:
     """
 
 
-for command in (corpus, train, evaluate, generate, diagnose, forecast):
+for command in (corpus, train, evaluate, generate, export, diagnose, forecast):
     cli.add_command(command)
 
 

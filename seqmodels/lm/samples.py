@@ -4,6 +4,7 @@ to <run>/samples.txt, every N steps or at every validation (a Keras callback for
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,18 +47,23 @@ class SampleCallback(keras.callbacks.Callback):
         tokenizer = make_tokenizer(data)
         prompt = self.prompt if self.prompt is not None else (
             "\n" if "\n" in vocab else vocab.tokens[min(2, len(vocab) - 1)])
-        ids, _ = encode_prompt(prompt, tokenizer, vocab, skip_unknown=True)
+        try:
+            ids, _ = encode_prompt(prompt, tokenizer, vocab, skip_unknown=True)
+        except SeqmodelsError as exc:  # training goes on; only the samples are given up
+            warnings.warn(f"no samples while training: {exc} (--sample-prompt {prompt!r})",
+                          stacklevel=2)
+            return
         generators = [Generator(self.model, SamplingConfig(t, seed=self.seed), jit_compile=False)
                       for t in self.temperatures]
         self._ready = (run_dir, vocab, tokenizer, data.level, ids, generators)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         self.global_step = int((logs or {}).get("global_step", self.global_step + 1))
-        if self.every and self.global_step % self.every == 0:
+        if self._ready and self.every and self.global_step % self.every == 0:
             self.sample()
 
     def on_test_end(self, logs=None) -> None:
-        if self.every is None:
+        if self._ready and self.every is None:
             self.sample()
 
     def sample(self) -> list[str]:

@@ -3,6 +3,7 @@ signals, the time budget and what to do when the loss turns NaN."""
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -111,10 +112,11 @@ def writing(what: str, run_dir: Path, resume_command: str) -> Iterator[None]:
                                  f"longer exists (deleted while training?); training stopped "
                                  f"and nothing more could be kept") from None
         where = f"{exc.filename}: " if exc.filename else ""
-        raise SeqmodelsError(
+        error = SeqmodelsError(
             f"could not write the {what} in {run_dir} ({where}{reason}); the files already "
-            f"there are intact; make room and continue with: {resume_command}"
-        ) from None
+            f"there are intact; make room and continue with: {resume_command}")
+        error.reason = f"{where}{reason}"  # what failed, for a caller that words it otherwise
+        raise error from None
 
 
 def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progress: bool = False,
@@ -128,16 +130,18 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progre
         task.net.stop_training = False
         keras_callbacks.set_params({**(keras_callbacks.params or {}), "run_dir": str(run_dir)})
         keras_callbacks.on_train_begin()
-    with _stop_requests() as stop:
-        while True:
-            try:
-                reason = _epochs(task, config, run_dir, p, show_progress, callback, log_every,
-                                 clock, stop)
-                break
-            except _NonFinite as exc:
-                _roll_back_or_stop(task, config, run_dir, p, str(exc))
-    if keras_callbacks is not None:
-        keras_callbacks.on_train_end(_logs(p.history[-1]) if p.history else {})
+    try:
+        with _stop_requests() as stop:
+            while True:
+                try:
+                    reason = _epochs(task, config, run_dir, p, show_progress, callback,
+                                     log_every, clock, stop)
+                    break
+                except _NonFinite as exc:
+                    _roll_back_or_stop(task, config, run_dir, p, str(exc))
+    finally:  # also when training fails, so callbacks close their files
+        if keras_callbacks is not None:
+            keras_callbacks.on_train_end(_logs(p.history[-1]) if p.history else {})
     if reason == "signal":
         code = 130 if stop["signal"] == signal.SIGINT else 143
         raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
@@ -246,6 +250,9 @@ def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats
         task.callbacks.on_test_begin()
     val_loss = task.validate()
     checkpoint.set_carried_states(task.net, carried)
+    if not math.isfinite(val_loss):
+        raise _NonFinite(f"the validation loss became NaN/Inf at epoch {epoch + 1}, step {step} "
+                         f"(the weights are finite but their predictions overflow)")
     p.seconds = clock.run_seconds()
     p.last_validated_step = p.global_step
     metrics = task.val_metrics(val_loss)
@@ -355,8 +362,10 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                         return "early-stopping"
                 if code:
                     checkpoint_now()
-                    return ("signal" if code == SIGNAL else "max-time" if out_of_time
-                            else "callback")
+                    return "signal" if code == SIGNAL else "callback" if asked else "max-time"
+                if keras_callbacks is not None and task.net.stop_training:  # asked at validation
+                    checkpoint_now()
+                    return "callback"
         if validation_due(p, every, steps):  # the epoch's end
             stats = _validate(task, config, run_dir, p, stats, lr, epoch, steps, clock, board,
                               show_progress)
@@ -365,6 +374,8 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
         write_records(task, run_dir, p)
         if keras_callbacks is not None:
             keras_callbacks.on_epoch_end(epoch, _logs(p.history[-1]))
+            if task.net.stop_training:  # e.g. keras.callbacks.EarlyStopping
+                return "callback"
         if config.patience and p.epochs_without_improvement >= config.patience:
             return "early-stopping"
         if task.stop_code(stop, False) == SIGNAL:

@@ -88,7 +88,7 @@ def run(task: Task, config: TrainConfig, run_dir: Path | None, resuming: bool, s
             if isinstance(exc, OSError):
                 reason = (f"{exc.filename}: " if exc.filename else "") + (exc.strerror or str(exc))
             else:
-                reason = str(exc)
+                reason = getattr(exc, "reason", str(exc))
             if resuming:  # every file is replaced atomically: the old one is still whole
                 raise SeqmodelsError(f"could not write in {run_dir} ({reason}); the files "
                                      f"already there are intact") from None

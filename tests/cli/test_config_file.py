@@ -66,6 +66,12 @@ def test_a_config_file_with_resume_names_what_cannot_change(tmp_path, cyclic):
     config.write_text("units = 32\n")
     result = train("--resume", tmp_path / "r", "--config", config, "--epochs", "2")
     assert result.exit_code == 2 and "--units" in result.output
+    assert "--config" not in result.output.split("cannot change")[-1]
+    budget = tmp_path / "budget.toml"
+    budget.write_text('max-time = "10m"\nepochs = 2\n')  # settings a resume may change
+    result = train("--resume", tmp_path / "r", "--config", budget, "-q")
+    assert result.exit_code == 0, result.output
+    assert stored(tmp_path / "r")["train"]["max_time"] == 600
 
 
 def test_forecast_train_reads_a_config_file(tmp_path):

@@ -33,6 +33,18 @@ def test_every_n_steps_at_each_temperature(tmp_path, cyclic):
         assert text.startswith("abc") and len(text.rstrip("\n")) == 3 + 24
 
 
+def test_a_prompt_outside_the_vocabulary_gives_up_the_samples_not_the_run(tmp_path, cyclic):
+    import pytest
+
+    callback = SampleCallback(every=2, prompt="\u20ac", show=False)
+    with pytest.warns(UserWarning, match="no samples while training"):
+        run = train(DataConfig(corpus=[str(cyclic)]), ModelConfig(layers=1, units=16,
+                                                                 embedding_dim=8),
+                    TrainConfig(epochs=1, batch_size=8, seq_len=16, steps_per_epoch=4),
+                    out=tmp_path / "run", callbacks=[callback])
+    assert run.stop_reason == "completed" and not (run.path / SAMPLES_FILE).exists()
+
+
 def test_the_cli_samples_at_validations_and_not_when_quiet(tmp_path, cyclic):
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", str(tmp_path / "a"),
                                       *SMALL, "--sample-length", "10"])

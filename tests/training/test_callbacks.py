@@ -74,6 +74,15 @@ def test_stop_training_stops_like_a_budget_and_keeps_the_weights(tmp_path, cycli
     assert resumed.history[-1]["global_step"] == 10
 
 
+def test_early_stopping_at_an_epoch_end_stops_there(tmp_path, cyclic):
+    stop = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: setattr(stop.model, "stop_training", True))
+    run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(epochs=3, eval_every=100),
+                out=tmp_path / "run", callbacks=[stop])
+    assert run.stop_reason == "callback"
+    assert [r["global_step"] for r in run.history] == [5]  # not one step more
+
+
 def test_something_that_is_not_a_keras_callback_is_refused(tmp_path, cyclic):
     with pytest.raises(SeqmodelsError, match="keras.callbacks.Callback objects, not function"):
         train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), out=tmp_path / "run",

@@ -1,0 +1,114 @@
+"""Export a run's model for serving: a TensorFlow SavedModel with a whole-sequence signature and
+a one-step signature, or a TensorFlow Lite file of the one-step signature (for phones).
+
+The one-step signature takes token ids (B,) and the recurrent state and returns the next-token
+logits (B, V) and the new state, so a server or an app generates with O(1) work per token, as
+`seqmodels generate` does. States are named state_0, state_1, ...: per layer [h, c] for an
+LSTM, [h] for a GRU or SimpleRNN, each (B, units), zeros at the start of a text.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from seqmodels.errors import SeqmodelsError
+
+FORMATS = ("savedmodel", "tflite")
+STEP, SERVE = "step", "serving_default"
+
+
+def state_sizes(model) -> list[int]:
+    """The units of each state tensor of the one-step signature, in order."""
+    from seqmodels.models.builders import STATES_PER_LAYER, cell_name, recurrent_layers
+
+    return [layer.units for layer in recurrent_layers(model)
+            for _ in range(STATES_PER_LAYER[cell_name(layer)])]
+
+
+def _archive(model):
+    """A keras ExportArchive with the serving (ids (B, T) -> logits) and step signatures."""
+    from seqmodels.backend import import_keras, import_tf
+    from seqmodels.models.builders import build_step_model
+
+    tf, keras = import_tf(), import_keras()
+    step_model = build_step_model(model)
+    sizes = state_sizes(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(ids):
+        return {"logits": model(ids, training=False)}  # (B, T, V)
+
+    def step(token, states):
+        logits, new = step_model(token, list(states))
+        return {"logits": logits, **{f"state_{i}": s for i, s in enumerate(new)}}
+
+    archive.add_endpoint(SERVE, serve, input_signature=[
+        tf.TensorSpec((None, None), tf.int32, name="ids")])
+    archive.add_endpoint(STEP, step, input_signature=[
+        tf.TensorSpec((None,), tf.int32, name="token"),
+        [tf.TensorSpec((None, n), tf.float32, name=f"state_{i}") for i, n in enumerate(sizes)]])
+    return archive
+
+
+def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = False) -> Path:
+    """Write the run's best model to out in format fmt (savedmodel: a folder; tflite: a file)."""
+    from seqmodels.lm.run import load_run
+
+    if fmt not in FORMATS:
+        raise SeqmodelsError(f"unknown export format {fmt!r}: choose one of "
+                             f"{', '.join(FORMATS)}")
+    out = Path(out)
+    _check_out(out, fmt, force)
+    run = load_run(run_dir)
+    tmp = out.with_name(f".seqmodels-tmp-{out.name}-export")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _archive(run.model).write_out(str(tmp), verbose=False)
+        if fmt == "tflite":
+            data = _tflite(tmp)
+            shutil.rmtree(tmp)
+            tmp.write_bytes(data)
+        if out.is_dir() and not out.is_symlink():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.replace(out)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _tflite(saved_model: Path) -> bytes:
+    """The step signature of a SavedModel as TensorFlow Lite, in builtin ops only."""
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[STEP])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises several types; its first line says why
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqmodelsError(f"TensorFlow Lite could not convert this model ({first[:200]})"
+                             ) from None
+
+
+def _check_out(out: Path, fmt: str, force: bool) -> None:
+    """A new path, or (with force) an earlier export of the same kind: a file for tflite, a
+    SavedModel folder for savedmodel; never anything else."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if not force:
+        raise SeqmodelsError(f"{out} exists; pass --force to replace it")
+    if fmt == "savedmodel":
+        if out.is_symlink() or not (out / "saved_model.pb").is_file():
+            raise SeqmodelsError(f"{out} exists and is not a SavedModel folder; choose another "
+                                 f"--out")
+    else:
+        from seqmodels.files import check_output
+
+        check_output(out, force)

@@ -1,0 +1,87 @@
+"""seqmodels export: a SavedModel with whole-sequence and one-step signatures, and a TFLite file
+of the one-step signature, each giving the Keras model's logits."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from seqmodels.cli.main import cli
+from seqmodels.lm import export as lm_export
+from seqmodels.lm.export import STEP, export_run, state_sizes
+from seqmodels.lm.run import load_run
+
+
+@pytest.fixture(scope="module", params=["lstm", "gru"])
+def run(request, tmp_path_factory, train_tiny, cat_text):
+    root = tmp_path_factory.mktemp(f"export-{request.param}")
+    corpus = root / "c.txt"
+    corpus.write_text(cat_text)
+    return train_tiny(corpus, root / "run", cell=request.param, epochs=1, batch_size=8,
+                      seq_len=16, steps_per_epoch=3)
+
+
+def expected_logits(run_dir, ids):
+    return np.asarray(load_run(run_dir).model(ids[None], training=False))[0]  # (T, V)
+
+
+def stepped(step, ids, sizes):
+    """Logits of each position from the one-step function, from a zero state."""
+    states = {f"state_{i}": np.zeros((1, n), np.float32) for i, n in enumerate(sizes)}
+    out = []
+    for token in ids:
+        result = step(token=np.array([token], np.int32), **states)
+        out.append(np.asarray(result["logits"])[0])
+        states = {k: np.asarray(result[k]) for k in states}
+    return np.stack(out)
+
+
+def test_the_savedmodel_serves_whole_sequences_and_single_steps(run, tmp_path):
+    import tensorflow as tf
+
+    path = export_run(run, "savedmodel", tmp_path / "sm")
+    loaded = tf.saved_model.load(str(path))
+    ids = np.array([3, 4, 5, 6, 3, 2, 7, 8], np.int32)
+    want = expected_logits(run, ids)
+    got = loaded.signatures["serving_default"](ids=tf.constant(ids[None]))["logits"]
+    np.testing.assert_allclose(np.asarray(got)[0], want, atol=1e-5)
+    sizes = state_sizes(load_run(run).model)
+    step = loaded.signatures[STEP]
+
+    def call(token, **states):
+        return step(token=tf.constant(token), **{k: tf.constant(v) for k, v in states.items()})
+
+    np.testing.assert_allclose(stepped(call, ids, sizes), want, atol=1e-5)
+
+
+def test_the_tflite_file_steps_like_the_keras_model(run, tmp_path):
+    import tensorflow as tf
+
+    path = export_run(run, "tflite", tmp_path / "m.tflite")
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner(STEP)
+    ids = np.array([3, 4, 5, 6, 3, 2, 7, 8], np.int32)
+    sizes = state_sizes(load_run(run).model)
+    np.testing.assert_allclose(stepped(runner, ids, sizes), expected_logits(run, ids),
+                               atol=1e-4)
+
+
+def test_the_cli_exports_and_refuses_to_replace_unasked(run, tmp_path):
+    out = tmp_path / "m.tflite"
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "tflite", "--out",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out) and out.stat().st_size > 0
+    again = CliRunner().invoke(cli, ["export", str(run), "--format", "tflite", "--out",
+                                     str(out)])
+    assert again.exit_code == 1 and "exists; pass --force" in again.stderr
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    forced = CliRunner().invoke(cli, ["export", str(run), "--out", str(mine), "--force"])
+    assert forced.exit_code == 1 and "not a SavedModel folder" in forced.stderr
+    assert mine.is_dir()
+
+
+def test_the_cli_knows_the_library_formats():
+    from seqmodels.cli.export import FORMATS
+
+    assert FORMATS == lm_export.FORMATS
