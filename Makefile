@@ -22,7 +22,7 @@ install: $(STAMP) ## create .venv and install seqmodels (editable) with its dev 
 test: install ## run the whole test suite
 	$(PY) -m pytest
 
-test-reliability: install ## kill -9 a training run 20 times, resuming each time (about 5 min)
+test-reliability: install ## kill -9 a training run 20 times (resuming each time) and the hostile-file tests (about 6 min)
 	$(PY) -m pytest tests/reliability --kills 20 -s
 
 lint: install ## ruff over the package and tests
