@@ -29,8 +29,8 @@ def test_every_n_steps_at_each_temperature(tmp_path, cyclic):
     got = entries(run.path)
     assert [head for head, _ in got] == [f"step {s}, temperature {t}" for s in (2, 4, 6)
                                          for t in ("0", "1")]
-    for _, text in got:
-        assert text.startswith("abc") and len(text.rstrip("\n")) == 3 + 24
+    for _, text in got:  # the prompt, 24 characters, and the newline the file adds
+        assert text.startswith("abc") and len(text) == 3 + 24 + 1
 
 
 def test_a_prompt_outside_the_vocabulary_gives_up_the_samples_not_the_run(tmp_path, cyclic):
