@@ -43,7 +43,7 @@ def test_stock_callbacks_see_every_event_with_logs(tmp_path, cyclic):
     assert events.count("epoch_begin 0") == 1 and events.count("epoch_begin 1") == 1
     assert [e.split()[1] for e in events if e.startswith("batch")] == [str(i) for i in
                                                                        (0, 1, 2, 3, 4) * 2]
-    vals = [r["val_loss"] for r in run.history]  # steps 2, 4, 5, 7, 9, 10
+    vals = [r["val_loss"] for r in run.history]  # global steps 2, 4, 5 (epoch end), 6, 8, 10
     assert [e for e in events if e.startswith("test_end")] == [f"test_end {v:.4f}" for v in vals]
     assert [e for e in events if e.startswith("epoch_end")] == [
         f"epoch_end 0 {vals[2]:.4f}", f"epoch_end 1 {vals[5]:.4f}"]
