@@ -75,11 +75,10 @@ def _sampling(kw: dict) -> list:
     every = kw["sample_every"]
     if every == 0 or (every is None and kw["quiet"]):
         return []
-    from seqmodels.lm.samples import SampleCallback
+    from seqmodels.lm.samples import Samples
 
-    return [SampleCallback(every, kw["sample_prompt"], kw["sample_temperature"],
-                           kw["sample_length"], seed=kw.get("seed") or 0,
-                           show=not kw["quiet"])]
+    return [Samples(every, kw["sample_prompt"], tuple(kw["sample_temperature"]),
+                    kw["sample_length"], seed=kw.get("seed") or 0, show=not kw["quiet"])]
 
 
 def _check_train_options(ctx: click.Context, kw: dict) -> None:

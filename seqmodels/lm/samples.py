@@ -1,89 +1,126 @@
 """Samples while training: a short text at a fixed prompt and temperature(s), printed and appended
-to <run>/samples.txt, every N steps or at every validation (a Keras callback for the loop)."""
+to <run>/samples.txt, every N steps or at every validation (a Keras callback for the loop).
+
+`Samples` holds the settings and imports no TensorFlow, so the CLI can describe the samples
+before the run's checks; `SampleCallback` (Keras, loaded on first use) does the work.
+"""
 
 from __future__ import annotations
 
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from seqmodels.backend import import_keras
 from seqmodels.errors import SeqmodelsError
-
-keras = import_keras()
 
 SAMPLES_FILE = "samples.txt"
 
 
-class SampleCallback(keras.callbacks.Callback):
-    """Generate `length` tokens from the weights reached, every `every` global steps (None: at
-    each validation); the prompt defaults to a newline, else the vocabulary's first token."""
+@dataclass
+class Samples:
+    """What to sample while training (see SampleCallback)."""
 
-    def __init__(self, every: int | None = None, prompt: str | None = None,
-                 temperatures: tuple[float, ...] = (0.8,), length: int = 200, seed: int = 0,
-                 show: bool = True) -> None:
-        super().__init__()
-        if every is not None and every < 1:
-            raise SeqmodelsError("--sample-every must be at least 1")
-        if length < 1:
-            raise SeqmodelsError("--sample-length must be at least 1")
-        self.every, self.prompt, self.temperatures = every, prompt, tuple(temperatures)
-        self.length, self.seed, self.show = length, seed, show
-        self.global_step = 0
-        self._ready = None  # (run_dir, vocab, tokenizer, level, prompt ids, generators)
+    every: int | None = None  # global steps between samples; None: at every validation
+    prompt: str | None = None
+    temperatures: tuple[float, ...] = (0.8,)
+    length: int = 200
+    seed: int = 0
+    show: bool = True
 
-    def on_train_begin(self, logs=None) -> None:
-        from seqmodels.data.config import DataConfig
-        from seqmodels.data.prepare import make_tokenizer
-        from seqmodels.data.vocab import Vocabulary
-        from seqmodels.lm.generate import Generator, SamplingConfig, encode_prompt
-        from seqmodels.lm.run import read_language_config
+    def callback(self):
+        """The Keras callback that takes these samples."""
+        return _define_callback()(self.every, self.prompt, self.temperatures, self.length,
+                              self.seed, self.show)
 
-        run_dir = Path(self.params["run_dir"])
-        data = DataConfig.from_json(read_language_config(run_dir)["data"])
-        vocab = Vocabulary.load(run_dir / "vocab.json")
-        tokenizer = make_tokenizer(data)
-        prompt = self.prompt if self.prompt is not None else (
-            "\n" if "\n" in vocab else vocab.tokens[min(2, len(vocab) - 1)])
-        try:
-            ids, _ = encode_prompt(prompt, tokenizer, vocab, skip_unknown=True)
-        except SeqmodelsError as exc:  # training goes on; only the samples are given up
-            warnings.warn(f"no samples while training: {exc} (--sample-prompt {prompt!r})",
-                          stacklevel=2)
-            return
-        generators = [Generator(self.model, SamplingConfig(t, seed=self.seed), jit_compile=False)
-                      for t in self.temperatures]
-        self._ready = (run_dir, vocab, tokenizer, data.level, ids, generators)
 
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        self.global_step = int((logs or {}).get("global_step", self.global_step + 1))
-        if self._ready and self.every and self.global_step % self.every == 0:
-            self.sample()
+def __getattr__(name: str):
+    """SampleCallback is defined on first use, so importing this module loads no Keras."""
+    if name == "SampleCallback":
+        globals()[name] = _define_callback()
+        return globals()[name]
+    raise AttributeError(name)
 
-    def on_test_end(self, logs=None) -> None:
-        if self._ready and self.every is None:
-            self.sample()
 
-    def sample(self) -> list[str]:
-        """Write one sample per temperature from the current weights; returns the texts."""
-        from tqdm import tqdm
+def _define_callback():
+    if "SampleCallback" in globals():
+        return globals()["SampleCallback"]
+    from seqmodels.backend import import_keras
 
-        from seqmodels.lm.generate import _joined
+    keras = import_keras()
 
-        run_dir, vocab, tokenizer, level, ids, generators = self._ready
-        texts = []
-        for generator in generators:
-            out = generator.generate(np.asarray([ids], np.int32), self.length)[0]
-            prompt = tokenizer.detokenize(vocab.decode(ids))
-            texts.append(prompt + _joined(prompt, tokenizer.detokenize(vocab.decode(out)), level))
-        with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
-            for t, text in zip(self.temperatures, texts):
-                f.write(f"--- step {self.global_step}, temperature {t:g}\n{text}\n")
-        if self.show:
-            for t, text in zip(self.temperatures, texts):
-                shown = text.strip().replace("\n", " / ")[:300]
-                tqdm.write(f"sample at step {self.global_step} (temperature {t:g}): {shown}",
-                           file=sys.stderr)
-        return texts
+    class SampleCallback(keras.callbacks.Callback):
+        """Generate `length` tokens from the weights reached, every `every` global steps (None: at
+        each validation); the prompt defaults to a newline, else the vocabulary's first token."""
+
+        def __init__(self, every: int | None = None, prompt: str | None = None,
+                     temperatures: tuple[float, ...] = (0.8,), length: int = 200, seed: int = 0,
+                     show: bool = True) -> None:
+            super().__init__()
+            if every is not None and every < 1:
+                raise SeqmodelsError("--sample-every must be at least 1")
+            if length < 1:
+                raise SeqmodelsError("--sample-length must be at least 1")
+            self.every, self.prompt, self.temperatures = every, prompt, tuple(temperatures)
+            self.length, self.seed, self.show = length, seed, show
+            self.global_step = 0
+            self._ready = None  # (run_dir, vocab, tokenizer, level, prompt ids, generators)
+
+        def on_train_begin(self, logs=None) -> None:
+            from seqmodels.data.config import DataConfig
+            from seqmodels.data.prepare import make_tokenizer
+            from seqmodels.data.vocab import Vocabulary
+            from seqmodels.lm.generate import Generator, SamplingConfig, encode_prompt
+            from seqmodels.lm.run import read_language_config
+
+            run_dir = Path(self.params["run_dir"])
+            data = DataConfig.from_json(read_language_config(run_dir)["data"])
+            vocab = Vocabulary.load(run_dir / "vocab.json")
+            tokenizer = make_tokenizer(data)
+            prompt = self.prompt if self.prompt is not None else (
+                "\n" if "\n" in vocab else vocab.tokens[min(2, len(vocab) - 1)])
+            try:
+                ids, _ = encode_prompt(prompt, tokenizer, vocab, skip_unknown=True)
+            except SeqmodelsError as exc:  # training goes on; only the samples are given up
+                warnings.warn(f"no samples while training: {exc} (--sample-prompt {prompt!r})",
+                              stacklevel=2)
+                return
+            generators = [Generator(self.model, SamplingConfig(t, seed=self.seed),
+                                    jit_compile=False) for t in self.temperatures]
+            self._ready = (run_dir, vocab, tokenizer, data.level, ids, generators)
+
+        def on_train_batch_end(self, batch, logs=None) -> None:
+            self.global_step = int((logs or {}).get("global_step", self.global_step + 1))
+            if self._ready and self.every and self.global_step % self.every == 0:
+                self.sample()
+
+        def on_test_end(self, logs=None) -> None:
+            if self._ready and self.every is None:
+                self.sample()
+
+        def sample(self) -> list[str]:
+            """Write one sample per temperature from the current weights; returns the texts."""
+            from tqdm import tqdm
+
+            from seqmodels.lm.generate import _joined
+
+            run_dir, vocab, tokenizer, level, ids, generators = self._ready
+            texts = []
+            for generator in generators:
+                out = generator.generate(np.asarray([ids], np.int32), self.length)[0]
+                prompt = tokenizer.detokenize(vocab.decode(ids))
+                text = tokenizer.detokenize(vocab.decode(out))
+                texts.append(prompt + _joined(prompt, text, level))
+            with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
+                for t, text in zip(self.temperatures, texts):
+                    f.write(f"--- step {self.global_step}, temperature {t:g}\n{text}\n")
+            if self.show:
+                for t, text in zip(self.temperatures, texts):
+                    shown = text.strip().replace("\n", " / ")[:300]
+                    tqdm.write(f"sample at step {self.global_step} (temperature {t:g}): {shown}",
+                               file=sys.stderr)
+            return texts
+
+    return SampleCallback

@@ -390,6 +390,9 @@ def keras_callbacks(callbacks: list | None, net, epochs: int, steps: int):
     from seqmodels.backend import import_keras
 
     keras = import_keras()
+    # settings objects that make their callback once Keras is loaded (lm.samples.Samples)
+    callbacks = [c.callback() if hasattr(c, "callback") and not isinstance(
+        c, keras.callbacks.Callback) else c for c in callbacks]
     odd = [c for c in callbacks if not isinstance(c, keras.callbacks.Callback)]
     if odd:
         raise SeqmodelsError(f"callbacks must be keras.callbacks.Callback objects, not "
