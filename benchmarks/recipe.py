@@ -4,8 +4,8 @@ test split, in windows of 100 tokens from a zero state whatever T the variant tr
 
 Run as `python -m benchmarks.recipe [--corpus kjv|pydoc] [--budget 3m] [--only NAME ...]`;
 prints one row a variant. `kjv` is the built-in corpus; `pydoc` is the English text of
-Python's own documentation topics (the standard library's `pydoc_data`, 0.47 MB on Python 3.11), a second
-corpus every Python ships.
+Python's own documentation topics (the standard library's `pydoc_data`, 0.47 MB on Python
+3.11), a second corpus every Python ships.
 """
 
 from __future__ import annotations
