@@ -48,8 +48,7 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is float:
-        return (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and math.isfinite(value))
+        return is_finite(value)
     if hint is str:
         return isinstance(value, str)
     if origin is list:
@@ -79,6 +78,16 @@ def _describe(hint: Any) -> str:
     if origin is tuple:
         return f"a list of {len(args)} numbers" if args and args[-1] is not Ellipsis else "a list"
     return getattr(hint, "__name__", str(hint))
+
+
+def is_number(value: object) -> bool:
+    """True for an int or float read from JSON, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite(value: object) -> bool:
+    """A number that is neither NaN nor infinite."""
+    return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 def option_name(field_name: str) -> str:

@@ -13,6 +13,7 @@ from seqmodels.forecast.series import (
     SeriesConfig,
 )
 from seqmodels.models.saving import load_model
+from seqmodels.settings import is_finite
 from seqmodels.training.history import best_val_loss, read_history
 from seqmodels.training.rundir import read_config
 
@@ -64,22 +65,18 @@ def read_scaler(run_dir: Path) -> dict:
         raise SeqmodelsError(f"{path}: damaged scaler ('columns' must be a list of names)")
     for name, values in (("mean", mean), ("std", std)):
         if not (isinstance(values, list) and len(values) == len(columns)
-                and all(_finite(v) for v in values)):
+                and all(is_finite(v) for v in values)):
             raise SeqmodelsError(f"{path}: damaged scaler ('{name}' must hold one finite number "
                                  f"per column)")
     if not all(v > 0 for v in std):
         raise SeqmodelsError(f"{path}: damaged scaler (a standard deviation that is not "
                              f"positive: {std})"[:300])
     fill = data.get("fill", {})
-    if not (isinstance(fill, dict) and all(isinstance(k, str) and _finite(v)
+    if not (isinstance(fill, dict) and all(isinstance(k, str) and is_finite(v)
                                            for k, v in fill.items())):
         raise SeqmodelsError(f"{path}: damaged scaler ('fill' must map columns to numbers)")
     return data
 
-
-def _finite(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 def load_forecast_run(run_dir: str | Path) -> ForecastRun:

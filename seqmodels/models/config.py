@@ -43,11 +43,11 @@ class ModelConfig:
                 raise SeqmodelsError(f"{name} must be a whole number of at least 1, not {value!r}")
         for name in ("dropout", "recurrent_dropout"):
             value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value < 1.0:
+            if not settings.is_number(value) or not 0.0 <= value < 1.0:
                 raise SeqmodelsError(f"{name} must be at least 0 and below 1, not {value!r}")
         for name in ("l1", "l2"):
             value = getattr(self, name)
-            if not _is_number(value) or value < 0.0:
+            if not settings.is_number(value) or value < 0.0:
                 raise SeqmodelsError(f"{name} must be a number of at least 0, not {value!r}")
         return self
 
@@ -60,7 +60,3 @@ class ModelConfig:
         """Build and validate a config from to_json's dict; unknown keys are refused."""
         return settings.from_json(cls, data, "model").validate()
 
-
-def _is_number(value: object) -> bool:
-    """True for int or float, not bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

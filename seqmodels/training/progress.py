@@ -3,11 +3,11 @@ validation."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from seqmodels.errors import SeqmodelsError
+from seqmodels.settings import is_finite, is_number
 
 _COUNTS = ("epoch", "step", "global_step", "epochs_without_improvement", "rollbacks", "tokens",
            "last_validated_step")
@@ -17,14 +17,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_finite(value: object) -> bool:
-    return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
-
-
 def _check_history(history: object, global_step: int, where: str) -> None:
     """History rows of a checkpoint: objects of numbers, at rising global steps up to now."""
     if not isinstance(history, list):
@@ -32,7 +24,7 @@ def _check_history(history: object, global_step: int, where: str) -> None:
     last = 0
     for i, row in enumerate(history, 1):
         if not isinstance(row, dict) or not all(
-                isinstance(k, str) and (v is None or _is_number(v)) for k, v in row.items()):
+                isinstance(k, str) and (v is None or is_number(v)) for k, v in row.items()):
             raise SeqmodelsError(f"{where}: history row {i} is not an object of numbers")
         if "global_step" not in row:  # written before validation on a schedule
             continue
@@ -84,20 +76,20 @@ class Progress:
             if not _is_int(getattr(p, name)) or not 0 <= getattr(p, name) < 2**53:
                 raise bad(name, "a whole number >= 0 (and below 2**53)")
         for name in ("seconds",):
-            if not _is_finite(p.seconds) or p.seconds < 0:
+            if not is_finite(p.seconds) or p.seconds < 0:
                 raise bad(name, "a finite number >= 0")
-        if not _is_finite(p.lr_scale) or not 0 < p.lr_scale <= 1:
+        if not is_finite(p.lr_scale) or not 0 < p.lr_scale <= 1:
             raise bad("lr_scale", "a number in (0, 1]")
-        if p.best_val_loss is not None and not _is_finite(p.best_val_loss):
+        if p.best_val_loss is not None and not is_finite(p.best_val_loss):
             raise bad("best_val_loss", "a finite number or null")
-        if p.plateau_lr is not None and not (_is_finite(p.plateau_lr) and p.plateau_lr > 0):
+        if p.plateau_lr is not None and not (is_finite(p.plateau_lr) and p.plateau_lr > 0):
             raise bad("plateau_lr", "a positive number or null")
         if p.last_validated_step > p.global_step or p.step > p.global_step:
             raise SeqmodelsError(f"{where}: progress says step {p.step}, global step "
                                  f"{p.global_step} and last validated step "
                                  f"{p.last_validated_step}, which cannot all be true")
         if not isinstance(p.partial, dict) or not all(
-                isinstance(k, str) and _is_finite(v) for k, v in p.partial.items()):
+                isinstance(k, str) and is_finite(v) for k, v in p.partial.items()):
             raise bad("partial", "an object of finite numbers")
         _check_history(p.history, p.global_step, where)
         return p
