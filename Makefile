@@ -14,7 +14,7 @@ help: ## list the targets
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,forecast,tensorboard]'
+	$(PY) -m pip install --quiet -e '.[dev,forecast,tensorboard,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install seqmodels (editable) with its dev tools

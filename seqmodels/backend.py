@@ -6,7 +6,7 @@ import sys
 
 
 @contextlib.contextmanager
-def _native_stderr_muted():
+def native_stderr_muted():
     """Send file descriptor 2 to /dev/null (C++ start-up logs ignore Python's sys.stderr)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -28,7 +28,7 @@ def import_tf():
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
-    with contextlib.nullcontext() if verbose else _native_stderr_muted():
+    with contextlib.nullcontext() if verbose else native_stderr_muted():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at first use

@@ -1,10 +1,11 @@
-"""`seqmodels export`: a run's model as a TensorFlow SavedModel or TensorFlow Lite file."""
+"""`seqmodels export`: a run's model as a TensorFlow SavedModel, TensorFlow Lite or ONNX file."""
 
 from __future__ import annotations
 
 import click
 
-FORMATS = ("savedmodel", "tflite")  # seqmodels.lm.export.FORMATS, without importing TensorFlow
+# seqmodels.lm.export.FORMATS, without importing TensorFlow
+FORMATS = ("savedmodel", "tflite", "onnx")
 
 
 @click.command()
@@ -13,10 +14,11 @@ FORMATS = ("savedmodel", "tflite")  # seqmodels.lm.export.FORMATS, without impor
               show_default=True,
               help="savedmodel: a folder for TensorFlow Serving and tf.saved_model.load, with "
                    "a whole-sequence signature and a one-step one; tflite: a file holding the "
-                   "one-step signature, for phones and microcontrollers.")
+                   "one-step signature, for phones and microcontrollers; onnx: a file holding the "
+                   "one-step signature, for ONNX Runtime (needs seqmodels[onnx]).")
 @click.option("--out", type=click.Path(), default=None,
               help="Where to write [default: RUN/export/model (savedmodel) or "
-                   "RUN/export/model.tflite].")
+                   "RUN/export/model.tflite or model.onnx].")
 @click.option("--force", is_flag=True, help="Replace an earlier export at --out.")
 def export(run, fmt, out, force) -> None:
     """Export RUN's best model for serving, with a one-step signature (token ids + state ->
@@ -26,6 +28,6 @@ def export(run, fmt, out, force) -> None:
     from seqmodels.lm.export import export_run
 
     out = Path(out) if out else Path(run) / "export" / (
-        "model" if fmt == "savedmodel" else "model.tflite")
+        "model" if fmt == "savedmodel" else f"model.{fmt}")
     written = export_run(run, fmt, out, force)
     click.echo(str(written))

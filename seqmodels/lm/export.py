@@ -1,5 +1,5 @@
 """Export a run's model for serving: a TensorFlow SavedModel with a whole-sequence signature and
-a one-step signature, or a TensorFlow Lite file of the one-step signature (for phones).
+a one-step signature, or a TensorFlow Lite or ONNX file of the one-step signature.
 
 The one-step signature takes token ids (B,) and the recurrent state and returns the next-token
 logits (B, V) and the new state, so a server or an app generates with O(1) work per token, as
@@ -14,8 +14,9 @@ from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
 
-FORMATS = ("savedmodel", "tflite")
+FORMATS = ("savedmodel", "tflite", "onnx")
 STEP, SERVE = "step", "serving_default"
+ONNX_OPSET = 17
 
 
 def state_sizes(model) -> list[int]:
@@ -59,6 +60,8 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     if fmt not in FORMATS:
         raise SeqmodelsError(f"unknown export format {fmt!r}: choose one of "
                              f"{', '.join(FORMATS)}")
+    if fmt == "onnx":
+        _import_tf2onnx()
     out = Path(out)
     _check_out(out, fmt, force)
     run = load_run(run_dir)
@@ -66,10 +69,12 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         _archive(run.model).write_out(str(tmp), verbose=False)
-        if fmt == "tflite":
+        if fmt != "savedmodel":
             data = _tflite(tmp)
             shutil.rmtree(tmp)
             tmp.write_bytes(data)
+            if fmt == "onnx":
+                tmp.write_bytes(_onnx(tmp))
         if out.is_dir() and not out.is_symlink():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,17 +89,78 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
 
 def _tflite(saved_model: Path) -> bytes:
     """The step signature of a SavedModel as TensorFlow Lite, in builtin ops only."""
-    from seqmodels.backend import import_tf
+    from seqmodels.backend import import_tf, native_stderr_muted
 
     tf = import_tf()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[STEP])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     try:
-        return converter.convert()
+        with native_stderr_muted():  # the converter's C++ logs every pass it runs
+            return converter.convert()
     except Exception as exc:  # the converter raises several types; its first line says why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SeqmodelsError(f"TensorFlow Lite could not convert this model ({first[:200]})"
                              ) from None
+
+
+def _import_tf2onnx():
+    """tf2onnx, or one line naming the extra that brings it."""
+    from seqmodels.backend import import_tf
+
+    import_tf()  # first, quietly: tf2onnx imports TensorFlow
+    try:
+        import tf2onnx
+    except ImportError:
+        raise SeqmodelsError("ONNX export needs tf2onnx: pip install 'seqmodels[onnx]'"
+                             ) from None
+    return tf2onnx
+
+
+def _onnx(tflite_file: Path) -> bytes:
+    """The one-step TensorFlow Lite model as ONNX: token, state_0, ... -> logits, next_state_0,
+    ... (ONNX names each tensor once) with a symbolic batch dimension."""
+    import logging
+    import warnings
+
+    from seqmodels.backend import import_tf, native_stderr_muted
+
+    tf2onnx, tf = _import_tf2onnx(), import_tf()
+    tf2onnx.logging.set_level(logging.ERROR)
+    try:  # quiet: tf.lite.Interpreter's deprecation notice and its delegate's C++ log
+        with warnings.catch_warnings(), native_stderr_muted():
+            warnings.simplefilter("ignore")
+            runner = tf.lite.Interpreter(model_path=str(tflite_file)).get_signature_runner(STEP)
+            proto, _ = tf2onnx.convert.from_tflite(str(tflite_file), opset=ONNX_OPSET)
+        inputs = {d["name"]: name for name, d in runner.get_input_details().items()}
+        outputs = {d["name"]: name if name == "logits" else f"next_{name}"
+                   for name, d in runner.get_output_details().items()}
+    except Exception as exc:  # tf2onnx raises several types; its first line says why
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SeqmodelsError(f"tf2onnx could not convert this model ({first[:200]})") from None
+    graph = proto.graph
+    renames = {**inputs, **outputs}
+    for node in graph.node:
+        for names in (node.input, node.output):
+            renamed = [renames.get(n, n) for n in names]
+            del names[:]
+            names.extend(renamed)
+    for field, first in ((graph.input, "token"), (graph.output, "logits")):
+        values = {renames[v.name]: v for v in field}
+        for value in values.values():
+            value.name = renames[value.name]
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+        order = [first, *sorted(set(values) - {first}, key=_rank)]
+        ordered = [type(values[name])() for name in order]
+        for copy, name in zip(ordered, order, strict=True):
+            copy.CopyFrom(values[name])
+        del field[:]
+        field.extend(ordered)
+    return proto.SerializeToString()
+
+
+def _rank(name: str) -> int:
+    """state_12 -> 12."""
+    return int(name.rsplit("_", 1)[1])
 
 
 def _check_out(out: Path, fmt: str, force: bool) -> None:

@@ -1,5 +1,7 @@
-"""seqmodels export: a SavedModel with whole-sequence and one-step signatures, and a TFLite file
-of the one-step signature, each giving the Keras model's logits."""
+"""seqmodels export: a SavedModel with whole-sequence and one-step signatures, and TFLite and
+ONNX files of the one-step signature, each giving the Keras model's logits."""
+
+import sys
 
 import numpy as np
 import pytest
@@ -63,6 +65,36 @@ def test_the_tflite_file_steps_like_the_keras_model(run, tmp_path):
     sizes = state_sizes(load_run(run).model)
     np.testing.assert_allclose(stepped(runner, ids, sizes), expected_logits(run, ids),
                                atol=1e-4)
+
+
+def test_the_onnx_file_steps_like_the_keras_model(run, tmp_path):
+    ort = pytest.importorskip("onnxruntime")  # the onnx extra; make install brings it
+    path = export_run(run, "onnx", tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path))
+    sizes = state_sizes(load_run(run).model)
+    assert [i.name for i in session.get_inputs()] == ["token"] + [
+        f"state_{i}" for i in range(len(sizes))]
+    names = [o.name for o in session.get_outputs()]
+    assert names == ["logits"] + [f"next_state_{i}" for i in range(len(sizes))]
+
+    def step(token, **states):
+        out = dict(zip(names, session.run(None, {"token": token, **states}), strict=True))
+        return {"logits": out["logits"], **{k: out[f"next_{k}"] for k in states}}
+
+    ids = np.array([3, 4, 5, 6, 3, 2, 7, 8], np.int32)
+    np.testing.assert_allclose(stepped(step, ids, sizes), expected_logits(run, ids), atol=1e-4)
+    batch = session.run(None, {"token": ids[:3], **{f"state_{i}": np.zeros((3, n), np.float32)
+                                                    for i, n in enumerate(sizes)}})
+    assert batch[0].shape == (3, len(load_run(run).vocab))
+
+
+def test_onnx_without_its_extra_is_one_line_and_writes_nothing(run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx raises ImportError
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "onnx", "--out",
+                                      str(tmp_path / "m.onnx")])
+    assert result.exit_code == 1
+    assert "pip install 'seqmodels[onnx]'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_cli_exports_and_refuses_to_replace_unasked(run, tmp_path):
