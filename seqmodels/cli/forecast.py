@@ -86,7 +86,7 @@ def train(csv, **kw) -> None:
                            config_from(ModelConfig, kw),
                            train_config_from(kw, seq_len=kw["window"]),
                            out=kw["out"], resume=kw["resume"], progress=not kw["quiet"],
-                           log_every=kw["log_every"],
+                           log_every=kw["log_every"], callbacks=kw["callback"],
                            **(resume_overrides(ctx, kw) if kw["resume"] else {}))
     if not kw["quiet"]:
         for note in run.notes:

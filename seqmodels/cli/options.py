@@ -43,7 +43,7 @@ T = TypeVar("T")
 # options that say how this process runs, not what is trained: free to differ on --resume
 PROCESS_OPTIONS = frozenset({"resume", "log_every", "quiet", "cache_dir", "workers", "strategy",
                              "workers_spec", "worker_index", "sample_every", "sample_prompt",
-                             "sample_temperature", "sample_length", "config"})
+                             "sample_temperature", "sample_length", "config", "callback"})
 RESUME_MAY_CHANGE = PROCESS_OPTIONS | set(RESUMABLE)
 
 
@@ -56,6 +56,43 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     if seconds is not None and seconds <= 0:
         raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
     return seconds
+
+
+def imported_callbacks(ctx: click.Context, param: click.Parameter,
+                       value: tuple[str, ...]) -> list:
+    """--callback MODULE:NAME: each a Keras callback object, or a class or function called with
+    no arguments to make one; modules are found from the current folder too."""
+    if not value:
+        return []
+    import importlib
+    import os
+    import sys
+
+    from seqmodels.backend import import_keras
+
+    keras = import_keras()  # before the user's module imports keras, so it runs on TensorFlow
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    made = []
+    for spec in value:
+        module_name, _, attr = spec.partition(":")
+        if not module_name or not attr:
+            raise click.BadParameter(f"{spec!r}: give MODULE:NAME, such as mycallbacks:Logger")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except ImportError as exc:
+            raise click.BadParameter(f"{spec!r}: cannot import {module_name} ({exc})") from None
+        except AttributeError:
+            raise click.BadParameter(f"{spec!r}: {module_name} has no {attr}") from None
+        if not isinstance(obj, keras.callbacks.Callback) and callable(obj):
+            obj = obj()
+        if not isinstance(obj, keras.callbacks.Callback):
+            raise click.BadParameter(f"{spec!r} is not a keras.callbacks.Callback (nor makes one "
+                                     f"when called with no arguments)")
+        made.append(obj)
+    return made
 
 
 class Finite(click.FloatRange):
@@ -276,6 +313,11 @@ def run_options(defaults: TrainConfig):
                      default=defaults.steps_per_epoch,
                      help="Cap the steps of each epoch (quick runs)."),
         click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs into the run."),
+        click.option("--callback", multiple=True, callback=imported_callbacks,
+                     metavar="MODULE:NAME",
+                     help="A Keras callback to drive from the training loop: an object, or a "
+                          "class or function making one with no arguments (the current folder "
+                          "is searched for MODULE); repeat for several."),
         click.option("--on-nan", type=click.Choice(ON_NAN), default=defaults.on_nan,
                      show_default=True,
                      help="When the loss turns NaN/Inf: stop (keeping the last good checkpoint), "

@@ -87,3 +87,90 @@ def test_something_that_is_not_a_keras_callback_is_refused(tmp_path, cyclic):
     with pytest.raises(SeqmodelsError, match="keras.callbacks.Callback objects, not function"):
         train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), out=tmp_path / "run",
               callbacks=[lambda: None])
+
+
+CALLBACKS_MODULE = '''
+import json
+
+import keras
+
+class Recorder(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        with open("epochs.jsonl", "a") as f:
+            f.write(json.dumps({"epoch": epoch, "val_loss": logs["val_loss"]}) + "\\n")
+
+def stopper():
+    stop = keras.callbacks.LambdaCallback()
+    stop.on_epoch_end = lambda epoch, logs: setattr(stop.model, "stop_training", True)
+    return stop
+
+NOT_ONE = 5
+'''
+
+
+@pytest.fixture
+def callbacks_module(tmp_path, monkeypatch):
+    """A module of the user's callbacks in the current folder, under a name of its own."""
+    name = f"my_callbacks_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(CALLBACKS_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    return name
+
+
+def test_the_cli_drives_callbacks_named_module_colon_name(tmp_path, cyclic, callbacks_module):
+    from click.testing import CliRunner
+
+    from seqmodels.cli.main import cli
+
+    config = tmp_path / "train.toml"
+    config.write_text(f'callback = ["{callbacks_module}:stopper"]\n')
+    result = CliRunner().invoke(cli, [
+        "train", str(cyclic), "--out", "run", "--callback", f"{callbacks_module}:Recorder",
+        "--config", str(config), "--epochs", "3", "--steps-per-epoch", "4", "--layers", "1",
+        "--units", "16", "--embedding-dim", "8", "-T", "16", "--batch-size", "8", "-q"])
+    assert result.exit_code == 0, result.output
+    # the command line's --callback replaces the file's: Recorder ran, stopper did not stop it
+    rows = [__import__("json").loads(line) for line in open("epochs.jsonl")]
+    with open(tmp_path / "run" / "history.csv") as f:
+        history = [r for r in csv.DictReader(f) if r["val_loss"]]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    epoch_ends = [float(r["val_loss"]) for r in history if int(r["step"]) % 4 == 0]
+    assert [r["val_loss"] for r in rows] == pytest.approx(epoch_ends[-3:], rel=1e-5)
+    again = CliRunner().invoke(cli, ["train", "--resume", "run", "--epochs", "5",
+                                     "--config", str(config), "-q"])  # the file's stopper
+    assert again.exit_code == 0, again.output
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert max(int(r["epoch"]) for r in csv.DictReader(f)) == 4  # one epoch, then stopped
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("{m}", "give MODULE:NAME"),
+    ("no_such_module_here:Thing", "cannot import no_such_module_here"),
+    ("{m}:Missing", "has no Missing"),
+    ("{m}:NOT_ONE", "is not a keras.callbacks.Callback"),
+])
+def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, callbacks_module,
+                                                            spec, message):
+    from click.testing import CliRunner
+
+    from seqmodels.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
+                                      spec.format(m=callbacks_module), "-q"])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_forecast_train_drives_them_too(tmp_path, callbacks_module):
+    pytest.importorskip("pandas")
+    from click.testing import CliRunner
+
+    from seqmodels.cli.main import cli
+
+    result = CliRunner().invoke(cli, [
+        "forecast", "train", "nile", "--window", "4", "--out", "run", "--epochs", "3",
+        "--units", "8", "-q",
+        "--callback", f"{callbacks_module}:Recorder", "--callback", f"{callbacks_module}:stopper"])
+    assert result.exit_code == 0, result.output
+    assert [__import__("json").loads(line)["epoch"] for line in open("epochs.jsonl")] == [0]
