@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -104,6 +105,33 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def append_text(path: str | Path, text: str) -> None:
+    """Append to a regular file (made if missing), never through a link or into a FIFO."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                     0o644)
+    except OSError as exc:
+        why = "it is a link" if exc.errno == errno.ELOOP else "it is a FIFO with no reader" if (
+            exc.errno == errno.ENXIO) else exc.strerror or exc
+        raise SeqmodelsError(f"{path}: cannot append to it ({why})") from None
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SeqmodelsError(f"{path} is not a regular file; seqmodels appends only to files")
+        f.write(text)
+
+
+def check_appendable(path: str | Path) -> None:
+    """Refuse a path append_text would refuse, before any work: a link, FIFO, device, folder."""
+    try:
+        mode = Path(path).lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise SeqmodelsError(f"{path} exists and is not a regular file (a link, FIFO, device or "
+                             f"folder); move it away")
 
 
 def check_output(path: str | Path, force: bool) -> Path:

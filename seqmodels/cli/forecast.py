@@ -133,6 +133,8 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
     CSV defaults to the file the run was trained on; another file is split the same way and
     scaled with the run's training statistics.
     """
+    if plot and no_plot:
+        raise click.UsageError("--no-plot writes no plot; drop --plot or --no-plot")
     _needs_pandas()
     from pathlib import Path
 

@@ -161,6 +161,9 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(str(exc), ctx, param) from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise click.BadParameter(f"{value}: not a TOML file ({exc})", ctx, param) from None
+    except RecursionError:
+        raise click.BadParameter(f"{value}: not a TOML file (nested too deeply)", ctx,
+                                 param) from None
     names = {p.name: p for p in ctx.command.params if p.name != param.name}
     settings = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(k for k in settings if k not in names)
@@ -171,7 +174,27 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, value: str | N
         if isinstance(v, (dict, list)) and not (isinstance(v, list) and (
                 names[key].multiple or names[key].nargs != 1)):
             raise click.BadParameter(f"{value}: {key} must be a single value", ctx, param)
+        for item in v if isinstance(v, list) else [v]:
+            problem = _toml_type_problem(names[key], item)
+            if problem:
+                raise click.BadParameter(f"{value}: {key.replace('_', '-')} {problem}, not "
+                                         f"{item!r}", ctx, param)
     ctx.default_map = {**(ctx.default_map or {}), **settings}
+
+
+def _toml_type_problem(option: click.Parameter, item: object) -> str | None:
+    """Why a TOML value cannot be this option's (click would truncate 2.7 to 2 for an integer
+    option, or take true as 1), or None."""
+    kind = option.type
+    if isinstance(option, click.Option) and option.is_flag:
+        return None if isinstance(item, bool) else "must be true or false"
+    if isinstance(kind, click.types.IntParamType):
+        return None if isinstance(item, int) and not isinstance(item, bool) else (
+            "must be a whole number")
+    if isinstance(kind, click.types.FloatParamType):
+        return None if isinstance(item, (int, float)) and not isinstance(item, bool) else (
+            "must be a number")
+    return "must be a string or number" if isinstance(item, bool) else None
 
 
 config_file_option = click.option(
@@ -379,9 +402,11 @@ def _encoding(ctx, param, value: str) -> str:
     import codecs
 
     try:
-        codecs.lookup(value)
+        info = codecs.lookup(value)
     except LookupError:
         raise click.BadParameter(f"unknown encoding {value!r} (try utf-8 or latin-1)") from None
+    if not getattr(info, "_is_text_encoding", True):  # rot13, base64, hex: bytes-to-bytes
+        raise click.BadParameter(f"{value!r} is not a text encoding (try utf-8 or latin-1)")
     return value
 
 

@@ -24,6 +24,7 @@ from seqmodels.cli.options import (
     train_config_from,
     window_options,
 )
+from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
 from seqmodels.models.config import ModelConfig
 from seqmodels.training.config import TrainConfig
 
@@ -44,8 +45,8 @@ from seqmodels.training.config import TrainConfig
               help="Prompt of those samples (default: a newline, if the vocabulary has one).")
 @click.option("--sample-temperature", type=Finite(min=0), multiple=True, default=(0.8,),
               show_default=True, help="Temperature of those samples; repeat for several.")
-@click.option("--sample-length", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Tokens in each of those samples.")
+@click.option("--sample-length", type=click.IntRange(1, MAX_SAMPLE_LENGTH), default=200,
+              show_default=True, help="Tokens in each of those samples.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, samples or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""

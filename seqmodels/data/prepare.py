@@ -74,9 +74,14 @@ def run_test_ids(run_config: dict, vocab: Vocabulary, cache_dir: str | Path | No
         raise SeqmodelsError(f"cannot read the corpus the run was trained on ({exc}); evaluate "
                              f"other text with --corpus PATH") from None
     digest = run_config.get("corpus_digest")
-    if (digest and prepared.stats["content_digest"] != digest) or prepared.vocab != vocab:
+    if digest and prepared.stats["content_digest"] != digest:
         raise SeqmodelsError("the run's corpus has changed since training; evaluate on "
                              "explicit text with --corpus PATH")
+    if prepared.vocab != vocab:
+        raise SeqmodelsError("the run's corpus or the data settings in its config.json (level, "
+                             "tokenizer, min_freq, ...) have changed since training: they no "
+                             "longer give its vocab.json; evaluate on explicit text with "
+                             "--corpus PATH")
     if len(prepared.splits.test) < 2:
         raise SeqmodelsError("this run's corpus has no test split; pass --corpus PATH")
     return prepared.splits.test

@@ -66,7 +66,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     _check_out(out, fmt, force)
     run = load_run(run_dir)
     tmp = out.with_name(f".seqmodels-tmp-{out.name}-export")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
     try:
         _archive(run.model).write_out(str(tmp), verbose=False)
         if fmt != "savedmodel":
@@ -79,12 +79,23 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.replace(out)
+    except OSError as exc:
+        raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
+    except Exception as exc:  # TensorFlow's file errors (tf.errors.OpError) carry a message
+        if type(exc).__module__.startswith("tensorflow") and getattr(exc, "message", None):
+            raise SeqmodelsError(f"{out}: cannot write the export ({exc.message})") from None
+        raise
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
     return out
+
+
+def _remove(path: Path) -> None:
+    """Remove our temporary: a link itself (never what it points to), a file or a folder."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _tflite(saved_model: Path) -> bytes:
@@ -166,6 +177,11 @@ def _rank(name: str) -> int:
 def _check_out(out: Path, fmt: str, force: bool) -> None:
     """A new path, or (with force) an earlier export of the same kind: a file for tflite, a
     SavedModel folder for savedmodel; never anything else."""
+    for parent in out.parents:  # the nearest existing folder above out must be a folder
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise SeqmodelsError(f"{out}: {parent} is not a folder; choose another --out")
+            break
     if not out.exists() and not out.is_symlink():
         return
     if not force:

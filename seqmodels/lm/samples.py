@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
+from seqmodels.files import append_text, check_appendable
 
 SAMPLES_FILE = "samples.txt"
+MAX_SAMPLE_LENGTH = 10_000  # tokens: a glance at the model while it trains, not a book
 
 
 @dataclass
@@ -61,8 +63,8 @@ def _define_callback():
             super().__init__()
             if every is not None and every < 1:
                 raise SeqmodelsError("--sample-every must be at least 1")
-            if length < 1:
-                raise SeqmodelsError("--sample-length must be at least 1")
+            if not 1 <= length <= MAX_SAMPLE_LENGTH:
+                raise SeqmodelsError(f"--sample-length must be from 1 to {MAX_SAMPLE_LENGTH:,}")
             self.every, self.prompt, self.temperatures = every, prompt, tuple(temperatures)
             self.length, self.seed, self.show = length, seed, show
             self.global_step = 0
@@ -76,6 +78,7 @@ def _define_callback():
             from seqmodels.lm.run import read_language_config
 
             run_dir = Path(self.params["run_dir"])
+            check_appendable(run_dir / SAMPLES_FILE)
             data = DataConfig.from_json(read_language_config(run_dir)["data"])
             vocab = Vocabulary.load(run_dir / "vocab.json")
             tokenizer = make_tokenizer(data)
@@ -113,9 +116,9 @@ def _define_callback():
                 prompt = tokenizer.detokenize(vocab.decode(ids))
                 text = tokenizer.detokenize(vocab.decode(out))
                 texts.append(prompt + _joined(prompt, text, level))
-            with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
-                for t, text in zip(self.temperatures, texts):
-                    f.write(f"--- step {self.global_step}, temperature {t:g}\n{text}\n")
+            append_text(run_dir / SAMPLES_FILE, "".join(
+                f"--- step {self.global_step}, temperature {t:g}\n{text}\n"
+                for t, text in zip(self.temperatures, texts)))
             if self.show:
                 for t, text in zip(self.temperatures, texts):
                     shown = text.strip().replace("\n", " / ")[:300]

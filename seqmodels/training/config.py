@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, replace
 
@@ -101,4 +102,7 @@ def parse_duration(text: str) -> float:
     if not parts or not any(parts.groups()):
         raise SeqmodelsError(f"cannot read the duration {text!r}; write e.g. 90s, 10m or 2h")
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
-    return h * 3600 + m * 60 + s
+    seconds = h * 3600 + m * 60 + s
+    if not math.isfinite(seconds):
+        raise SeqmodelsError(f"the duration {text[:40]!r}... is too long to be a number")
+    return seconds

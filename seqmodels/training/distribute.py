@@ -61,6 +61,27 @@ def _check_tf_config(text: str) -> None:
     if not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
         raise SeqmodelsError(f"TF_CONFIG's task index {index!r} is not a place in its "
                              f"{kind} list")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list):
+            raise SeqmodelsError(f"TF_CONFIG's {job} entry must be a list of host:port strings")
+        for address in addresses:
+            if not isinstance(address, str) or not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}",
+                                                                address):
+                raise SeqmodelsError(f"TF_CONFIG's {job} list must hold host:port strings, not "
+                                     f"{address!r}")
+            _check_resolves(address)
+
+
+def _check_resolves(address: str) -> None:
+    """Refuse at once a host name that does not resolve (TensorFlow would wait for it forever)."""
+    import socket
+
+    host = address.rsplit(":", 1)[0].strip("[]")
+    try:
+        socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        raise SeqmodelsError(f"the cluster's host {host!r} ({address}) cannot be found; check "
+                             f"the name, or use its IP address") from None
 
 
 @dataclass

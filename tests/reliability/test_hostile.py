@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import threading
 import zipfile
 
 import numpy as np
@@ -723,3 +724,134 @@ def test_forecast_evaluate_plot_does_not_replace_a_file_unasked(frun, tmp_path):
     mine.write_bytes(b"my picture")
     one_line(invoke("forecast", "evaluate", frun, "--plot", mine), "exists; pass --force")
     assert mine.read_bytes() == b"my picture"
+
+
+# --- the third adversarial pass ---------------------------------------------------------------
+
+SAMPLING = ["--sample-every", "1", "--sample-length", "5"]
+
+
+def test_a_samples_file_that_is_a_fifo_is_refused_not_waited_on(run):
+    fifo = run / "samples.txt"
+    os.mkfifo(fifo)
+    unblock = threading.Timer(60, lambda: open(fifo, "rb").close())  # a hang fails, not hangs
+    unblock.start()
+    try:
+        result = invoke(*RESUME, *SAMPLING, run=run)
+    finally:
+        unblock.cancel()
+    one_line(result, "samples.txt", "not a regular file")
+
+
+def test_a_samples_file_that_is_a_link_is_refused_and_its_target_kept(run, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (run / "samples.txt").symlink_to(victim)
+    one_line(invoke(*RESUME, *SAMPLING, run=run), "samples.txt", "not a regular file")
+    assert victim.read_text() == "precious\n"
+
+
+def test_samples_are_appended_to_a_regular_file(run):
+    (run / "samples.txt").write_text("earlier\n")
+    assert invoke(*RESUME, *SAMPLING, run=run).exit_code == 0
+    text = (run / "samples.txt").read_text()
+    assert text.startswith("earlier\n--- step ") and text.count("--- step ") >= 2
+
+
+def test_append_text_never_follows_a_link_or_waits_on_a_fifo(tmp_path):
+    from seqmodels.files import append_text
+
+    target = tmp_path / "target"
+    target.write_text("x")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    for name, why in (("link", "a link"), ("fifo", "FIFO")):
+        with pytest.raises(SeqmodelsError, match=why):
+            append_text(tmp_path / name, "more")
+    assert target.read_text() == "x"
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--max-time", "9" * 400 + "h"], ["--max-time", "too long"]),
+    (["--sample-length", str(2**31)], ["--sample-length", "10000"]),
+    (["--encoding", "rot13"], ["--encoding", "not a text encoding"]),
+])
+def test_options_beyond_what_can_run_are_usage_errors(tmp_path, cat_text, options, words):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    result = invoke("train", corpus, "--out", tmp_path / "r", *options)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert all(w in result.output for w in words), result.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("toml, words", [
+    ("epochs = inf\n", ["epochs must be a whole number, not inf"]),
+    ("epochs = 2.7\n", ["epochs must be a whole number, not 2.7"]),
+    ("batch-size = true\n", ["batch-size must be a whole number, not True"]),
+    ("lr = true\n", ["lr must be a number"]),
+    ("xla = 1\n", ["xla must be true or false"]),
+    ("corpus = " + "[" * 5000 + "]" * 5000 + "\n", ["nested too deeply"]),
+])
+def test_config_file_values_are_taken_as_they_are_or_refused(tmp_path, cat_text, toml, words):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    (tmp_path / "c.toml").write_text(toml)
+    for command in (["train", corpus], ["forecast", "train", "nile"]):
+        result = invoke(*command, "--config", tmp_path / "c.toml", "--out", tmp_path / "r")
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert all(w in result.output for w in words), result.output
+        assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("tf_config, words", [
+    ({"cluster": {"worker": [5]}, "task": {"type": "worker", "index": 0}},
+     ["host:port strings, not 5"]),
+    ({"cluster": {"worker": ["no-such-host.invalid:1"], "chief": ["localhost:2"]},
+      "task": {"type": "chief", "index": 0}}, ["no-such-host.invalid", "cannot be found"]),
+])
+def test_a_cluster_that_cannot_be_joined_is_one_line_at_once(tmp_path, cat_text, monkeypatch,
+                                                             tf_config, words):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    result = invoke("train", corpus, "--strategy", "multi-worker", "--out", tmp_path / "r",
+                    "-q")
+    one_line(result, *words)
+    assert not (tmp_path / "r").exists()
+
+
+def test_export_under_a_file_is_one_line(run, tmp_path):
+    (tmp_path / "afile").write_text("hi")
+    one_line(invoke("export", run, "--out", tmp_path / "afile" / "model"), "afile",
+             "not a folder")
+    assert (tmp_path / "afile").read_text() == "hi"
+
+
+def test_export_never_writes_through_a_link_named_like_its_temporary(run, tmp_path):
+    other = bystander(tmp_path)
+    before = snapshot(other)
+    (tmp_path / "ex").mkdir()
+    (tmp_path / "ex" / f"{TEMP_PREFIX}sm-export").symlink_to(other, target_is_directory=True)
+    result = invoke("export", run, "--format", "tflite", "--out", tmp_path / "ex" / "sm")
+    assert result.exit_code == 0, result.output
+    assert snapshot(other) == before and sorted(os.listdir(other)) == sorted(before_names(before))
+    assert (tmp_path / "ex" / "sm").is_file() and not (tmp_path / "ex" / "sm").is_symlink()
+
+
+def before_names(files) -> list[str]:
+    return [p.name for p in files]
+
+
+def test_edited_data_settings_are_not_called_a_changed_corpus(run):
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["level"] = "word"
+    (run / "config.json").write_text(json.dumps(config))
+    line = one_line(invoke("evaluate", run, "-q", run=run), "config.json", "vocab.json")
+    assert "corpus has changed" not in line
+
+
+def test_forecast_evaluate_refuses_plot_with_no_plot(frun, tmp_path):
+    result = invoke("forecast", "evaluate", frun, "--no-plot", "--plot", tmp_path / "p.png")
+    assert result.exit_code == 2 and "--no-plot" in result.output
+    assert not (tmp_path / "p.png").exists()
