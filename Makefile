@@ -19,8 +19,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP) ## create .venv and install seqmodels (editable) with its dev tools
 
-test: install ## run the whole test suite
-	$(PY) -m pytest
+# pytest-xdist: one worker per core of a 2-core laptop; a file's tests stay on one worker, so
+# its module fixtures (a trained tiny run) are made once
+TEST_WORKERS ?= 2
+
+test: install ## run the whole test suite (TEST_WORKERS=2 processes)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-reliability: install ## kill -9 a training run 20 times (resuming each time) and the hostile-file tests (about 6 min)
 	$(PY) -m pytest tests/reliability --kills 20 -s

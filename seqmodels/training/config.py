@@ -104,5 +104,6 @@ def parse_duration(text: str) -> float:
     h, m, s = (float(g) if g else 0.0 for g in parts.groups())
     seconds = h * 3600 + m * 60 + s
     if not math.isfinite(seconds):
-        raise SeqmodelsError(f"the duration {text[:40]!r}... is too long to be a number")
+        shown = text if len(text) <= 40 else f"{text[:40]}..."
+        raise SeqmodelsError(f"the duration {shown!r} is too long to be a number")
     return seconds
