@@ -51,6 +51,9 @@ def _prompt(ctx, param, value: str | None) -> str | None:
 def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
              skip_unknown, fmt) -> None:
     """Generate text from a trained RUN, streaming a single sample as it is produced."""
+    if stop_at == "":
+        raise click.BadParameter("an empty text would end every sample at once; give the text "
+                                 "to stop at", param_hint="--stop-at")
     from seqmodels.lm.generate import SamplingConfig, generate_text
 
     sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)

@@ -209,6 +209,8 @@ def parse_cells(text: str) -> list[str]:
     if unknown or not cells:
         raise SeqmodelsError(f"unknown cell {', '.join(unknown) or repr(text)}: "
                              f"choose from {', '.join(DEFAULT_CELLS)} (comma-separated)")
+    if len(set(cells)) != len(cells):
+        raise SeqmodelsError(f"--cells {text!r} names a cell twice")
     return cells
 
 

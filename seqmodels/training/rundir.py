@@ -70,6 +70,7 @@ def remove_stale_temporaries(run_dir: Path) -> None:
     """Delete the temporary files a killed writer left behind (we hold the run's lock): ours
     only, by their name, in the run directory and its checkpoints/ folder."""
     check_own_folder(run_dir / "checkpoints")
+    check_own_folder(run_dir / "tensorboard")
     for folder in (run_dir, run_dir / "checkpoints"):
         remove_temporaries(folder)
 

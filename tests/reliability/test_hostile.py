@@ -855,3 +855,21 @@ def test_forecast_evaluate_refuses_plot_with_no_plot(frun, tmp_path):
     result = invoke("forecast", "evaluate", frun, "--no-plot", "--plot", tmp_path / "p.png")
     assert result.exit_code == 2 and "--no-plot" in result.output
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_linked_tensorboard_folder_is_refused_and_left_alone(run, tmp_path):
+    other = bystander(tmp_path)
+    before = snapshot(other)
+    (run / "tensorboard").symlink_to(other, target_is_directory=True)
+    one_line(invoke(*RESUME, run=run), "tensorboard", "symbolic link")
+    assert snapshot(other) == before
+
+
+@pytest.mark.parametrize("command, words", [
+    (["generate", "{run}", "--stop-at", ""], ["--stop-at", "empty"]),
+    (["diagnose", "--cells", "lstm,lstm"], ["lstm", "twice"]),
+])
+def test_options_that_would_do_nothing_or_twice_are_refused(run, command, words):
+    result = invoke(*command, run=run)
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
+    assert all(w in result.output for w in words), result.output
