@@ -86,8 +86,15 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
             raise click.BadParameter(f"{spec!r}: cannot import {module_name} ({exc})") from None
         except AttributeError:
             raise click.BadParameter(f"{spec!r}: {module_name} has no {attr}") from None
+        except Exception as exc:  # the user's module fails as it loads: its error, in a line
+            raise click.BadParameter(f"{spec!r}: importing {module_name} raised "
+                                     f"{type(exc).__name__}: {exc}") from None
         if not isinstance(obj, keras.callbacks.Callback) and callable(obj):
-            obj = obj()
+            try:
+                obj = obj()
+            except Exception as exc:
+                raise click.BadParameter(f"{spec!r}: calling {attr}() raised "
+                                         f"{type(exc).__name__}: {exc}") from None
         if not isinstance(obj, keras.callbacks.Callback):
             raise click.BadParameter(f"{spec!r} is not a keras.callbacks.Callback (nor makes one "
                                      f"when called with no arguments)")

@@ -397,8 +397,46 @@ def keras_callbacks(callbacks: list | None, net, epochs: int, steps: int):
     if odd:
         raise SeqmodelsError(f"callbacks must be keras.callbacks.Callback objects, not "
                              f"{type(odd[0]).__name__}")
-    return keras.callbacks.CallbackList(list(callbacks), add_history=False, add_progbar=False,
-                                        model=net, epochs=epochs, steps=steps, verbose=0)
+    return _Guarded(keras.callbacks.CallbackList(
+        list(callbacks), add_history=False, add_progbar=False, model=net, epochs=epochs,
+        steps=steps, verbose=0))
+
+
+class _Guarded:
+    """A CallbackList whose callbacks' failures become one line naming the callback's own code
+    (their bugs are not seqmodels' tracebacks); attributes pass through."""
+
+    def __init__(self, callbacks) -> None:
+        self._callbacks = callbacks
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._callbacks, name)
+        if not name.startswith("on_") or not callable(attr):
+            return attr
+
+        def guarded(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except (SeqmodelsError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                raise SeqmodelsError(_callback_failure(name, exc)) from exc
+
+        return guarded
+
+
+def _callback_failure(event: str, exc: Exception) -> str:
+    """What a failing callback did, where in its own code, and what seqmodels does not offer."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    what = f"a Keras callback failed in {event}: {type(exc).__name__}: {exc}{where}"
+    if isinstance(exc, AttributeError) and getattr(exc, "name", None) == "optimizer":
+        what += (" (seqmodels' loop owns the optimizer and sets the rate itself with --lr, "
+                 "--schedule and --on-nan, so callbacks that change model.optimizer, such as "
+                 "LearningRateScheduler or ReduceLROnPlateau, do not apply)")
+    return f"{what}; the run keeps its last checkpoint: fix the callback, then --resume"
 
 
 def _logs(row: dict) -> dict:

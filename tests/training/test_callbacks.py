@@ -105,6 +105,17 @@ def stopper():
     return stop
 
 NOT_ONE = 5
+
+class InitRaises(keras.callbacks.Callback):
+    def __init__(self):
+        raise RuntimeError("init boom")
+
+class EpochRaises(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise ValueError("epoch boom")
+
+def scheduler():
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr)
 '''
 
 
@@ -149,6 +160,8 @@ def test_the_cli_drives_callbacks_named_module_colon_name(tmp_path, cyclic, call
     ("no_such_module_here:Thing", "cannot import no_such_module_here"),
     ("{m}:Missing", "has no Missing"),
     ("{m}:NOT_ONE", "is not a keras.callbacks.Callback"),
+    ("{m}:InitRaises", "calling InitRaises() raised RuntimeError: init boom"),
+    ("broken_{m}:X", "importing broken_{m} raised SyntaxError"),
 ])
 def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, callbacks_module,
                                                             spec, message):
@@ -156,9 +169,11 @@ def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, ca
 
     from seqmodels.cli.main import cli
 
+    (tmp_path / f"broken_{callbacks_module}.py").write_text("x = (\n")
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
                                       spec.format(m=callbacks_module), "-q"])
-    assert result.exit_code == 2 and message in result.output, result.output
+    assert result.exit_code == 2 and message.format(m=callbacks_module) in result.output, \
+        result.output
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
 
 
@@ -174,3 +189,24 @@ def test_forecast_train_drives_them_too(tmp_path, callbacks_module):
         "--callback", f"{callbacks_module}:Recorder", "--callback", f"{callbacks_module}:stopper"])
     assert result.exit_code == 0, result.output
     assert [__import__("json").loads(line)["epoch"] for line in open("epochs.jsonl")] == [0]
+
+
+@pytest.mark.parametrize("name, message", [
+    ("EpochRaises", "failed in on_epoch_end: ValueError: epoch boom at my_callbacks_"),
+    ("scheduler", "LearningRateScheduler or ReduceLROnPlateau, do not apply"),
+])
+def test_a_callback_that_fails_while_training_is_named_and_the_run_resumes(
+        tmp_path, cyclic, callbacks_module, name, message):
+    from click.testing import CliRunner
+
+    from seqmodels.cli.main import cli
+
+    args = ["--epochs", "2", "--steps-per-epoch", "3", "--layers", "1", "--units", "16",
+            "--embedding-dim", "8", "-T", "16", "--batch-size", "8", "-q"]
+    result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
+                                      f"{callbacks_module}:{name}", *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "--resume" in lines[0], result.stderr
+    again = CliRunner().invoke(cli, ["train", "--resume", "run", "-q"])
+    assert again.exit_code == 0, again.output
