@@ -27,6 +27,10 @@ def export(run, fmt, out, force) -> None:
 
     from seqmodels.lm.export import export_run
 
+    if out is None:
+        from seqmodels.training.rundir import check_own_folder
+
+        check_own_folder(Path(run) / "export")  # never into a linked RUN/export/
     out = Path(out) if out else Path(run) / "export" / (
         "model" if fmt == "savedmodel" else f"model.{fmt}")
     written = export_run(run, fmt, out, force)

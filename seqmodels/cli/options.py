@@ -43,7 +43,8 @@ T = TypeVar("T")
 # options that say how this process runs, not what is trained: free to differ on --resume
 PROCESS_OPTIONS = frozenset({"resume", "log_every", "quiet", "cache_dir", "workers", "strategy",
                              "workers_spec", "worker_index", "sample_every", "sample_prompt",
-                             "sample_temperature", "sample_length", "config", "callback"})
+                             "sample_temperature", "sample_length", "config", "callback",
+                             "no_cache"})
 RESUME_MAY_CHANGE = PROCESS_OPTIONS | set(RESUMABLE)
 
 

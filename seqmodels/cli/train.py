@@ -59,7 +59,7 @@ def train(**kw) -> None:
                     progress=not kw["quiet"], log_every=kw["log_every"],
                     workers=kw["workers"], strategy=kw["strategy"],
                     workers_spec=kw["workers_spec"], worker_index=kw["worker_index"],
-                    callbacks=[*kw["callback"], *_sampling(kw)],
+                    callbacks=[*kw["callback"], *_sampling(kw)], use_cache=not kw["no_cache"],
                     **(resume_overrides(ctx, kw) if kw["resume"] else {}))
     if run.path is None:  # a worker that is not the chief
         if not kw["quiet"]:

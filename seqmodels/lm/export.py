@@ -65,8 +65,13 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     out = Path(out)
     _check_out(out, fmt, force)
     run = load_run(run_dir)
-    tmp = out.with_name(f".seqmodels-tmp-{out.name}-export")
-    _remove(tmp)
+    from seqmodels.files import temporary_folder
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_folder(out)  # this process's own, so two exports never share one
+    except OSError as exc:
+        raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
     try:
         _archive(run.model).write_out(str(tmp), verbose=False)
         if fmt != "savedmodel":
@@ -75,9 +80,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
             tmp.write_bytes(data)
             if fmt == "onnx":
                 tmp.write_bytes(_onnx(tmp))
-        if out.is_dir() and not out.is_symlink():
+        _check_out(out, fmt, force)  # again: something may have appeared at out meanwhile
+        if out.is_dir() and not out.is_symlink():  # an earlier SavedModel, and --force
             shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp.replace(out)
     except OSError as exc:
         raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
@@ -194,3 +199,21 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
         from seqmodels.files import check_output
 
         check_output(out, force)
+        if not _is_export(out, fmt):
+            raise SeqmodelsError(f"{out} exists and is not a {fmt} file; --force replaces only "
+                                 f"an earlier export, so choose another --out")
+
+
+def _is_export(path: Path, fmt: str) -> bool:
+    """Whether a file holds a TFLite (its FlatBuffer mark TFL3) or ONNX model."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    if fmt == "tflite":
+        with open(path, "rb") as f:
+            return f.read(8)[4:8] == b"TFL3"
+    import onnx
+
+    try:
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # not a protobuf, or not a model: onnx raises several types
+        return False

@@ -66,6 +66,7 @@ def train(
     worker_index: int | None = None,
     xla: bool | None = None,
     callbacks: list | None = None,
+    use_cache: bool = True,
 ) -> Run:
     """Train a language model into a run directory (or resume one) and return the run.
 
@@ -76,6 +77,7 @@ def train(
     whose path is None. callbacks: keras.callbacks.Callback objects (CSVLogger, LambdaCallback,
     a tracker's) that the loop drives with the usual events and logs; setting
     model.stop_training in one stops the run as a budget would (weights validated and kept).
+    use_cache False neither reads nor writes the encoded-corpus cache.
     """
     overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
     if resume is not None:
@@ -98,12 +100,12 @@ def train(
     again = f"--resume {resume}" if resume is not None else "--resume RUN"
     with cluster_errors(dist, f"seqmodels train {again}"):
         return _train(dist, data, model, config, out, resume, stored, cache_dir, progress,
-                      callback, log_every, workers, callbacks)
+                      callback, log_every, workers, callbacks, use_cache)
 
 
 def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out, resume,
            stored: dict | None, cache_dir, progress, callback, log_every, workers,
-           callbacks=None) -> Run:
+           callbacks=None, use_cache=True) -> Run:
     """train() once the settings are checked and the strategy exists."""
     from seqmodels.backend import import_keras, import_tf
     from seqmodels.models.builders import build_language_model, reset_states
@@ -120,7 +122,8 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
 
-    prepared = prepare_corpus(data, cache_dir=cache_dir, progress=progress, workers=workers)
+    prepared = prepare_corpus(data, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
+                              workers=workers)
     digest = prepared.stats["content_digest"]
     if resume is not None:
         check_same_source(stored, "corpus_digest", digest, run_dir, "corpus")

@@ -873,3 +873,56 @@ def test_options_that_would_do_nothing_or_twice_are_refused(run, command, words)
     result = invoke(*command, run=run)
     assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
     assert all(w in result.output for w in words), result.output
+
+
+# --- the fourth adversarial pass --------------------------------------------------------------
+
+def test_an_export_never_replaces_what_appeared_at_out_while_it_ran(run, tmp_path,
+                                                                    monkeypatch):
+    from seqmodels.lm import export as lm_export
+
+    out = tmp_path / "m.tflite"
+    real = lm_export._tflite
+
+    def user_writes_meanwhile(saved_model):
+        out.write_text("user data")
+        return real(saved_model)
+
+    monkeypatch.setattr(lm_export, "_tflite", user_writes_meanwhile)
+    with pytest.raises(SeqmodelsError, match="exists; pass --force"):
+        lm_export.export_run(run, "tflite", out)
+    assert out.read_text() == "user data"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_force_replaces_only_an_earlier_export(run, tmp_path):
+    out = tmp_path / "m.tflite"
+    assert invoke("export", run, "--format", "tflite", "--out", out).exit_code == 0
+    first = out.read_bytes()
+    again = invoke("export", run, "--format", "tflite", "--out", out, "--force")
+    assert again.exit_code == 0 and out.read_bytes()[4:8] == b"TFL3" == first[4:8]
+    model = (run / "model.keras").read_bytes()
+    one_line(invoke("export", run, "--format", "tflite", "--out", run / "model.keras", "--force"),
+             "model.keras", "not a tflite file")
+    assert (run / "model.keras").read_bytes() == model
+
+
+def test_a_linked_export_folder_is_refused(run, tmp_path):
+    other = bystander(tmp_path)
+    before = snapshot(other)
+    (run / "export").symlink_to(other, target_is_directory=True)
+    one_line(invoke("export", run, "--format", "tflite"), "export", "symbolic link")
+    assert snapshot(other) == before
+
+
+def test_no_cache_means_no_cache_when_training(tmp_path, cat_text, monkeypatch):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    args = ["--layers", "1", "--units", "8", "--embedding-dim", "4", "-T", "16",
+            "--batch-size", "8", "--steps-per-epoch", "2", "--epochs", "1", "-q", "--no-cache"]
+    assert invoke("train", corpus, "--out", tmp_path / "r", *args).exit_code == 0
+    resumed = invoke("train", "--resume", tmp_path / "r", "--epochs", "2", "--no-cache", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    cache = tmp_path / "xdg" / "seqmodels"
+    assert not cache.exists() or not any(cache.iterdir())
