@@ -37,6 +37,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # stdout closed early (| head): stop quietly, as cat does
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            ctx.exit(141)
         except OSError as exc:  # a path the user gave cannot be created, read or written
             where = exc.filename or "a file"
             raise click.ClickException(_one_line(f"{where}: {exc.strerror or exc}")) from None

@@ -926,3 +926,16 @@ def test_no_cache_means_no_cache_when_training(tmp_path, cat_text, monkeypatch):
     assert resumed.exit_code == 0, resumed.output
     cache = tmp_path / "xdg" / "seqmodels"
     assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_generate_into_a_closed_pipe_stops_quietly(run):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(run.parent / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "seqmodels", "generate", str(run), "-n",
+                             "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.read(10)  # as `| head -c 10` does
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141 and "Error" not in err and "Traceback" not in err, err
