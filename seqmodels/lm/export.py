@@ -114,9 +114,14 @@ def _tflite(saved_model: Path) -> bytes:
         with native_stderr_muted():  # the converter's C++ logs every pass it runs
             return converter.convert()
     except Exception as exc:  # the converter raises several types; its first line says why
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqmodelsError(f"TensorFlow Lite could not convert this model ({first[:200]})"
-                             ) from None
+        raise SeqmodelsError(f"TensorFlow Lite could not convert this model "
+                             f"({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    """A converter error's first line (at most 200 characters), or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _import_tf2onnx():
@@ -151,8 +156,8 @@ def _onnx(tflite_file: Path) -> bytes:
         outputs = {d["name"]: name if name == "logits" else f"next_{name}"
                    for name, d in runner.get_output_details().items()}
     except Exception as exc:  # tf2onnx raises several types; its first line says why
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SeqmodelsError(f"tf2onnx could not convert this model ({first[:200]})") from None
+        raise SeqmodelsError(f"tf2onnx could not convert this model ({_first_line(exc)})"
+                             ) from None
     graph = proto.graph
     renames = {**inputs, **outputs}
     for node in graph.node:

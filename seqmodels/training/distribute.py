@@ -28,7 +28,7 @@ def cluster_config(workers_spec: str, worker_index: int | None) -> dict:
     """A TF_CONFIG dict from 'host:port,host:port,...' and this process's index in it."""
     workers = [w.strip() for w in workers_spec.split(",")]
     for w in workers:
-        if not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", w) or int(w.rsplit(":", 1)[1]) > 65535:
+        if not _is_address(w):
             raise SeqmodelsError(f"--workers-spec: {w!r} is not host:port "
                                  "(write e.g. 10.0.0.1:2222,10.0.0.2:2222)")
     if len(set(workers)) != len(workers):
@@ -65,11 +65,16 @@ def _check_tf_config(text: str) -> None:
         if not isinstance(addresses, list):
             raise SeqmodelsError(f"TF_CONFIG's {job} entry must be a list of host:port strings")
         for address in addresses:
-            if not isinstance(address, str) or not re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}",
-                                                                address):
+            if not _is_address(address):
                 raise SeqmodelsError(f"TF_CONFIG's {job} list must hold host:port strings, not "
                                      f"{address!r}")
             _check_resolves(address)
+
+
+def _is_address(address: object) -> bool:
+    """Whether a cluster address is a host:port string with a port TCP can have."""
+    return (isinstance(address, str) and re.fullmatch(r"\[?[\w.:-]+\]?:\d{1,5}", address)
+            is not None and int(address.rsplit(":", 1)[1]) <= 65535)
 
 
 def _check_resolves(address: str) -> None:
