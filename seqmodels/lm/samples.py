@@ -7,8 +7,11 @@ before the run's checks; `SampleCallback` (Keras, loaded on first use) does the 
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,19 @@ def __getattr__(name: str):
         globals()[name] = _define_callback()
         return globals()[name]
     raise AttributeError(name)
+
+
+@contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Mute TensorFlow's retracing warning: each temperature's Generator traces its own loop once,
+    by design, and TensorFlow counts those first traces together as 'excessive retracing'."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _define_callback():
@@ -108,14 +124,20 @@ def _define_callback():
             from tqdm import tqdm
 
             from seqmodels.lm.generate import _joined
+            from seqmodels.training.loop import stop_requested
 
             run_dir, vocab, tokenizer, level, ids, generators = self._ready
             texts = []
-            for generator in generators:
-                out = generator.generate(np.asarray([ids], np.int32), self.length)[0]
-                prompt = tokenizer.detokenize(vocab.decode(ids))
-                text = tokenizer.detokenize(vocab.decode(out))
-                texts.append(prompt + _joined(prompt, text, level))
+            with _quiet_tracing():
+                for generator in generators:
+                    if stop_requested():  # Ctrl-C/SIGTERM: keep what is done, stop soon
+                        break
+                    out = generator.generate(np.asarray([ids], np.int32), self.length)[0]
+                    prompt = tokenizer.detokenize(vocab.decode(ids))
+                    text = tokenizer.detokenize(vocab.decode(out))
+                    texts.append(prompt + _joined(prompt, text, level))
+            if not texts:
+                return texts
             append_text(run_dir / SAMPLES_FILE, "".join(
                 f"--- step {self.global_step}, temperature {t:g}\n{text}\n"
                 for t, text in zip(self.temperatures, texts)))

@@ -79,6 +79,14 @@ class Task:
         return code if self.distribution is None else self.distribution.agree(code)
 
 
+_ACTIVE_STOP_FLAGS: list[dict] = []  # the flags of the fits running now (callbacks read them)
+
+
+def stop_requested() -> bool:
+    """Whether a signal asked the training running now to stop (for long callbacks to yield)."""
+    return any(flag["signal"] is not None for flag in _ACTIVE_STOP_FLAGS)
+
+
 @contextmanager
 def _stop_requests() -> Iterator[dict]:
     """Turn SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
@@ -93,9 +101,11 @@ def _stop_requests() -> Iterator[dict]:
         flag["signal"] = signum
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _ACTIVE_STOP_FLAGS.append(flag)
     try:
         yield flag
     finally:
+        _ACTIVE_STOP_FLAGS.remove(flag)
         for s, h in old.items():
             signal.signal(s, h)
 

@@ -55,3 +55,47 @@ def test_the_cli_samples_at_validations_and_not_when_quiet(tmp_path, cyclic):
     quiet = CliRunner().invoke(cli, ["train", str(cyclic), "--out", str(tmp_path / "q"), *SMALL,
                                      "-q"])
     assert quiet.exit_code == 0 and not (tmp_path / "q" / SAMPLES_FILE).exists()
+
+
+def test_a_signal_while_sampling_skips_the_remaining_temperatures(tmp_path, cyclic, monkeypatch):
+    """Ctrl-C/SIGTERM between two temperatures: the finished sample is kept, the rest skipped,
+    and training stops at once with its checkpoint (not after every sample of the step)."""
+    import os
+    import signal
+
+    import pytest
+
+    from seqmodels.lm.generate import Generator
+    from seqmodels.training.loop import Interrupted, stop_requested
+
+    original, calls = Generator.generate, []
+
+    def generate_then_signal(self, prompts, length):
+        calls.append(self.sampling.temperature)
+        ids = original(self, prompts, length)
+        os.kill(os.getpid(), signal.SIGTERM)  # the run's handler only sets its flag
+        return ids
+
+    monkeypatch.setattr(Generator, "generate", generate_then_signal)
+    callback = SampleCallback(every=2, prompt="abc", temperatures=(0.0, 0.5, 1.0), length=8,
+                              show=False)
+    with pytest.raises(Interrupted) as stopped:
+        train(DataConfig(corpus=[str(cyclic)]), ModelConfig(layers=1, units=16, embedding_dim=8),
+              TrainConfig(epochs=1, batch_size=8, seq_len=16, steps_per_epoch=6),
+              out=tmp_path / "run", callbacks=[callback])
+    assert stopped.value.exit_code == 143 and "step 2" in str(stopped.value)
+    assert calls == [0.0]
+    assert [head for head, _ in entries(tmp_path / "run")] == ["step 2, temperature 0"]
+    assert not stop_requested()  # the flag ends with the run
+
+
+def test_many_temperatures_do_not_warn_of_retracing(tmp_path, cyclic, caplog):
+    """Each temperature's sampler traces once by design; TensorFlow's 'excessive retracing'
+    warning about those first traces is muted."""
+    callback = SampleCallback(every=2, prompt="abc", temperatures=(0.2, 0.4, 0.6, 0.8, 1.0, 1.2),
+                              length=4, show=False)
+    train(DataConfig(corpus=[str(cyclic)]), ModelConfig(layers=1, units=16, embedding_dim=8),
+          TrainConfig(epochs=1, batch_size=8, seq_len=16, steps_per_epoch=4),
+          out=tmp_path / "run", callbacks=[callback])
+    assert len(entries(tmp_path / "run")) == 12
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
