@@ -182,22 +182,28 @@ def spectral_radii(layer: Any) -> dict[str, float]:
     return {g: ref.spectral_radius(block) for g, block in ref.split_gates(cell, kernel).items()}
 
 
-def diagnose_model(model: Any, x: np.ndarray, y: np.ndarray, label: str, layer: int = -1
-                   ) -> CellDiagnosis:
-    """Measure, fit and judge one recurrent layer of a language model on windows x, y."""
+def diagnose_model(model: Any, x: np.ndarray, y: np.ndarray, label: str, layer: int = -1,
+                   recurrent_scale: float | None = None) -> CellDiagnosis:
+    """Measure, fit and judge one recurrent layer of a language model on windows x, y
+    (recurrent_scale: the --recurrent-scale of a fresh model, for the advice if nothing fits)."""
     from seqmodels.models.builders import cell_name, recurrent_layers
 
     rl = recurrent_layers(model)[layer]
     norms = gradient_norms(model, x, y, layer)
+    scale = recurrent_scale
     if not np.isfinite(norms).all():
         raise SeqmodelsError(f"{label}: the gradient norms overflow float32 (first at distance "
                              f"{int(np.flatnonzero(~np.isfinite(norms))[0])}), so there is no "
-                             f"figure to report; try a smaller --recurrent-scale or a shorter -T")
+                             f"figure to report; try a shorter -T" + (
+                                 "" if scale is None else " or a smaller --recurrent-scale"))
     slope, rate = fit_decay(norms)
     if not (math.isfinite(slope) and math.isfinite(rate)):
+        advice = ("" if scale is None else " or a larger --recurrent-scale" if scale <= 1 else
+                  f" or a --recurrent-scale nearer 1 ({scale:g} saturates the cell's "
+                  f"activations, which stops the gradients too)")
         raise SeqmodelsError(f"{label}: the gradient norms fall to 0 in float32 within -T "
                              f"{len(norms)} steps (they vanish beyond measuring); try a shorter "
-                             f"-T or a larger --recurrent-scale")
+                             f"-T{advice}")
     return CellDiagnosis(label, cell_name(rl), rl.units, norms.tolist(), slope, rate,
                          verdict(rate), spectral_radii(rl))
 
@@ -278,7 +284,7 @@ def diagnose(
         return result
     for cell in cells or list(DEFAULT_CELLS):
         model = fresh_model(cell, len(prepared.vocab), units, seed, recurrent_scale)
-        result.cells.append(diagnose_model(model, x, y, cell))
+        result.cells.append(diagnose_model(model, x, y, cell, recurrent_scale=recurrent_scale))
     return result
 
 

@@ -555,6 +555,16 @@ def test_a_recurrent_scale_that_overflows_is_one_line(cat_text, tmp_path):
              "overflow float32")
 
 
+def test_vanishing_beyond_measuring_gives_advice_that_fits_the_scale(cat_text, tmp_path):
+    """A huge scale saturates tanh (norms vanish too): the advice is not 'a larger scale'."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    line = one_line(invoke("diagnose", "--batch-size", "2", "-T", "50", "--units", "8", "--cells",
+                           "rnn", "--recurrent-scale", "1e6", "--corpus", corpus),
+                    "vanish beyond measuring", "--recurrent-scale nearer 1")
+    assert "larger" not in line
+
+
 def _set_weights(path, change):
     import keras
 
