@@ -199,14 +199,15 @@ class Streams:
         return self.x[:, sl], self.y[:, sl]
 
 
-def stream_layout(ids: np.ndarray, batch_size: int, seq_len: int) -> Streams:
+def stream_layout(ids: np.ndarray, batch_size: int, seq_len: int, what: str = "text"
+                  ) -> Streams:
     """Cut ids into batch_size contiguous streams for truncated BPTT with carried state."""
     if batch_size < 1 or seq_len < 1:
         raise SeqmodelsError("batch size and sequence length must be at least 1")
     length = (len(ids) - 1) // batch_size
     if length < seq_len:
         raise SeqmodelsError(
-            f"{len(ids)} tokens are too few for {batch_size} streams of at least "
+            f"the {what} has {len(ids):,} tokens, too few for {batch_size} streams of at least "
             f"{seq_len + 1} tokens; use a smaller --batch-size or --seq-len"
         )
     used = batch_size * length

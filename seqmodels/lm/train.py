@@ -133,15 +133,16 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
     splits = prepared.splits
     B, T = config.batch_size, config.seq_len
     val = splits.val[:config.eval_tokens + 1] if config.eval_tokens else splits.val
+    val_what = "validation split" + (
+        f" (its first --eval-tokens {config.eval_tokens:,})" if config.eval_tokens else "")
     if config.stateful:
-        streams = stream_layout(splits.train, B, T)
-        val_streams = stream_layout(val, B, T)
+        streams = stream_layout(splits.train, B, T, "training split")
+        val_streams = stream_layout(val, B, T, val_what)
         steps = streams.steps
     else:
         stride = config.stride or T
         steps = require_windows(len(splits.train), T, stride, "training split") // B
-        require_windows(len(val), T, T, "validation split" + (
-            f" (its first --eval-tokens {config.eval_tokens:,})" if config.eval_tokens else ""))
+        require_windows(len(val), T, T, val_what)
         if steps == 0:
             raise SeqmodelsError(f"the training split has fewer windows than one batch of {B}; "
                                  "use a smaller --batch-size or --seq-len")

@@ -86,6 +86,8 @@ def test_tensorboard_logs(tmp_path, corpus):
     (["--max-time", "soon"], "cannot read the duration"),
     (["--out", "EXISTING"], "already exists and is not empty"),
     (["-T", "5000"], "too few for one window"),
+    (["--stateful", "--eval-tokens", "20"],
+     "the validation split (its first --eval-tokens 20) has 21 tokens, too few for 8 streams"),
 ])
 def test_bad_train_input_is_one_line(tmp_path, corpus, bad, message):
     (tmp_path / "EXISTING").mkdir()
