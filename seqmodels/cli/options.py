@@ -29,6 +29,7 @@ from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, ModelConfig
 from seqmodels.settings import option_name
 from seqmodels.training.config import (
     DEFAULT_LR,
+    NO_BUDGET,
     ON_NAN,
     OPTIMIZERS,
     RESUMABLE,
@@ -49,7 +50,10 @@ RESUME_MAY_CHANGE = PROCESS_OPTIONS | set(RESUMABLE)
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """--max-time: seconds from '90s', '10m', '2h'; a budget of 0 is refused."""
+    """--max-time: seconds from '90s', '10m', '2h'; 'none' is NO_BUDGET (removes a resumed
+    run's budget); a budget of 0 is refused."""
+    if value is not None and value.strip().lower() == "none":
+        return NO_BUDGET
     try:
         seconds = None if value is None else parse_duration(value)
     except SeqmodelsError as exc:
@@ -325,8 +329,10 @@ def run_options(defaults: TrainConfig):
     """How a run goes: time budget, seeds, checkpoints, logging, what to do on NaN."""
     return lambda f: stack([
         click.option("--max-time", callback=duration, default=None,
-                     help="Budget for the training loop such as 90s, 10m, 2h (start-up and the "
-                          "last validation come on top); stops cleanly and keeps the best model."),
+                     help="Budget for each process's training loop such as 90s, 10m, 2h "
+                          "(start-up and the last validation come on top); stops cleanly and "
+                          "keeps the best model. A resumed run keeps its budget; 'none' removes "
+                          "it."),
         click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=defaults.seed,
                      show_default=True, help="Seed for initialisation, shuffling and dropout."),
         click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism."),

@@ -15,6 +15,7 @@ ON_NAN = ("stop", "rollback")
 DEFAULT_LR = {"adam": 4e-3, "sgd": 1.0, "rmsprop": 1e-3, "adagrad": 0.1}
 # the settings a resumed run may change (every other one is the run's own, from config.json)
 RESUMABLE = ("epochs", "max_time", "on_nan", "xla")
+NO_BUDGET = 0.0  # max_time override (--max-time none) that removes a resumed run's time budget
 
 
 @dataclass
@@ -68,6 +69,8 @@ class TrainConfig:
         for name in ("eval_every", "eval_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SeqmodelsError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.max_time is not None and not self.max_time > 0:
+            raise SeqmodelsError("--max-time must be a budget above 0 seconds")
         if self.on_nan not in ON_NAN:
             raise SeqmodelsError(f"--on-nan must be one of {', '.join(ON_NAN)}")
         return self
@@ -82,12 +85,16 @@ class TrainConfig:
         return settings.from_json(cls, data, "training").validate()
 
     def with_overrides(self, **overrides) -> TrainConfig:
-        """A copy with the RESUMABLE settings that were given (not None) replaced."""
+        """A copy with the RESUMABLE settings that were given (not None) replaced; max_time
+        NO_BUDGET (0) removes the time budget."""
         fixed = sorted(set(overrides) - set(RESUMABLE))
         if fixed:
             raise SeqmodelsError(f"these settings cannot change on resume: "
                                  f"{', '.join(map(settings.option_name, fixed))}")
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if given.get("max_time") == NO_BUDGET:
+            given["max_time"] = None
+        return replace(self, **given)
 
     @property
     def learning_rate(self) -> float:

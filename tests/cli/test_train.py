@@ -66,6 +66,24 @@ def test_resume_and_max_time_from_the_cli(tmp_path, corpus):
     assert (budget / "model.keras").is_file()
 
 
+def test_a_resumed_run_keeps_its_budget_until_max_time_none(tmp_path, corpus):
+    out = tmp_path / "run"
+    settings = lambda: json.loads((out / "config.json").read_text())["train"]  # noqa: E731
+    assert train(str(corpus), "--epochs", "1", "--max-time", "1h", "--out", str(out),
+                 *SMALL).exit_code == 0
+    assert train("--resume", str(out), "--epochs", "2", "-q").exit_code == 0
+    assert settings()["max_time"] == 3600
+    result = train("--resume", str(out), "--epochs", "3", "--max-time", "none", "-q")
+    assert result.exit_code == 0, result.output
+    assert settings()["max_time"] is None and len(history(out)) == 3
+    stored = json.loads((out / "config.json").read_text())
+    stored["train"]["max_time"] = -5
+    (out / "config.json").write_text(json.dumps(stored))
+    refused = CliRunner().invoke(cli, ["train", "--resume", str(out), "--epochs", "4"])
+    assert refused.exit_code == 1
+    assert "config.json: --max-time must be a budget above 0" in refused.output
+
+
 def test_summary_names_the_next_command(tmp_path, corpus):
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", str(corpus), "--epochs", "1", "--out", str(out),
