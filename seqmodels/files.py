@@ -31,10 +31,11 @@ def read_regular(path: str | Path, max_bytes: int) -> bytes:
         raise SeqmodelsError(f"{path}: file not found") from None
     except OSError as exc:
         raise SeqmodelsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # before fdopen, which fails on a folder naming only fd
+        os.close(fd)
+        raise SeqmodelsError(f"{path}: not a regular file, so seqmodels does not read it")
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SeqmodelsError(f"{path}: not a regular file, so seqmodels does not read it")
         if info.st_size > max_bytes:
             raise SeqmodelsError(f"{path}: {info.st_size:,} bytes, more than the "
                                  f"{max_bytes:,} such a file may hold")

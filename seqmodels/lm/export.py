@@ -9,6 +9,8 @@ LSTM, [h] for a GRU or SimpleRNN, each (B, units), zeros at the start of a text.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -74,7 +76,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
         raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
     try:
         _archive(run.model).write_out(str(tmp), verbose=False)
-        if fmt != "savedmodel":
+        if fmt == "savedmodel":
+            _mark(tmp, run.path)
+        else:
             data = _tflite(tmp)
             shutil.rmtree(tmp)
             tmp.write_bytes(data)
@@ -93,6 +97,29 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     finally:
         _remove(tmp)
     return out
+
+
+SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"}
+MARK = Path("assets.extra") / "seqmodels.json"  # what --force looks for before replacing a folder
+
+
+def _mark(folder: Path, run_dir: Path) -> None:
+    """Sign a SavedModel folder as seqmodels' export (assets.extra is for files TensorFlow
+    ignores) and give it the permissions of a folder made under the umask, not mkdtemp's 700."""
+    (folder / MARK).parent.mkdir(exist_ok=True)
+    (folder / MARK).write_text(json.dumps({"exported_by": "seqmodels", "run": str(run_dir)}))
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+
+
+def _is_our_savedmodel(path: Path) -> bool:
+    """Whether a folder is a SavedModel that seqmodels exported, holding nothing else."""
+    if path.is_symlink() or not path.is_dir() or not (path / MARK).is_file():
+        return False
+    extra = path / "assets.extra"
+    return (set(os.listdir(path)) <= SAVEDMODEL_ENTRIES and not extra.is_symlink()
+            and os.listdir(extra) == [MARK.name])
 
 
 def _remove(path: Path) -> None:
@@ -197,9 +224,10 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
     if not force:
         raise SeqmodelsError(f"{out} exists; pass --force to replace it")
     if fmt == "savedmodel":
-        if out.is_symlink() or not (out / "saved_model.pb").is_file():
-            raise SeqmodelsError(f"{out} exists and is not a SavedModel folder; choose another "
-                                 f"--out")
+        if not _is_our_savedmodel(out):
+            raise SeqmodelsError(f"{out} exists and is not a SavedModel folder that seqmodels "
+                                 f"exported (holding nothing else); --force replaces only such "
+                                 f"an export, so choose another --out")
     else:
         from seqmodels.files import check_output
 

@@ -917,6 +917,31 @@ def test_force_replaces_only_an_earlier_export(run, tmp_path):
     assert (run / "model.keras").read_bytes() == model
 
 
+def test_force_replaces_a_savedmodel_folder_only_if_seqmodels_exported_it(run, tmp_path):
+    """A user's folder holding a saved_model.pb (and their other files) is never deleted; an
+    earlier export is replaced, and keeps the umask's permissions, not 700."""
+    mine = tmp_path / "mymodels"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "saved_model.pb").write_bytes(b"mine")
+    (mine / "thesis.txt").write_text("draft")
+    (mine / "sub" / "other.bin").write_bytes(b"x")
+    before = snapshot(mine)
+    one_line(invoke("export", run, "--out", mine, "--force"), "not a SavedModel folder that "
+             "seqmodels exported")
+    assert snapshot(mine) == before
+    out = tmp_path / "sm"
+    assert invoke("export", run, "--out", out).exit_code == 0
+    assert json.loads((out / "assets.extra" / "seqmodels.json").read_text())["exported_by"] \
+        == "seqmodels"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    (out / "notes.txt").write_text("added by the user")  # no longer only our export
+    one_line(invoke("export", run, "--out", out, "--force"), "not a SavedModel folder")
+    (out / "notes.txt").unlink()
+    assert invoke("export", run, "--out", out, "--force").exit_code == 0
+
+
 def test_a_linked_export_folder_is_refused(run, tmp_path):
     other = bystander(tmp_path)
     before = snapshot(other)
