@@ -76,13 +76,15 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
     from seqmodels.backend import import_keras
 
     keras = import_keras()  # before the user's module imports keras, so it runs on TensorFlow
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
     made = []
     for spec in value:
         module_name, _, attr = spec.partition(":")
         if not module_name or not attr:
             raise click.BadParameter(f"{spec!r}: give MODULE:NAME, such as mycallbacks:Logger")
+        # the current folder is searched while the user's module imports, and only then: a
+        # file there (regex.py, tqdm.py) must not hide a library seqmodels imports later
+        here = os.getcwd()
+        sys.path.insert(0, here)
         try:
             obj = importlib.import_module(module_name)
             for part in attr.split("."):
@@ -91,13 +93,16 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
             raise click.BadParameter(f"{spec!r}: cannot import {module_name} ({exc})") from None
         except AttributeError:
             raise click.BadParameter(f"{spec!r}: {module_name} has no {attr}") from None
-        except Exception as exc:  # the user's module fails as it loads: its error, in a line
+        except (Exception, SystemExit) as exc:  # the user's module fails as it loads: one line
             raise click.BadParameter(f"{spec!r}: importing {module_name} raised "
                                      f"{type(exc).__name__}: {exc}") from None
+        finally:
+            if here in sys.path:
+                sys.path.remove(here)
         if not isinstance(obj, keras.callbacks.Callback) and callable(obj):
             try:
                 obj = obj()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise click.BadParameter(f"{spec!r}: calling {attr}() raised "
                                          f"{type(exc).__name__}: {exc}") from None
         if not isinstance(obj, keras.callbacks.Callback):

@@ -429,13 +429,13 @@ class _Guarded:
                 return attr(*args, **kwargs)
             except (SeqmodelsError, KeyboardInterrupt):
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() in a callback is a failure too
                 raise SeqmodelsError(_callback_failure(name, exc)) from exc
 
         return guarded
 
 
-def _callback_failure(event: str, exc: Exception) -> str:
+def _callback_failure(event: str, exc: BaseException) -> str:
     """What a failing callback did, where in its own code, and what seqmodels does not offer."""
     import traceback
 

@@ -116,6 +116,10 @@ class EpochRaises(keras.callbacks.Callback):
 
 def scheduler():
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr)
+
+class BatchExits(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        raise SystemExit(3)
 '''
 
 
@@ -141,6 +145,8 @@ def test_the_cli_drives_callbacks_named_module_colon_name(tmp_path, cyclic, call
         "--config", str(config), "--epochs", "3", "--steps-per-epoch", "4", "--layers", "1",
         "--units", "16", "--embedding-dim", "8", "-T", "16", "--batch-size", "8", "-q"])
     assert result.exit_code == 0, result.output
+    # the current folder was searched for the user's module only while it imported
+    assert str(tmp_path) not in __import__("sys").path
     # the command line's --callback replaces the file's: Recorder ran, stopper did not stop it
     rows = [__import__("json").loads(line) for line in open("epochs.jsonl")]
     with open(tmp_path / "run" / "history.csv") as f:
@@ -162,6 +168,7 @@ def test_the_cli_drives_callbacks_named_module_colon_name(tmp_path, cyclic, call
     ("{m}:NOT_ONE", "is not a keras.callbacks.Callback"),
     ("{m}:InitRaises", "calling InitRaises() raised RuntimeError: init boom"),
     ("broken_{m}:X", "importing broken_{m} raised SyntaxError"),
+    ("exiting_{m}:X", "importing exiting_{m} raised SystemExit"),
 ])
 def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, callbacks_module,
                                                             spec, message):
@@ -170,6 +177,7 @@ def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, ca
     from seqmodels.cli.main import cli
 
     (tmp_path / f"broken_{callbacks_module}.py").write_text("x = (\n")
+    (tmp_path / f"exiting_{callbacks_module}.py").write_text("import sys\nsys.exit(0)\n")
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
                                       spec.format(m=callbacks_module), "-q"])
     assert result.exit_code == 2 and message.format(m=callbacks_module) in result.output, \
@@ -194,6 +202,7 @@ def test_forecast_train_drives_them_too(tmp_path, callbacks_module):
 @pytest.mark.parametrize("name, message", [
     ("EpochRaises", "failed in on_epoch_end: ValueError: epoch boom at my_callbacks_"),
     ("scheduler", "LearningRateScheduler or ReduceLROnPlateau, do not apply"),
+    ("BatchExits", "failed in on_train_batch_end: SystemExit: 3"),
 ])
 def test_a_callback_that_fails_while_training_is_named_and_the_run_resumes(
         tmp_path, cyclic, callbacks_module, name, message):
