@@ -22,6 +22,7 @@ from seqmodels.data.vocab import Vocabulary
 from seqmodels.data.windows import Splits, check_fractions, split_bounds, split_ids
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import (
+    MAX_JSON_BYTES,
     read_json,
     read_regular,
     remove_abandoned_folders,
@@ -29,7 +30,7 @@ from seqmodels.files import (
     write_json_atomic,
 )
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: meta.json holds digests of vocab.json and ids.npy
 
 
 @dataclass
@@ -179,7 +180,12 @@ def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
     try:
         vocab, stats = build(tmp)
         vocab.save(tmp / "vocab.json")
-        write_json_atomic(tmp / "meta.json", {"cache_version": CACHE_VERSION, "stats": stats})
+        ids = np.load(tmp / "ids.npy", mmap_mode="r", allow_pickle=False)
+        digests = {"vocab_digest": _file_digest(tmp / "vocab.json"),
+                   "ids_digest": _scan_ids(tmp / "ids.npy", ids)[1]}
+        del ids
+        write_json_atomic(tmp / "meta.json", {"cache_version": CACHE_VERSION, "stats": stats,
+                                              **digests})
         if entry.exists():
             try:  # another process (say, a second worker) finished the same entry first
                 return _load_entry(config, entry, hit=False)
@@ -203,7 +209,11 @@ def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCo
     if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
         raise SeqmodelsError(f"{entry}: stale cache entry")
     stats = meta.get("stats")
+    if not all(isinstance(meta.get(k), str) for k in ("vocab_digest", "ids_digest")):
+        raise SeqmodelsError(f"{entry / 'meta.json'}: no digests of vocab.json and ids.npy")
     vocab = Vocabulary.load(entry / "vocab.json")
+    if _file_digest(entry / "vocab.json") != meta["vocab_digest"]:
+        raise SeqmodelsError(f"{entry / 'vocab.json'}: changed since it was cached")
     _check_stats(stats, len(vocab), entry / "meta.json")
     ids_path = entry / "ids.npy"
     if ids_path.is_symlink() or not ids_path.is_file():
@@ -216,10 +226,12 @@ def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCo
         raise SeqmodelsError(f"{ids_path}: holds {ids.dtype} of shape {ids.shape}, not token ids")
     if len(ids) != stats["tokens"]:
         raise SeqmodelsError(f"{ids_path}: truncated")
-    largest = _largest_id(ids_path, ids)
+    largest, digest = _scan_ids(ids_path, ids)
     if largest >= len(vocab):
         raise SeqmodelsError(f"{ids_path}: holds id {largest}, outside its vocabulary "
                              f"of {len(vocab):,}")
+    if digest != meta["ids_digest"]:
+        raise SeqmodelsError(f"{ids_path}: changed since it was cached")
     return PreparedCorpus(config, ids, vocab, stats, entry, hit)
 
 
@@ -244,16 +256,24 @@ def _check_stats(stats: object, vocab_size: int, where: Path) -> None:
         raise SeqmodelsError(f"{where}: its stats are missing or damaged")
 
 
-def _largest_id(path: Path, ids: np.memmap, chunk: int = 4 * 2**20) -> int:
-    """The largest id of a memory-mapped ids.npy, read a chunk at a time with read(), so the
-    check does not map the whole file into the process (its pages would count as memory)."""
-    largest, done, n = 0, 0, len(ids)
+def _scan_ids(path: Path, ids: np.memmap, chunk: int = 4 * 2**20) -> tuple[int, str]:
+    """The largest id of a memory-mapped ids.npy and the SHA-256 of its ids, read a chunk at a
+    time with read(), so the check does not map the whole file into the process (its pages
+    would count as memory)."""
+    largest, done, n, digest = 0, 0, len(ids), hashlib.sha256()
     with open(path, "rb") as f:
         f.seek(ids.offset)
         while done < n:
-            part = np.frombuffer(f.read(min(chunk, n - done) * ids.itemsize), ids.dtype)
+            data = f.read(min(chunk, n - done) * ids.itemsize)
+            part = np.frombuffer(data, ids.dtype)
             if not len(part):
                 break
+            digest.update(data)
             largest = max(largest, int(part.max()))
             done += len(part)
-    return largest
+    return largest, digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a (small) file's bytes."""
+    return hashlib.sha256(read_regular(path, MAX_JSON_BYTES)).hexdigest()

@@ -303,6 +303,34 @@ def test_damaged_cache_ids_are_rebuilt_with_a_warning(tmp_path, cat_text):
     np.testing.assert_array_equal(np.asarray(again.ids), expected)
 
 
+@pytest.mark.parametrize("damage", ["vocab", "ids"])
+def test_a_cache_entry_changed_within_its_ranges_is_rebuilt(tmp_path, cat_text, damage):
+    """Two tokens swapped in vocab.json (same size), or two in-range ids swapped in ids.npy:
+    caught by meta.json's digests, never trained on."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    config = DataConfig(corpus=[str(corpus)])
+    good = prepare_corpus(config, cache_dir=tmp_path / "cache")
+    expected_ids, expected_tokens = np.array(good.ids), list(good.vocab.tokens)
+    entry = good.cache_path
+    del good
+    if damage == "vocab":
+        stored = json.loads((entry / "vocab.json").read_text())
+        tokens = stored["tokens"]
+        tokens[2], tokens[3] = tokens[3], tokens[2]
+        (entry / "vocab.json").write_text(json.dumps(stored))
+    else:
+        ids = np.load(entry / "ids.npy", mmap_mode="r+")
+        first = int(np.flatnonzero(ids != ids[0])[0])
+        ids[0], ids[first] = ids[first], ids[0]
+        ids.flush()
+        del ids
+    with pytest.warns(UserWarning, match=f"{damage}.*changed since it was cached"):
+        again = prepare_corpus(config, cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(np.asarray(again.ids), expected_ids)
+    assert list(again.vocab.tokens) == expected_tokens
+
+
 def test_a_cache_meta_without_stats_is_rebuilt(tmp_path, cat_text):
     corpus = tmp_path / "c.txt"
     corpus.write_text(cat_text)
