@@ -168,7 +168,7 @@ def predict(run, csv) -> None:
     when, values, header = predict_future(loaded, csv)
     click.echo(f"{header},{loaded.series.target}")
     for t, v in zip(when, values):
-        click.echo(f"{t},{v:.6g}")
+        click.echo(f"{t},{float(v)!r}")  # every digit: a 6-digit rounding hid real errors
 
 
 @forecast.command()

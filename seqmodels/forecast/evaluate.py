@@ -105,6 +105,12 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         if results[best]["rmse"] > EXACT * float(np.abs(actual).max(initial=0.0)) else None,
         "notes": data.notes,
     }
+    if report["skill"] is None:
+        naive_rmse, largest = results[best]["rmse"], float(np.abs(actual).max(initial=0.0))
+        report["skill_note"] = (
+            f"the {best} forecast is exact on this split (RMSE 0)" if naive_rmse == 0 else
+            f"the {best} forecast's RMSE ({naive_rmse:.4g}) is within the float32 rounding of "
+            f"values up to {largest:.4g}, too small to divide by")
     if plot:
         plot_test(data, forecasts, actual, ends, Path(plot), config.target)
         report["plot"] = str(plot)
@@ -120,8 +126,7 @@ def format_evaluation(report: dict) -> str:
     for name, m in report["metrics"].items():
         lines.append(f"{name:<26}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['smape']:>10.3f}")
     if report["skill"] is None:
-        lines.append(f"skill ratio    none: the {report['best_naive']} forecast is exact on "
-                     f"this split (RMSE 0)")
+        lines.append(f"skill ratio    none: {report['skill_note']}")
     else:
         tail = ("below 1: the model beats the best naive forecast" if report["skill"] < 1 else
                 "at or above 1: the model does not beat the best naive forecast")

@@ -751,10 +751,29 @@ def test_an_exact_naive_forecast_gives_no_skill_ratio_not_inf(frun, tmp_path):
     flat.write_text("t,y\n" + "".join(f"{i},5\n" for i in range(200)))
     result = invoke("forecast", "evaluate", frun, flat, "--no-plot")
     assert result.exit_code == 0, result.output
-    assert "skill ratio    none: the last value forecast is exact" in result.output
+    assert "skill ratio    none: the last value forecast" in result.output
+    assert "within the float32 rounding of values up to 5" in result.output
     assert "inf" not in result.output
     data = json.loads(invoke("forecast", "evaluate", frun, flat, "--no-plot", "--json").output)
     assert data["skill"] is None
+
+
+def test_large_values_keep_their_digits_and_the_skill_note_fits_the_table(tmp_path):
+    """Values near 1e15 rising by 1: predict prints every digit (not 1e+15), and a naive RMSE
+    of 1 is not called 'exact (RMSE 0)'."""
+    data = tmp_path / "big.csv"
+    data.write_text("t,value\n" + "".join(f"{i},{10**15 + i}\n" for i in range(300)))
+    out = tmp_path / "ft"
+    assert invoke("forecast", "train", data, "--time-column", "t", "--target", "value",
+                  "--units", "4", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8",
+                  "-q", "--out", out).exit_code == 0
+    predicted = invoke("forecast", "predict", out, data)
+    assert predicted.exit_code == 0, predicted.output
+    values = [line.split(",")[1] for line in predicted.stdout.strip().splitlines()[1:]]
+    assert values and all("e" not in v and abs(float(v) - 1e15) < 1e9 for v in values), values
+    report = invoke("forecast", "evaluate", out, "--no-plot")
+    assert report.exit_code == 0, report.output
+    assert "RMSE 0" not in report.output and "within the float32 rounding" in report.output
 
 
 def test_forecast_evaluate_plot_does_not_replace_a_file_unasked(frun, tmp_path):
