@@ -102,13 +102,17 @@ class Generator:
         return np.concatenate(list(self.stream(prompts, length, chunk=max(length, 1))), axis=1)
 
 
-def encode_prompt(text: str, tokenizer, vocab: Vocabulary, skip_unknown: bool = False
+def encode_prompt(text: str, tokenizer, vocab: Vocabulary, skip_unknown: bool = False,
+                  normal_form: str = "none", lowercase: bool = False
                   ) -> tuple[list[int], list[str]]:
-    """Prompt ids and warnings; unknown characters are an error unless skipped (char level)."""
+    """Prompt ids and warnings; unknown characters are an error unless skipped (char level).
+    normal_form and lowercase: the run's --normalize and --lowercase, applied as to its corpus."""
+    from seqmodels.data.corpus import normalise
+
     if len(text) > MAX_PROMPT_CHARS:
         raise SeqmodelsError(f"the prompt has {len(text):,} characters; at most "
                              f"{MAX_PROMPT_CHARS:,} are supported")
-    tokens = tokenizer.tokenize(text)
+    tokens = tokenizer.tokenize(normalise(text, normal_form, lowercase))
     unknown = [t for t in tokens if t not in vocab or t == UNK]
     warnings = []
     if unknown and tokenizer.level == "char":
@@ -188,7 +192,8 @@ def generate_text(
     if prompt is None:
         prompt = default_prompt(run.vocab, _training_lines(run, tokenizer),
                                 np.random.default_rng(sampling.seed), data.level)
-    ids, warnings = encode_prompt(prompt, tokenizer, run.vocab, skip_unknown)
+    ids, warnings = encode_prompt(prompt, tokenizer, run.vocab, skip_unknown, data.normalize,
+                                  data.lowercase)
     for w in warnings:
         if on_warning:
             on_warning(w)

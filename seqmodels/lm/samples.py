@@ -101,11 +101,15 @@ def _define_callback():
             prompt = self.prompt if self.prompt is not None else (
                 "\n" if "\n" in vocab else vocab.tokens[min(2, len(vocab) - 1)])
             try:
-                ids, _ = encode_prompt(prompt, tokenizer, vocab, skip_unknown=True)
+                ids, dropped = encode_prompt(prompt, tokenizer, vocab, True, data.normalize,
+                                             data.lowercase)
             except SeqmodelsError as exc:  # training goes on; only the samples are given up
                 warnings.warn(f"no samples while training: {exc} (--sample-prompt {prompt!r})",
                               stacklevel=2)
                 return
+            for note in dropped:  # e.g. characters outside the vocabulary
+                warnings.warn(f"samples while training: {note} (--sample-prompt {prompt!r})",
+                              stacklevel=2)
             generators = [Generator(self.model, SamplingConfig(t, seed=self.seed),
                                     jit_compile=False) for t in self.temperatures]
             self._ready = (run_dir, vocab, tokenizer, data.level, ids, generators)

@@ -63,6 +63,22 @@ def test_prompt_outside_the_vocabulary():
     assert ids == [words.index["the"], UNK_ID] and "'dog'" in warnings[0]
 
 
+def test_the_prompt_is_normalised_and_lowercased_as_the_corpus_was():
+    """A --lowercase, NFC run: 'CAFÉ' and a decomposed 'café' (e + U+0301) find 'é'."""
+    vocab = Vocabulary.from_tokens("acfé \n")
+    expected = [vocab.index[c] for c in "café"]
+    for typed in ("CAFÉ", "cafe\u0301", "Cafe\u0301"):
+        ids, warnings = encode_prompt(typed, Tokenizer("char"), vocab, normal_form="NFC",
+                                      lowercase=True)
+        assert ids == expected and not warnings
+    with pytest.raises(SeqmodelsError, match="outside the vocabulary"):  # as before, unasked
+        encode_prompt("CAFÉ", Tokenizer("char"), vocab)
+    words = Vocabulary.from_tokens(["café", "über", "\n"])
+    ids, warnings = encode_prompt("Café Über", Tokenizer("word", "whitespace"), words,
+                                  normal_form="NFC", lowercase=True)
+    assert ids == [words.index["café"], words.index["über"]] and not warnings
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, train_tiny):
     root = tmp_path_factory.mktemp("gen")
