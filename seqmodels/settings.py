@@ -90,6 +90,22 @@ def is_finite(value: object) -> bool:
     return is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
 
 
+FLOAT32_TINY = 1.1754944e-38  # the smallest normal float32: below it a rate rounds towards 0
+FLOAT32_MAX = 3.4028235e38
+
+
+def check_float32(name: str, value: float | None) -> None:
+    """Refuse a positive setting that float32 turns into 0 (or a subnormal) or infinity."""
+    if value is None or value == 0:
+        return
+    if abs(value) < FLOAT32_TINY:
+        raise SeqmodelsError(f"{option_name(name)} {value:g} is too small for float32, where "
+                             f"it would be (nearly) 0; use at least {FLOAT32_TINY:.2g}")
+    if abs(value) > FLOAT32_MAX:
+        raise SeqmodelsError(f"{option_name(name)} {value:g} is too large for float32 (above "
+                             f"{FLOAT32_MAX:.2g})")
+
+
 def option_name(field_name: str) -> str:
     """The command-line spelling of a setting: max_time -> --max-time."""
     return "--" + field_name.replace("_", "-")

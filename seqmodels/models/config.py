@@ -49,6 +49,7 @@ class ModelConfig:
             value = getattr(self, name)
             if not settings.is_number(value) or value < 0.0:
                 raise SeqmodelsError(f"{name} must be a number of at least 0, not {value!r}")
+            settings.check_float32(name, value)
         return self
 
     def to_json(self) -> dict[str, Any]:

@@ -64,6 +64,8 @@ class TrainConfig:
             raise SeqmodelsError("--clipnorm must be positive")
         if self.clipvalue is not None and not self.clipvalue > 0:
             raise SeqmodelsError("--clipvalue must be positive")
+        for name in ("lr", "clipnorm", "clipvalue"):  # used in float32 by the optimizer
+            settings.check_float32(name, getattr(self, name))
         if self.warmup < 0:
             raise SeqmodelsError("--warmup must be at least 0")
         for name in ("eval_every", "eval_tokens"):

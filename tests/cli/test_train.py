@@ -104,6 +104,9 @@ def test_tensorboard_logs(tmp_path, corpus):
     (["--max-time", "soon"], "cannot read the duration"),
     (["--out", "EXISTING"], "already exists and is not empty"),
     (["-T", "5000"], "too few for one window"),
+    (["--lr", "1e-320"], "--lr 9.99989e-321 is too small for float32"),
+    (["--clipnorm", "1e-46"], "--clipnorm 1e-46 is too small for float32"),
+    (["--l2", "1e308"], "--l2 1e+308 is too large for float32"),
     (["--stateful", "--eval-tokens", "20"],
      "the validation split (its first --eval-tokens 20) has 21 tokens, too few for 8 streams"),
 ])
