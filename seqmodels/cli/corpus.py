@@ -29,6 +29,9 @@ def corpus(**kwargs) -> None:
     from seqmodels.data.report import corpus_report, format_corpus_report
     from seqmodels.data.windows import require_windows
 
+    if kwargs["force"] and not kwargs["export"]:
+        raise click.UsageError("--force lets --export replace a file; without --export it does "
+                               "nothing")
     config = data_config_from(kwargs)
     if kwargs["export"]:
         _export_text(config, Path(kwargs["export"]), kwargs["force"])

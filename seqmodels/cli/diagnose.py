@@ -53,6 +53,9 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
     from seqmodels.diagnostics.gradient_norms import format_table, parse_cells, plot_gradient_norms
 
     ctx = click.get_current_context()
+    if force and not plot:
+        raise click.UsageError("--force lets --plot replace a file; without --plot it does "
+                               "nothing")
     if run:
         given = [n for n in FRESH_ONLY
                  if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]

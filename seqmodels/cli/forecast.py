@@ -35,7 +35,15 @@ def _needs_pandas() -> None:
 
 
 def _columns(ctx, param, value: str | None) -> list[str]:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+    """--features a,b: column names, each once."""
+    if value is None:
+        return []
+    names = [c.strip() for c in value.split(",") if c.strip()]
+    if not names:
+        raise click.BadParameter(f"{value!r} names no column")
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"{value!r} names a column twice")
+    return names
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,6 +143,9 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
     """
     if plot and no_plot:
         raise click.UsageError("--no-plot writes no plot; drop --plot or --no-plot")
+    if force and not plot:
+        raise click.UsageError("--force lets --plot replace a file (the default plot in the run "
+                               "is always rewritten); without --plot it does nothing")
     _needs_pandas()
     from pathlib import Path
 

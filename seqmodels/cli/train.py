@@ -26,6 +26,7 @@ from seqmodels.cli.options import (
 )
 from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
 from seqmodels.models.config import ModelConfig
+from seqmodels.settings import option_name
 from seqmodels.training.config import TrainConfig
 
 
@@ -87,6 +88,15 @@ def _check_train_options(ctx: click.Context, kw: dict) -> None:
     given = given_options(ctx)
     check_resume_options(ctx, kw, "CORPUS", bool(kw["corpus"]))
     check_clip_options(ctx, kw)
+    shaping = sorted(given & {"sample_prompt", "sample_temperature", "sample_length"})
+    if shaping and (kw["sample_every"] == 0 or (kw["quiet"] and "sample_every" not in given)):
+        why = "--sample-every 0 takes none" if kw["sample_every"] == 0 else (
+            "--quiet takes none unless --sample-every N is given")
+        raise click.UsageError(f"{', '.join(option_name(n) for n in shaping)}: settings of "
+                               f"the samples while training, but {why}")
+    temperatures = kw["sample_temperature"]
+    if len(set(temperatures)) != len(temperatures):
+        raise click.UsageError("--sample-temperature names a temperature twice")
     if kw["stateful"] and "stride" in given:
         raise click.UsageError("--stateful reads consecutive windows; --stride does not apply")
     if kw["strategy"] != "multi-worker" and given & {"workers_spec", "worker_index"}:

@@ -92,6 +92,9 @@ class SeriesConfig:
 
         if self.window < 1 or self.horizon < 1:
             raise SeqmodelsError("--window and --horizon must be at least 1")
+        if self.target is not None and self.target in self.features:
+            raise SeqmodelsError(f"--features lists the target {self.target!r}, which is always "
+                                 f"an input; drop it from --features")
         if self.missing not in MISSING_POLICIES:
             raise SeqmodelsError(f"--missing must be one of {', '.join(MISSING_POLICIES)}")
         self.splits = check_fractions(self.splits)

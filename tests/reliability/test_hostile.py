@@ -925,11 +925,35 @@ def test_a_linked_tensorboard_folder_is_refused_and_left_alone(run, tmp_path):
 @pytest.mark.parametrize("command, words", [
     (["generate", "{run}", "--stop-at", ""], ["--stop-at", "empty"]),
     (["diagnose", "--cells", "lstm,lstm"], ["lstm", "twice"]),
+    (["corpus", "kjv", "--force"], ["--force", "without --export"]),
+    (["diagnose", "--force"], ["--force", "without --plot"]),
+    (["forecast", "evaluate", "{run}", "--no-plot", "--force"], ["--force", "without --plot"]),
+    (["train", "kjv", "-q", "--sample-prompt", "a"], ["--sample-prompt", "--quiet takes none"]),
+    (["train", "kjv", "--sample-every", "0", "--sample-temperature", "0.5"],
+     ["--sample-temperature", "--sample-every 0 takes none"]),
+    (["train", "kjv", "--sample-temperature", "0.5", "--sample-temperature", "0.5"],
+     ["temperature twice"]),
+    (["forecast", "train", "nile", "--features", ","], ["names no column"]),
+    (["forecast", "train", "nile", "--features", "a,a"], ["names a column twice"]),
 ])
-def test_options_that_would_do_nothing_or_twice_are_refused(run, command, words):
+def test_options_that_would_do_nothing_or_twice_are_refused(run, command, words, tmp_path,
+                                                             monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     result = invoke(*command, run=run)
     assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
     assert all(w in result.output for w in words), result.output
+    assert list(work.iterdir()) == []  # refused before anything was made
+
+
+def test_the_target_listed_in_features_is_refused(tmp_path):
+    data = tmp_path / "s.csv"
+    data.write_text("t,value,x\n" + "".join(f"{i},{i % 7},{i % 3}\n" for i in range(200)))
+    one_line(invoke("forecast", "train", data, "--time-column", "t", "--target", "value",
+                    "--features", "value,x", "--out", tmp_path / "r"),
+             "--features lists the target 'value'")
+    assert not (tmp_path / "r").exists()
 
 
 # --- the fourth adversarial pass --------------------------------------------------------------
