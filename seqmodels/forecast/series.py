@@ -175,6 +175,7 @@ def read_series(config: SeriesConfig) -> Series:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty"
         raise SeqmodelsError(f"{path}: not a readable CSV file ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    chosen_target = config.target is not None
     target = config.target or _only_numeric_column(frame, config.time_column, path)
     config.target = target
     wanted = config.columns + ([config.time_column] if config.time_column else [])
@@ -185,14 +186,21 @@ def read_series(config: SeriesConfig) -> Series:
     if frame.empty:
         raise SeqmodelsError(f"{path}: no data rows")
     lines = list(range(2, len(frame) + 2))  # line 1 is the header
-    values = pd.DataFrame({c: _numbers(frame[c], c, path) for c in config.columns})
+    try:
+        values = pd.DataFrame({c: _numbers(frame[c], c, path) for c in config.columns})
+    except SeqmodelsError as exc:
+        if chosen_target:
+            raise
+        why = (f"the only one besides --time-column {config.time_column!r} (did you mean "
+               f"another --time-column?)" if config.time_column else "the file's only column")
+        raise SeqmodelsError(f"{exc}; it was taken as the column to forecast as {why}") from None
     times, step, notes = None, None, []
     if config.time_column:
         times, note = _times(frame[config.time_column], config.time_column, path)
         notes += [note] if note else []
         step = _check_order_and_step(times, lines, path, config.allow_irregular)
         if step is not None:
-            values, times, lines, absent_n = _regular_grid(values, times, lines, step)
+            values, times, lines, absent_n = _regular_grid(values, times, lines, step, path)
             if absent_n:
                 notes.append(f"{absent_n} timestamp(s) absent from the regular "
                              f"{describe_step(step)} step were added as missing rows")
@@ -367,7 +375,7 @@ def future_times(last, step, n: int) -> list:
 MAX_ADDED_ROWS = 1_000_000  # or ten times the rows read, if more: gaps filled on a regular grid
 
 
-def _regular_grid(values, times, lines: list, step):
+def _regular_grid(values, times, lines: list, step, path: Path):
     """Insert the timestamps a regular series lacks as rows of NaN; return how many."""
     pd = require_pandas()
     pos = positions(times, step)
@@ -377,7 +385,7 @@ def _regular_grid(values, times, lines: list, step):
     if n - len(times) > max(MAX_ADDED_ROWS, 10 * len(times)):
         gap = int(np.argmax(np.diff(pos)))
         raise SeqmodelsError(
-            f"between lines {lines[gap]} and {lines[gap + 1]} the timestamps jump from "
+            f"{path}: between lines {lines[gap]} and {lines[gap + 1]} the timestamps jump from "
             f"{times.iloc[gap]} to {times.iloc[gap + 1]}: a regular {describe_step(step)} step "
             f"would add {n - len(times):,} missing rows (at most "
             f"{max(MAX_ADDED_ROWS, 10 * len(times)):,} are added); fix the timestamps, or "

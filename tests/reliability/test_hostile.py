@@ -399,9 +399,23 @@ def test_a_huge_time_gap_is_refused_naming_it(tmp_path):
     times = list(range(30)) + [3_000_000_000]
     csv = tmp_path / "gap.csv"
     csv.write_text("t,y\n" + "".join(f"{t},{i % 7}\n" for i, t in enumerate(times)))
-    with pytest.raises(SeqmodelsError, match=r"between lines 31 and 32 the timestamps jump "
-                                             r"from 29 to 3000000000.*2,999,999,970 missing"):
+    with pytest.raises(SeqmodelsError, match=r"gap.csv: between lines 31 and 32 the timestamps "
+                                             r"jump from 29 to 3000000000.*2,999,999,970 "
+                                             r"missing"):
         read_series(SeriesConfig(csv=str(csv), target="y", time_column="t"))
+
+
+def test_a_target_taken_by_elimination_says_so(tmp_path):
+    """--time-column naming the values leaves the dates as the only column: the error says
+    why the dates were taken as the target."""
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    csv = tmp_path / "s.csv"
+    csv.write_text("date,value\n" + "".join(f"2020-01-{d:02d},{d % 7}\n" for d in range(1, 29)))
+    with pytest.raises(SeqmodelsError, match=r"column 'date' is not numeric.*taken as the column "
+                                             r"to forecast.*did you mean another --time-column"):
+        read_series(SeriesConfig(csv=str(csv), time_column="value"))
 
 
 @pytest.mark.parametrize("change, words", [
