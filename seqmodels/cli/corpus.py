@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from seqmodels.cli.options import data_config_from, data_options, window_options
+from seqmodels.cli.options import NamedPath, data_config_from, data_options, window_options
 from seqmodels.training.config import TrainConfig
 
 
@@ -15,7 +15,7 @@ from seqmodels.training.config import TrainConfig
 @data_options
 @window_options(TrainConfig())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--export", type=click.Path(dir_okay=False), default=None,
+@click.option("--export", type=NamedPath(dir_okay=False), default=None,
               help="Also write the corpus text (decoded, normalised) to this file.")
 @click.option("--force", is_flag=True, help="Let --export replace an existing file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

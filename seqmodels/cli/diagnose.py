@@ -6,7 +6,7 @@ import json
 
 import click
 
-from seqmodels.cli.options import Finite
+from seqmodels.cli.options import Finite, NamedPath
 from seqmodels.data.config import LEVELS
 from seqmodels.diagnostics.gradient_norms import DEFAULT_CELLS
 
@@ -14,7 +14,7 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
 
 
 @click.command()
-@click.argument("run", required=False, type=click.Path(file_okay=False))
+@click.argument("run", required=False, type=NamedPath(file_okay=False))
 @click.option("--cells", default=",".join(DEFAULT_CELLS), show_default=True,
               help="Fresh 1-layer models to compare (comma-separated: rnn, lstm, gru).")
 @click.option("--units", type=click.IntRange(min=1), default=64, show_default=True,
@@ -32,10 +32,10 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
               show_default=True, help="Multiply the fresh models' recurrent kernels by this.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="Seed for the initialisation and the choice of windows.")
-@click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot", type=NamedPath(dir_okay=False), default=None,
               help="Write a log-scale PNG of the norms here.")
 @click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache-dir", type=NamedPath(file_okay=False), default=None,
               help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_scale, seed, plot,

@@ -6,16 +6,18 @@ import json
 
 import click
 
+from seqmodels.cli.options import NamedPath
+
 
 @click.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=NamedPath(file_okay=False))
 @click.option("--corpus", "corpus", multiple=True,
               help="Evaluate on this text (file, folder or glob; repeatable) instead of the "
                    "run's test split.")
 @click.option("--context", type=click.IntRange(min=1), default=None,
               help="Windowed evaluation: windows of T predictions from a zero state "
                    "[default: carry the state through the whole text].")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--cache-dir", type=NamedPath(file_okay=False), default=None,
               help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import click
 
+from seqmodels.cli.options import NamedPath
+
 # seqmodels.lm.export.FORMATS, without importing TensorFlow
 FORMATS = ("savedmodel", "tflite", "onnx")
 
 
 @click.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=NamedPath(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="savedmodel",
               show_default=True,
               help="savedmodel: a folder for TensorFlow Serving and tf.saved_model.load, with "
                    "a whole-sequence signature and a one-step one; tflite: a file holding the "
                    "one-step signature, for phones and microcontrollers; onnx: a file holding the "
                    "one-step signature, for ONNX Runtime (needs seqmodels[onnx]).")
-@click.option("--out", type=click.Path(), default=None,
+@click.option("--out", type=NamedPath(), default=None,
               help="Where to write [default: RUN/export/model (savedmodel) or "
                    "RUN/export/model.tflite or model.onnx].")
 @click.option("--force", is_flag=True, help="Replace an earlier export at --out.")

@@ -8,6 +8,7 @@ import math
 import click
 
 from seqmodels.cli.options import (
+    NamedPath,
     check_clip_options,
     check_resume_options,
     config_file_option,
@@ -125,12 +126,12 @@ def _summary(run) -> str:
 
 
 @forecast.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=NamedPath(file_okay=False))
 @click.argument("csv", required=False)
 @click.option("--season", type=click.IntRange(min=1), default=None,
               help="Season length m for the seasonal naive baseline [default: from the time "
                    "step: 7 daily, 52 weekly, 24 hourly, 12 monthly, 4 quarterly; else none].")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", type=NamedPath(dir_okay=False), default=None,
               help="Where to write the test-split plot [default: RUN/forecast-test.png].")
 @click.option("--no-plot", is_flag=True, help="Write no plot.")
 @click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
@@ -167,7 +168,7 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
 
 
 @forecast.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=NamedPath(file_okay=False))
 @click.argument("csv")
 def predict(run, csv) -> None:
     """Print the next H values after the end of CSV, as CSV (with timestamps when regular)."""
@@ -184,7 +185,7 @@ def predict(run, csv) -> None:
 
 @forecast.command()
 @click.argument("name", type=click.Choice(list(BUILTIN_SERIES)))
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
+@click.option("--out", type=NamedPath(dir_okay=False), required=True, help="CSV file to write.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def data(name, out, force) -> None:
     """Copy a built-in series (a CSV installed with seqmodels) to a file."""

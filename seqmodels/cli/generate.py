@@ -8,6 +8,7 @@ import click
 
 from seqmodels.cli.options import (
     Finite,
+    NamedPath,
 )
 from seqmodels.lm.generate import SamplingConfig
 
@@ -27,7 +28,7 @@ def _prompt(ctx, param, value: str | None) -> str | None:
 
 
 @click.command()
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("run", type=NamedPath(file_okay=False))
 @click.option("--prompt", default=None, callback=_prompt,
               help="Text to continue [default: a newline, or the first token of a random line].")
 @click.option("--length", "-n", type=click.IntRange(min=1), default=300, show_default=True,

@@ -112,6 +112,15 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
     return made
 
 
+class NamedPath(click.Path):
+    """A click.Path that refuses an empty one ('' would quietly mean the default or '.')."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path names no file or folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Finite(click.FloatRange):
     """A FloatRange that also refuses nan and inf (which compare False to any bound)."""
 
@@ -215,7 +224,7 @@ def _toml_type_problem(option: click.Parameter, item: object) -> str | None:
 
 
 config_file_option = click.option(
-    "--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+    "--config", type=NamedPath(dir_okay=False), is_eager=True, expose_value=False,
     callback=_read_config_file,
     help="TOML file of option values (keys as the options: lr = 0.004, max-time = \"10m\"); "
          "the command line and SEQMODELS_* environment variables win.")
@@ -378,9 +387,9 @@ def resume_options(what: str):
     """--out and --resume of a training command; what: the default run folder's name."""
     changeable = ", ".join(option_name(n) for n in RESUMABLE)
     return lambda f: stack([
-        click.option("--out", type=click.Path(file_okay=False), default=None,
+        click.option("--out", type=NamedPath(file_okay=False), default=None,
                      help=f"Run directory [default: runs/<date-time>-{what}]."),
-        click.option("--resume", type=click.Path(file_okay=False), default=None,
+        click.option("--resume", type=NamedPath(file_okay=False), default=None,
                      help=f"Continue the run in this directory from its last checkpoint, with "
                           f"its saved settings (only {changeable} and how this process runs "
                           f"can change)."),
@@ -431,7 +440,7 @@ def _encoding(ctx, param, value: str) -> str:
 
 def cache_dir_option(f):
     """--cache-dir: where encoded corpora are kept."""
-    return click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+    return click.option("--cache-dir", type=NamedPath(file_okay=False), default=None,
                         help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")(f)
 
 
@@ -451,7 +460,7 @@ def data_options(f):
                      help="Text encoding of the corpus files."),
         click.option("--errors", type=click.Choice(DECODE_ERRORS), default=d.errors,
                      show_default=True, help="What to do with bytes that do not decode."),
-        click.option("--stopwords", type=click.Path(dir_okay=False), default=d.stopwords,
+        click.option("--stopwords", type=NamedPath(dir_okay=False), default=d.stopwords,
                      help="File of words (one a line) to remove (word level)."),
         click.option("--min-freq", type=click.IntRange(min=1), default=d.min_freq,
                      show_default=True,

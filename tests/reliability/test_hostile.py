@@ -949,6 +949,10 @@ def test_a_linked_tensorboard_folder_is_refused_and_left_alone(run, tmp_path):
      ["temperature twice"]),
     (["forecast", "train", "nile", "--features", ","], ["names no column"]),
     (["forecast", "train", "nile", "--features", "a,a"], ["names a column twice"]),
+    (["train", "kjv", "--out", ""], ["--out", "empty path"]),
+    (["export", "{run}", "--out", ""], ["--out", "empty path"]),
+    (["corpus", "kjv", "--export", ""], ["--export", "empty path"]),
+    (["generate", ""], ["RUN", "empty path"]),
 ])
 def test_options_that_would_do_nothing_or_twice_are_refused(run, command, words, tmp_path,
                                                              monkeypatch):
