@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
@@ -99,7 +100,6 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     return out
 
 
-SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"}
 MARK = Path("assets.extra") / "seqmodels.json"  # what --force looks for before replacing a folder
 
 
@@ -114,12 +114,27 @@ def _mark(folder: Path, run_dir: Path) -> None:
 
 
 def _is_our_savedmodel(path: Path) -> bool:
-    """Whether a folder is a SavedModel that seqmodels exported, holding nothing else."""
+    """Whether a folder is a SavedModel that seqmodels exported, holding nothing else: its own
+    files only, no links, an empty assets/ and variables/ of TensorFlow's names only."""
+    def kind(p: Path) -> str:
+        mode = p.lstat().st_mode
+        return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
     if path.is_symlink() or not path.is_dir() or not (path / MARK).is_file():
         return False
-    extra = path / "assets.extra"
-    return (set(os.listdir(path)) <= SAVEDMODEL_ENTRIES and not extra.is_symlink()
-            and os.listdir(extra) == [MARK.name])
+    if kind(path / "assets.extra") != "dir" or kind(path / MARK) != "file":
+        return False
+    expected = {"saved_model.pb": "file", "fingerprint.pb": "file", "variables": "dir",
+                "assets": "dir", "assets.extra": "dir"}
+    if any(expected.get(name) != kind(path / name) for name in os.listdir(path)):
+        return False
+    inside = {"assets": [], "assets.extra": [MARK.name]}
+    if any(os.listdir(path / d) != names for d, names in inside.items() if (path / d).exists()):
+        return False
+    variables = path / "variables"
+    return not variables.exists() or all(
+        (n == "variables.index" or n.startswith("variables.data-")) and kind(variables / n) ==
+        "file" for n in os.listdir(variables))
 
 
 def _remove(path: Path) -> None:

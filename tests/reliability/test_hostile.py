@@ -1025,9 +1025,17 @@ def test_force_replaces_a_savedmodel_folder_only_if_seqmodels_exported_it(run, t
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask
-    (out / "notes.txt").write_text("added by the user")  # no longer only our export
+    for added in ("notes.txt", "variables/NOTES.txt", "assets/mydata/data.csv",
+                  "assets.extra/more.json"):  # no longer only our export: refused, kept
+        (out / added).parent.mkdir(parents=True, exist_ok=True)
+        (out / added).write_text("added by the user")
+        one_line(invoke("export", run, "--out", out, "--force"), "not a SavedModel folder")
+        assert (out / added).read_text() == "added by the user"
+        (out / added).unlink()
+    (out / "assets" / "mydata").rmdir()
+    (out / "assets" / "link").symlink_to(tmp_path / "mymodels", target_is_directory=True)
     one_line(invoke("export", run, "--out", out, "--force"), "not a SavedModel folder")
-    (out / "notes.txt").unlink()
+    (out / "assets" / "link").unlink()
     assert invoke("export", run, "--out", out, "--force").exit_code == 0
 
 
