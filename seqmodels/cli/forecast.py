@@ -9,7 +9,7 @@ import click
 
 from seqmodels.cli.options import (
     NamedPath,
-    check_clip_options,
+    check_optimizer_options,
     check_resume_options,
     config_file_option,
     config_from,
@@ -110,7 +110,7 @@ def _check_options(ctx: click.Context, csv: str | None, kw: dict) -> None:
     if not kw["resume"] and not csv:
         raise click.UsageError(f"give a CSV file (or a built-in series: "
                                f"{', '.join(BUILTIN_SERIES)}), or --resume RUN")
-    check_clip_options(ctx, kw)
+    check_optimizer_options(ctx, kw)
 
 
 def _summary(run) -> str:

@@ -55,6 +55,9 @@ def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, 
     if stop_at == "":
         raise click.BadParameter("an empty text would end every sample at once; give the text "
                                  "to stop at", param_hint="--stop-at")
+    if temperature == 0 and (top_k is not None or top_p is not None):
+        raise click.UsageError("-t 0 samples greedily (the most likely token); --top-k and "
+                               "--top-p do nothing there")
     from seqmodels.lm.generate import SamplingConfig, generate_text
 
     sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)

@@ -251,10 +251,18 @@ def resume_overrides(ctx: click.Context, kw: dict) -> dict[str, Any]:
     return {name: kw[name] for name in RESUMABLE if name in given}
 
 
-def check_clip_options(ctx: click.Context, kw: dict) -> None:
-    """--no-clip and a clipping threshold contradict each other."""
-    if kw["no_clip"] and given_options(ctx) & {"clipnorm", "clipvalue"}:
+def check_optimizer_options(ctx: click.Context, kw: dict) -> None:
+    """Refuse settings the optimizer would ignore: a clipping threshold with --no-clip, and
+    decay settings for a schedule that does not decay that way."""
+    given = given_options(ctx)
+    if kw["no_clip"] and given & {"clipnorm", "clipvalue"}:
         raise click.UsageError("--no-clip turns clipping off; drop --clipnorm/--clipvalue")
+    if kw.get("resume"):
+        return  # the run's own schedule; its decay options are refused as fixed settings
+    for name, schedules in (("decay_factor", ("step", "plateau")), ("decay_after", ("step",))):
+        if name in given and kw["schedule"] not in schedules:
+            raise click.UsageError(f"{option_name(name)} applies to --schedule "
+                                   f"{' or '.join(schedules)}, not {kw['schedule']}")
 
 
 def train_config_from(kw: dict[str, Any], **fixed: Any) -> TrainConfig:

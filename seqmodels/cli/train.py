@@ -8,7 +8,7 @@ import click
 
 from seqmodels.cli.options import (
     Finite,
-    check_clip_options,
+    check_optimizer_options,
     check_resume_options,
     config_file_option,
     config_from,
@@ -87,7 +87,7 @@ def _check_train_options(ctx: click.Context, kw: dict) -> None:
     """Refuse option combinations that would be silently ignored."""
     given = given_options(ctx)
     check_resume_options(ctx, kw, "CORPUS", bool(kw["corpus"]))
-    check_clip_options(ctx, kw)
+    check_optimizer_options(ctx, kw)
     shaping = sorted(given & {"sample_prompt", "sample_temperature", "sample_length"})
     if shaping and (kw["sample_every"] == 0 or (kw["quiet"] and "sample_every" not in given)):
         why = "--sample-every 0 takes none" if kw["sample_every"] == 0 else (

@@ -113,6 +113,9 @@ def encode_prompt(text: str, tokenizer, vocab: Vocabulary, skip_unknown: bool = 
         raise SeqmodelsError(f"the prompt has {len(text):,} characters; at most "
                              f"{MAX_PROMPT_CHARS:,} are supported")
     tokens = tokenizer.tokenize(normalise(text, normal_form, lowercase))
+    if text.strip() and not tokens and tokenizer.stopwords:
+        raise SeqmodelsError("the prompt holds only the run's stopwords, which its tokenizer "
+                             "removes; give other words")
     unknown = [t for t in tokens if t not in vocab or t == UNK]
     warnings = []
     if unknown and tokenizer.level == "char":
@@ -189,6 +192,11 @@ def generate_text(
     run = load_run(run_dir)
     data = DataConfig.from_json(run.config["data"])
     tokenizer = make_tokenizer(data)
+    never = sorted({c for c in stop_at or "" if c not in run.vocab}) if data.level == "char" \
+        else []
+    if never:
+        raise SeqmodelsError(f"--stop-at {stop_at!r} holds {', '.join(map(repr, never))}, which "
+                             f"the run's vocabulary lacks, so no sample could ever produce it")
     if prompt is None:
         prompt = default_prompt(run.vocab, _training_lines(run, tokenizer),
                                 np.random.default_rng(sampling.seed), data.level)

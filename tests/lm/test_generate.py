@@ -77,6 +77,9 @@ def test_the_prompt_is_normalised_and_lowercased_as_the_corpus_was():
     ids, warnings = encode_prompt("Café Über", Tokenizer("word", "whitespace"), words,
                                   normal_form="NFC", lowercase=True)
     assert ids == [words.index["café"], words.index["über"]] and not warnings
+    with pytest.raises(SeqmodelsError, match="only the run's stopwords"):  # not "empty"
+        encode_prompt("THE the", Tokenizer("word", "whitespace", ["the"]), words,
+                      lowercase=True)
 
 
 @pytest.fixture(scope="module")

@@ -953,6 +953,11 @@ def test_a_linked_tensorboard_folder_is_refused_and_left_alone(run, tmp_path):
     (["export", "{run}", "--out", ""], ["--out", "empty path"]),
     (["corpus", "kjv", "--export", ""], ["--export", "empty path"]),
     (["generate", ""], ["RUN", "empty path"]),
+    (["train", "kjv", "--decay-factor", "0.1"], ["--decay-factor", "step or plateau"]),
+    (["forecast", "train", "nile", "--schedule", "cosine", "--decay-after", "2"],
+     ["--decay-after", "step, not cosine"]),
+    (["generate", "{run}", "-t", "0", "--top-k", "3"], ["-t 0", "--top-k"]),
+    (["generate", "{run}", "--stop-at", "\u20ac"], ["--stop-at", "vocabulary lacks"]),
 ])
 def test_options_that_would_do_nothing_or_twice_are_refused(run, command, words, tmp_path,
                                                              monkeypatch):
