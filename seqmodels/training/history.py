@@ -39,7 +39,8 @@ def plot_history(run_dir: Path, rows: list[dict], loss_label: str = "loss") -> N
     a.legend()
     b.plot(x, [r["grad_norm_mean"] for r in rows], "o-", label="mean")
     b.plot(x, [r["grad_norm_max"] for r in rows], "o-", label="max")
-    b.set_yscale("log")
+    if any(r["grad_norm_max"] > 0 for r in rows):  # all 0 (a constant series): linear, no warning
+        b.set_yscale("log")
     b.set_ylabel("global gradient norm before clipping")
     b.legend()
     from matplotlib.ticker import EngFormatter, MaxNLocator

@@ -207,3 +207,17 @@ def test_patience_and_plateau_follow_the_validation_loss(tmp_path, cyclic, monke
     # the rate halves after each epoch without improvement (plateau patience 1)
     assert [r["lr"] for r in run.history] == pytest.approx([0.01, 0.01, 0.01, 0.005])
     assert run.best_val_loss == 1.5
+
+
+def test_the_training_plot_of_zero_gradients_warns_nothing(tmp_path):
+    """A constant series trains with gradient norms of 0: no log-scale warning from matplotlib."""
+    import warnings
+
+    from seqmodels.training.history import plot_history
+
+    rows = [{"tokens": t, "epoch": 1, "loss": 0.0, "val_loss": 0.0, "grad_norm_mean": 0.0,
+             "grad_norm_max": 0.0} for t in (100, 200)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_history(tmp_path, rows)
+    assert (tmp_path / "training.png").stat().st_size > 0
