@@ -450,9 +450,9 @@ def fill_parts(parts: list, policy: str, stats: dict[str, float] | None = None) 
 
 def fit_scaler(train) -> dict[str, list]:
     """Per-column mean and standard deviation of the training part (std 0 becomes 1)."""
-    mean = train.mean().to_numpy(float)
-    std = train.std(ddof=0).to_numpy(float)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+        mean = train.mean().to_numpy(float)
+        std = train.std(ddof=0).to_numpy(float)
         scaled_max = np.nanmax(np.abs((train.to_numpy(float) - mean) / np.where(std > 0, std, 1)),
                                initial=0.0)
     empty = [c for c in train.columns if not train[c].notna().any()]
