@@ -126,6 +126,8 @@ class ChunkReader:
                 except UnicodeDecodeError as exc:
                     where = offset - pending + exc.start
                     raise source.decode_error(exc, where, self.encoding) from None
+                except UnicodeError as exc:  # codecs such as punycode raise the base class
+                    raise source.codec_error(exc, self.encoding) from None
                 offset += len(block)
                 unreported += len(block)
                 nul = text.find("\x00")

@@ -47,6 +47,8 @@ class Source:
             raise SeqmodelsError(f"unknown encoding {encoding!r}") from None
         except UnicodeDecodeError as exc:
             raise self.decode_error(exc, exc.start, encoding) from None
+        except UnicodeError as exc:  # codecs such as punycode raise the base class
+            raise self.codec_error(exc, encoding) from None
         nul = text.find("\x00")
         if nul >= 0:  # text never holds NUL; binary files (and UTF-16 read as UTF-8) do
             raise self.nul_error(nul, encoding)
@@ -58,6 +60,13 @@ class Source:
         return SeqmodelsError(
             f"{self.path}: byte 0x{bad} at offset {offset} is not valid {encoding} "
             f"(try --encoding latin-1 or --errors replace)"
+        )
+
+    def codec_error(self, exc: UnicodeError, encoding: str) -> SeqmodelsError:
+        """The error for a text the codec refuses without saying where."""
+        return SeqmodelsError(
+            f"{self.path} is not valid {encoding} text ({exc}); try --encoding utf-8 or "
+            f"--errors replace"
         )
 
     def nul_error(self, nul: int, encoding: str) -> SeqmodelsError:
