@@ -74,7 +74,12 @@ def check_format(obj: object, name: str, newest: int, where: str, what: str) -> 
 
 def write_json_atomic(path: str | Path, obj: object) -> None:
     """Write obj as JSON to path atomically."""
-    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=1) + "\n")
+    text = json.dumps(obj, ensure_ascii=False, indent=1)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not UTF-8 holds lone surrogates: escape them
+        text = json.dumps(obj, indent=1)
+    write_text_atomic(path, text + "\n")
 
 
 @contextmanager
