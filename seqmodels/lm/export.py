@@ -66,6 +66,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     if fmt == "onnx":
         _import_tf2onnx()
     out = Path(out)
+    if not _utf8(out):  # TensorFlow's file functions take UTF-8 paths only
+        raise SeqmodelsError(f"{os.fsencode(out.absolute())!r}: TensorFlow cannot write to a "
+                             f"path that is not UTF-8; choose another --out")
     _check_out(out, fmt, force)
     run = load_run(run_dir)
     from seqmodels.files import temporary_folder
@@ -98,6 +101,15 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     finally:
         _remove(tmp)
     return out
+
+
+def _utf8(path: Path) -> bool:
+    """Whether the absolute path's name is UTF-8 (a non-UTF-8 name holds lone surrogates)."""
+    try:
+        str(path.absolute()).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 MARK = Path("assets.extra") / "seqmodels.json"  # what --force looks for before replacing a folder
