@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from typing import Any, TypeVar
@@ -109,3 +110,16 @@ def check_float32(name: str, value: float | None) -> None:
 def option_name(field_name: str) -> str:
     """The command-line spelling of a setting: max_time -> --max-time."""
     return "--" + field_name.replace("_", "-")
+
+
+def physical_memory() -> int:
+    """Bytes of memory this machine has (a large figure where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**50
+
+
+def large_number(value: float) -> str:
+    """A large figure written for people: 1,234,567 or 1.2e+30."""
+    return f"{value:,.0f}" if value < 1e15 else f"{value:.2g}"

@@ -25,7 +25,7 @@ from seqmodels.data.config import (
     check_fractions,
 )
 from seqmodels.errors import SeqmodelsError
-from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, ModelConfig
+from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, MAX_LAYERS, ModelConfig
 from seqmodels.settings import option_name
 from seqmodels.training.config import (
     DEFAULT_LR,
@@ -280,7 +280,7 @@ def model_options(defaults: ModelConfig, embedding: bool = True):
         options = [
             click.option("--cell", type=click.Choice(CELL_NAMES), default=defaults.cell,
                          show_default=True, help="Recurrent cell (rnn = SimpleRNN)."),
-            click.option("--layers", type=click.IntRange(min=1), default=defaults.layers,
+            click.option("--layers", type=click.IntRange(1, MAX_LAYERS), default=defaults.layers,
                          show_default=True, help="Recurrent layers stacked."),
             click.option("--units", type=click.IntRange(min=1), default=defaults.units,
                          show_default=True, help="Units (hidden size) of each recurrent layer."),

@@ -60,6 +60,7 @@ def build_language_model(
     config.validate()
     if vocab_size < 1:
         raise SeqmodelsError(f"the vocabulary size must be at least 1, not {vocab_size}")
+    config.check_size(vocab_size, vocab_size)
     if stateful and not batch_size:
         raise SeqmodelsError("a stateful model needs a fixed batch size")
     ids = keras.Input(batch_shape=(batch_size, None), dtype="int32", name="ids")  # (B, T)
@@ -81,6 +82,7 @@ def build_regression_model(
     config.validate()
     if n_features < 1 or horizon < 1:
         raise SeqmodelsError("n_features and horizon must both be at least 1")
+    config.check_size(-n_features, horizon)
     series = keras.Input(shape=(window, n_features), dtype="float32", name="series")  # (B, T, F)
     x = _recurrent_stack(series, config, last_sequences=False)  # (B, H)
     forecast = keras.layers.Dense(horizon, name="forecast")(x)  # (B, horizon)

@@ -12,6 +12,9 @@ from seqmodels.errors import SeqmodelsError
 CELL_NAMES = ("lstm", "gru", "rnn")  # rnn: SimpleRNN
 EMBEDDING_INITS = ("uniform", "normal")
 STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}  # LSTM carries [h, c]; GRU and SimpleRNN [h]
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+MAX_LAYERS = 100  # Keras builds layers one by one: a million would take hours, not fail
+BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two slots
 
 
 @dataclass
@@ -41,6 +44,8 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SeqmodelsError(f"{name} must be a whole number of at least 1, not {value!r}")
+        if self.layers > MAX_LAYERS:
+            raise SeqmodelsError(f"layers must be at most {MAX_LAYERS}, not {self.layers}")
         for name in ("dropout", "recurrent_dropout"):
             value = getattr(self, name)
             if not settings.is_number(value) or not 0.0 <= value < 1.0:
@@ -52,6 +57,28 @@ class ModelConfig:
             settings.check_float32(name, value)
         return self
 
+    def check_size(self, inputs: int, outputs: int) -> None:
+        """Refuse a model whose training state would not fit in this machine's memory."""
+        params = self.parameter_estimate(inputs, outputs)
+        need = params * BYTES_PER_PARAMETER
+        memory = settings.physical_memory()
+        if need > memory:
+            count, size = settings.large_number(params), settings.large_number(need / 2**30)
+            raise SeqmodelsError(
+                f"the model would have {count} parameters, {size} GiB to train, more than this "
+                f"machine's {memory / 2**30:,.0f} GiB of memory; use fewer --units, --layers or "
+                f"--embedding-dim")
+
+    def parameter_estimate(self, inputs: int, outputs: int) -> int:
+        """Parameters of the model: inputs > 0 is a vocabulary, inputs < 0 that many features."""
+        gates = GATES.get(self.cell, 4)
+        embedded = inputs > 0
+        params = inputs * self.embedding_dim if embedded else 0
+        width = self.embedding_dim if embedded else -inputs
+        params += gates * self.units * (width + self.units + 2)  # kernel, recurrent kernel, biases
+        params += (self.layers - 1) * gates * self.units * (2 * self.units + 2)
+        return params + (self.units + 1) * outputs
+
     def to_json(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict."""
         return dataclasses.asdict(self)
@@ -60,4 +87,3 @@ class ModelConfig:
     def from_json(cls, data: dict[str, Any]) -> ModelConfig:
         """Build and validate a config from to_json's dict; unknown keys are refused."""
         return settings.from_json(cls, data, "model").validate()
-
