@@ -93,6 +93,26 @@ def sample_windows(
     return rows[:, :-1], rows[:, 1:]
 
 
+FLOATS_PER_UNIT_STEP = 16  # what the tape keeps per unit and step: gates, states, activations
+
+
+def check_memory(batch_size: int, seq_len: int, vocab_size: int, widths: list[int]) -> None:
+    """Refuse a measurement whose taped unrolling would not fit in this machine's memory.
+
+    widths: the embedding size, then the units of each recurrent layer.
+    """
+    from seqmodels.settings import large_number, physical_memory
+
+    per_step = 8 + 4 * widths[0] + 4 * FLOATS_PER_UNIT_STEP * sum(widths[1:])  # ids, floats
+    need = batch_size * (seq_len * per_step + 12 * vocab_size)  # + logits and their gradient
+    if need > physical_memory():
+        raise SeqmodelsError(
+            f"--batch-size {large_number(batch_size)} windows of -T {seq_len:,} would need "
+            f"about {large_number(need / 2**30)} GiB, more than this machine's "
+            f"{physical_memory() / 2**30:,.0f} GiB of memory; use a smaller --batch-size or -T "
+            f"(or fewer --units)")
+
+
 def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) -> np.ndarray:
     """Mean over the batch of ||dL_T/dh_t|| for t = 1..T, (T,), by unrolling the cells."""
     from seqmodels.backend import import_tf
@@ -269,6 +289,19 @@ def diagnose(
         data = DataConfig.from_json(loaded.config["data"])
     data = data or DataConfig()
     prepared = prepare_corpus(data, cache_dir=cache_dir)
+    if run is not None:
+        from seqmodels.models.builders import recurrent_layers
+
+        widths = [loaded.model.get_layer("embedding").output_dim,
+                  *(rl.units for rl in recurrent_layers(loaded.model))]
+    else:
+        from seqmodels.models.config import ModelConfig
+
+        for cell in cells or list(DEFAULT_CELLS):  # the models first: their size is --units'
+            ModelConfig(cell=cell, units=units, layers=1).check_size(len(prepared.vocab),
+                                                                     len(prepared.vocab))
+        widths = [ModelConfig().embedding_dim, units]
+    check_memory(batch_size, seq_len, len(prepared.vocab), widths)
     x, y = sample_windows(prepared.splits.train, seq_len, batch_size, seed)
     corpus = ", ".join(data.corpus) or "kjv"
     result = Diagnosis(seq_len, batch_size, corpus, seed)
