@@ -1080,3 +1080,101 @@ def test_generate_into_a_closed_pipe_stops_quietly(run):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 141 and "Error" not in err and "Traceback" not in err, err
+
+
+# --- seventh pass: codecs, file names, sizes ------------------------------------------------
+
+TINY = ["--layers", "1", "--units", "8", "--embedding-dim", "4", "-T", "16", "--batch-size", "8",
+        "--steps-per-epoch", "2", "--epochs", "1", "-q"]
+
+
+def test_a_codec_that_does_not_say_where_it_failed_gives_one_line(tmp_path):
+    """punycode raises a bare UnicodeError, not a UnicodeDecodeError with a position."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 200)  # ASCII: the codec fails, saying no place
+    one_line(invoke("train", corpus, "--out", tmp_path / "r", "--encoding", "punycode", *TINY),
+             "c.txt", "is not valid punycode text", "--encoding utf-8")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_corpus_whose_file_name_is_not_utf8_trains_resumes_and_evaluates(
+        tmp_path, cat_text, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / os.fsdecode(b"bad\xff\xfe.txt")
+    corpus.write_text(cat_text)
+    out = tmp_path / "r"
+    first = invoke("train", corpus, "--out", out, *TINY)
+    assert first.exit_code == 0, first.output
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["data"]["corpus"] == [str(corpus)]  # escaped in the file, the same name read back
+    resumed = invoke("train", "--resume", out, "--epochs", "2", "-q")
+    assert resumed.exit_code == 0, resumed.output
+    evaluated = invoke("evaluate", out)
+    assert evaluated.exit_code == 0 and "perplexity" in evaluated.output, evaluated.output
+
+
+def test_an_export_path_that_is_not_utf8_is_refused_in_one_line(run, tmp_path):
+    out = tmp_path / os.fsdecode(b"m\xff.tflite")
+    one_line(invoke("export", run, "--format", "tflite", "--out", out), "not UTF-8", "--out")
+    assert not os.path.lexists(out)
+
+
+HUGE = str(10**23)  # beyond int64
+
+
+@pytest.mark.parametrize("option", ["--units", "--embedding-dim"])
+def test_a_model_too_large_for_memory_is_refused_before_the_run_starts(tmp_path, cat_text,
+                                                                        option):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    args = [*TINY, option, HUGE]
+    one_line(invoke("train", corpus, "--out", tmp_path / "r", *args), "parameters",
+             "GiB of memory", option)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_forecast_model_too_large_for_memory_is_refused(tmp_path):
+    pytest.importorskip("pandas")
+    csv = _timed_csv(tmp_path / "s.csv", range(200))
+    result = invoke("forecast", "train", csv, "--target", "y", "--time-column", "t",
+                    "--out", tmp_path / "r", "--units", HUGE, "--epochs", "1")
+    one_line(result, "parameters", "GiB of memory", "--units")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_parameter_estimate_is_close_to_keras_count():
+    """The memory check must not refuse the models people train: its estimate is Keras' own
+    count, or a little above it (LSTM and SimpleRNN have one bias vector, not two)."""
+    from seqmodels.models.builders import build_language_model, build_regression_model
+    from seqmodels.models.config import ModelConfig
+
+    for cell in ("lstm", "gru", "rnn"):
+        config = ModelConfig(cell=cell, layers=3, units=12, embedding_dim=5)
+        counted = build_language_model(40, config).count_params()
+        assert counted <= config.parameter_estimate(40, 40) <= 1.1 * counted
+        counted = build_regression_model(3, 2, config, 10).count_params()
+        assert counted <= config.parameter_estimate(-3, 2) <= 1.1 * counted
+
+
+@pytest.mark.parametrize("command", [["train", "{corpus}", "--out", "{out}"],
+                                     ["forecast", "train", "{csv}", "--out", "{out}"]])
+def test_a_layer_count_beyond_the_limit_is_a_usage_error(tmp_path, command):
+    """A million layers used to build for hours; the option names its range instead."""
+    args = [a.format(corpus=tmp_path / "c.txt", csv=tmp_path / "s.csv", out=tmp_path / "r")
+            for a in command]
+    result = invoke(*args, "--layers", "1000000")
+    assert result.exit_code == 2 and "1<=x<=100" in result.output, result.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--units", HUGE, ["parameters", "GiB of memory"]),
+    ("--batch-size", HUGE, ["--batch-size", "GiB", "use a smaller --batch-size or -T"]),
+    ("--batch-size", "100000000", ["--batch-size 100,000,000", "GiB"]),
+])
+def test_diagnose_refuses_what_would_not_fit_in_memory(tmp_path, cat_text, monkeypatch, option,
+                                                       value, words):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    one_line(invoke("diagnose", "--corpus", corpus, "-T", "10", option, value), *words)
