@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from seqmodels.data.tokenizers import NEWLINE
 from seqmodels.data.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
@@ -172,6 +173,92 @@ def _joined(prompt: str, text: str, level: str) -> str:
     return text if text[0] in ".,;:!?)]}'\"" else " " + text
 
 
+class SampleText:
+    """One sample's text, detokenized a line at a time so that a long sample costs linear time
+    and memory; text that later tokens can still change (a word-level line) is held back."""
+
+    def __init__(self, detokenize: Callable[[list[str]], str], prompt: str, level: str) -> None:
+        self.detokenize, self.prompt, self.level = detokenize, prompt, level
+        self.pieces: list[str] = []  # text no later token changes
+        self.settled = 0  # tokens whose text is in pieces: a word-level line ends there
+        self.tokens: list[str] = []  # the tokens after those, of the line not yet ended
+        self.tail = ""  # their text
+        self.final: str | None = None  # the text once a stop text has ended the sample
+        self.given = (0, 0)  # pieces and characters handed out by take_settled
+
+    @property
+    def token_count(self) -> int:
+        """Tokens in the sample."""
+        return self.settled + len(self.tokens)
+
+    def text(self) -> str:
+        """The sample's text so far, with the separator it needs after the prompt."""
+        if self.final is not None:
+            return self.final
+        return self._separator() + "".join(self.pieces) + self.tail
+
+    def _separator(self, tail: str | None = None) -> str:
+        """' ' where a word-level text needs a space after the prompt (tail: the unsettled text)."""
+        first = self.pieces[0] if self.pieces else self.tail if tail is None else tail
+        return _joined(self.prompt, first, self.level)[: -len(first) or None] if first else ""
+
+    def _settled_end(self, n: int, tail: str) -> str:
+        """The last n characters of the settled text, separator included."""
+        if n <= 0:
+            return ""
+        end = "".join(self.pieces[-n:])  # each piece holds at least one character
+        return (end if len(self.pieces) > n else self._separator(tail) + end)[-n:]
+
+    def add(self, new: list[str], stop_at: str | None = None) -> bool:
+        """Append tokens; True when stop_at has ended the sample (tokens after it dropped)."""
+        before = len(self.tokens)
+        self.tokens.extend(new)
+        region = self.detokenize(self.tokens)  # begins a line: the text before it is final,
+        if stop_at:  # and was searched, so only its last characters can start a match
+            overlap = self._settled_end(len(stop_at) - 1, region)
+            if stop_at in overlap + region:
+                for n in range(before + 1, len(self.tokens) + 1):  # the first token ending it
+                    if stop_at in overlap + self.detokenize(self.tokens[:n]):
+                        del self.tokens[n:]
+                        break
+                whole = self._separator(region) + "".join(self.pieces) + region
+                self.final = whole[: whole.index(stop_at) + len(stop_at)]
+                return True
+        ended = len(self.tokens) if self.level == "char" else self._line_end(before)
+        if ended:
+            cut = len(region) if self.level == "char" else region.rfind(NEWLINE) + 1
+            self.pieces.append(region[:cut])
+            self.settled += ended
+            del self.tokens[:ended]
+            region = region[cut:]
+        self.tail = region
+        return False
+
+    def _line_end(self, before: int) -> int:
+        """Tokens up to the last newline token (only those added since before can be one)."""
+        for k in range(len(self.tokens) - 1, before - 1, -1):
+            if self.tokens[k] == NEWLINE:
+                return k + 1
+        return 0
+
+    def take_settled(self) -> str:
+        """Text no later token changes, not handed out yet (all that is left once stopped)."""
+        count, shown = self.given
+        if self.final is not None:
+            piece = self.final[shown:]
+        else:
+            piece = "".join(self.pieces[count:])
+            piece = (self._separator() + piece) if piece and count == 0 else piece
+        self.given = (len(self.pieces), shown + len(piece))
+        return piece
+
+    def take_rest(self) -> str:
+        """All the text not handed out yet, settled or not."""
+        piece = self.text()[self.given[1]:]
+        self.given = (len(self.pieces), self.given[1] + len(piece))
+        return piece
+
+
 def generate_text(
     run_dir,
     prompt: str | None,
@@ -186,7 +273,6 @@ def generate_text(
     """Generate from a run directory; on_text receives a single sample's text as it grows."""
     from seqmodels.data.config import DataConfig
     from seqmodels.data.prepare import make_tokenizer
-    from seqmodels.data.tokenizers import NEWLINE
     from seqmodels.lm.run import load_run
 
     run = load_run(run_dir)
@@ -209,40 +295,21 @@ def generate_text(
         prompt = tokenizer.detokenize(run.vocab.decode(ids))
     generator = Generator(run.model, sampling)
     prompts = np.tile(np.asarray(ids, dtype=np.int32), (num_samples, 1))
-    tokens: list[list[str]] = [[] for _ in range(num_samples)]
-    texts = [""] * num_samples
+    samples = [SampleText(tokenizer.detokenize, prompt, data.level) for _ in range(num_samples)]
     done = [False] * num_samples
-    emitted = ""
     if on_text:
         on_text(prompt)
     for chunk in generator.stream(prompts, length):
         for i, row in enumerate(chunk):
-            if done[i]:
-                continue
-            before = len(tokens[i])
-            tokens[i].extend(run.vocab.decode(row))
-            texts[i] = _joined(prompt, tokenizer.detokenize(tokens[i]), data.level)
-            if stop_at and stop_at in texts[i]:
-                for n in range(before + 1, len(tokens[i]) + 1):  # the first token that ends it
-                    if stop_at in _joined(prompt, tokenizer.detokenize(tokens[i][:n]), data.level):
-                        del tokens[i][n:]
-                        break
-                texts[i] = texts[i][: texts[i].index(stop_at) + len(stop_at)]
-                done[i] = True
-        if on_text:
-            if data.level == "word" and not done[0] and NEWLINE in tokens[0]:
-                cut = len(tokens[0]) - tokens[0][::-1].index(NEWLINE)
-                final = _joined(prompt, tokenizer.detokenize(tokens[0][:cut]), data.level)
-            else:
-                final = texts[0] if (data.level == "char" or done[0]) else emitted
-            if final.startswith(emitted) and len(final) > len(emitted):
-                on_text(final[len(emitted):])
-                emitted = final
+            if not done[i]:
+                done[i] = samples[i].add(run.vocab.decode(row), stop_at)
+        if on_text and (piece := samples[0].take_settled()):
+            on_text(piece)
         if all(done):
             break
-    if on_text and texts[0].startswith(emitted) and len(texts[0]) > len(emitted):
-        on_text(texts[0][len(emitted):])
+    if on_text and (piece := samples[0].take_rest()):
+        on_text(piece)
     settings = {"temperature": sampling.temperature, "top_k": sampling.top_k,
                 "top_p": sampling.top_p, "seed": sampling.seed, "length": length}
-    return [{"prompt": prompt, "text": text, "tokens": len(tok), **settings}
-            for text, tok in zip(texts, tokens)]
+    return [{"prompt": prompt, "text": sample.text(), "tokens": sample.token_count, **settings}
+            for sample in samples]

@@ -5,12 +5,21 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seqmodels.cli.main import cli
 from seqmodels.data.tokenizers import Tokenizer
 from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
-from seqmodels.lm.generate import Generator, SamplingConfig, encode_prompt, generate_text
+from seqmodels.lm.generate import (
+    Generator,
+    SampleText,
+    SamplingConfig,
+    _joined,
+    encode_prompt,
+    generate_text,
+)
 from seqmodels.models.builders import build_language_model
 from seqmodels.models.config import ModelConfig
 
@@ -165,3 +174,67 @@ def test_every_cell_generates_and_evaluates(cell):
     log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
     expected = -np.mean(log_p[np.arange(299), ids[1:]])
     assert evaluate_ids(net, ids).cross_entropy == pytest.approx(expected, rel=1e-5)
+
+
+WORD_TOKENS = ["the", "cat", "do", "n't", ",", ".", "``", "''", "(", ")", "'s", "\n", "$", "--"]
+
+
+def _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at):
+    """A sample's text and token count found as generate_text once did: by detokenizing all of
+    it after every chunk."""
+    kept: list[str] = []
+    for start in range(0, len(tokens), chunk):
+        before = len(kept)
+        kept.extend(tokens[start : start + chunk])
+        text = _joined(prompt, tokenizer.detokenize(kept), level)
+        if stop_at and stop_at in text:
+            for n in range(before + 1, len(kept) + 1):
+                if stop_at in _joined(prompt, tokenizer.detokenize(kept[:n]), level):
+                    del kept[n:]
+                    break
+            return text[: text.index(stop_at) + len(stop_at)], len(kept)
+    return _joined(prompt, tokenizer.detokenize(kept), level), len(kept)
+
+
+@settings(max_examples=200, deadline=None)
+@given(level=st.sampled_from(["word", "char"]), data=st.data(),
+       chunk=st.integers(1, 7), prompt=st.sampled_from(["", "a", "a ", "x\n"]),
+       stop_at=st.sampled_from([None, "\n", ".", "cat", " the", "n't", '"', "e c", "\n\n"]))
+def test_line_by_line_text_equals_detokenizing_it_all(level, data, chunk, prompt, stop_at):
+    """SampleText keeps only the current line unsettled; its text, token count, stop and
+    streamed pieces are what detokenizing the whole sample after every chunk gives."""
+    alphabet = WORD_TOKENS if level == "word" else list("the cat.\n'\"")
+    tokens = data.draw(st.lists(st.sampled_from(alphabet), max_size=40))
+    tokenizer = Tokenizer(level)
+    sample = SampleText(tokenizer.detokenize, prompt, level)
+    streamed = ""
+    for start in range(0, len(tokens), chunk):
+        stopped = sample.add(tokens[start : start + chunk], stop_at)
+        streamed += sample.take_settled()
+        assert sample.text().startswith(streamed)
+        if stopped:
+            break
+    streamed += sample.take_rest()
+    expected = _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at)
+    assert (sample.text(), sample.token_count) == expected
+    assert streamed == expected[0]
+
+
+def test_a_long_word_level_sample_is_detokenized_a_line_at_a_time(monkeypatch):
+    """A 20,000-token sample used to be detokenized whole every chunk (quadratic time); now
+    each token passes through the detokenizer a bounded number of times."""
+    tokenizer = Tokenizer("word")
+    seen = []
+
+    def counting(tokens):
+        seen.append(len(tokens))
+        return tokenizer.detokenize(tokens)
+
+    line = ["the", "cat", "sat", ",", "and", "the", "dog", "ran", ".", "\n"]
+    tokens = line * 2000
+    sample = SampleText(counting, "", "word")
+    for start in range(0, len(tokens), 256):
+        sample.add(tokens[start : start + 256], stop_at="never there")
+        sample.take_settled()
+    assert sample.text() == tokenizer.detokenize(tokens)
+    assert sum(seen) <= 2 * len(tokens)
