@@ -259,6 +259,27 @@ class SampleText:
         return piece
 
 
+HELD_BYTES_PER_TOKEN = 8  # a sample's text and bookkeeping, per token, generously
+FLOATS_PER_STREAM_UNIT = 16  # states, gates and sampling temporaries per unit and stream
+
+
+def check_memory(model, prompt_tokens: int, length: int, num_samples: int, held: bool) -> None:
+    """Refuse a batch of samples whose states, or held text, would not fit in memory."""
+    from seqmodels.models.builders import recurrent_layers
+    from seqmodels.settings import large_number, physical_memory
+
+    width = sum(rl.units for rl in recurrent_layers(model)) * FLOATS_PER_STREAM_UNIT
+    width += model.get_layer("logits").units * 4  # logits, probabilities, sorted copies
+    need = num_samples * (4 * width + 4 * prompt_tokens + (HELD_BYTES_PER_TOKEN * length
+                                                            if held else 0))
+    if need > physical_memory():
+        raise SeqmodelsError(
+            f"--num-samples {large_number(num_samples)} of --length {large_number(length)} "
+            f"would need about {large_number(need / 2**30)} GiB, more than this machine's "
+            f"{physical_memory() / 2**30:,.0f} GiB of memory; generate fewer samples at once "
+            f"or shorter ones (a single sample streams)")
+
+
 def generate_text(
     run_dir,
     prompt: str | None,
@@ -293,6 +314,7 @@ def generate_text(
             on_warning(w)
     if warnings:  # show the prompt the model really continues
         prompt = tokenizer.detokenize(run.vocab.decode(ids))
+    check_memory(run.model, len(ids), length, num_samples, held=num_samples > 1 or not on_text)
     generator = Generator(run.model, sampling)
     prompts = np.tile(np.asarray(ids, dtype=np.int32), (num_samples, 1))
     samples = [SampleText(tokenizer.detokenize, prompt, data.level) for _ in range(num_samples)]

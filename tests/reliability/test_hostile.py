@@ -1178,3 +1178,17 @@ def test_diagnose_refuses_what_would_not_fit_in_memory(tmp_path, cat_text, monke
     corpus = tmp_path / "c.txt"
     corpus.write_text(cat_text)
     one_line(invoke("diagnose", "--corpus", corpus, "-T", "10", option, value), *words)
+
+
+@pytest.mark.parametrize("samples, length", [(HUGE, "5"), ("100000000", "5"),
+                                             ("3", "9999999999999")])
+def test_generate_refuses_a_batch_that_would_not_fit_in_memory(run, samples, length):
+    """A hundred million streams grew to gigabytes before failing; 1e20 was a traceback."""
+    one_line(invoke("generate", run, "-s", samples, "-n", length, "--format", "jsonl"),
+             "--num-samples", "GiB of memory", "a single sample streams")
+
+
+def test_one_streamed_sample_may_be_as_long_as_asked(run):
+    """One sample is printed as it grows, so its --length is not refused (only batches are)."""
+    result = invoke("generate", run, "-n", "9999999999999", "--stop-at", "e")
+    assert result.exit_code == 0 and result.output.rstrip().endswith("e"), result.output
