@@ -220,3 +220,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # it exists but is not ours
     return True
+
+
+def require_utf8(path: str | Path, why: str) -> None:
+    """Refuse a path whose name is not UTF-8 (it holds lone surrogates): TensorFlow's file
+    functions cannot open it."""
+    absolute = str(Path(path).absolute())
+    try:
+        absolute.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SeqmodelsError(f"{os.fsencode(absolute)!r}: TensorFlow cannot write to a path "
+                             f"that is not UTF-8 ({why}); choose another name") from None

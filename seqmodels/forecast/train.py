@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import write_json_atomic
+from seqmodels.files import require_utf8, write_json_atomic
 from seqmodels.forecast.defaults import default_model, default_train_config
 from seqmodels.forecast.prepare import PARTS, prepare
 from seqmodels.forecast.run import (
@@ -83,6 +83,8 @@ def train_forecaster(
         model = model or default_model()
         config = (config or default_train_config()).with_overrides(**overrides)
         run_dir = Path(out) if out else None
+    if config.tensorboard and (out or resume):
+        require_utf8(resume or out, "--tensorboard")
     check_run_dir(out, resume)
     if config.stateful:
         raise SeqmodelsError("forecasting windows are independent; --stateful does not apply")
@@ -102,11 +104,13 @@ def train_forecaster(
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, _ = data.windows(0)  # (N, W, F), (N, H)
     x_val, y_val, _ = data.windows(1)
-    B = config.batch_size
+    B = min(config.batch_size, len(x_train))  # a larger batch is all the windows at once
     steps = math.ceil(len(x_train) / B)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
 
+    model.check_size(-x_train.shape[2], series.horizon, B, series.window, output_steps=1,
+                     steps_option="--window")
     net = build_regression_model(x_train.shape[2], series.horizon, model, series.window)
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
+from seqmodels.files import require_utf8
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 STEP, SERVE = "step", "serving_default"
@@ -66,9 +67,7 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     if fmt == "onnx":
         _import_tf2onnx()
     out = Path(out)
-    if not _utf8(out):  # TensorFlow's file functions take UTF-8 paths only
-        raise SeqmodelsError(f"{os.fsencode(out.absolute())!r}: TensorFlow cannot write to a "
-                             f"path that is not UTF-8; choose another --out")
+    require_utf8(out, "--out")
     _check_out(out, fmt, force)
     run = load_run(run_dir)
     from seqmodels.files import temporary_folder
@@ -101,15 +100,6 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     finally:
         _remove(tmp)
     return out
-
-
-def _utf8(path: Path) -> bool:
-    """Whether the absolute path's name is UTF-8 (a non-UTF-8 name holds lone surrogates)."""
-    try:
-        str(path.absolute()).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 MARK = Path("assets.extra") / "seqmodels.json"  # what --force looks for before replacing a folder

@@ -11,6 +11,7 @@ from seqmodels.data.config import DataConfig
 from seqmodels.data.prepare import prepare_corpus
 from seqmodels.data.windows import require_windows, stream_dataset, stream_layout, window_dataset
 from seqmodels.errors import SeqmodelsError
+from seqmodels.files import require_utf8
 from seqmodels.lm.run import Run, check_resumable, load_run, read_language_config
 from seqmodels.models.config import ModelConfig
 from seqmodels.models.saving import save_model_atomic
@@ -89,6 +90,8 @@ def train(
         config = (config or TrainConfig()).with_overrides(**overrides)
     model.validate()
     config.validate()
+    if config.tensorboard and (out or resume):
+        require_utf8(resume or out, "--tensorboard")
     if strategy != "multi-worker":  # the only one with workers that are not the chief
         check_run_dir(out, resume)  # before TensorFlow loads, so a refusal comes at once
     from seqmodels.backend import import_tf
@@ -149,6 +152,7 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
 
+    model.check_size(len(prepared.vocab), len(prepared.vocab), B, T, output_steps=T)
     with scope(dist):
         net = build_language_model(len(prepared.vocab), model, B if config.stateful else None,
                                    config.stateful)

@@ -14,7 +14,10 @@ EMBEDDING_INITS = ("uniform", "normal")
 STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}  # LSTM carries [h, c]; GRU and SimpleRNN [h]
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 MAX_LAYERS = 100  # Keras builds layers one by one: a million would take hours, not fail
-BYTES_PER_PARAMETER = 16  # float32 weights, gradients and Adam's two slots
+# float32 weights, gradients, Adam's two slots, and the NumPy copy of all three a checkpoint
+# writes; the embedding's gradient is also made dense once
+BYTES_PER_PARAMETER = 28
+FLOATS_PER_UNIT_STEP = {"lstm": 16, "gru": 13, "rnn": 7}  # gates, states, activations kept
 
 
 @dataclass
@@ -57,17 +60,28 @@ class ModelConfig:
             settings.check_float32(name, value)
         return self
 
-    def check_size(self, inputs: int, outputs: int) -> None:
-        """Refuse a model whose training state would not fit in this machine's memory."""
+    def check_size(self, inputs: int, outputs: int, batch_size: int = 0, steps: int = 0,
+                   output_steps: int = 0, steps_option: str = "--seq-len") -> None:
+        """Refuse a model whose training would not fit in this machine's memory: its weights
+        and optimizer state, and the activations of one batch of batch_size x steps (outputs
+        computed at output_steps of them)."""
         params = self.parameter_estimate(inputs, outputs)
         need = params * BYTES_PER_PARAMETER
+        if inputs > 0:
+            need += 4 * inputs * self.embedding_dim  # the dense embedding gradient
+        width = 2 * self.embedding_dim if inputs > 0 else -inputs  # embedded inputs, gradient
+        width += FLOATS_PER_UNIT_STEP.get(self.cell, 16) * self.units * self.layers
+        need += 4 * batch_size * (steps * width + 3 * output_steps * outputs)
         memory = settings.physical_memory()
         if need > memory:
             count, size = settings.large_number(params), settings.large_number(need / 2**30)
+            batch = (f" and a batch of {settings.large_number(batch_size)} x "
+                     f"{settings.large_number(steps)} steps" if batch_size else "")
             raise SeqmodelsError(
-                f"the model would have {count} parameters, {size} GiB to train, more than this "
-                f"machine's {memory / 2**30:,.0f} GiB of memory; use fewer --units, --layers or "
-                f"--embedding-dim")
+                f"the model would have {count} parameters{batch}: {size} GiB to train, more "
+                f"than this machine's {memory / 2**30:,.0f} GiB of memory; use fewer --units, "
+                f"--layers or --embedding-dim" + (f", or a smaller --batch-size or {steps_option}"
+                                                  if batch_size else ""))
 
     def parameter_estimate(self, inputs: int, outputs: int) -> int:
         """Parameters of the model: inputs > 0 is a vocabulary, inputs < 0 that many features."""
