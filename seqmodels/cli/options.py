@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from seqmodels.data.config import (
+    BLOCKWISE_UNDECODABLE,
     DECODE_ERRORS,
     DEFAULT_SPLITS,
     LEVELS,
@@ -443,6 +444,8 @@ def _encoding(ctx, param, value: str) -> str:
         raise click.BadParameter(f"unknown encoding {value!r} (try utf-8 or latin-1)") from None
     if not getattr(info, "_is_text_encoding", True):  # rot13, base64, hex: bytes-to-bytes
         raise click.BadParameter(f"{value!r} is not a text encoding (try utf-8 or latin-1)")
+    if info.name in BLOCKWISE_UNDECODABLE:
+        raise click.BadParameter(BLOCKWISE_UNDECODABLE[info.name])
     return value
 
 

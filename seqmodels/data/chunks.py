@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from seqmodels.data.config import BLOCKWISE_UNDECODABLE
 from seqmodels.data.corpus import Source
 from seqmodels.errors import SeqmodelsError
 
@@ -167,6 +168,8 @@ def _decoder(encoding: str, head: bytes, errors: str) -> codecs.IncrementalDecod
             raise LookupError(encoding)
     except LookupError:
         raise SeqmodelsError(f"unknown encoding {encoding!r}") from None
+    if info.name in BLOCKWISE_UNDECODABLE:
+        raise SeqmodelsError(BLOCKWISE_UNDECODABLE[info.name])
     codec = info.name
     if codec in _BOMS and not head.startswith(_BOMS[codec]):
         codec += "-le" if sys.byteorder == "little" else "-be"

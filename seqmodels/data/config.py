@@ -29,6 +29,14 @@ def check_fractions(fractions: tuple[float, ...] | list[float]) -> tuple[float, 
     return train, val, test
 
 
+# codecs whose incremental decoder decodes each block on its own, so a file read a block at a
+# time would be refused or decoded wrongly
+BLOCKWISE_UNDECODABLE = {
+    "punycode": "punycode encodes single domain-name labels and cannot be decoded a block at a "
+                "time; convert the file to UTF-8 first",
+}
+
+
 @dataclass
 class DataConfig:
     """Everything that decides how text becomes token ids (stored in every run)."""
