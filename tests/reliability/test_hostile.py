@@ -1089,12 +1089,24 @@ TINY = ["--layers", "1", "--units", "8", "--embedding-dim", "4", "-T", "16", "--
 
 
 def test_a_codec_that_does_not_say_where_it_failed_gives_one_line(tmp_path):
-    """punycode raises a bare UnicodeError, not a UnicodeDecodeError with a position."""
+    """idna raises a bare UnicodeError, not a UnicodeDecodeError with a position."""
     corpus = tmp_path / "c.txt"
-    corpus.write_text("the cat sat on the mat.\n" * 200)  # ASCII: the codec fails, saying no place
-    one_line(invoke("train", corpus, "--out", tmp_path / "r", "--encoding", "punycode", *TINY),
-             "c.txt", "is not valid punycode text", "--encoding utf-8")
+    corpus.write_text("xn--abc-.example\n" * 200)  # a label that does not round-trip
+    one_line(invoke("train", corpus, "--out", tmp_path / "r", "--encoding", "idna", *TINY),
+             "c.txt", "is not valid idna text", "--encoding utf-8")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_codec_that_cannot_be_decoded_a_block_at_a_time_is_refused(tmp_path):
+    """punycode decodes each block on its own: a file over one block was refused as invalid."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_bytes(("héllo wörld " * 200_000).encode("punycode"))
+    for command in (["corpus", corpus], ["train", corpus, "--out", tmp_path / "r", *TINY]):
+        result = invoke(*command, "--encoding", "punycode")
+        assert result.exit_code == 2 and "cannot be decoded a block at a time" in result.output
+    with pytest.raises(SeqmodelsError, match="cannot be decoded a block at a time"):
+        prepare_corpus(DataConfig(corpus=[str(corpus)], encoding="punycode"),
+                       cache_dir=tmp_path / "cache")
 
 
 def test_a_corpus_whose_file_name_is_not_utf8_trains_resumes_and_evaluates(
@@ -1192,3 +1204,55 @@ def test_one_streamed_sample_may_be_as_long_as_asked(run):
     """One sample is printed as it grows, so its --length is not refused (only batches are)."""
     result = invoke("generate", run, "-n", "9999999999999", "--stop-at", "e")
     assert result.exit_code == 0 and result.output.rstrip().endswith("e"), result.output
+
+
+@pytest.fixture
+def memory_24_gib(monkeypatch):
+    """The memory checks judged as on the 24 GiB machine the figures come from."""
+    from seqmodels import settings
+
+    monkeypatch.setattr(settings, "physical_memory", lambda: 24 * 2**30)
+
+
+@pytest.mark.parametrize("args", [
+    ["--embedding-dim", "20000000", "--batch-size", "8", "-T", "16"],  # the kernel killed 1e7
+    ["--embedding-dim", "2000000", "--batch-size", "64", "-T", "100"],  # activations: 51 GB
+])
+def test_a_batch_whose_activations_would_not_fit_is_refused(tmp_path, cat_text, memory_24_gib,
+                                                            args):
+    """The check counts a batch's activations and a checkpoint's copy of the weights too: these
+    passed a weights-only estimate, then filled memory, wrote an 11 GB checkpoint and were
+    killed."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text * 40)  # enough windows for one batch of 64 x 100
+    one_line(invoke("train", corpus, "--out", tmp_path / "r", *TINY, *args), "parameters",
+             "a batch of", "GiB of memory", "--batch-size or --seq-len")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_forecast_batch_beyond_int64_is_one_batch_of_all_windows(tmp_path):
+    """--batch-size 2**63 was a traceback from tf.data that left a run blocking its --out."""
+    pytest.importorskip("pandas")
+    csv = _timed_csv(tmp_path / "s.csv", range(200))
+    result = invoke("forecast", "train", csv, "--target", "y", "--time-column", "t", "--out",
+                    tmp_path / "r", "--units", "4", "--epochs", "1", "--steps-per-epoch", "2",
+                    "-q", "--batch-size", str(2**63))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "model.keras").exists()
+
+
+@pytest.mark.parametrize("forecast", [False, True])
+def test_tensorboard_under_a_name_that_is_not_utf8_is_refused_before_the_run(tmp_path, cat_text,
+                                                                              forecast):
+    out = tmp_path / os.fsdecode(b"tb\xff")
+    if forecast:
+        pytest.importorskip("pandas")
+        csv = _timed_csv(tmp_path / "s.csv", range(200))
+        args = ["forecast", "train", csv, "--target", "y", "--time-column", "t", "--units", "4",
+                "--epochs", "1", "-q"]
+    else:
+        corpus = tmp_path / "c.txt"
+        corpus.write_text(cat_text)
+        args = ["train", corpus, *TINY]
+    one_line(invoke(*args, "--tensorboard", "--out", out), "not UTF-8", "--tensorboard")
+    assert not os.path.lexists(out)
