@@ -12,6 +12,11 @@ from seqmodels.data.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
 CHUNK = 256  # tokens per compiled call (~30 ms for one stream); a sample streams chunk by chunk
+OFFSET_WRAP = 2**30  # the per-token seed offset repeats after this many tokens
+LONG_LINE = 1024  # word-level tokens without a newline after which a line is settled in parts
+# pairs of words NLTK's detokenizer joins ("can not" -> "cannot"); a line is never cut inside one
+JOINED_PAIRS = frozenset({("can", "not"), ("gim", "me"), ("gon", "na"), ("got", "ta"),
+                          ("lem", "me"), ("wan", "na")})
 
 
 # Priming reads the prompt one step at a time (~25 us a token on a 2-core CPU): 100,000 take
@@ -93,7 +98,8 @@ class Generator:
         done, size = 0, tf.constant(chunk)
         while done < length:
             # always a full chunk (one XLA compilation); the surplus of the last is dropped
-            ids, token, states = self._run(token, states, tf.constant(done), size)
+            # the step seeds' offset stays int32 (2**31 tokens in, it overflowed into int64)
+            ids, token, states = self._run(token, states, tf.constant(done % OFFSET_WRAP), size)
             n = min(chunk, length - done)
             done += n
             yield ids.numpy()[:, :n]
@@ -177,8 +183,10 @@ class SampleText:
     """One sample's text, detokenized a line at a time so that a long sample costs linear time
     and memory; text that later tokens can still change (a word-level line) is held back."""
 
-    def __init__(self, detokenize: Callable[[list[str]], str], prompt: str, level: str) -> None:
+    def __init__(self, detokenize: Callable[[list[str]], str], prompt: str, level: str,
+                 long_line: int = LONG_LINE) -> None:
         self.detokenize, self.prompt, self.level = detokenize, prompt, level
+        self.long_line = long_line
         self.pieces: list[str] = []  # text no later token changes
         self.settled = 0  # tokens whose text is in pieces: a word-level line ends there
         self.tokens: list[str] = []  # the tokens after those, of the line not yet ended
@@ -221,18 +229,41 @@ class SampleText:
                     if stop_at in overlap + self.detokenize(self.tokens[:n]):
                         del self.tokens[n:]
                         break
-                whole = self._separator(region) + "".join(self.pieces) + region
-                self.final = whole[: whole.index(stop_at) + len(stop_at)]
+                separator = self._separator(region)
+                whole = separator + "".join(self.pieces) + region
+                at = whole.index(stop_at, max(0, len(separator) - len(stop_at) + 1))
+                self.final = whole[: at + len(stop_at)]  # a match inside the separator is none
                 return True
         ended = len(self.tokens) if self.level == "char" else self._line_end(before)
         if ended:
             cut = len(region) if self.level == "char" else region.rfind(NEWLINE) + 1
-            self.pieces.append(region[:cut])
-            self.settled += ended
-            del self.tokens[:ended]
+            self._settle(ended, region[:cut])
             region = region[cut:]
+        elif len(self.tokens) > self.long_line:
+            region = self._split_line(region)
         self.tail = region
         return False
+
+    def _settle(self, count: int, text: str) -> None:
+        """Move the first count unsettled tokens, whose text is text, into the settled text."""
+        self.pieces.append(text)
+        self.settled += count
+        del self.tokens[:count]
+
+    def _split_line(self, region: str) -> str:
+        """Settle most of a long line at a space no later token can change: between two words
+        of letters and digits that the detokenizer does not join. Returns the unsettled text."""
+        tokens = self.tokens
+        for k in range(len(tokens) - 1, max(0, len(tokens) - self.long_line), -1):
+            left, right = tokens[k - 1], tokens[k]
+            if left.isalnum() and right.isalnum() and (left.lower(), right.lower()) \
+                    not in JOINED_PAIRS:
+                head, rest = self.detokenize(tokens[:k]) + " ", self.detokenize(tokens[k:])
+                if head + rest == region:
+                    self._settle(k, head)
+                    return rest
+                break  # not where it should be: leave the line whole
+        return region
 
     def _line_end(self, before: int) -> int:
         """Tokens up to the last newline token (only those added since before can be one)."""

@@ -54,6 +54,29 @@ def test_same_seed_same_text_any_chunking(model):
     assert not np.array_equal(a[0], a[1])  # rows of a batch are independent samples
 
 
+def test_the_step_seed_offset_stays_int32_however_long_the_stream(model, monkeypatch):
+    """2**31 tokens into one stream the offset became int64 and the compiled loop failed; it
+    now wraps below 2**30, where offset + step cannot leave int32."""
+    import seqmodels.lm.generate as gen
+
+    generator = Generator(model, SamplingConfig(temperature=1.0, seed=3))
+    prompts = np.array([[2]], dtype=np.int32)
+    offsets = []
+    run = generator._run
+
+    def recording(token, states, offset, n):
+        offsets.append((int(offset), offset.dtype.name))
+        return run(token, states, offset, n)
+
+    monkeypatch.setattr(generator, "_run", recording)
+    monkeypatch.setattr(gen, "OFFSET_WRAP", 40)
+    list(generator.stream(prompts, 100, chunk=16))
+    assert offsets == [(16 * i % 40, "int32") for i in range(7)]
+    ids, _, _ = run(prompts[:, 0], generator._initial_states(1),
+                    generator.tf.constant(2**30 - 1), 256)
+    assert ids.shape == (1, 256)
+
+
 def test_top_k_one_is_greedy(model):
     prompt = np.array([[1, 2]], dtype=np.int32)
     greedy = Generator(model, SamplingConfig(temperature=0)).generate(prompt, 15)
@@ -176,7 +199,17 @@ def test_every_cell_generates_and_evaluates(cell):
     assert evaluate_ids(net, ids).cross_entropy == pytest.approx(expected, rel=1e-5)
 
 
-WORD_TOKENS = ["the", "cat", "do", "n't", ",", ".", "``", "''", "(", ")", "'s", "\n", "$", "--"]
+WORD_TOKENS = ["the", "cat", "do", "n't", ",", ".", "``", "''", "(", ")", "'s", "\n", "$", "--",
+               "can", "not", "gon", "na", "'t", "is", "..."]
+
+
+def _stop(stop_at, text, body):
+    """Where stop_at ends in text, body joined to its prompt; a match inside the separator
+    (the space before a word-level body) does not count. -1: nowhere."""
+    if not stop_at:
+        return -1
+    at = text.find(stop_at, max(0, len(text) - len(body) - len(stop_at) + 1))
+    return -1 if at < 0 else at + len(stop_at)
 
 
 def _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at):
@@ -186,27 +219,32 @@ def _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at):
     for start in range(0, len(tokens), chunk):
         before = len(kept)
         kept.extend(tokens[start : start + chunk])
-        text = _joined(prompt, tokenizer.detokenize(kept), level)
-        if stop_at and stop_at in text:
+        body = tokenizer.detokenize(kept)
+        text = _joined(prompt, body, level)
+        end = _stop(stop_at, text, body)
+        if end >= 0:
             for n in range(before + 1, len(kept) + 1):
-                if stop_at in _joined(prompt, tokenizer.detokenize(kept[:n]), level):
+                part = tokenizer.detokenize(kept[:n])
+                if _stop(stop_at, _joined(prompt, part, level), part) >= 0:
                     del kept[n:]
                     break
-            return text[: text.index(stop_at) + len(stop_at)], len(kept)
+            return text[:end], len(kept)
     return _joined(prompt, tokenizer.detokenize(kept), level), len(kept)
 
 
 @settings(max_examples=200, deadline=None)
 @given(level=st.sampled_from(["word", "char"]), data=st.data(),
        chunk=st.integers(1, 7), prompt=st.sampled_from(["", "a", "a ", "x\n"]),
-       stop_at=st.sampled_from([None, "\n", ".", "cat", " the", "n't", '"', "e c", "\n\n"]))
-def test_line_by_line_text_equals_detokenizing_it_all(level, data, chunk, prompt, stop_at):
+       stop_at=st.sampled_from([None, "\n", ".", "cat", " the", "n't", '"', "e c", "\n\n", " "]),
+       long_line=st.sampled_from([3, 8, 1024]))
+def test_line_by_line_text_equals_detokenizing_it_all(level, data, chunk, prompt, stop_at,
+                                                      long_line):
     """SampleText keeps only the current line unsettled; its text, token count, stop and
     streamed pieces are what detokenizing the whole sample after every chunk gives."""
     alphabet = WORD_TOKENS if level == "word" else list("the cat.\n'\"")
     tokens = data.draw(st.lists(st.sampled_from(alphabet), max_size=40))
     tokenizer = Tokenizer(level)
-    sample = SampleText(tokenizer.detokenize, prompt, level)
+    sample = SampleText(tokenizer.detokenize, prompt, level, long_line=long_line)
     streamed = ""
     for start in range(0, len(tokens), chunk):
         stopped = sample.add(tokens[start : start + chunk], stop_at)
