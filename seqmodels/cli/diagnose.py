@@ -24,8 +24,8 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Windows the norms are averaged over.")
 @click.option("--corpus", "corpus", multiple=True,
-              help="Text for the windows (file, folder, glob or kjv; repeatable) "
-                   "[default: kjv, or the run's own corpus].")
+              help="Text for the fresh models' windows (file, folder, glob or kjv; "
+                   "repeatable) [default: kjv]; a RUN uses its own corpus.")
 @click.option("--level", type=click.Choice(LEVELS), default=LEVELS[0], show_default=True,
               help="Model characters or words (fresh models).")
 @click.option("--recurrent-scale", type=Finite(min=0, min_open=True), default=1.0,
@@ -61,7 +61,9 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
                  if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
         if given:
             names = ", ".join("--" + n.replace("_", "-") for n in given)
-            raise click.UsageError(f"{names} describe fresh models; a RUN uses its own")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise click.UsageError(f"{names} {verb} to fresh models only; a RUN uses its own "
+                                   f"settings and corpus")
     if plot:
         from seqmodels.files import check_output
 

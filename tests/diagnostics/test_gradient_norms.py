@@ -117,6 +117,12 @@ def test_diagnose_a_trained_two_layer_run(tmp_path, kjv):
     assert d.cell == "gru" and d.units == 16 and "layer 2 of 2" in d.label
     assert len(d.norms) == 20 and all(v > 0 for v in d.norms)
     json.dumps(result.to_json(), allow_nan=False)
+    for extra, verb in ((["--corpus", str(text)], "applies"),
+                        (["--units", "4", "--level", "word"], "apply")):
+        refused = CliRunner().invoke(cli, ["diagnose", str(tmp_path / "run"), *extra])
+        assert refused.exit_code == 2, refused.output
+        assert f"{verb} to fresh models only; a RUN uses its own settings and corpus" \
+            in refused.output
 
 
 def test_cli_table_json_and_plot(tmp_path, kjv):
