@@ -64,6 +64,8 @@ class Source:
 
     def codec_error(self, exc: UnicodeError, encoding: str) -> SeqmodelsError:
         """The error for a text the codec refuses without saying where."""
+        if "error handling" in str(exc):  # idna, punycode: strict only
+            return SeqmodelsError(f"the {encoding} codec supports only --errors strict ({exc})")
         return SeqmodelsError(
             f"{self.path} is not valid {encoding} text ({exc}); try --encoding utf-8 or "
             f"--errors replace"

@@ -1097,6 +1097,13 @@ def test_a_codec_that_does_not_say_where_it_failed_gives_one_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_codec_without_other_error_handlers_says_so(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("example.org\n" * 50)
+    one_line(invoke("corpus", corpus, "--encoding", "idna", "--errors", "replace"),
+             "the idna codec supports only --errors strict")
+
+
 def test_a_codec_that_cannot_be_decoded_a_block_at_a_time_is_refused(tmp_path):
     """punycode decodes each block on its own: a file over one block was refused as invalid."""
     corpus = tmp_path / "c.txt"
