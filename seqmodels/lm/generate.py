@@ -95,9 +95,9 @@ class Generator:
         states = self._initial_states(prompts.shape[0])
         states = self._prime(tf.constant(prompts[:, :-1]), states)
         token = tf.constant(prompts[:, -1])
-        done, size = 0, tf.constant(chunk)
+        done, size = 0, tf.constant(min(chunk, length))
         while done < length:
-            # always a full chunk (one XLA compilation); the surplus of the last is dropped
+            # always the same size (one XLA compilation); the surplus of the last is dropped
             # the step seeds' offset stays int32 (2**31 tokens in, it overflowed into int64)
             ids, token, states = self._run(token, states, tf.constant(done % OFFSET_WRAP), size)
             n = min(chunk, length - done)
