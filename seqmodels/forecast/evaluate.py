@@ -76,10 +76,12 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     """
     config = run.series if csv is None else dataclasses.replace(run.series, csv=csv)
     data = prepare(config, scaler=run.scaler, fill=run.fill or None)
-    x, y, base = data.windows(2)  # (N, W, F), (N, H), (N,) scaled
+    chunks = [(predict_scaled(run.model, x), y, base)  # (N, H), (N, H), (N,) scaled
+              for x, y, base in data.window_chunks(2)]
+    forecast, y, base = (np.concatenate(a) for a in zip(*chunks))
     W, H = config.window, config.horizon
     actual = unscale_target(y + base[:, None], run.scaler)  # (N, H)
-    model = unscale_target(predict_scaled(run.model, x) + base[:, None], run.scaler)
+    model = unscale_target(forecast + base[:, None], run.scaler)
     target = data.target()
     ends = data.offset(2) + data.starts[2] + W  # index of each window's first forecast step
     forecasts = {"model": model, "last value": last_value(target, ends, H)}

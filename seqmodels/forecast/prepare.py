@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,11 +46,20 @@ class Prepared:
     starts: list[np.ndarray]  # per part: window starts (row offsets inside the part)
     notes: list[str] = field(default_factory=list)
 
+    def scaled(self, i: int) -> np.ndarray:
+        """The rows of part i, scaled, (n_i, F) float64."""
+        return scale(self.parts[i].to_numpy(float), self.scaler)
+
     def windows(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x (N, W, F), y (N, H), base (N,) of part i, scaled (see make_windows)."""
-        c = self.config
-        return make_windows(scale(self.parts[i].to_numpy(float), self.scaler), self.starts[i],
-                            c.window, c.horizon, c.relative)
+        return next(self.window_chunks(i, len(self.starts[i])))
+
+    def window_chunks(self, i: int, size: int = 1024
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """windows(i) in consecutive chunks of at most size windows, one in memory at a time."""
+        c, rows, starts = self.config, self.scaled(i), self.starts[i]
+        for a in range(0, max(len(starts), 1), max(size, 1)):
+            yield make_windows(rows, starts[a:a + size], c.window, c.horizon, c.relative)
 
     def target(self) -> np.ndarray:
         """The filled target of all parts end to end (original units), for the baselines."""

@@ -498,3 +498,25 @@ def make_windows(scaled: np.ndarray, starts: np.ndarray, window: int, horizon: i
     x[:, :, 0] -= base[:, None]
     y = y - base[:, None]
     return x.astype(np.float32), y.astype(np.float32), base
+
+
+def window_maker(tf, scaled: np.ndarray, window: int, horizon: int, relative: bool = False):
+    """A TensorFlow function: a batch of starts (B,) -> the (x, y) make_windows gives them.
+
+    It does the same float64 arithmetic, so the windows are bit-equal, but only one batch of
+    them exists at a time: all windows of a long series with a wide window would not fit.
+    """
+    rows = tf.constant(np.asarray(scaled, np.float64))  # (n, F)
+    inputs, targets = tf.range(window, dtype=tf.int64), tf.range(horizon, dtype=tf.int64)
+
+    def windows(starts):
+        starts = tf.cast(starts, tf.int64)[:, None]
+        x = tf.gather(rows, starts + inputs)  # (B, W, F)
+        y = tf.gather(rows[:, 0], starts + window + targets)  # (B, H)
+        if relative:
+            base = x[:, -1, :1]  # (B, 1)
+            x = tf.concat([x[:, :, :1] - base[:, None], x[:, :, 1:]], axis=2)
+            y = y - base
+        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+
+    return windows

@@ -21,7 +21,7 @@ from seqmodels.forecast.run import (
     load_forecast_run,
     read_forecast_config,
 )
-from seqmodels.forecast.series import BUILTIN_SERIES, SeriesConfig
+from seqmodels.forecast.series import BUILTIN_SERIES, SeriesConfig, window_maker
 from seqmodels.models.config import ModelConfig
 from seqmodels.models.saving import save_model_atomic
 from seqmodels.training import session
@@ -102,28 +102,28 @@ def train_forecaster(
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    x_train, y_train, _ = data.windows(0)  # (N, W, F), (N, H)
-    x_val, y_val, _ = data.windows(1)
-    B = min(config.batch_size, len(x_train))  # a larger batch is all the windows at once
-    steps = math.ceil(len(x_train) / B)
+    starts, val_count = data.starts[0], len(data.starts[1])  # windows are made per batch
+    features, W = data.parts[0].shape[1], series.window
+    B = min(config.batch_size, len(starts))  # a larger batch is all the windows at once
+    steps = math.ceil(len(starts) / B)
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
 
-    model.check_size(-x_train.shape[2], series.horizon, B, series.window, output_steps=1,
-                     steps_option="--window")
-    net = build_regression_model(x_train.shape[2], series.horizon, model, series.window)
+    model.check_size(-features, series.horizon, B, W, output_steps=1, steps_option="--window")
+    net = build_regression_model(features, series.horizon, model, W)
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)
     train_step, eval_step = make_steps(net, optimizer, config, objective=squared_error)
+    make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.relative)
 
     def dataset(epoch: int):
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
-        return tf.data.Dataset.from_tensor_slices((x_train[order], y_train[order])).batch(B)
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))
+        return tf.data.Dataset.from_tensor_slices(starts[order]).batch(B).map(make_batch)
 
     def validate() -> float:
         total, count = 0.0, 0
-        for i in range(0, len(x_val), 1024):
-            s, n = eval_step(x_val[i:i + 1024], y_val[i:i + 1024])
+        for x_val, y_val, _ in data.window_chunks(1, 1024):
+            s, n = eval_step(x_val, y_val)
             total, count = total + float(s), count + int(n)
         return total / count  # mean squared error, scaled units
 
@@ -140,7 +140,7 @@ def train_forecaster(
     task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
                 "seqmodels forecast train", val_metrics=series_metrics,
                 loss_label="mean squared error (scaled)",
-                val_tokens=x_val.shape[0] * x_val.shape[1], batch_tokens=B * x_train.shape[1],
+                val_tokens=val_count * W, batch_tokens=B * W,
                 callbacks=keras_callbacks(callbacks, net, config.epochs, steps))
     if resume is not None:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...

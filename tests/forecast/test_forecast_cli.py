@@ -183,3 +183,28 @@ def test_data_writes_the_bundled_series(tmp_path):
     assert out.read_bytes() == builtin_path("co2").read_bytes()
     again = invoke("data", "co2", "--out", out)
     assert again.exit_code == 1 and "exists; pass --force" in again.stderr
+
+
+def test_training_never_holds_all_windows_at_once(tmp_path, monkeypatch):
+    """A wide window over a long series once built every window up front (a 3 MB CSV with
+    --window 1500 took 7 GB); now training makes one batch at a time, validation and evaluate
+    at most 1024 windows at a time."""
+    import seqmodels.forecast.prepare as prepare_module
+
+    built = []
+    real = prepare_module.make_windows
+
+    def counting(scaled, starts, *args, **kwargs):
+        built.append(len(starts))
+        return real(scaled, starts, *args, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "make_windows", counting)
+    data = seasonal_csv(tmp_path / "s.csv", n=12000, gaps=())  # 1,200 validation rows
+    out = tmp_path / "run"
+    result = invoke("train", data, "--time-column", "date", "--window", 12, "--epochs", 1,
+                    "--steps-per-epoch", 3, "--out", out, *TINY)
+    assert result.exit_code == 0, result.output
+    assert built == [1024, 1200 - 12 - 1024]  # validation, in chunks; no training windows
+    built.clear()
+    assert invoke("evaluate", out).exit_code == 0
+    assert built == [1024, 1200 - 12 - 1024]  # the test part

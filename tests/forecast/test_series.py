@@ -213,3 +213,29 @@ def test_relative_windows_are_changes_from_the_last_value():
     assert base.tolist() == [0, 0] and base_r.tolist() == [1.5, 5.0]
     assert np.all(xr[:, -1, 0] == 0) and np.allclose(xr[:, :, 0], x[:, :, 0] - base_r[:, None])
     assert np.allclose(yr + base_r[:, None], y) and yr.tolist() == [[0.5, 1.0], [0.5, 1.0]]
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_batch_windows_are_bit_equal_to_make_windows(relative):
+    """Training makes its windows one batch at a time in TensorFlow: the same float32 values."""
+    from seqmodels.backend import import_tf
+    from seqmodels.forecast.series import make_windows, window_maker
+
+    rng = np.random.default_rng(3)
+    scaled = rng.normal(0, 1, (60, 3)) * np.array([1e-3, 1.0, 1e5])  # (60, 3) float64
+    starts = rng.permutation(60 - 7 - 2 + 1)[:17]
+    x, y, _ = make_windows(scaled, starts, 7, 2, relative)
+    bx, by = window_maker(import_tf(), scaled, 7, 2, relative)(starts)
+    assert bx.dtype.name == "float32" and bx.shape == x.shape and by.shape == y.shape
+    assert np.array_equal(np.asarray(bx), x) and np.array_equal(np.asarray(by), y)
+
+
+def test_window_chunks_cover_every_window_once(tmp_path):
+    csv = write_csv(tmp_path / "w.csv", [[d, i % 7] for i, d in enumerate(days(300))])
+    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=9,
+                                horizon=2, relative=True))
+    whole = data.windows(0)
+    chunks = list(data.window_chunks(0, 50))
+    assert [len(c[0]) for c in chunks] == [50, 50, 50, 50, 30]  # 230 windows
+    for a, b in zip(whole, (np.concatenate(c) for c in zip(*chunks))):
+        assert np.array_equal(a, b)
