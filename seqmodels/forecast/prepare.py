@@ -31,6 +31,7 @@ HOW = {  # what each --missing policy did, for the note
     "mean": "filled them with the training part's column means",
     "median": "filled them with the training part's column medians",
 }
+CHUNK_VALUES = 2**25  # input values in one chunk of windows (384 MiB as float64 + float32)
 
 
 @dataclass
@@ -54,10 +55,12 @@ class Prepared:
         """x (N, W, F), y (N, H), base (N,) of part i, scaled (see make_windows)."""
         return next(self.window_chunks(i, len(self.starts[i])))
 
-    def window_chunks(self, i: int, size: int = 1024
+    def window_chunks(self, i: int, size: int | None = None
                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """windows(i) in consecutive chunks of at most size windows, one in memory at a time."""
+        """windows(i) in consecutive chunks of at most size windows, one in memory at a time
+        (default: 1024, fewer where a window is so wide that 1024 would pass CHUNK_VALUES)."""
         c, rows, starts = self.config, self.scaled(i), self.starts[i]
+        size = size or min(1024, max(1, CHUNK_VALUES // (c.window * rows.shape[1])))
         for a in range(0, max(len(starts), 1), max(size, 1)):
             yield make_windows(rows, starts[a:a + size], c.window, c.horizon, c.relative)
 

@@ -122,7 +122,7 @@ def train_forecaster(
 
     def validate() -> float:
         total, count = 0.0, 0
-        for x_val, y_val, _ in data.window_chunks(1, 1024):
+        for x_val, y_val, _ in data.window_chunks(1):
             s, n = eval_step(x_val, y_val)
             total, count = total + float(s), count + int(n)
         return total / count  # mean squared error, scaled units

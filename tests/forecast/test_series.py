@@ -239,3 +239,13 @@ def test_window_chunks_cover_every_window_once(tmp_path):
     assert [len(c[0]) for c in chunks] == [50, 50, 50, 50, 30]  # 230 windows
     for a, b in zip(whole, (np.concatenate(c) for c in zip(*chunks))):
         assert np.array_equal(a, b)
+
+
+def test_chunks_of_wide_windows_are_smaller(tmp_path, monkeypatch):
+    import seqmodels.forecast.prepare as prepare_module
+
+    csv = write_csv(tmp_path / "w.csv", [[d, i % 7] for i, d in enumerate(days(300))])
+    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=9))
+    assert [len(c[0]) for c in data.window_chunks(0)] == [231]  # at most 1024 a chunk
+    monkeypatch.setattr(prepare_module, "CHUNK_VALUES", 9 * 100)  # 100 windows of 9 x 1
+    assert [len(c[0]) for c in data.window_chunks(0)] == [100, 100, 31]
