@@ -17,6 +17,7 @@ from seqmodels.errors import SeqmodelsError
 
 MISSING_POLICIES = ("error", "drop", "ffill", "interpolate", "mean", "median")
 DEFAULT_SPLITS = (0.8, 0.1, 0.1)
+NO_TIME_COLUMN = "none"  # --time-column none: rows in file order, also for a built-in series
 NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
 SHOWN = 5  # rows listed in a report
 
@@ -77,7 +78,7 @@ class SeriesConfig:
 
     csv: str = "co2"  # a CSV path or a built-in series name
     target: str | None = None  # default: the built-in's, or the only numeric column
-    time_column: str | None = None  # default: the built-in's; none: rows in file order
+    time_column: str | None = None  # default: the built-in's; NO_TIME_COLUMN: rows in file order
     features: list[str] = field(default_factory=list)  # extra inputs; the target always is one
     window: int = 10  # input steps
     horizon: int = 1  # steps predicted
@@ -110,6 +111,11 @@ class SeriesConfig:
             return dataclasses.replace(self)
         return dataclasses.replace(self, time_column=self.time_column or builtin.time_column,
                                    target=self.target or builtin.target)
+
+    @property
+    def time_source(self) -> str | None:
+        """The column of timestamps, or None where the rows are taken in file order."""
+        return None if self.time_column in (None, NO_TIME_COLUMN) else self.time_column
 
     @property
     def columns(self) -> list[str]:
@@ -176,9 +182,10 @@ def read_series(config: SeriesConfig) -> Series:
         raise SeqmodelsError(f"{path}: not a readable CSV file ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     chosen_target = config.target is not None
-    target = config.target or _only_numeric_column(frame, config.time_column, path)
+    time = config.time_source
+    target = config.target or _only_numeric_column(frame, time, path, config.time_column is None)
     config.target = target
-    wanted = config.columns + ([config.time_column] if config.time_column else [])
+    wanted = config.columns + ([time] if time else [])
     absent = [c for c in wanted if c not in frame.columns]
     if absent:
         raise SeqmodelsError(f"{path}: no column {absent[0]!r} (columns: "
@@ -191,12 +198,12 @@ def read_series(config: SeriesConfig) -> Series:
     except SeqmodelsError as exc:
         if chosen_target:
             raise
-        why = (f"the only one besides --time-column {config.time_column!r} (did you mean "
-               f"another --time-column?)" if config.time_column else "the file's only column")
+        why = (f"the only one besides --time-column {time!r} (did you mean another "
+               f"--time-column?)" if time else "the file's only column")
         raise SeqmodelsError(f"{exc}; it was taken as the column to forecast as {why}") from None
     times, step, notes = None, None, []
-    if config.time_column:
-        times, note = _times(frame[config.time_column], config.time_column, path)
+    if time:
+        times, note = _times(frame[time], time, path)
         notes += [note] if note else []
         step = _check_order_and_step(times, lines, path, config.allow_irregular)
         if step is not None:
@@ -209,16 +216,17 @@ def read_series(config: SeriesConfig) -> Series:
     return series
 
 
-def _only_numeric_column(frame, time_column: str | None, path: Path) -> str:
-    """The target when none is named: the one column (besides time) that holds numbers."""
+def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool = True) -> str:
+    """The target when none is named: the one column (besides time) that holds numbers; hint:
+    suggest --time-column (not when it was given)."""
     pd = require_pandas()
     candidates = [c for c in frame.columns if c != time_column]
     if len(candidates) > 1:
         candidates = [c for c in candidates
                       if pd.to_numeric(frame[c].str.strip(), errors="coerce").notna().mean() > 0.5]
     if len(candidates) != 1:
-        hint = "" if time_column else " (and the timestamps with --time-column)"
-        raise SeqmodelsError(f"{path}: name the column to forecast with --target{hint}; "
+        more = " (and the timestamps with --time-column)" if hint and not time_column else ""
+        raise SeqmodelsError(f"{path}: name the column to forecast with --target{more}; "
                              f"columns: {', '.join(frame.columns)}")
     return candidates[0]
 

@@ -208,3 +208,20 @@ def test_training_never_holds_all_windows_at_once(tmp_path, monkeypatch):
     built.clear()
     assert invoke("evaluate", out).exit_code == 0
     assert built == [1024, 1200 - 12 - 1024]  # the test part
+
+
+def test_time_column_none_takes_the_rows_in_file_order(tmp_path):
+    """--time-column none (documented: row order) once looked for a column named 'none'."""
+    data = tmp_path / "u.csv"
+    days = np.datetime64("2021-01-01") + np.random.default_rng(0).permutation(80)  # unsorted
+    data.write_text("date,y\n" + "".join(f"{d},{i % 5}\n" for i, d in enumerate(days)))
+    out = tmp_path / "run"
+    assert "comes before" in invoke("train", data, "--time-column", "date", "--out", out,
+                                    *TINY).output
+    result = invoke("train", data, "--time-column", "none", "--window", 5, "--epochs", 1,
+                    "--out", out, *TINY)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["data"]["time_column"] == "none"
+    predicted = invoke("predict", out, data)
+    assert predicted.exit_code == 0 and predicted.output.startswith("step,y\n1,")
+    assert invoke("train", "--resume", out, "--epochs", 2, "-q").exit_code == 0

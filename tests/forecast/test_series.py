@@ -249,3 +249,12 @@ def test_chunks_of_wide_windows_are_smaller(tmp_path, monkeypatch):
     assert [len(c[0]) for c in data.window_chunks(0)] == [231]  # at most 1024 a chunk
     monkeypatch.setattr(prepare_module, "CHUNK_VALUES", 9 * 100)  # 100 windows of 9 x 1
     assert [len(c[0]) for c in data.window_chunks(0)] == [100, 100, 31]
+
+
+def test_time_column_none_keeps_a_builtin_series_in_row_order():
+    series = read_series(SeriesConfig(csv="co2", time_column="none").with_defaults())
+    assert series.times is None and series.step is None
+    rows = len(builtin_path("co2").read_text().splitlines()) - 1
+    assert len(series) == rows  # the rows as they are in the file
+    dated = read_series(SeriesConfig(csv="co2").with_defaults())
+    assert dated.times is not None
