@@ -120,6 +120,15 @@ def physical_memory() -> int:
         return 2**50
 
 
+def require_memory(need: float, what: str, advice: str) -> None:
+    """Refuse work of about `need` bytes beyond this machine's memory, in one line:
+    "{what} would need about N GiB, more than this machine's M GiB of memory; {advice}"."""
+    memory = physical_memory()
+    if need > memory:
+        raise SeqmodelsError(f"{what} would need about {large_number(need / 2**30)} GiB, more "
+                             f"than this machine's {memory / 2**30:,.0f} GiB of memory; {advice}")
+
+
 def large_number(value: float) -> str:
     """A large figure written for people: 1,234,567 or 1.2e+30."""
     return f"{value:,.0f}" if value < 1e15 else f"{value:.2g}"

@@ -101,16 +101,12 @@ def check_memory(batch_size: int, seq_len: int, vocab_size: int, widths: list[in
 
     widths: the embedding size, then the units of each recurrent layer.
     """
-    from seqmodels.settings import large_number, physical_memory
+    from seqmodels.settings import large_number, require_memory
 
     per_step = 8 + 4 * widths[0] + 4 * FLOATS_PER_UNIT_STEP * sum(widths[1:])  # ids, floats
     need = batch_size * (seq_len * per_step + 12 * vocab_size)  # + logits and their gradient
-    if need > physical_memory():
-        raise SeqmodelsError(
-            f"--batch-size {large_number(batch_size)} windows of -T {seq_len:,} would need "
-            f"about {large_number(need / 2**30)} GiB, more than this machine's "
-            f"{physical_memory() / 2**30:,.0f} GiB of memory; use a smaller --batch-size or -T "
-            f"(or fewer --units)")
+    require_memory(need, f"--batch-size {large_number(batch_size)} windows of -T {seq_len:,}",
+                   "use a smaller --batch-size or -T (or fewer --units)")
 
 
 def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) -> np.ndarray:

@@ -297,18 +297,15 @@ FLOATS_PER_STREAM_UNIT = 16  # states, gates and sampling temporaries per unit a
 def check_memory(model, prompt_tokens: int, length: int, num_samples: int, held: bool) -> None:
     """Refuse a batch of samples whose states, or held text, would not fit in memory."""
     from seqmodels.models.builders import recurrent_layers
-    from seqmodels.settings import large_number, physical_memory
+    from seqmodels.settings import large_number, require_memory
 
     width = sum(rl.units for rl in recurrent_layers(model)) * FLOATS_PER_STREAM_UNIT
     width += model.get_layer("logits").units * 4  # logits, probabilities, sorted copies
     need = num_samples * (4 * width + 4 * prompt_tokens + (HELD_BYTES_PER_TOKEN * length
                                                             if held else 0))
-    if need > physical_memory():
-        raise SeqmodelsError(
-            f"--num-samples {large_number(num_samples)} of --length {large_number(length)} "
-            f"would need about {large_number(need / 2**30)} GiB, more than this machine's "
-            f"{physical_memory() / 2**30:,.0f} GiB of memory; generate fewer samples at once "
-            f"or shorter ones (a single sample streams)")
+    require_memory(need, f"--num-samples {large_number(num_samples)} of --length "
+                         f"{large_number(length)}",
+                   "generate fewer samples at once or shorter ones (a single sample streams)")
 
 
 def generate_text(

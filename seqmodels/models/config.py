@@ -72,16 +72,12 @@ class ModelConfig:
         width = 2 * self.embedding_dim if inputs > 0 else -inputs  # embedded inputs, gradient
         width += FLOATS_PER_UNIT_STEP.get(self.cell, 16) * self.units * self.layers
         need += 4 * batch_size * (steps * width + 3 * output_steps * outputs)
-        memory = settings.physical_memory()
-        if need > memory:
-            count, size = settings.large_number(params), settings.large_number(need / 2**30)
-            batch = (f" and a batch of {settings.large_number(batch_size)} x "
-                     f"{settings.large_number(steps)} steps" if batch_size else "")
-            raise SeqmodelsError(
-                f"the model would have {count} parameters{batch}: {size} GiB to train, more "
-                f"than this machine's {memory / 2**30:,.0f} GiB of memory; use fewer --units, "
-                f"--layers or --embedding-dim" + (f", or a smaller --batch-size or {steps_option}"
-                                                  if batch_size else ""))
+        batch = (f" and a batch of {settings.large_number(batch_size)} x "
+                 f"{settings.large_number(steps)} steps" if batch_size else "")
+        settings.require_memory(
+            need, f"training the model of {settings.large_number(params)} parameters{batch}",
+            "use fewer --units, --layers or --embedding-dim"
+            + (f", or a smaller --batch-size or {steps_option}" if batch_size else ""))
 
     def parameter_estimate(self, inputs: int, outputs: int) -> int:
         """Parameters of the model: inputs > 0 is a vocabulary, inputs < 0 that many features."""
