@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -57,4 +58,5 @@ def _export_text(config, path: Path, force: bool) -> None:
     text = corpus_text(config, config.corpus)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
-    click.echo(f"wrote {len(text):,} characters to {path}", err=True)
+    # as bytes: a file name that is not UTF-8 is shown as it is, not as \udcff escapes
+    click.echo(f"wrote {len(text):,} characters to ".encode() + os.fsencode(path), err=True)

@@ -1132,6 +1132,16 @@ def test_a_corpus_whose_file_name_is_not_utf8_trains_resumes_and_evaluates(
     assert evaluated.exit_code == 0 and "perplexity" in evaluated.output, evaluated.output
 
 
+def test_corpus_export_shows_a_name_that_is_not_utf8_as_it_is(tmp_path, cat_text, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus, out = tmp_path / "c.txt", tmp_path / os.fsdecode(b"o\xff.txt")
+    corpus.write_text(cat_text)
+    result = CliRunner().invoke(cli, ["corpus", str(corpus), "--export", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() and os.fsencode(out) in result.stderr_bytes
+    assert b"\\udcff" not in result.stderr_bytes
+
+
 def test_an_export_path_that_is_not_utf8_is_refused_in_one_line(run, tmp_path):
     out = tmp_path / os.fsdecode(b"m\xff.tflite")
     one_line(invoke("export", run, "--format", "tflite", "--out", out), "not UTF-8", "--out")
