@@ -225,9 +225,9 @@ def _alive(pid: int) -> bool:
 def require_utf8(path: str | Path, why: str) -> None:
     """Refuse a path whose name is not UTF-8 (it holds lone surrogates): TensorFlow's file
     functions cannot open it."""
-    absolute = str(Path(path).absolute())
+    name = str(path)  # as given: a relative name inside a folder that is not UTF-8 works
     try:
-        absolute.encode("utf-8")
+        name.encode("utf-8")
     except UnicodeEncodeError:
-        raise SeqmodelsError(f"{os.fsencode(absolute)!r}: TensorFlow cannot write to a path "
+        raise SeqmodelsError(f"{os.fsencode(name)!r}: TensorFlow cannot write to a path "
                              f"that is not UTF-8 ({why}); choose another name") from None

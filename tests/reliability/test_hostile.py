@@ -1273,3 +1273,16 @@ def test_tensorboard_under_a_name_that_is_not_utf8_is_refused_before_the_run(tmp
         args = ["train", corpus, *TINY]
     one_line(invoke(*args, "--tensorboard", "--out", out), "not UTF-8", "--tensorboard")
     assert not os.path.lexists(out)
+
+
+def test_tensorboard_under_a_relative_name_in_a_folder_that_is_not_utf8_works(
+        tmp_path, cat_text, monkeypatch):
+    """TensorFlow is given the name as typed, so only that name has to be UTF-8."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = tmp_path / os.fsdecode(b"d\xff")
+    folder.mkdir()
+    (folder / "c.txt").write_text(cat_text)
+    monkeypatch.chdir(folder)
+    result = invoke("train", "c.txt", *TINY, "--tensorboard", "--out", "r")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (folder / "r" / "tensorboard").iterdir()][0].startswith("events.")
