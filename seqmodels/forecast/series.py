@@ -162,7 +162,10 @@ def format_time(t: Any) -> str:
     pd = require_pandas()
     if isinstance(t, pd.Timestamp):
         return t.strftime("%Y-%m-%d") if t == t.normalize() else t.isoformat(sep=" ")
-    return f"{t:g}" if isinstance(t, float) else str(t)
+    if isinstance(t, float):  # every digit: 1600000150.5, not 1.6e+09
+        text = repr(float(t))  # (a numpy float's repr names its type)
+        return text[:-2] if text.endswith(".0") else text
+    return str(t)
 
 
 def read_series(config: SeriesConfig) -> Series:
@@ -181,10 +184,19 @@ def read_series(config: SeriesConfig) -> Series:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty"
         raise SeqmodelsError(f"{path}: not a readable CSV file ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    twice = frame.columns[frame.columns.duplicated()]
+    if len(twice):
+        raise SeqmodelsError(f"{path}: column {twice[0]!r} appears twice in the header; "
+                             f"rename one of them")
     chosen_target = config.target is not None
     time = config.time_source
     target = config.target or _only_numeric_column(frame, time, path, config.time_column is None)
     config.target = target
+    if time in config.columns:
+        which = "--target" if time == target else "--features"
+        raise SeqmodelsError(f"{which} names the time column {time!r}; the times are not a "
+                             f"value to forecast or an input (name another column, or "
+                             f"--time-column none to take the rows in order)")
     wanted = config.columns + ([time] if time else [])
     absent = [c for c in wanted if c not in frame.columns]
     if absent:
@@ -192,9 +204,9 @@ def read_series(config: SeriesConfig) -> Series:
                              f"{', '.join(frame.columns)})")
     if frame.empty:
         raise SeqmodelsError(f"{path}: no data rows")
-    lines = list(range(2, len(frame) + 2))  # line 1 is the header
+    lines = _line_numbers(raw, len(frame))
     try:
-        values = pd.DataFrame({c: _numbers(frame[c], c, path) for c in config.columns})
+        values = pd.DataFrame({c: _numbers(frame[c], c, path, lines) for c in config.columns})
     except SeqmodelsError as exc:
         if chosen_target:
             raise
@@ -203,7 +215,7 @@ def read_series(config: SeriesConfig) -> Series:
         raise SeqmodelsError(f"{exc}; it was taken as the column to forecast as {why}") from None
     times, step, notes = None, None, []
     if time:
-        times, note = _times(frame[time], time, path)
+        times, note = _times(frame[time], time, path, lines)
         notes += [note] if note else []
         step = _check_order_and_step(times, lines, path, config.allow_irregular)
         if step is not None:
@@ -231,7 +243,28 @@ def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool 
     return candidates[0]
 
 
-def _numbers(column, name: str, path: Path):
+def _line_numbers(raw: bytes, rows: int) -> list[int]:
+    """The file line on which each of the rows pandas read begins (blank lines and quoted
+    line breaks taken into account); line i + 2 if the csv module counts the rows otherwise."""
+    import csv
+    import io
+
+    starts, line = [], 1
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", "replace"), newline=""),
+                        skipinitialspace=True)
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row) or len(row) > 1:  # pandas skips blank lines
+                starts.append(line)
+            line = reader.line_num + 1
+    except csv.Error:
+        starts = []
+    if len(starts) == rows + 1:  # the header, then each row
+        return starts[1:]
+    return list(range(2, rows + 2))
+
+
+def _numbers(column, name: str, path: Path, lines: list[int]):
     """Floats of a text column; empty and NA cells become NaN, mostly-text columns an error."""
     pd = require_pandas()
     text = column.str.strip()
@@ -240,19 +273,19 @@ def _numbers(column, name: str, path: Path):
     bad = numbers.isna() & ~missing
     given = int((~missing).sum())
     if given == 0 or bad.sum() > given / 2:
-        examples = ", ".join(f"{v!r} (line {i + 2})" for i, v in text[bad].head(3).items())
+        examples = ", ".join(f"{v!r} (line {lines[i]})" for i, v in text[bad].head(3).items())
         raise SeqmodelsError(f"{path}: column {name!r} is not numeric"
                              + (f": {examples}" if examples else ": it has no values"))
     infinite = np.flatnonzero(np.isinf(numbers.to_numpy()))
     if len(infinite):
         i = int(infinite[0])
-        raise SeqmodelsError(f"{path}: line {i + 2}: column {name!r} holds {text.iloc[i]!r}, "
+        raise SeqmodelsError(f"{path}: line {lines[i]}: column {name!r} holds {text.iloc[i]!r}, "
                              f"not a finite number ({len(infinite)} such cell(s)); leave a cell "
                              f"empty for a missing value")
     return numbers
 
 
-def _times(column, name: str, path: Path):
+def _times(column, name: str, path: Path, lines: list[int]):
     """Timestamps (or plain numbers) of the time column; unparsable ones are an error."""
     pd = require_pandas()
     text = column.str.strip()
@@ -269,20 +302,23 @@ def _times(column, name: str, path: Path):
         times = times.dt.tz_localize(None)
     if times.isna().any():
         numbers = pd.to_numeric(text, errors="coerce")
-        if numbers.notna().all():
+        if numbers.notna().mean() > 0.5 and numbers.isna().any():  # numbers, some unreadable
+            times = numbers.astype(float).where(numbers.notna())  # as NaT: reported below
+        elif numbers.notna().all():
             bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(float)))
             if len(bad):
-                raise SeqmodelsError(f"{path}: line {bad[0] + 2}: the time {text.iloc[bad[0]]!r} "
-                                     f"in column {name!r} is not a finite number")
+                raise SeqmodelsError(f"{path}: line {lines[bad[0]]}: the time "
+                                     f"{text.iloc[bad[0]]!r} in column {name!r} is not a "
+                                     f"finite number")
             huge = np.flatnonzero(np.abs(numbers.to_numpy(float)) >= 2**53)
             if len(huge):
-                raise SeqmodelsError(f"{path}: line {huge[0] + 2}: the time "
+                raise SeqmodelsError(f"{path}: line {lines[huge[0]]}: the time "
                                      f"{text.iloc[huge[0]]!r} in column {name!r} is too large "
                                      f"to count steps exactly (at most 2**53)")
             times = numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
             return times, None
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
-        raise SeqmodelsError(f"{path}: line {i + 2}: cannot read the time {text.iloc[i]!r} in "
+        raise SeqmodelsError(f"{path}: line {lines[i]}: cannot read the time {text.iloc[i]!r} in "
                              f"column {name!r} ({int(times.isna().sum())} unreadable)")
     return times, note
 
@@ -332,8 +368,13 @@ def _fixed_step(times):
     pd = require_pandas()
     d = np.diff(times.to_numpy().astype("int64") if _is_datetime(times) else times.to_numpy())
     smallest = d.min()
-    if not np.allclose(d / smallest, np.round(d / smallest)):
-        return None
+    if np.issubdtype(d.dtype, np.integer):  # whole multiples exactly
+        if np.any(d % smallest):
+            return None
+    else:  # float times: within rounding (an absolute tolerance: not 0.4 steps over a long gap)
+        ratio = d / smallest
+        if np.abs(ratio - np.round(ratio)).max() > 1e-6:
+            return None
     if _is_datetime(times):
         unit = np.datetime_data(times.dtype)[0]
         return pd.Timedelta(int(smallest), unit=unit)

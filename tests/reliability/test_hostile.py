@@ -1286,3 +1286,69 @@ def test_tensorboard_under_a_relative_name_in_a_folder_that_is_not_utf8_works(
     result = invoke("train", "c.txt", *TINY, "--tensorboard", "--out", "r")
     assert result.exit_code == 0, result.output
     assert [p.name for p in (folder / "r" / "tensorboard").iterdir()][0].startswith("events.")
+
+
+# --- tenth adversarial pass ----------------------------------------------------------------------
+
+def _series(path, text, **config):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    path.write_text(text)
+    return read_series(SeriesConfig(csv=str(path), **config).with_defaults())
+
+
+def _series_error(path, text, **config) -> str:
+    with pytest.raises(SeqmodelsError) as caught:
+        _series(path, text, **config)
+    return str(caught.value)
+
+
+def test_headers_equal_once_stripped_are_refused(tmp_path):
+    text = "t,a ,a\n" + "".join(f"{i},{i % 7},{i % 5}\n" for i in range(50))
+    assert "column 'a' appears twice" in _series_error(tmp_path / "d.csv", text,
+                                                       time_column="t", target="a")
+
+
+@pytest.mark.parametrize("target, features", [("date", []), ("co2", ["date"])])
+def test_the_time_column_is_not_a_target_or_feature(target, features):
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    with pytest.raises(SeqmodelsError, match="names the time column 'date'"):
+        read_series(SeriesConfig(csv="co2", target=target, features=features).with_defaults())
+
+
+def test_errors_name_the_real_line_after_blank_lines_and_quoted_line_breaks(tmp_path):
+    blank = "t,value\n1,1.0\n2,2.0\n\n  \n3,3.0\n4,x\n5,5.0\n6,6.0\n"
+    series = _series(tmp_path / "b.csv", blank, time_column="t", target="value")
+    assert series.lines == [2, 3, 6, 7, 8, 9] and series.describe_row(3) == "line 7 (4)"
+    quoted = 't,value,note\n1,1.0,"a\nb"\n2,2.0,c\n3,,d\n'
+    series = _series(tmp_path / "q.csv", quoted, time_column="t", target="value")
+    assert series.lines == [2, 4, 5] and series.describe_row(2) == "line 5 (3)"
+
+
+def test_one_unreadable_cell_of_a_numeric_time_column_is_named(tmp_path):
+    rows = [f"{i},{i % 5}" for i in range(300)]
+    rows[150] = ",0.5"
+    message = _series_error(tmp_path / "t.csv", "t,value\n" + "\n".join(rows) + "\n",
+                            time_column="t")
+    assert "line 152: cannot read the time ''" in message and "(1 unreadable)" in message
+
+
+def test_float_times_just_off_the_grid_after_a_long_gap_are_irregular(tmp_path):
+    times = [*range(300), *(200000.4 + i for i in range(300))]
+    text = "t,value\n" + "".join(f"{t},{i % 5}\n" for i, t in enumerate(times))
+    assert "irregular timestamps" in _series_error(tmp_path / "s.csv", text, time_column="t")
+    dates = "t,value\n2020-01-01,1\n2020-01-02,2\n2022-09-28 00:05,3\n"  # 1000 days + 5 min
+    assert "irregular timestamps" in _series_error(tmp_path / "d.csv", dates, time_column="t")
+    tenths = "t,value\n" + "".join(f"{i / 10},{i % 5}\n" for i in range(3000))
+    assert _series(tmp_path / "f.csv", tenths, time_column="t").step == pytest.approx(0.1)
+
+
+def test_predicted_float_times_keep_every_digit():
+    pytest.importorskip("pandas")
+    from seqmodels.forecast.series import format_time, future_times
+
+    when = [format_time(t) for t in future_times(np.float64(1600000149.5), 0.5, 3)]
+    assert when == ["1600000150", "1600000150.5", "1600000151"]
