@@ -53,6 +53,10 @@ def read_forecast_config(run_dir: str | Path) -> dict:
     if config.get("kind") != KIND:
         raise SeqmodelsError(f"{run_dir} is a language-model run; use seqmodels evaluate or "
                              f"generate on it")
+    target = config["data"].get("target") if isinstance(config.get("data"), dict) else ""
+    if not (isinstance(target, str) and target):  # training always stores the column it chose
+        raise SeqmodelsError(f"{Path(run_dir) / 'config.json'}: damaged ('data.target' must "
+                             f"name the column the run forecasts)")
     return config
 
 
@@ -98,6 +102,12 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     except SeqmodelsError as exc:
         raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
     check_model(model, str(run_dir / "model.keras"), "float", series.horizon, shape)
+    shape = tuple(model.inputs[0].shape[1:])  # (W, F)
+    if len(shape) != 2 or shape[0] not in (None, series.window) \
+            or shape[1] != len(series.columns):
+        raise SeqmodelsError(f"{run_dir / 'model.keras'}: takes inputs of shape {shape}, but "
+                             f"config.json has windows of --window {series.window} x "
+                             f"{len(series.columns)} column(s)")
     if scaler["columns"] != series.columns:
         raise SeqmodelsError(f"{run_dir / 'scaler.json'}: scales the columns "
                              f"{', '.join(scaler['columns'])}, but the run forecasts from "

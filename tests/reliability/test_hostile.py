@@ -1352,3 +1352,28 @@ def test_predicted_float_times_keep_every_digit():
 
     when = [format_time(t) for t in future_times(np.float64(1600000149.5), 0.5, 3)]
     assert when == ["1600000150", "1600000150.5", "1600000151"]
+
+
+def _fconfig(frun, **data):
+    path = frun / "config.json"
+    config = json.loads(path.read_text())
+    config["data"].update(data)
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("command", [["evaluate", "{run}", "--no-plot"],
+                                     ["predict", "{run}", "{run}/../s.csv"],
+                                     ["train", "--resume", "{run}", "--epochs", "3"]])
+def test_a_stored_target_that_is_not_a_column_name_is_refused(frun, forecast_run, command):
+    shutil.copy(forecast_run.parent / "s.csv", frun.parent / "s.csv")
+    _fconfig(frun, target=None)
+    one_line(invoke("forecast", *command, run=frun), "config.json", "'data.target'")
+
+
+@pytest.mark.parametrize("command", [["evaluate", "{run}", "--no-plot"],
+                                     ["predict", "{run}", "{run}/../s.csv"]])
+def test_a_window_the_model_does_not_take_is_refused(frun, forecast_run, command):
+    shutil.copy(forecast_run.parent / "s.csv", frun.parent / "s.csv")
+    _fconfig(frun, window=9)
+    one_line(invoke("forecast", *command, run=frun), "model.keras", "shape (8, 1)",
+             "--window 9")
