@@ -1377,3 +1377,8 @@ def test_a_window_the_model_does_not_take_is_refused(frun, forecast_run, command
     _fconfig(frun, window=9)
     one_line(invoke("forecast", *command, run=frun), "model.keras", "shape (8, 1)",
              "--window 9")
+    if command[0] == "evaluate":  # resume refuses it before training on the wrong windows
+        history = (frun / "history.csv").read_text()
+        one_line(invoke("forecast", "train", "--resume", frun, "--epochs", "3"), "config.json",
+                 "data.window 9 but train.seq_len 8")
+        assert (frun / "history.csv").read_text() == history
