@@ -76,6 +76,11 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     """
     config = run.series if csv is None else dataclasses.replace(run.series, csv=csv)
     data = prepare(config, scaler=run.scaler, fill=run.fill or None)
+    digest = run.config.get("series_digest")
+    if csv is None and digest and data.series.digest != digest:  # its test split moved
+        raise SeqmodelsError(f"{run.config['data']['csv']}: the run's CSV has changed since "
+                             f"training, so its test split is not the one held out; evaluate "
+                             f"on a file given explicitly as CSV")
     chunks = [(predict_scaled(run.model, x), y, base)  # (N, H), (N, H), (N,) scaled
               for x, y, base in data.window_chunks(2)]
     forecast, y, base = (np.concatenate(a) for a in zip(*chunks))
@@ -97,7 +102,8 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     naive = {k: v for k, v in results.items() if k != "model"}
     best = min(naive, key=lambda k: naive[k]["rmse"])
     report = {
-        "run": str(run.path), "csv": str(config.csv), "target": config.target,
+        "run": str(run.path), "csv": str(run.config["data"]["csv"] if csv is None else csv),
+        "target": config.target,
         "window": W, "horizon": H, "test_rows": len(data.parts[2]),
         "test_windows": int(len(y)), "season": season, "metrics": results,
         "best_naive": best,

@@ -132,6 +132,8 @@ class SeriesConfig:
         config = settings.from_json(cls, data, "series")
         if isinstance(config.splits, list):
             config.splits = tuple(config.splits)
+        if config.csv in BUILTIN_SERIES:  # training stores files as absolute paths, so a bare
+            config.csv = str(builtin_path(config.csv))  # name is the built-in, not ./co2
         return config.validate()
 
 

@@ -1382,3 +1382,33 @@ def test_a_window_the_model_does_not_take_is_refused(frun, forecast_run, command
         one_line(invoke("forecast", "train", "--resume", frun, "--epochs", "3"), "config.json",
                  "data.window 9 but train.seq_len 8")
         assert (frun / "history.csv").read_text() == history
+
+
+def test_forecast_evaluate_refuses_a_run_csv_changed_since_training(frun, forecast_run):
+    csv = forecast_run.parent / "s.csv"
+    original = csv.read_text()
+    try:
+        csv.write_text("\n".join(original.splitlines()[:151]) + "\n")  # 150 of its 200 rows
+        one_line(invoke("forecast", "evaluate", frun, "--no-plot"), "s.csv",
+                 "changed since training", "explicitly as CSV")
+        explicit = invoke("forecast", "evaluate", frun, csv, "--no-plot")
+        assert explicit.exit_code == 0, explicit.output
+    finally:
+        csv.write_text(original)
+
+
+def test_a_run_on_a_builtin_series_reads_the_builtin_wherever_it_runs(tmp_path, monkeypatch):
+    pytest.importorskip("pandas")
+    out = tmp_path / "r"
+    assert invoke("forecast", "train", "nile", "--units", "4", "--epochs", "1", "--window", "5",
+                  "-q", "--out", out).exit_code == 0
+    before = invoke("forecast", "evaluate", out, "--no-plot", "--json")
+    assert before.exit_code == 0, before.output
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "nile").write_text("year,volume\n" + "".join(f"{1871 + i},{5000 + i}\n"
+                                                             for i in range(100)))
+    after = invoke("forecast", "evaluate", out, "--no-plot", "--json")
+    assert after.exit_code == 0, after.output
+    assert json.loads(after.output)["metrics"] == json.loads(before.output)["metrics"]
+    assert json.loads(after.output)["csv"] == "nile"
+    assert invoke("forecast", "train", "--resume", out, "--epochs", "2", "-q").exit_code == 0
