@@ -24,6 +24,7 @@ from seqmodels.cli.options import (
 from seqmodels.forecast.defaults import default_model, default_train_config
 from seqmodels.forecast.series import BUILTIN_SERIES, MISSING_POLICIES, SeriesConfig
 from seqmodels.models.config import ModelConfig
+from seqmodels.training.history import epochs_done
 
 SERIES = SeriesConfig()  # the defaults of the series options
 
@@ -121,8 +122,8 @@ def _summary(run) -> str:
     best = run.best_val_loss
     figures = (f"best validation RMSE {math.sqrt(best):.4f} scaled = {run.best_val_rmse:.4g} "
                f"{run.series.target} units" if best is not None else "nothing validated yet")
-    return (f"Training {how} after {len(run.history)} epoch(s): {figures}. Saved in {run.path}. "
-            f"Next: seqmodels forecast evaluate {run.path}")
+    return (f"Training {how} after {epochs_done(run.history)} epoch(s): {figures}. Saved in "
+            f"{run.path}. Next: seqmodels forecast evaluate {run.path}")
 
 
 @forecast.command()

@@ -28,6 +28,7 @@ from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
 from seqmodels.models.config import ModelConfig
 from seqmodels.settings import option_name
 from seqmodels.training.config import TrainConfig
+from seqmodels.training.history import epochs_done
 
 
 @click.command()
@@ -64,7 +65,7 @@ def train(**kw) -> None:
                     **(resume_overrides(ctx, kw) if kw["resume"] else {}))
     if run.path is None:  # a worker that is not the chief
         if not kw["quiet"]:
-            click.echo(f"This worker's part is done after {len(run.history)} epoch(s); the "
+            click.echo(f"This worker's part is done after {epochs_done(run.history)} epoch(s); the "
                        "chief (worker 0) wrote the run directory.", err=True)
         return
     if not kw["quiet"]:
@@ -120,7 +121,7 @@ def run_summary(run) -> str:
     last = run.history[-1] if run.history else {}
     done = (f"after {int(last['global_step']):,} steps ({int(last['tokens']):,} tokens, epoch "
             f"{int(last['epoch'])})" if "global_step" in last else
-            f"after {len(run.history)} epoch(s)")
+            f"after {epochs_done(run.history)} epoch(s)")
     figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity {math.exp(best):.2f}, "
                f"{best / math.log(2):.3f} bits/{unit}), kept in model.keras"
                if best is not None else "nothing validated yet")

@@ -92,10 +92,22 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
                              f"{'|'.join(MISSING_POLICIES[1:])}")
     a, b = split_bounds(len(series), c.splits)
     raw = [series.values.iloc[:a], series.values.iloc[a:b], series.values.iloc[b:]]
+    for name, part in zip(PARTS, raw):
+        if len(part) == 0:
+            raise SeqmodelsError(f"{c.csv}: --splits {','.join(f'{f:g}' for f in c.splits)} "
+                                 f"leaves the {name} part of {len(series)} rows empty; give it "
+                                 f"a larger fraction")
     observed_all = series.values.iloc[:, 0].notna().to_numpy()
     if fill is None:
         fill = fill_statistics(raw[0], c.missing) if count else {}
     parts = fill_parts(raw, c.missing, fill)
+    for name, before, after in zip(PARTS, raw, parts):
+        if len(after) == 0:  # --missing drop removed every row
+            worst = before.isna().sum()
+            raise SeqmodelsError(
+                f"{c.csv}: --missing drop removed all {len(before)} rows of the {name} part (each "
+                f"has a gap; column {worst.idxmax()!r} lacks {int(worst.max())} of them); fill "
+                f"the gaps with another --missing policy, or leave that column out")
     observed = [observed_all[p.index.to_numpy()] for p in parts]
     if count:
         notes.append(f"{report}; --missing {c.missing} {HOW[c.missing]}")

@@ -88,3 +88,9 @@ def best_val_loss(rows: list[dict]) -> float | None:
     """The lowest validation loss in history rows (None before the first validation)."""
     losses = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
     return min(losses) if losses else None
+
+
+def epochs_done(history: list[dict]) -> int:
+    """The epoch of the last history row: rows are validations, more than one an epoch with
+    --eval-every."""
+    return int(history[-1]["epoch"]) if history else 0

@@ -1412,3 +1412,28 @@ def test_a_run_on_a_builtin_series_reads_the_builtin_wherever_it_runs(tmp_path, 
     assert json.loads(after.output)["metrics"] == json.loads(before.output)["metrics"]
     assert json.loads(after.output)["csv"] == "nile"
     assert invoke("forecast", "train", "--resume", out, "--epochs", "2", "-q").exit_code == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--features", "f", "--missing", "drop"],
+     ["--missing drop removed all 240 rows of the train part", "column 'f' lacks 240"]),
+    (["--splits", "1e-300,0.5,0.5"], ["leaves the train part of 300 rows empty"]),
+])
+def test_an_empty_forecast_part_is_blamed_on_its_cause(tmp_path, args, words):
+    pytest.importorskip("pandas")
+    csv = tmp_path / "lf.csv"
+    csv.write_text("t,value,f\n" + "".join(f"{i},{i % 7},{'' if i < 250 else i}\n"
+                                           for i in range(300)))
+    one_line(invoke("forecast", "train", csv, "--time-column", "t", "--target", "value", *args,
+                    "--units", "4", "--epochs", "1", "-q", "--out", tmp_path / "r"), *words)
+
+
+def test_the_forecast_summary_counts_epochs_not_validations(tmp_path):
+    pytest.importorskip("pandas")
+    csv = _timed_csv(tmp_path / "s.csv", range(200))
+    result = invoke("forecast", "train", csv, "--time-column", "t", "--target", "y", "--units",
+                    "4", "--epochs", "2", "--eval-every", "2", "--batch-size", "32", "--out",
+                    tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "r" / "history.csv").read_text().splitlines()) > 3
+    assert "Training finished after 2 epoch(s)" in result.output
