@@ -75,6 +75,20 @@ def remove_stale_temporaries(run_dir: Path) -> None:
         remove_temporaries(folder)
 
 
+REPLACED_FILES = ("config.json", "history.csv", "training.png", "model.keras",
+                  "checkpoints/latest.npz", "checkpoints/previous.npz")  # rewritten on resume
+
+
+def check_replaceable(run_dir: Path) -> None:
+    """Refuse a run whose files that training replaces include a folder: the replacement would
+    fail at the first checkpoint, after an interval of training lost."""
+    for name in REPLACED_FILES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            raise SeqmodelsError(f"{path} is a folder where the run keeps a file; remove it (or "
+                                 f"use another run directory)")
+
+
 def check_own_folder(folder: Path) -> None:
     """Refuse a run's sub-folder that is a symbolic link or not a folder: seqmodels writes and
     deletes files there, and never does so in somebody else's."""

@@ -16,6 +16,7 @@ from seqmodels.training.loop import Task, fit, restore_latest, save, write_recor
 from seqmodels.training.progress import Progress, StepCallback
 from seqmodels.training.rundir import (
     check_new_run_dir,
+    check_replaceable,
     check_writable,
     default_run_dir,
     remove_stale_temporaries,
@@ -73,6 +74,7 @@ def run(task: Task, config: TrainConfig, run_dir: Path | None, resuming: bool, s
         p = Progress()
         if resuming:
             remove_stale_temporaries(run_dir)
+            check_replaceable(run_dir)
             restore_latest(task, run_dir, p)  # none: killed before the first, so step 0
         else:
             check_new_run_dir(run_dir)  # again under the lock: a run may have started since

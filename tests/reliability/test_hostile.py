@@ -1437,3 +1437,19 @@ def test_the_forecast_summary_counts_epochs_not_validations(tmp_path):
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "r" / "history.csv").read_text().splitlines()) > 3
     assert "Training finished after 2 epoch(s)" in result.output
+
+
+@pytest.mark.parametrize("name, words", [
+    ("checkpoints/latest.npz", "is a folder where the run keeps a file"),
+    ("history.csv", "is a folder where the run keeps a file"),
+    ("model.keras", "not a regular file"),  # read on resume, and refused there
+])
+def test_a_folder_where_a_run_keeps_a_file_is_refused_before_training(run, name, words):
+    """latest.npz as a folder was skipped: an epoch was trained again, then the checkpoint
+    could not replace the folder, on every resume."""
+    path = run / name
+    path.unlink()
+    path.mkdir()
+    history = (run / "history.csv").read_text() if name != "history.csv" else None
+    one_line(invoke("train", "--resume", run, "--epochs", "2", "-q"), name, words)
+    assert history is None or (run / "history.csv").read_text() == history
