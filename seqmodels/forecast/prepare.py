@@ -113,6 +113,7 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
         notes.append(f"{report}; --missing {c.missing} {HOW[c.missing]}")
     if scaler is None:
         scaler = fit_scaler(parts[0])
+    _check_float32(series, parts, scaler, c.csv)
     starts = [window_starts(o, c.window, c.horizon) for o in observed]
     for name, part, s in zip(PARTS, parts, starts):
         if len(s) == 0:
@@ -121,3 +122,20 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
                 f"{c.window} + --horizon {c.horizon} = {need} rows with observed targets; use a "
                 f"longer series, a smaller --window/--horizon or other --splits")
     return Prepared(config, series, parts, observed, scaler, fill, starts, notes)
+
+
+def _check_float32(series: Series, parts: list, scaler: dict, csv: str) -> None:
+    """Refuse a value that float32, the model's precision, cannot hold once scaled."""
+    limit = float(np.finfo(np.float32).max)
+    for part in parts:
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = scale(part.to_numpy(float), scaler)
+        bad = np.argwhere(np.abs(scaled) > limit)
+        if len(bad):
+            row, column = (int(i) for i in bad[0])
+            name = part.columns[column]
+            raise SeqmodelsError(
+                f"{csv}: {series.describe_row(int(part.index[row]))}: {name} "
+                f"{part.iloc[row, column]:g} is beyond float32's range (the model's) once scaled "
+                f"by the training part's mean and spread; fix the value, or leave it empty as a "
+                f"gap")

@@ -1453,3 +1453,15 @@ def test_a_folder_where_a_run_keeps_a_file_is_refused_before_training(run, name,
     history = (run / "history.csv").read_text() if name != "history.csv" else None
     one_line(invoke("train", "--resume", run, "--epochs", "2", "-q"), name, words)
     assert history is None or (run / "history.csv").read_text() == history
+
+
+def test_a_value_beyond_float32_in_a_later_part_is_named_before_training(tmp_path):
+    """1e39 in the validation part made the validation loss inf, blamed on --lr."""
+    pytest.importorskip("pandas")
+    csv = tmp_path / "v.csv"
+    csv.write_text("t,value\n" + "".join(f"{i},{1e39 if i == 260 else i % 7}\n"
+                                         for i in range(300)))
+    one_line(invoke("forecast", "train", csv, "--time-column", "t", "--units", "4", "--epochs",
+                    "1", "-q", "--out", tmp_path / "r"), "line 262", "1e+39",
+             "beyond float32's range")
+    assert not (tmp_path / "r").exists()
