@@ -51,10 +51,16 @@ def corpus(**kwargs) -> None:
 
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
+    from seqmodels.data.corpus import resolve_sources
     from seqmodels.data.prepare import corpus_text
+    from seqmodels.errors import SeqmodelsError
     from seqmodels.files import check_output, write_text_atomic
 
     check_output(path, force)
+    if path.is_file() and any(s.path and os.path.samefile(s.path, path)
+                              for s in resolve_sources(config.corpus)):
+        raise SeqmodelsError(f"{path} is one of the corpus files; --export writes the text it "
+                             f"reads to a new file, never over its input (even with --force)")
     text = corpus_text(config, config.corpus)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)

@@ -1465,3 +1465,12 @@ def test_a_value_beyond_float32_in_a_later_part_is_named_before_training(tmp_pat
                     "1", "-q", "--out", tmp_path / "r"), "line 262", "1e+39",
              "beyond float32's range")
     assert not (tmp_path / "r").exists()
+
+
+def test_corpus_export_never_writes_over_its_own_input(tmp_path, cat_text, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    one_line(invoke("corpus", tmp_path, "--export", corpus, "--force", "--lowercase"),
+             "is one of the corpus files", "never over its input")
+    assert corpus.read_text() == cat_text
