@@ -206,6 +206,8 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, value: str | N
             if problem:
                 raise click.BadParameter(f"{value}: {key.replace('_', '-')} {problem}, not "
                                          f"{item!r}", ctx, param)
+        if names[key].multiple and not isinstance(v, list):  # callback = "mod.py": one of them
+            settings[key] = [v]
     ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 
@@ -221,7 +223,9 @@ def _toml_type_problem(option: click.Parameter, item: object) -> str | None:
     if isinstance(kind, click.types.FloatParamType):
         return None if isinstance(item, (int, float)) and not isinstance(item, bool) else (
             "must be a number")
-    return "must be a string or number" if isinstance(item, bool) else None
+    if isinstance(item, bool) or not isinstance(item, (str, int, float)):  # or a TOML date
+        return "must be a string or number"
+    return None
 
 
 config_file_option = click.option(

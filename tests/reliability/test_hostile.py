@@ -867,6 +867,8 @@ def test_options_beyond_what_can_run_are_usage_errors(tmp_path, cat_text, option
     ("lr = true\n", ["lr must be a number"]),
     ("xla = 1\n", ["xla must be true or false"]),
     ("corpus = " + "[" * 5000 + "]" * 5000 + "\n", ["nested too deeply"]),
+    ("out = 1979-05-27T07:32:00\n", ["out must be a string or number"]),  # was a traceback
+    ("callback = \"nomodule\"\n", ["'nomodule': give MODULE:NAME"]),  # one, not its letters
 ])
 def test_config_file_values_are_taken_as_they_are_or_refused(tmp_path, cat_text, toml, words):
     corpus = tmp_path / "c.txt"
