@@ -80,8 +80,9 @@ class Progress:
                 raise bad(name, "a finite number >= 0")
         if not is_finite(p.lr_scale) or not 0 < p.lr_scale <= 1:
             raise bad("lr_scale", "a number in (0, 1]")
-        if p.best_val_loss is not None and not is_finite(p.best_val_loss):
-            raise bad("best_val_loss", "a finite number or null")
+        if p.best_val_loss is not None and not (is_finite(p.best_val_loss)
+                                                and p.best_val_loss >= 0):
+            raise bad("best_val_loss", "a finite number >= 0 (a loss) or null")
         if p.plateau_lr is not None and not (is_finite(p.plateau_lr) and p.plateau_lr > 0):
             raise bad("plateau_lr", "a positive number or null")
         if p.last_validated_step > p.global_step or p.step > p.global_step:
@@ -91,7 +92,19 @@ class Progress:
         if not isinstance(p.partial, dict) or not all(
                 isinstance(k, str) and is_finite(v) for k, v in p.partial.items()):
             raise bad("partial", "an object of finite numbers")
+        if p.epoch > p.global_step:  # every epoch done took at least one step
+            raise SeqmodelsError(f"{where}: progress says {p.epoch} epoch(s) done in "
+                                 f"{p.global_step} step(s), which cannot be true")
         _check_history(p.history, p.global_step, where)
+        last = p.history[-1] if p.history else {}
+        if p.last_validated_step and (not last or last.get(
+                "global_step", p.last_validated_step) != p.last_validated_step):
+            ends = f"ends at step {last['global_step']}" if last else "is empty"
+            raise SeqmodelsError(f"{where}: progress says the last validation was at step "
+                                 f"{p.last_validated_step}, but its history {ends}")
+        if any(_is_int(row.get("epoch")) and row["epoch"] > p.epoch + 1 for row in p.history):
+            raise SeqmodelsError(f"{where}: its history has epochs beyond the {p.epoch + 1} the "
+                                 f"progress has reached")
         return p
 
 

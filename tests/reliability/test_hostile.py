@@ -159,6 +159,9 @@ def test_a_second_run_into_the_same_out_is_refused_under_the_lock(tmp_path, cat_
     ("history", "dup", "history row 2"),
     ("history", [[1, 2]], "history row 1 is not an object"),
     ("partial", [], "'partial' must be an object"),
+    ("best_val_loss", -1e308, "'best_val_loss' must be a finite number >= 0"),  # pass 10
+    ("epoch", 50, "50 epoch(s) done in"),  # resume then did nothing and said it finished
+    ("history", [], "but its history is empty"),  # history.csv lost its rows
 ])
 def test_damaged_checkpoint_progress_is_refused_before_anything_is_written(
         run, field, value, words):
