@@ -28,7 +28,7 @@ from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
 from seqmodels.models.config import ModelConfig
 from seqmodels.settings import option_name
 from seqmodels.training.config import TrainConfig
-from seqmodels.training.history import epochs_done
+from seqmodels.training.history import epochs_done, perplexity
 
 
 @click.command()
@@ -122,7 +122,9 @@ def run_summary(run) -> str:
     done = (f"after {int(last['global_step']):,} steps ({int(last['tokens']):,} tokens, epoch "
             f"{int(last['epoch'])})" if "global_step" in last else
             f"after {epochs_done(run.history)} epoch(s)")
-    figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity {math.exp(best):.2f}, "
+    shown = perplexity(best) if best is not None else None
+    figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity "
+               f"{'beyond any float' if shown is None else f'{shown:.2f}'}, "
                f"{best / math.log(2):.3f} bits/{unit}), kept in model.keras"
                if best is not None else "nothing validated yet")
     return (f"Training {how} {done}: {figures}. Saved in {run.path}. Next: seqmodels train "

@@ -9,6 +9,7 @@ import numpy as np
 
 from seqmodels.data.vocab import UNK_ID
 from seqmodels.errors import SeqmodelsError
+from seqmodels.training.history import perplexity
 
 CHUNK = 512  # tokens per compiled call when walking text with carried state
 
@@ -153,8 +154,12 @@ def evaluate_ids(
     if not math.isfinite(ce):
         raise SeqmodelsError("the model's cross-entropy is not a finite number (its weights "
                              "hold NaN or infinite values); nothing to report")
+    if perplexity(ce) is None:
+        raise SeqmodelsError(f"the model's cross-entropy is {ce:.4g} nats/token: its perplexity "
+                             f"exp({ce:.4g}) is too large for a float (the model diverged, e.g. "
+                             f"with too high an --lr); nothing to report")
     targets = ids[1 : n + 1]
     oov = int(np.count_nonzero(targets == UNK_ID))
-    return Metrics(tokens=n, cross_entropy=ce, perplexity=math.exp(min(ce, 700.0)),
+    return Metrics(tokens=n, cross_entropy=ce, perplexity=perplexity(ce),
                    bits_per_token=ce / math.log(2), accuracy=top1 / n, top5_accuracy=top5 / n,
                    oov=oov, oov_rate=oov / n, context=context)

@@ -72,11 +72,13 @@ class Generator:
 
             def body(i, token, states, out):
                 logits, states = step(token, states)  # (S, V)
-                logits = tf.cast(logits, tf.float32) + special
+                logits = tf.cast(logits, tf.float32)
+                finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)  # (S,)
                 seed_i = tf.random.experimental.stateless_fold_in(self.seed, offset + i)
-                token = sample_next(logits, temperature, sampling.top_k, sampling.top_p,
-                                    seed=seed_i)
-                return i + 1, token, states, out.write(i, token)
+                token = sample_next(logits + special, temperature, sampling.top_k,
+                                    sampling.top_p, seed=seed_i)
+                token = tf.where(finite, token, -1)  # no id: stream() refuses the sample
+                return i + 1, tf.maximum(token, 0), states, out.write(i, token)
 
             _, token, states, out = tf.while_loop(lambda i, *_: i < n, body,
                                                   (0, token, states, out))
@@ -102,7 +104,13 @@ class Generator:
             ids, token, states = self._run(token, states, tf.constant(done % OFFSET_WRAP), size)
             n = min(chunk, length - done)
             done += n
-            yield ids.numpy()[:, :n]
+            ids = ids.numpy()[:, :n]
+            if (ids < 0).any():
+                raise SeqmodelsError(
+                    "the model's outputs are not finite numbers for this text (its weights are "
+                    "so large that they overflow: it diverged, e.g. with too high an --lr); "
+                    "there is nothing to sample from")
+            yield ids
 
     def generate(self, prompts: np.ndarray, length: int) -> np.ndarray:
         """All generated ids (S, length) at once."""

@@ -136,7 +136,12 @@ def _define_callback():
                 for generator in generators:
                     if stop_requested():  # Ctrl-C/SIGTERM: keep what is done, stop soon
                         break
-                    out = generator.generate(np.asarray([ids], np.int32), self.length)[0]
+                    try:
+                        out = generator.generate(np.asarray([ids], np.int32), self.length)[0]
+                    except SeqmodelsError as exc:  # a diverging model: no sample, go on
+                        warnings.warn(f"no sample at step {self.global_step}: {exc}",
+                                      stacklevel=2)
+                        break
                     prompt = tokenizer.detokenize(vocab.decode(ids))
                     text = tokenizer.detokenize(vocab.decode(out))
                     texts.append(prompt + _joined(prompt, text, level))

@@ -18,6 +18,7 @@ from seqmodels.models.saving import save_model_atomic
 from seqmodels.training import checkpoint, session
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.distribute import cluster_errors, make_distribution, make_train_step, scope
+from seqmodels.training.history import perplexity
 from seqmodels.training.loop import Task, keras_callbacks
 from seqmodels.training.progress import StepCallback
 from seqmodels.training.rundir import versions
@@ -44,7 +45,7 @@ def validation_loss(eval_step, dataset) -> float:
 
 def language_metrics(val_loss: float) -> dict[str, float]:
     """History columns of a validation cross-entropy: perplexity and bits per token."""
-    return {"val_perplexity": math.exp(min(val_loss, 700)),
+    return {"val_perplexity": perplexity(val_loss),  # None (an empty cell) if it overflows
             "val_bits_per_token": val_loss / math.log(2)}
 
 

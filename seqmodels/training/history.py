@@ -94,3 +94,11 @@ def epochs_done(history: list[dict]) -> int:
     """The epoch of the last history row: rows are validations, more than one an epoch with
     --eval-every."""
     return int(history[-1]["epoch"]) if history else 0
+
+
+MAX_LOG_FLOAT = math.log(1.7976931348623157e308)  # exp of more overflows a float
+
+
+def perplexity(loss: float) -> float | None:
+    """exp(loss), or None where it is too large for a float (a diverged model)."""
+    return math.exp(loss) if loss <= MAX_LOG_FLOAT else None

@@ -282,7 +282,8 @@ def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats
     _log(board, p.global_step, {f"validation/{k}": row[k] for k in
                                 ("val_loss", *metrics, "tokens_per_s")})
     if show_progress:
-        shown = "  ".join(f"{k} {row[k]:.4g}" for k in metrics)
+        shown = "  ".join(f"{k} {row[k]:.4g}" if row[k] is not None else f"{k} overflows"
+                          for k in metrics)
         where = f"epoch {epoch + 1}/{config.epochs}" + (f" step {step}" if step < task.steps
                                                           else "")
         tqdm.write(f"{where}: loss {row['loss']:.4f}  val_loss {val_loss:.4f}  {shown}  "

@@ -5,6 +5,7 @@ The cases come from an adversarial pass over every command (issue 17). One tiny 
 per module and copied for each case.
 """
 
+import csv
 import io
 import json
 import os
@@ -1479,3 +1480,52 @@ def test_corpus_export_never_writes_over_its_own_input(tmp_path, cat_text, monke
     one_line(invoke("corpus", tmp_path, "--export", corpus, "--force", "--lowercase"),
              "is one of the corpus files", "never over its input")
     assert corpus.read_text() == cat_text
+
+
+def _rewrite_model(run, change):
+    from seqmodels.models.saving import load_model, save_model_atomic
+
+    model = load_model(run / "model.keras")
+    change(model)
+    save_model_atomic(model, run / "model.keras")
+
+
+def test_a_perplexity_beyond_a_float_is_refused_not_capped(run):
+    """exp(700) was printed (a 305-digit figure) for a cross-entropy of 5e30."""
+    def huge_bias(model):
+        kernel, bias = model.get_layer("logits").get_weights()
+        bias[5] = 1e4  # token 5 is certain: every other target costs 1e4 nats
+        model.get_layer("logits").set_weights([kernel, bias])
+
+    _rewrite_model(run, huge_bias)
+    one_line(invoke("evaluate", run), "cross-entropy is", "too large for a float")
+
+
+def test_logits_that_overflow_are_refused_not_sampled_as_an_id_outside_the_vocabulary(run):
+    """NaN/inf logits made the sampler draw id V, and the next step failed in TensorFlow."""
+    def overflow(model):
+        gru = model.get_layer("rnn_0")
+        kernel, recurrent, bias = gru.get_weights()
+        units = recurrent.shape[0]
+        bias[:, :units], bias[:, 2 * units:] = -50.0, 50.0  # update gate 0, candidate 1: h = 1
+        gru.set_weights([kernel * 0, recurrent * 0, bias])
+        kernel, bias = model.get_layer("logits").get_weights()
+        model.get_layer("logits").set_weights([kernel * 0 + 3e38, bias * 0 + 3e38])  # -> inf
+
+    _rewrite_model(run, overflow)
+    one_line(invoke("generate", run, "-n", "20", "--seed", "1"), "not finite numbers",
+             "nothing to sample")
+
+
+def test_a_diverged_run_reports_its_figures_without_a_traceback(tmp_path, cat_text, monkeypatch):
+    """The summary's exp(best loss) raised OverflowError; history.csv held a capped exp(700)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    out = tmp_path / "r"
+    result = invoke("train", corpus, *[a for a in TINY if a != "-q"], "--lr", "1e30", "--out",
+                    out)
+    assert result.exit_code == 0, result.output
+    row = list(csv.DictReader(open(out / "history.csv")))[-1]
+    assert float(row["val_loss"]) > 710  # diverged: exp(val_loss) is no float
+    assert row["val_perplexity"] == "" and "perplexity beyond any float" in result.output
