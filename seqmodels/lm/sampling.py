@@ -13,6 +13,7 @@ from numbers import Integral, Real
 
 from seqmodels.backend import import_tf
 from seqmodels.errors import SeqmodelsError
+from seqmodels.settings import FLOAT32_MAX
 
 tf = import_tf()
 
@@ -36,6 +37,10 @@ def validate_sampling(temperature: float, top_k: int | None, top_p: float | None
         raise SeqmodelsError(
             f"temperature must be a finite number >= 0 (0 means greedy), got {temperature!r}"
         )
+    if temperature > FLOAT32_MAX:  # float32, where the logits are divided by it, makes it inf
+        raise SeqmodelsError(f"temperature {temperature:g} is too large for float32 (above "
+                             f"{FLOAT32_MAX:.2g}); a temperature of 100 already samples "
+                             f"nearly uniformly")
     if top_k is not None and (
         isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1
     ):

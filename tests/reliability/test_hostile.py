@@ -292,6 +292,12 @@ def test_a_temperature_below_float32s_range_is_greedy_not_one():
     assert len(set(np.asarray(sample_next(logits, 1.0, seed=3)).tolist())) == 3
 
 
+def test_a_temperature_beyond_float32s_range_is_refused(run):
+    """1e300 became inf in float32: a numpy overflow warning, then uniform sampling."""
+    one_line(invoke("generate", run, "-n", "5", "-t", "1e300"), "too large for float32")
+    assert invoke("generate", run, "-n", "5", "-t", "1e30").exit_code == 0  # large, but float32
+
+
 def test_damaged_cache_ids_are_rebuilt_with_a_warning(tmp_path, cat_text):
     corpus = tmp_path / "c.txt"
     corpus.write_text(cat_text)
