@@ -43,6 +43,10 @@ class Vocabulary:
         if max_size is not None and max_size < 3:
             raise SeqmodelsError("--max-vocab must be at least 3 (<pad>, <unk> and one token)")
         kept = [(t, c) for t, c in counts.items() if c >= min_freq and t not in (PAD, UNK)]
+        if not kept and counts:  # every text token would be <unk>: nothing to learn
+            raise SeqmodelsError(f"no training token is seen --min-freq {min_freq:,} times (the "
+                                 f"most frequent, {max(counts.values()):,}), so the vocabulary "
+                                 f"would be <pad> and <unk> alone; lower --min-freq")
         kept.sort(key=lambda tc: (-tc[1], tc[0]))
         if max_size is not None:
             kept = kept[: max_size - 2]
@@ -99,6 +103,8 @@ class Vocabulary:
         tokens = check_format(obj, FORMAT, FORMAT_VERSION, where, "vocabulary").get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise SeqmodelsError(f"{where}: 'tokens' must be a list of strings")
+        if len(tokens) < 3:  # from_counts never writes one: every text token would be <unk>
+            raise SeqmodelsError(f"{where}: a vocabulary needs a token besides <pad> and <unk>")
         try:
             return cls(tokens)
         except SeqmodelsError as exc:

@@ -1535,3 +1535,15 @@ def test_a_diverged_run_reports_its_figures_without_a_traceback(tmp_path, cat_te
     row = list(csv.DictReader(open(out / "history.csv")))[-1]
     assert float(row["val_loss"]) > 710  # diverged: exp(val_loss) is no float
     assert row["val_perplexity"] == "" and "perplexity beyond any float" in result.output
+
+
+def test_a_vocabulary_of_only_pad_and_unk_is_refused(tmp_path, cat_text, run):
+    """--min-freq above every count trained a model whose every target was <unk>: accuracy 0,
+    top-5 100%, and generate complained of the '<unk>' prompt it made itself."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    one_line(invoke("train", corpus, *TINY, "--min-freq", "100000", "--out", tmp_path / "r"),
+             "--min-freq 100,000", "<pad> and <unk> alone")
+    (run / "vocab.json").write_text(json.dumps(
+        {"format": "seqmodels.vocab", "version": 1, "tokens": ["<pad>", "<unk>"]}))
+    one_line(invoke("generate", run, "-n", "5"), "vocab.json", "besides <pad> and <unk>")
