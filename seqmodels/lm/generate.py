@@ -176,7 +176,9 @@ def _training_lines(run, tokenizer, limit: int = 100_000) -> list[str]:
         prepared = prepare_corpus(DataConfig.from_json(run.config["data"]))
     except SeqmodelsError:
         return []
-    head = run.vocab.decode(np.asarray(prepared.splits.train[:limit]))
+    # its own vocabulary: a corpus changed since training has other ids (default_prompt keeps
+    # only a first token that the run's vocabulary has)
+    head = prepared.vocab.decode(np.asarray(prepared.splits.train[:limit]))
     return tokenizer.detokenize(head).splitlines()
 
 

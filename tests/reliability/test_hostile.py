@@ -1547,3 +1547,16 @@ def test_a_vocabulary_of_only_pad_and_unk_is_refused(tmp_path, cat_text, run):
     (run / "vocab.json").write_text(json.dumps(
         {"format": "seqmodels.vocab", "version": 1, "tokens": ["<pad>", "<unk>"]}))
     one_line(invoke("generate", run, "-n", "5"), "vocab.json", "besides <pad> and <unk>")
+
+
+def test_generate_takes_its_default_prompt_from_a_changed_corpus_in_its_own_ids(
+        tmp_path, cat_text, monkeypatch):
+    """The run's vocabulary decoded the changed corpus' ids: 'id 81 is outside the vocabulary'."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text.replace("\n", " "))  # no newline: the prompt comes from the text
+    out = tmp_path / "r"
+    assert invoke("train", corpus, *TINY, "--out", out).exit_code == 0
+    corpus.write_text("ÆØÅ§¶ new letters first. " + cat_text.replace("\n", " "))
+    result = invoke("generate", out, "-n", "10", "--seed", "1")
+    assert result.exit_code == 0, result.output
