@@ -138,7 +138,10 @@ def prepare_corpus(
     entry = root / key
     if use_cache and (entry / "meta.json").is_file():
         try:
-            return _load_entry(config, entry)
+            prepared = _load_entry(config, entry)
+            # keyed by content: the entry may have been built from files of other names
+            prepared.stats["files"] = [s.name for s in sources]
+            return prepared
         except SeqmodelsError as exc:  # a damaged cache entry is rebuilt below
             warnings.warn(f"rebuilding a damaged cache entry: {exc}", stacklevel=2)
     normalise("", config.normalize)  # an unknown normal form fails before any work

@@ -1560,3 +1560,16 @@ def test_generate_takes_its_default_prompt_from_a_changed_corpus_in_its_own_ids(
     corpus.write_text("ÆØÅ§¶ new letters first. " + cat_text.replace("\n", " "))
     result = invoke("generate", out, "-n", "10", "--seed", "1")
     assert result.exit_code == 0, result.output
+
+
+def test_a_cache_hit_reports_the_files_given_not_those_it_was_built_from(
+        tmp_path, cat_text, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    first, second = tmp_path / "x1.txt", tmp_path / "x2.txt"
+    first.write_text(cat_text)
+    assert invoke("corpus", first, "-q").exit_code == 0
+    first.rename(second)
+    result = invoke("corpus", second, "-q", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["files"] == [str(second)] and "hit" in str(report.get("cache", "")), report
