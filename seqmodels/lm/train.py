@@ -138,18 +138,23 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
     B, T = config.batch_size, config.seq_len
     val = splits.val[:config.eval_tokens + 1] if config.eval_tokens else splits.val
     val_what = "validation split" + (
-        f" (its first --eval-tokens {config.eval_tokens:,})" if config.eval_tokens else "")
+        f" (its first --eval-tokens {config.eval_tokens:,} and the target after them)"
+        if config.eval_tokens else "")
     if config.stateful:
         streams = stream_layout(splits.train, B, T, "training split")
         val_streams = stream_layout(val, B, T, val_what)
         steps = streams.steps
     else:
         stride = config.stride or T
-        steps = require_windows(len(splits.train), T, stride, "training split") // B
+        windows = require_windows(len(splits.train), T, stride, "training split")
         require_windows(len(val), T, T, val_what)
+        steps = windows // B
         if steps == 0:
-            raise SeqmodelsError(f"the training split has fewer windows than one batch of {B}; "
-                                 "use a smaller --batch-size or --seq-len")
+            raise SeqmodelsError(
+                f"the training split has {windows:,} window(s) of --seq-len {T}"
+                + (f" at --stride {stride}" if config.stride else "")
+                + f", fewer than one batch of {B}; use a smaller --batch-size or --seq-len"
+                + (" or --stride" if config.stride else ""))
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
 

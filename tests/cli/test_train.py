@@ -108,7 +108,10 @@ def test_tensorboard_logs(tmp_path, corpus):
     (["--clipnorm", "1e-46"], "--clipnorm 1e-46 is too small for float32"),
     (["--l2", "1e308"], "--l2 1e+308 is too large for float32"),
     (["--stateful", "--eval-tokens", "20"],
-     "the validation split (its first --eval-tokens 20) has 21 tokens, too few for 8 streams"),
+     "the validation split (its first --eval-tokens 20 and the target after them) has 21 "
+     "tokens, too few for 8 streams"),
+    (["--stride", "100000"], "1 window(s) of --seq-len 16 at --stride 100000, fewer than one "
+                             "batch of 8; use a smaller --batch-size or --seq-len or --stride"),
 ])
 def test_bad_train_input_is_one_line(tmp_path, corpus, bad, message):
     (tmp_path / "EXISTING").mkdir()
