@@ -111,6 +111,8 @@ def check_memory(batch_size: int, seq_len: int, vocab_size: int, widths: list[in
 
 def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) -> np.ndarray:
     """Mean over the batch of ||dL_T/dh_t|| for t = 1..T, (T,), by unrolling the cells."""
+    from tqdm import tqdm
+
     from seqmodels.backend import import_tf
     from seqmodels.models.builders import cell_name, recurrent_layers
     from seqmodels.models.config import STATES_PER_LAYER
@@ -127,7 +129,9 @@ def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) ->
         states = [[tf.zeros((bsz, rl.units))] * STATES_PER_LAYER[cell_name(rl)]
                   for rl in layers]
         watched = []  # h_t of the chosen layer, t = 1..T, (B, H) each
-        for t in range(steps):
+        # a long -T takes minutes: a bar on a terminal after 2 s shows that it is not stuck
+        for t in tqdm(range(steps), desc=f"unrolling {steps:,} steps (then the backward pass)",
+                      delay=2, leave=False, disable=None, unit="step"):
             h = inputs[:, t]  # (B, E)
             for i, rl in enumerate(layers):
                 h, new = rl.cell(h, states[i], training=False)  # (B, H)
