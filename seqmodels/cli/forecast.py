@@ -178,7 +178,8 @@ def predict(run, csv) -> None:
     from seqmodels.forecast.run import load_forecast_run
 
     loaded = load_forecast_run(run)
-    when, values, header = predict_future(loaded, csv)
+    when, values, header = predict_future(
+        loaded, csv, on_note=lambda note: click.echo(f"note: {note}", err=True))
     click.echo(f"{header},{loaded.series.target}")
     for t, v in zip(when, values):
         click.echo(f"{t},{float(v)!r}")  # every digit: a 6-digit rounding hid real errors

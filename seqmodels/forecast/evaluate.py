@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from seqmodels.forecast.series import (
     scale,
     unscale_target,
 )
+from seqmodels.settings import require_memory
 
 SEASONS = {"days=1": 7, "days=7": 52, "hours=1": 24, "minutes=60": 24}  # step -> season
 
@@ -66,6 +68,9 @@ def infer_season(step) -> int | None:
     return SEASONS.get(key)
 
 
+BYTES_PER_FORECAST_VALUE = 80  # forecasts, baselines, errors: measured 72 (5,000 x 5,000)
+
+
 def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | None = None,
                       plot: str | Path | None = None) -> dict:
     """Test-split metrics (original units) of the model and the naive baselines, same windows.
@@ -81,6 +86,10 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         raise SeqmodelsError(f"{run.config['data']['csv']}: the run's CSV has changed since "
                              f"training, so its test split is not the one held out; evaluate "
                              f"on a file given explicitly as CSV")
+    windows, H = len(data.starts[2]), config.horizon
+    require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
+                   f"evaluating {windows:,} test windows of --horizon {H:,}",
+                   "evaluate on a shorter CSV (given as CSV)")
     chunks = [(predict_scaled(run.model, x), y, base)  # (N, H), (N, H), (N,) scaled
               for x, y, base in data.window_chunks(2)]
     forecast, y, base = (np.concatenate(a) for a in zip(*chunks))
@@ -91,6 +100,11 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     ends = data.offset(2) + data.starts[2] + W  # index of each window's first forecast step
     forecasts = {"model": model, "last value": last_value(target, ends, H)}
     season = season or infer_season(data.series.step)
+    notes = list(data.notes)
+    if season and sum(len(p) for p in data.parts) < len(data.series):  # --missing drop
+        notes.append(f"no seasonal naive forecast: --missing drop removed rows, so {season} "
+                     f"rows back is no longer one season back")
+        season = None
     if season:
         forecasts[f"seasonal naive (m={season})"] = seasonal_naive(target, ends, H, season)
     results = {name: metrics(actual, f) for name, f in forecasts.items()}
@@ -111,7 +125,7 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         # the scaled values: no ratio to give
         "skill": results["model"]["rmse"] / results[best]["rmse"]
         if results[best]["rmse"] > EXACT * float(np.abs(actual).max(initial=0.0)) else None,
-        "notes": data.notes,
+        "notes": notes,
     }
     if report["skill"] is None:
         naive_rmse, largest = results[best]["rmse"], float(np.abs(actual).max(initial=0.0))
@@ -172,14 +186,18 @@ def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndar
     plt.close(fig)
 
 
-def predict_future(run: ForecastRun, csv: str) -> tuple[list, np.ndarray, str]:
+def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | None = None
+                   ) -> tuple[list, np.ndarray, str]:
     """The next H values after the end of csv: (timestamps or step numbers, values, time header).
 
     The last window's gaps follow the run's --missing policy (mean/median: the training
     statistics stored in the run); timestamps need a regular step, else steps 1..H are given.
+    on_note receives what reading the CSV found (say, times converted to UTC).
     """
     c = dataclasses.replace(run.series.with_defaults(), csv=csv)
     series = read_series(c)
+    for note in series.notes if on_note else []:
+        on_note(note)
     W, H = c.window, c.horizon
     if len(series) < W:
         raise SeqmodelsError(f"{csv}: {len(series)} rows, fewer than the run's --window {W}")

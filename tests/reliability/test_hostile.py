@@ -1573,3 +1573,43 @@ def test_a_cache_hit_reports_the_files_given_not_those_it_was_built_from(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["files"] == [str(second)] and "hit" in str(report.get("cache", "")), report
+
+
+def test_no_seasonal_naive_after_missing_drop(tmp_path):
+    """Dropped rows shifted the season: its RMSE was 40 times too large."""
+    pytest.importorskip("pandas")
+    csv = tmp_path / "w.csv"
+    start = np.datetime64("2020-01-01")
+    csv.write_text("date,value\n" + "".join(
+        f"{start + i},{'' if i == 645 else 10 + (i % 7)}\n" for i in range(700)))
+    out = tmp_path / "r"
+    assert invoke("forecast", "train", csv, "--time-column", "date", "--missing", "drop",
+                  "--units", "4", "--epochs", "1", "-q", "--out", out).exit_code == 0
+    report = json.loads(invoke("forecast", "evaluate", out, "--no-plot", "--json").stdout)
+    assert list(report["metrics"]) == ["model", "last value"]
+    assert any("no seasonal naive forecast" in note for note in report["notes"])
+
+
+def test_predict_notes_times_converted_to_utc(tmp_path):
+    pytest.importorskip("pandas")
+    csv = tmp_path / "dst.csv"
+    start = np.datetime64("2021-03-20T00:00")
+    rows = [(start + np.timedelta64(i, "h"), i % 5) for i in range(400)]
+    csv.write_text("time,value\n" + "".join(  # Berlin: +01:00, +02:00 from 28 March 01:00 UTC
+        f"{t + np.timedelta64(1 if t < np.datetime64('2021-03-28T01:00') else 2, 'h')}"
+        f"{'+01:00' if t < np.datetime64('2021-03-28T01:00') else '+02:00'},{v}\n"
+        for t, v in rows))
+    out = tmp_path / "r"
+    assert invoke("forecast", "train", csv, "--time-column", "time", "--units", "4", "--epochs",
+                  "1", "-q", "--out", out).exit_code == 0
+    result = invoke("forecast", "predict", out, csv)
+    assert result.exit_code == 0, result.output
+    assert "note: timestamps with different UTC offsets were converted to UTC" in result.stderr
+
+
+def test_forecast_evaluate_beyond_memory_is_refused(frun, monkeypatch):
+    from seqmodels import settings
+
+    monkeypatch.setattr(settings, "physical_memory", lambda: 2**8)  # 12 windows need 960 B
+    one_line(invoke("forecast", "evaluate", frun, "--no-plot"), "test windows of --horizon 1",
+             "GiB of memory", "shorter CSV")
