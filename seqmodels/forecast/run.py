@@ -87,7 +87,10 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     """Settings, scaler, best model and history of a forecasting run directory."""
     run_dir = Path(run_dir)
     config = read_forecast_config(run_dir)
-    series = SeriesConfig.from_json(config["data"])
+    try:
+        series = SeriesConfig.from_json(config["data"])
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
     scaler = read_scaler(run_dir)
     from seqmodels.models.builders import check_model
 

@@ -93,6 +93,12 @@ class SeriesConfig:
 
         if self.window < 1 or self.horizon < 1:
             raise SeqmodelsError("--window and --horizon must be at least 1")
+        if not str(self.csv).strip():
+            raise SeqmodelsError("the CSV is an empty name; give a file or a built-in series "
+                                 f"({', '.join(BUILTIN_SERIES)})")
+        if self.time_column is not None and not self.time_column.strip():
+            raise SeqmodelsError("--time-column is empty; name a column, or none to take the "
+                                 "rows in file order")
         if self.target is not None and self.target in self.features:
             raise SeqmodelsError(f"--features lists the target {self.target!r}, which is always "
                                  f"an input; drop it from --features")
@@ -190,6 +196,8 @@ def read_series(config: SeriesConfig) -> Series:
     if len(twice):
         raise SeqmodelsError(f"{path}: column {twice[0]!r} appears twice in the header; "
                              f"rename one of them")
+    if frame.empty:
+        raise SeqmodelsError(f"{path}: no data rows")
     chosen_target = config.target is not None
     time = config.time_source
     target = config.target or _only_numeric_column(frame, time, path, config.time_column is None)

@@ -1613,3 +1613,20 @@ def test_forecast_evaluate_beyond_memory_is_refused(frun, monkeypatch):
     monkeypatch.setattr(settings, "physical_memory", lambda: 2**8)  # 12 windows need 960 B
     one_line(invoke("forecast", "evaluate", frun, "--no-plot"), "test windows of --horizon 1",
              "GiB of memory", "shorter CSV")
+
+
+@pytest.mark.parametrize("text, args, words", [
+    ("t,y\n" + "".join(f"{i},{i % 5}\n" for i in range(50)), ["--time-column", ""],
+     ["--time-column is empty"]),  # was row order without a word
+    ("a,b,c\n", [], ["no data rows"]),  # asked for --target
+])
+def test_odd_forecast_inputs_are_named(tmp_path, text, args, words):
+    pytest.importorskip("pandas")
+    csv = tmp_path / "s.csv"
+    csv.write_text(text)
+    one_line(invoke("forecast", "train", csv, *args, "--out", tmp_path / "r"), *words)
+
+
+def test_a_stored_empty_csv_name_is_refused(frun):
+    _fconfig(frun, csv="")
+    one_line(invoke("forecast", "evaluate", frun, "--no-plot"), "config.json", "empty name")
