@@ -101,7 +101,10 @@ def read(path: Path) -> Checkpoint:
     except FileNotFoundError:
         raise SeqmodelsError(f"{path}: file not found") from None
     except Exception as exc:  # numpy, zipfile and json raise many types for damaged files
-        raise SeqmodelsError(f"{path}: damaged checkpoint ({type(exc).__name__})") from None
+        what = "not a regular file" if not path.is_file() else (
+            "a link to a file that is not a checkpoint" if path.is_symlink() else
+            type(exc).__name__)
+        raise SeqmodelsError(f"{path}: damaged checkpoint ({what})") from None
     version = state.get("checkpoint_version") if isinstance(state, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise SeqmodelsError(f"{path}: damaged checkpoint (no checkpoint version)")

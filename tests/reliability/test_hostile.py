@@ -1630,3 +1630,15 @@ def test_odd_forecast_inputs_are_named(tmp_path, text, args, words):
 def test_a_stored_empty_csv_name_is_refused(frun):
     _fconfig(frun, csv="")
     one_line(invoke("forecast", "evaluate", frun, "--no-plot"), "config.json", "empty name")
+
+
+def test_a_linked_latest_checkpoint_is_named_as_a_link(run, tmp_path):
+    mine = tmp_path / "user.txt"
+    mine.write_text("mine")
+    latest = run / "checkpoints" / "latest.npz"
+    latest.unlink()
+    latest.symlink_to(mine)
+    result = invoke("train", "--resume", run, "--epochs", "2", "-q")
+    assert result.exit_code == 0, result.output
+    assert "a link to a file that is not a checkpoint" in result.stderr
+    assert mine.read_text() == "mine" and not latest.is_symlink()  # replaced, not written through
