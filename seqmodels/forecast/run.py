@@ -88,7 +88,7 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     run_dir = Path(run_dir)
     config = read_forecast_config(run_dir)
     try:
-        series = SeriesConfig.from_json(config["data"])
+        series = SeriesConfig.from_json(config["data"]).as_stored()
     except SeqmodelsError as exc:
         raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
     scaler = read_scaler(run_dir)

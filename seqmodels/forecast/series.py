@@ -138,9 +138,14 @@ class SeriesConfig:
         config = settings.from_json(cls, data, "series")
         if isinstance(config.splits, list):
             config.splits = tuple(config.splits)
-        if config.csv in BUILTIN_SERIES:  # training stores files as absolute paths, so a bare
-            config.csv = str(builtin_path(config.csv))  # name is the built-in, not ./co2
         return config.validate()
+
+    def as_stored(self) -> SeriesConfig:
+        """A run's stored settings, ready to read: training stores a file as an absolute path,
+        so a bare built-in name is the built-in, even where ./co2 exists."""
+        if self.csv in BUILTIN_SERIES:
+            return dataclasses.replace(self, csv=str(builtin_path(self.csv)))
+        return self
 
 
 @dataclass

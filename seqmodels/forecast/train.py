@@ -78,6 +78,7 @@ def train_forecaster(
         run_dir = Path(resume)
         stored = read_forecast_config(run_dir)
         series, model, config = stored_settings(run_dir, stored, SeriesConfig, overrides)
+        series = series.as_stored()
         if config.seq_len != series.window:  # training stores the window as both
             raise SeqmodelsError(f"{run_dir / 'config.json'}: damaged (data.window "
                                  f"{series.window} but train.seq_len {config.seq_len}: the run "
