@@ -172,18 +172,31 @@ def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndar
     grid = data.parts[2].index.to_numpy()[data.starts[2] + data.config.window]
     times = data.series.times
     xs = times.iloc[grid].to_numpy() if times is not None else grid
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.plot(xs, actual[:, 0], color="black", lw=1.5, label="actual")
-    for name, f in forecasts.items():
-        ax.plot(xs, f[:, 0], lw=1, alpha=0.9 if name == "model" else 0.6, label=name)
-    ax.set_title("test split: one-step-ahead forecasts")
-    ax.set_ylabel(target)
-    ax.legend()
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    try:
+        _draw_test(plt, xs, forecasts, actual, path, target, atomic_path)
+    except ValueError:  # dates matplotlib cannot place (before year 1 or after 9999)
+        _draw_test(plt, grid, forecasts, actual, path, target, atomic_path, "row of the series")
+
+
+def _draw_test(plt, xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
+               atomic_path, xlabel: str | None = None) -> None:
+    """Draw and write plot_test's figure against xs."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    try:
+        ax.plot(xs, actual[:, 0], color="black", lw=1.5, label="actual")
+        for name, f in forecasts.items():
+            ax.plot(xs, f[:, 0], lw=1, alpha=0.9 if name == "model" else 0.6, label=name)
+        ax.set_title("test split: one-step-ahead forecasts")
+        ax.set_ylabel(target)
+        if xlabel:
+            ax.set_xlabel(xlabel)
+        ax.legend()
+        fig.tight_layout()
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=80)
+    finally:
+        plt.close(fig)
 
 
 def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | None = None
@@ -221,7 +234,12 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
         raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
                              "scaler.json); nothing to report")
     if series.times is not None and series.step is not None:
-        when = [format_time(t) for t in future_times(series.times.iloc[-1], series.step, H)]
+        try:
+            when = [format_time(t) for t in future_times(series.times.iloc[-1], series.step, H)]
+        except (ValueError, OverflowError, NotImplementedError):  # pandas, dateutil
+            raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after "
+                                 f"{format_time(series.times.iloc[-1])} pass the year 9999, the "
+                                 f"last a date can have; nothing to print them as") from None
         return when, values, c.time_column
     return list(range(1, H + 1)), values, "step"
 

@@ -305,6 +305,9 @@ def _times(column, name: str, path: Path, lines: list[int]):
     pd = require_pandas()
     text = column.str.strip()
     note = None
+    plain = pd.to_numeric(text, errors="coerce")
+    if plain.notna().all() and (plain < 0).any():  # -200 is a number, not the year 200 BC
+        return _numeric_times(plain, text, name, path, lines), None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -320,22 +323,25 @@ def _times(column, name: str, path: Path, lines: list[int]):
         if numbers.notna().mean() > 0.5 and numbers.isna().any():  # numbers, some unreadable
             times = numbers.astype(float).where(numbers.notna())  # as NaT: reported below
         elif numbers.notna().all():
-            bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(float)))
-            if len(bad):
-                raise SeqmodelsError(f"{path}: line {lines[bad[0]]}: the time "
-                                     f"{text.iloc[bad[0]]!r} in column {name!r} is not a "
-                                     f"finite number")
-            huge = np.flatnonzero(np.abs(numbers.to_numpy(float)) >= 2**53)
-            if len(huge):
-                raise SeqmodelsError(f"{path}: line {lines[huge[0]]}: the time "
-                                     f"{text.iloc[huge[0]]!r} in column {name!r} is too large "
-                                     f"to count steps exactly (at most 2**53)")
-            times = numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
-            return times, None
+            return _numeric_times(numbers, text, name, path, lines), None
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise SeqmodelsError(f"{path}: line {lines[i]}: cannot read the time {text.iloc[i]!r} in "
                              f"column {name!r} ({int(times.isna().sum())} unreadable)")
     return times, note
+
+
+def _numeric_times(numbers, text, name: str, path: Path, lines: list[int]):
+    """A time column of plain numbers: finite and small enough to count steps exactly."""
+    bad = np.flatnonzero(~np.isfinite(numbers.to_numpy(float)))
+    if len(bad):
+        raise SeqmodelsError(f"{path}: line {lines[bad[0]]}: the time {text.iloc[bad[0]]!r} in "
+                             f"column {name!r} is not a finite number")
+    huge = np.flatnonzero(np.abs(numbers.to_numpy(float)) >= 2**53)
+    if len(huge):
+        raise SeqmodelsError(f"{path}: line {lines[huge[0]]}: the time {text.iloc[huge[0]]!r} "
+                             f"in column {name!r} is too large to count steps exactly (at "
+                             f"most 2**53)")
+    return numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
 
 
 def _to_datetime(pd, text, utc: bool = False):

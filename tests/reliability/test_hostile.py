@@ -1642,3 +1642,42 @@ def test_a_linked_latest_checkpoint_is_named_as_a_link(run, tmp_path):
         result = invoke("train", "--resume", run, "--epochs", "2", "-q")
     assert result.exit_code == 0, result.output
     assert mine.read_text() == "mine" and not latest.is_symlink()  # replaced, not written through
+
+
+# --- eleventh adversarial pass ---------------------------------------------------------------------
+
+def _train_series(tmp_path, name, header, times, *args):
+    pytest.importorskip("pandas")
+    csv = tmp_path / f"{name}.csv"
+    csv.write_text(f"{header},value\n" + "".join(f"{t},{5 + np.sin(i / 3):.3f}\n"
+                                                 for i, t in enumerate(times)))
+    out = tmp_path / name
+    result = invoke("forecast", "train", csv, "--time-column", header, "--units", "4",
+                    "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "-q",
+                    *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    return csv, out
+
+
+@pytest.mark.parametrize("times", [
+    [f"{9990 + i // 12}-{i % 12 + 1:02d}-01" for i in range(120)],  # monthly into year 10000
+    [str(np.datetime64("9999-12-30") - np.timedelta64(119 - i, "D")) for i in range(120)],
+])
+def test_predicted_dates_after_year_9999_are_one_line(tmp_path, times):
+    csv, out = _train_series(tmp_path, "late", "date", times, "--window", "5", "--horizon", "3")
+    one_line(invoke("forecast", "predict", out, csv), "pass the year 9999")
+
+
+def test_a_test_split_matplotlib_cannot_date_is_plotted_by_row(tmp_path):
+    csv, out = _train_series(tmp_path, "years", "date", [9880 + i for i in range(120)])
+    result = invoke("forecast", "evaluate", out)  # the plot is drawn by default
+    assert result.exit_code == 0, result.output
+    assert (out / "forecast-test.png").stat().st_size > 0
+
+
+def test_negative_whole_times_are_numbers_not_years_bc(tmp_path):
+    csv, out = _train_series(tmp_path, "neg", "t", [-200 + i for i in range(120)])
+    result = invoke("forecast", "predict", out, csv)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith("-80,")  # the step after -81
+    assert invoke("forecast", "evaluate", out).exit_code == 0
