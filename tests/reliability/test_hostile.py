@@ -1644,7 +1644,7 @@ def test_a_linked_latest_checkpoint_is_named_as_a_link(run, tmp_path):
     assert mine.read_text() == "mine" and not latest.is_symlink()  # replaced, not written through
 
 
-# --- eleventh adversarial pass ---------------------------------------------------------------------
+# --- eleventh adversarial pass ----------------------------------------------------------------
 
 def _train_series(tmp_path, name, header, times, *args):
     pytest.importorskip("pandas")
