@@ -307,7 +307,9 @@ def diagnose(
     result = Diagnosis(seq_len, batch_size, corpus, seed)
     if run is not None:
         if prepared.vocab != loaded.vocab:
-            raise SeqmodelsError(f"{run}: the run's corpus has changed since training")
+            raise SeqmodelsError(f"{run}: the run's corpus has changed since training, so its "
+                                 f"windows are not the text it learnt; diagnose fresh cells on "
+                                 f"the new text with --corpus PATH (no RUN)")
         from seqmodels.models.builders import cell_name, recurrent_layers
 
         layers = recurrent_layers(loaded.model)  # what the model is, whatever config.json says

@@ -28,6 +28,9 @@ VERSION = 2  # 1: arrays only, restored by order; 2: with variable paths, restor
 FOLDER = "checkpoints"
 LATEST, PREVIOUS = "latest.npz", "previous.npz"
 GROUPS = ("weights", "optimizer", "rnn_states")
+# optimizer variables that are never negative: the step count, the rate, and the running
+# averages of squared gradients of Adam and RMSprop (velocity) and Adagrad (accumulator)
+NON_NEGATIVE_SLOTS = ("iteration", "learning_rate", "velocity", "accumulator")
 
 
 @dataclass
@@ -126,6 +129,10 @@ def read(path: Path) -> Checkpoint:
         if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in items):
             raise SeqmodelsError(f"{path}: damaged checkpoint (its {group} hold NaN or infinite "
                                  f"values; a run never saves those)")
+    for name, a in zip((names or {}).get("optimizer", []), arrays.get("optimizer", [])):
+        if name.endswith(NON_NEGATIVE_SLOTS) and (a < 0).any():
+            raise SeqmodelsError(f"{path}: damaged checkpoint (the optimizer's {name} holds a "
+                                 f"negative value; it counts steps or averages squares)")
     progress = Progress.from_json(state.get("progress"), f"{path}: damaged checkpoint")
     return Checkpoint(path, version, arrays, names, progress.to_json())
 

@@ -1681,3 +1681,23 @@ def test_negative_whole_times_are_numbers_not_years_bc(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1].startswith("-80,")  # the step after -81
     assert invoke("forecast", "evaluate", out).exit_code == 0
+
+
+@pytest.mark.parametrize("slot", ["iteration", "velocity"])
+def test_negative_optimizer_state_is_damage_not_a_nan_blamed_on_the_rate(run, slot):
+    """A negative Adam velocity made the first resumed step NaN: 'try a lower --lr'."""
+    for name in ("latest.npz", "previous.npz"):
+        path = run / "checkpoints" / name
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        names = json.loads(bytes(arrays["state.json"]).decode())["names"]["optimizer"]
+        i = next(i for i, n in enumerate(names) if n.endswith(slot))
+        arrays[f"optimizer/{i}"] = -np.ones_like(arrays[f"optimizer/{i}"])
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        path.write_bytes(buf.getvalue())
+    before = snapshot(run)
+    with pytest.warns(UserWarning, match="negative value"):  # latest, then previous: refused
+        result = invoke(*RESUME, run=run)
+    one_line(result, "previous.npz", "damaged checkpoint", slot, "negative value")
+    assert snapshot(run) == before
