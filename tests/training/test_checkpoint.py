@@ -10,6 +10,7 @@ from seqmodels.errors import SeqmodelsError
 from seqmodels.models.builders import build_language_model
 from seqmodels.models.config import ModelConfig
 from seqmodels.training import checkpoint
+from seqmodels.training.checkpoint import NON_NEGATIVE_SLOTS
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.progress import Progress
 from seqmodels.training.step import make_optimizer
@@ -19,7 +20,8 @@ V = 11
 
 def built(layers: int = 2, units: int = 8, dropout: float = 0.1, seed: int = 0):
     """A tiny language model with dropout (so it has RNG seed states) and a built Adam whose
-    every variable, the model's too, holds random numbers drawn from seed."""
+    every variable, the model's too, holds random numbers drawn from seed (positive where a
+    checkpoint refuses a negative one: the rate and Adam's velocities)."""
     net = build_language_model(V, ModelConfig(cell="gru", layers=layers, units=units,
                                               embedding_dim=4, dropout=dropout))
     optimizer = make_optimizer(TrainConfig())
@@ -28,6 +30,8 @@ def built(layers: int = 2, units: int = 8, dropout: float = 0.1, seed: int = 0):
     for v in [*net.variables, *optimizer.variables]:
         integer = "int" in str(v.dtype)
         value = rng.integers(0, 1000, v.shape) if integer else rng.normal(size=v.shape)
+        if v.name.endswith(NON_NEGATIVE_SLOTS):
+            value = np.abs(value)
         v.assign(value.astype(str(v.dtype)))
     return net, optimizer
 
