@@ -105,10 +105,10 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     except SeqmodelsError as exc:
         raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
     check_model(model, str(run_dir / "model.keras"), "float", series.horizon, shape)
-    shape = tuple(model.inputs[0].shape[1:])  # (W, F)
-    if len(shape) != 2 or shape[0] not in (None, series.window) \
-            or shape[1] != len(series.columns):
-        raise SeqmodelsError(f"{run_dir / 'model.keras'}: takes inputs of shape {shape}, but "
+    inputs = tuple(model.inputs[0].shape[1:])  # (W, F)
+    if len(inputs) != 2 or inputs[0] not in (None, series.window) \
+            or inputs[1] != len(series.columns):
+        raise SeqmodelsError(f"{run_dir / 'model.keras'}: takes inputs of shape {inputs}, but "
                              f"config.json has windows of --window {series.window} x "
                              f"{len(series.columns)} column(s)")
     if scaler["columns"] != series.columns:

@@ -217,8 +217,6 @@ def read_series(config: SeriesConfig) -> Series:
     if absent:
         raise SeqmodelsError(f"{path}: no column {absent[0]!r} (columns: "
                              f"{', '.join(frame.columns)})")
-    if frame.empty:
-        raise SeqmodelsError(f"{path}: no data rows")
     lines = _line_numbers(raw, len(frame))
     try:
         values = pd.DataFrame({c: _numbers(frame[c], c, path, lines) for c in config.columns})
