@@ -51,17 +51,21 @@ def corpus(**kwargs) -> None:
 
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
-    from seqmodels.data.corpus import resolve_sources
-    from seqmodels.data.prepare import corpus_text
+    from seqmodels.data.corpus import read_corpus, resolve_sources
     from seqmodels.errors import SeqmodelsError
     from seqmodels.files import check_output, write_text_atomic
 
     check_output(path, force)
-    if path.is_file() and any(s.path and os.path.samefile(s.path, path)
-                              for s in resolve_sources(config.corpus)):
-        raise SeqmodelsError(f"{path} is one of the corpus files; --export writes the text it "
-                             f"reads to a new file, never over its input (even with --force)")
-    text = corpus_text(config, config.corpus)
+    sources = resolve_sources(config.corpus)
+    inputs = [(s.path, "one of the corpus files") for s in sources if s.path]
+    if config.stopwords:
+        inputs.append((config.stopwords, "the --stopwords file"))
+    for source, what in inputs:
+        if path.is_file() and os.path.exists(source) and os.path.samefile(source, path):
+            raise SeqmodelsError(f"{path} is {what}; --export writes the text it reads to a new "
+                                 f"file, never over its input (even with --force)")
+    text = read_corpus(sources, config.encoding, config.errors, config.normalize,
+                       config.lowercase).text
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
     # as bytes: a file name that is not UTF-8 is shown as it is, not as \udcff escapes

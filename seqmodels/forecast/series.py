@@ -174,7 +174,8 @@ def format_time(t: Any) -> str:
     """A timestamp as ISO date (or date-time when it has a time of day), a number as is."""
     pd = require_pandas()
     if isinstance(t, pd.Timestamp):
-        return t.strftime("%Y-%m-%d") if t == t.normalize() else t.isoformat(sep=" ")
+        day = f"{t.year:04d}-{t.month:02d}-{t.day:02d}"  # strftime writes the year 1 as '1'
+        return day if t == t.normalize() else t.isoformat(sep=" ")
     if isinstance(t, float):  # every digit: 1600000150.5, not 1.6e+09
         text = repr(float(t))  # (a numpy float's repr names its type)
         return text[:-2] if text.endswith(".0") else text
@@ -325,6 +326,11 @@ def _times(column, name: str, path: Path, lines: list[int]):
         i = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise SeqmodelsError(f"{path}: line {lines[i]}: cannot read the time {text.iloc[i]!r} in "
                              f"column {name!r} ({int(times.isna().sum())} unreadable)")
+    early = np.flatnonzero((times.dt.year < 1).to_numpy())
+    if len(early):  # the year 0 and before: no calendar date prints or plots them
+        raise SeqmodelsError(f"{path}: line {lines[early[0]]}: the time {text.iloc[early[0]]!r} "
+                             f"in column {name!r} is before the year 1, the first a date can "
+                             f"have; give such times as plain numbers")
     return times, note
 
 

@@ -71,17 +71,24 @@ def read_history(run_dir: Path) -> list[dict]:
     except UnicodeDecodeError:
         raise SeqmodelsError(f"{path}: damaged (not UTF-8 text)") from None
     rows = []
-    for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 2):
-        if None in row or None in row.values():
-            raise SeqmodelsError(f"{path}: line {line} has a different number of cells than "
-                                 f"the header")
-        try:
-            rows.append({k: (int(v) if k == "epoch" else float(v) if v else math.nan)
-                         for k, v in row.items()})
-        except ValueError:
-            raise SeqmodelsError(f"{path}: line {line} holds a cell that is not a number"
-                                 ) from None
+    try:
+        for line, row in enumerate(csv.DictReader(io.StringIO(text, newline="")), 2):
+            rows.append(_history_row(row, path, line))
+    except csv.Error as e:  # a cell past the csv module's field size limit, a NUL byte
+        raise SeqmodelsError(f"{path}: damaged ({e})") from None
     return rows
+
+
+def _history_row(row: dict, path: Path, line: int) -> dict:
+    """One history.csv row as numbers; a short or non-numeric row is damage."""
+    if None in row or None in row.values():
+        raise SeqmodelsError(f"{path}: line {line} has a different number of cells than the "
+                             f"header")
+    try:
+        return {k: (int(v) if k == "epoch" else float(v) if v else math.nan)
+                for k, v in row.items()}
+    except ValueError:
+        raise SeqmodelsError(f"{path}: line {line} holds a cell that is not a number") from None
 
 
 def best_val_loss(rows: list[dict]) -> float | None:

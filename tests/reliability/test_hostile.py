@@ -1701,3 +1701,43 @@ def test_negative_optimizer_state_is_damage_not_a_nan_blamed_on_the_rate(run, sl
         result = invoke(*RESUME, run=run)
     one_line(result, "previous.npz", "damaged checkpoint", slot, "negative value")
     assert snapshot(run) == before
+
+
+# --- twelfth adversarial pass -----------------------------------------------------------------
+
+@pytest.mark.parametrize("first", ["0000-01-02", "-0001-01-02"])
+def test_dates_before_the_year_1_are_refused_in_one_line(tmp_path, first):
+    """strftime of the year 0 raised in the 'not sorted' message; predict blamed the year 9999."""
+    assert "before the year 1" in _series_error(
+        tmp_path / "y0.csv", f"t,v\n{first},1\n0001-01-01,2\n0001-01-03,3\n", time_column="t")
+    csv = tmp_path / "y0b.csv"
+    csv.write_text("t,v\n" + "".join(f"0000-01-{d:02d},{d % 5}\n" for d in range(1, 32)))
+    one_line(invoke("forecast", "train", csv, "--time-column", "t", "--window", "3", "--splits",
+                    "0.4,0.3,0.3", "-q", "--out", tmp_path / "r"), "line 2", "before the year 1")
+
+
+def test_the_year_1_prints_with_four_digits():
+    pd = pytest.importorskip("pandas")
+    from seqmodels.forecast.series import format_time
+
+    assert format_time(pd.Timestamp("0001-02-03")) == "0001-02-03"
+    assert format_time(pd.Timestamp("0001-02-03 04:05")) == "0001-02-03 04:05:00"
+
+
+@pytest.mark.parametrize("command", [("evaluate",), ("generate", "--length", "3")])
+def test_a_history_cell_past_the_csv_field_limit_is_damage(run, command):
+    """csv.Error 'field larger than field limit' escaped as a traceback."""
+    history = run / "history.csv"
+    header, first, *_ = history.read_text().splitlines()
+    history.write_text(f"{header}\n\"{'1' * 200_000}\n")
+    one_line(invoke(*command, run), "history.csv", "damaged", "field")
+
+
+def test_corpus_export_never_writes_over_the_stopwords_file(tmp_path, cat_text, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus, stop = tmp_path / "c.txt", tmp_path / "stop.txt"
+    corpus.write_text(cat_text)
+    stop.write_text("the\nand\n")
+    one_line(invoke("corpus", corpus, "--level", "word", "--stopwords", stop, "--export", stop,
+                    "--force"), "is the --stopwords file", "never over its input")
+    assert stop.read_text() == "the\nand\n"
