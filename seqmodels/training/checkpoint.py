@@ -134,6 +134,10 @@ def read(path: Path) -> Checkpoint:
             raise SeqmodelsError(f"{path}: damaged checkpoint (the optimizer's {name} holds a "
                                  f"negative value; it counts steps or averages squares)")
     progress = Progress.from_json(state.get("progress"), f"{path}: damaged checkpoint")
+    for name, a in zip((names or {}).get("optimizer", []), arrays.get("optimizer", [])):
+        if name == "iteration" and a.size == 1 and a.item() > progress.global_step:
+            raise SeqmodelsError(f"{path}: damaged checkpoint (the optimizer counts {a.item():g} "
+                                 f"steps, the run {progress.global_step})")
     return Checkpoint(path, version, arrays, names, progress.to_json())
 
 
@@ -190,7 +194,26 @@ def _pairs(group: str, named: list[tuple[str, object]], ckpt: Checkpoint) -> lis
         if tuple(saved[key].shape) != tuple(var.shape):
             raise SeqmodelsError(f"{ckpt.path}: {key} has shape {tuple(saved[key].shape)} in "
                                  f"the checkpoint but {tuple(var.shape)} in this model")
+        if not _fits(saved[key], var.dtype):
+            raise SeqmodelsError(f"{ckpt.path}: damaged checkpoint ({key} is stored as "
+                                 f"{saved[key].dtype}, which does not fit this model's "
+                                 f"{np.dtype(var.dtype)})")
     return [(var, saved[key]) for var, key in zip(variables, wanted)]
+
+
+def _fits(value: np.ndarray, dtype) -> bool:
+    """Whether a stored array goes into a variable of dtype unchanged but for float rounding."""
+    dtype = np.dtype(dtype)
+    if (value.dtype.kind == "f") != (dtype.kind == "f") or (value.dtype.kind == "b") != (
+            dtype.kind == "b"):
+        return False  # a float where a count is kept, or the other way round
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(value.astype(dtype)).all())
+    if dtype.kind == "b" or value.size == 0:
+        return True
+    info = np.iinfo(dtype)
+    return info.min <= int(value.min()) and int(value.max()) <= info.max
 
 
 def restore(ckpt: Checkpoint, model, optimizer) -> Progress:

@@ -1683,19 +1683,24 @@ def test_negative_whole_times_are_numbers_not_years_bc(tmp_path):
     assert invoke("forecast", "evaluate", out).exit_code == 0
 
 
-@pytest.mark.parametrize("slot", ["iteration", "velocity"])
-def test_negative_optimizer_state_is_damage_not_a_nan_blamed_on_the_rate(run, slot):
-    """A negative Adam velocity made the first resumed step NaN: 'try a lower --lr'."""
+def _set_optimizer_slot(run, slot, change) -> None:
+    """Replace the first optimizer array named ...slot in both checkpoints by change(array)."""
     for name in ("latest.npz", "previous.npz"):
         path = run / "checkpoints" / name
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         names = json.loads(bytes(arrays["state.json"]).decode())["names"]["optimizer"]
         i = next(i for i, n in enumerate(names) if n.endswith(slot))
-        arrays[f"optimizer/{i}"] = -np.ones_like(arrays[f"optimizer/{i}"])
+        arrays[f"optimizer/{i}"] = change(arrays[f"optimizer/{i}"])
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("slot", ["iteration", "velocity"])
+def test_negative_optimizer_state_is_damage_not_a_nan_blamed_on_the_rate(run, slot):
+    """A negative Adam velocity made the first resumed step NaN: 'try a lower --lr'."""
+    _set_optimizer_slot(run, slot, lambda a: -np.ones_like(a))
     before = snapshot(run)
     with pytest.warns(UserWarning, match="negative value"):  # latest, then previous: refused
         result = invoke(*RESUME, run=run)
@@ -1741,3 +1746,21 @@ def test_corpus_export_never_writes_over_the_stopwords_file(tmp_path, cat_text, 
     one_line(invoke("corpus", corpus, "--level", "word", "--stopwords", stop, "--export", stop,
                     "--force"), "is the --stopwords file", "never over its input")
     assert stop.read_text() == "the\nand\n"
+
+
+@pytest.mark.parametrize("slot, change, words", [
+    ("iteration", lambda a: np.full_like(a, 2**63 - 1), ("optimizer counts", "steps, the run")),
+    ("iteration", lambda a: np.full(a.shape, 2.0), ("stored as float64", "int64")),
+    ("velocity", lambda a: np.full(a.shape, 1e300), ("stored as float64", "float32")),
+    ("velocity", lambda a: np.ones(a.shape, bool), ("stored as bool", "float32")),
+])
+def test_optimizer_state_that_cannot_be_this_run_is_damage(run, slot, change, words):
+    """An absurd step count or a velocity beyond float32 became a NaN step blamed on --lr."""
+    _set_optimizer_slot(run, slot, change)
+    before = snapshot(run)
+    if "optimizer counts" in words:  # seen on reading: latest refused, then previous
+        with pytest.warns(UserWarning, match="damaged checkpoint"):
+            one_line(invoke(*RESUME, run=run), "previous.npz", "damaged checkpoint", *words)
+    else:  # seen against the model's variables, before any is assigned
+        one_line(invoke(*RESUME, run=run), "latest.npz", "damaged checkpoint", *words)
+    assert snapshot(run) == before

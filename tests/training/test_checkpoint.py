@@ -21,7 +21,8 @@ V = 11
 def built(layers: int = 2, units: int = 8, dropout: float = 0.1, seed: int = 0):
     """A tiny language model with dropout (so it has RNG seed states) and a built Adam whose
     every variable, the model's too, holds random numbers drawn from seed (positive where a
-    checkpoint refuses a negative one: the rate and Adam's velocities)."""
+    checkpoint refuses a negative one: the rate and Adam's velocities; the step count at most
+    the 17 steps the tests' progress records)."""
     net = build_language_model(V, ModelConfig(cell="gru", layers=layers, units=units,
                                               embedding_dim=4, dropout=dropout))
     optimizer = make_optimizer(TrainConfig())
@@ -29,7 +30,8 @@ def built(layers: int = 2, units: int = 8, dropout: float = 0.1, seed: int = 0):
     rng = np.random.default_rng(seed)
     for v in [*net.variables, *optimizer.variables]:
         integer = "int" in str(v.dtype)
-        value = rng.integers(0, 1000, v.shape) if integer else rng.normal(size=v.shape)
+        top = 18 if v.name == "iteration" else 1000
+        value = rng.integers(0, top, v.shape) if integer else rng.normal(size=v.shape)
         if v.name.endswith(NON_NEGATIVE_SLOTS):
             value = np.abs(value)
         v.assign(value.astype(str(v.dtype)))
@@ -55,7 +57,7 @@ def test_a_checkpoint_restores_into_a_model_built_later_in_the_process(tmp_path)
 
 def test_the_names_are_stored_with_the_arrays(tmp_path):
     net, optimizer = built()
-    ckpt = checkpoint.read(checkpoint.write(tmp_path, net, optimizer, Progress()))
+    ckpt = checkpoint.read(checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17)))
     assert ckpt.version == checkpoint.VERSION
     assert "rnn_0/kernel" in ckpt.names["weights"] and "logits/bias" in ckpt.names["weights"]
     assert "embedding_dropout/seed_generator_state" in ckpt.names["weights"]
@@ -77,7 +79,7 @@ def _rewrite(path, mutate) -> None:
 
 def test_restore_goes_by_name_not_by_position(tmp_path):
     net, optimizer = built(seed=4)
-    path = checkpoint.write(tmp_path, net, optimizer, Progress())
+    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
 
     def reverse_weights(arrays, state):
         n = len(state["names"]["weights"])
@@ -95,7 +97,7 @@ def test_restore_goes_by_name_not_by_position(tmp_path):
 
 def test_same_shapes_under_other_names_are_refused(tmp_path):
     net, optimizer = built()
-    path = checkpoint.write(tmp_path, net, optimizer, Progress())
+    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
 
     def rename(arrays, state):  # rnn_0 and rnn_1 have equal shapes: by order they would load
         state["names"]["weights"] = [n.replace("rnn_1/", "rnn_9/")
@@ -114,7 +116,7 @@ def test_same_shapes_under_other_names_are_refused(tmp_path):
 
 def test_another_model_is_refused_with_one_line(tmp_path):
     net, optimizer = built(layers=1)
-    path = checkpoint.write(tmp_path, net, optimizer, Progress())
+    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
     with pytest.raises(SeqmodelsError, match="not in the checkpoint"):
         checkpoint.restore(checkpoint.read(path), *built(layers=2))
     wide, wide_optimizer = built(layers=1, units=16)
@@ -124,7 +126,7 @@ def test_another_model_is_refused_with_one_line(tmp_path):
 
 def test_names_that_do_not_fit_the_arrays_are_damage(tmp_path):
     net, optimizer = built()
-    path = checkpoint.write(tmp_path, net, optimizer, Progress())
+    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
     _rewrite(path, lambda arrays, state: state["names"]["weights"].pop())
     with pytest.raises(SeqmodelsError, match="damaged checkpoint"):
         checkpoint.read(path)
@@ -150,9 +152,9 @@ def test_a_version_1_checkpoint_restores_by_position(tmp_path):
 
 def test_writing_keeps_the_previous_checkpoint(tmp_path):
     net, optimizer = built()
-    checkpoint.write(tmp_path, net, optimizer, Progress(global_step=1))
-    checkpoint.write(tmp_path, net, optimizer, Progress(global_step=2))
+    checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
+    checkpoint.write(tmp_path, net, optimizer, Progress(global_step=18))
     folder = tmp_path / checkpoint.FOLDER
     assert sorted(p.name for p in folder.iterdir()) == [checkpoint.LATEST, checkpoint.PREVIOUS]
-    assert checkpoint.read(folder / checkpoint.PREVIOUS).progress["global_step"] == 1
-    assert checkpoint.load_latest(tmp_path).progress["global_step"] == 2
+    assert checkpoint.read(folder / checkpoint.PREVIOUS).progress["global_step"] == 17
+    assert checkpoint.load_latest(tmp_path).progress["global_step"] == 18
