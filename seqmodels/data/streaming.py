@@ -191,6 +191,9 @@ def write_ids(
         raise SeqmodelsError("the corpus has no tokens left after tokenization")
     token = list(words).__getitem__ if settings.level == "word" else chr
     a = split_at(n)
+    if a == 0:  # a vocabulary comes from the training split alone
+        raise SeqmodelsError(f"the training split holds none of the corpus' {n:,} tokens; give "
+                             f"it a larger part with --splits")
     counts = _count(prov_path, a, top)
     train_counts = {token(int(p)): int(counts[p]) for p in np.flatnonzero(counts)}
     vocab = vocab_from_counts(train_counts)

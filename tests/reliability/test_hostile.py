@@ -1764,3 +1764,14 @@ def test_optimizer_state_that_cannot_be_this_run_is_damage(run, slot, change, wo
     else:  # seen against the model's variables, before any is assigned
         one_line(invoke(*RESUME, run=run), "latest.npz", "damaged checkpoint", *words)
     assert snapshot(run) == before
+
+
+def test_a_training_split_of_no_tokens_is_named_not_blamed_on_the_cache(tmp_path, cat_text,
+                                                                         monkeypatch):
+    """The empty vocabulary it gave was written to the cache, then refused as a damaged entry."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    for _ in range(2):  # nothing is left in the cache to be refused the second time
+        one_line(invoke("corpus", corpus, "--splits", "1e-320,0.5,0.5"),
+                 "training split holds none", "--splits")
