@@ -89,7 +89,11 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     On any exception the temporary file is removed and path keeps its old content.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
+    except OSError as exc:  # named after path: the temporary file is ours, not the user's
+        raise OSError(exc.errno, f"cannot create a file in {path.parent} to write it "
+                                 f"({exc.strerror or exc})", str(path)) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

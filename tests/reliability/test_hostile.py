@@ -1775,3 +1775,22 @@ def test_a_training_split_of_no_tokens_is_named_not_blamed_on_the_cache(tmp_path
     for _ in range(2):  # nothing is left in the cache to be refused the second time
         one_line(invoke("corpus", corpus, "--splits", "1e-320,0.5,0.5"),
                  "training split holds none", "--splits")
+
+
+def test_a_file_that_cannot_be_made_beside_an_output_is_named_after_the_output(
+        tmp_path, cat_text, monkeypatch):
+    """'--export /proc/self/mem --force' named seqmodels' own temporary file, not the output."""
+    import errno
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.ENOENT, "No such file or directory", "/x/.seqmodels-tmp-mem.tmp")
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    invoke("corpus", corpus)  # the cache is written before mkstemp fails
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    result = invoke("corpus", corpus, "--export", tmp_path / "out.txt")
+    one_line(result, f"{tmp_path / 'out.txt'}: cannot create a file in {tmp_path}")
+    assert "seqmodels-tmp" not in result.stderr
