@@ -235,7 +235,10 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
                              "scaler.json); nothing to report")
     if series.times is not None and series.step is not None:
         try:
-            when = [format_time(t) for t in future_times(series.times.iloc[-1], series.step, H)]
+            future = future_times(series.times.iloc[-1], series.step, H)
+            if any(getattr(t, "year", 0) > 9999 for t in future):  # no date reader has them
+                raise ValueError("past the year 9999")
+            when = [format_time(t) for t in future]
         except (ValueError, OverflowError, NotImplementedError):  # pandas, dateutil
             raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after "
                                  f"{format_time(series.times.iloc[-1])} pass the year 9999, the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,12 +258,19 @@ def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool 
     return candidates[0]
 
 
+BLANK_LINE = re.compile(rb"\n[ \t\r]*(\n|$)")  # a line of nothing but spaces, pandas skips
+
+
 def _line_numbers(raw: bytes, rows: int) -> list[int]:
     """The file line on which each of the rows pandas read begins (blank lines and quoted
     line breaks taken into account); line i + 2 if the csv module counts the rows otherwise."""
     import csv
     import io
 
+    body = raw.rstrip(b"\r\n\t ")
+    if (b'"' not in raw and raw.count(b"\r") == raw.count(b"\r\n")
+            and not BLANK_LINE.search(b"\n" + body) and body.count(b"\n") == rows):
+        return list(range(2, rows + 2))  # no quotes, no blank lines: row i is on line i + 2
     starts, line = [], 1
     reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", "replace"), newline=""),
                         skipinitialspace=True)
