@@ -86,14 +86,13 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         raise SeqmodelsError(f"{run.config['data']['csv']}: the run's CSV has changed since "
                              f"training, so its test split is not the one held out; evaluate "
                              f"on a file given explicitly as CSV")
-    windows, H = len(data.starts[2]), config.horizon
+    windows, W, H = len(data.starts[2]), config.window, config.horizon
     require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
                    f"evaluating {windows:,} test windows of --horizon {H:,}",
                    "evaluate on a shorter CSV (given as CSV)")
     chunks = [(predict_scaled(run.model, x), y, base)  # (N, H), (N, H), (N,) scaled
               for x, y, base in data.window_chunks(2)]
     forecast, y, base = (np.concatenate(a) for a in zip(*chunks))
-    W, H = config.window, config.horizon
     actual = unscale_target(y + base[:, None], run.scaler)  # (N, H)
     model = unscale_target(forecast + base[:, None], run.scaler)
     target = data.target()
