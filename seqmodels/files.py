@@ -10,7 +10,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -144,9 +144,11 @@ def check_appendable(path: str | Path) -> None:
                              f"folder); move it away")
 
 
-def check_output(path: str | Path, force: bool) -> Path:
-    """A path a command may write a file to: new, or (with force) a regular file or a link
-    (the link itself is replaced); never a device, FIFO or folder, even with force."""
+def check_output(path: str | Path, force: bool,
+                 inputs: Iterable[tuple[str | Path, str]] = ()) -> Path:
+    """A path a command may write a file to: new, or (with force) a regular file or a link to
+    one (the link itself is replaced); never a device, FIFO or folder, nor one of inputs
+    ((path, what it is) pairs: the command's input files, a run's own files), even with force."""
     path = Path(path)
     try:
         mode = path.lstat().st_mode
@@ -154,9 +156,19 @@ def check_output(path: str | Path, force: bool) -> Path:
         return path
     except OSError as exc:
         raise SeqmodelsError(f"{path}: {exc.strerror or exc}") from None
-    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-        raise SeqmodelsError(f"{path} exists and is not a regular file; seqmodels writes only "
-                             f"files: choose another path")
+    if stat.S_ISLNK(mode):
+        try:
+            mode = path.stat().st_mode
+        except OSError:  # a dangling link: nothing behind it to lose
+            mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        link = " (through a link)" if path.is_symlink() else ""
+        raise SeqmodelsError(f"{path} exists and is not a regular file{link}; seqmodels writes "
+                             f"only files: choose another path")
+    for source, what in inputs:
+        if os.path.exists(source) and os.path.samefile(source, path):
+            raise SeqmodelsError(f"{path} is {what}; seqmodels never writes an output over it "
+                                 f"(even with --force): choose another path")
     if not force:
         raise SeqmodelsError(f"{path} exists; pass --force to replace it")
     return path

@@ -51,19 +51,12 @@ def corpus(**kwargs) -> None:
 
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
-    from seqmodels.data.corpus import read_corpus, resolve_sources
-    from seqmodels.errors import SeqmodelsError
+    from seqmodels.data.corpus import input_files, read_corpus, resolve_sources
     from seqmodels.files import check_output, write_text_atomic
 
-    check_output(path, force)
+    stopwords = [(config.stopwords, "the --stopwords file")] if config.stopwords else []
+    check_output(path, force, input_files(config.corpus) + stopwords)
     sources = resolve_sources(config.corpus)
-    inputs = [(s.path, "one of the corpus files") for s in sources if s.path]
-    if config.stopwords:
-        inputs.append((config.stopwords, "the --stopwords file"))
-    for source, what in inputs:
-        if path.is_file() and os.path.exists(source) and os.path.samefile(source, path):
-            raise SeqmodelsError(f"{path} is {what}; --export writes the text it reads to a new "
-                                 f"file, never over its input (even with --force)")
     text = read_corpus(sources, config.encoding, config.errors, config.normalize,
                        config.lowercase).text
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,7 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
     if plot:
         from seqmodels.files import check_output
 
-        check_output(plot, force)
+        check_output(plot, force, _inputs(run, corpus))
     chosen = parse_cells(cells)
     result = run_diagnosis(chosen, run=run, data=DataConfig(corpus=list(corpus), level=level),
                            units=units, seq_len=seq_len, batch_size=batch_size, seed=seed,
@@ -80,3 +80,18 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
     click.echo(format_table(result))
     if plot:
         click.echo(f"plot written to {plot}")
+
+
+def _inputs(run: str | None, corpus: tuple[str, ...]) -> list:
+    """What --plot must never replace: the corpus files, and a run's own files."""
+    from seqmodels.data.corpus import input_files
+    from seqmodels.errors import SeqmodelsError
+    from seqmodels.training.rundir import own_files, read_config
+
+    if run is None:
+        return input_files(list(corpus))
+    try:
+        specs = read_config(run)["data"].get("corpus")
+    except SeqmodelsError:  # diagnose reads the run before any plot, and fails there
+        specs = None
+    return own_files(run) + (input_files(specs) if isinstance(specs, list) else [])

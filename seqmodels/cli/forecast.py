@@ -156,7 +156,7 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
     from seqmodels.forecast.run import load_forecast_run
 
     if plot and not no_plot:
-        check_output(plot, force)
+        check_output(plot, force, _inputs(run, csv))
     loaded = load_forecast_run(run)
     where = None if no_plot else (plot or Path(run) / "forecast-test.png")
     report = evaluate_forecast(loaded, csv, season=season, plot=where)
@@ -166,6 +166,20 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
         for note in report["notes"]:
             click.echo(f"note: {note}", err=True)
         click.echo(format_evaluation(report))
+
+
+def _inputs(run: str, csv: str | None) -> list:
+    """What --plot must never replace: the CSV evaluated, and the run's own files."""
+    from seqmodels.errors import SeqmodelsError
+    from seqmodels.training.rundir import own_files, read_config
+
+    if csv is None:
+        try:
+            csv = read_config(run)["data"].get("csv")
+        except SeqmodelsError:  # the run is read before any plot, and fails there
+            csv = None
+    read = [(csv, "the CSV evaluated")] if isinstance(csv, str) else []
+    return own_files(run) + read
 
 
 @forecast.command()

@@ -98,6 +98,16 @@ def expand_pattern(spec: str) -> list[Path]:
     return sorted(base.glob(str(Path(*parts[first:]))))
 
 
+def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, str]]:
+    """The files of corpus arguments as check_output inputs (none where they do not resolve:
+    reading the corpus then fails before anything is written)."""
+    try:
+        sources = resolve_sources(specs)
+    except SeqmodelsError:
+        return []
+    return [(s.path, "one of the corpus files") for s in sources if s.path]
+
+
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     """Turn corpus arguments (files, directories, globs, built-in names) into sources."""
     if not specs:

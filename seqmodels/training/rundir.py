@@ -79,6 +79,15 @@ REPLACED_FILES = ("config.json", "history.csv", "training.png", "model.keras",
                   "checkpoints/latest.npz", "checkpoints/previous.npz")  # rewritten on resume
 
 
+KEPT_FILES = ("vocab.json", "scaler.json", "samples.txt", LOCK_NAME)  # written once or added to
+
+
+def own_files(run_dir: str | Path) -> list[tuple[Path, str]]:
+    """A run's files as check_output inputs: no command's output may be written over them."""
+    return [(Path(run_dir) / name, f"a file of the run {run_dir}")
+            for name in REPLACED_FILES + KEPT_FILES]
+
+
 def check_replaceable(run_dir: Path) -> None:
     """Refuse a run whose files that training replaces include a folder: the replacement would
     fail at the first checkpoint, after an interval of training lost."""

@@ -573,12 +573,13 @@ def test_a_run_directory_deleted_while_training_is_not_called_intact(tmp_path, c
 # --- a second adversarial pass --------------------------------------------------------------
 
 def test_a_plot_never_replaces_an_existing_file_unasked(tmp_path, cat_text):
-    corpus = tmp_path / "a.txt"
+    corpus, mine = tmp_path / "a.txt", tmp_path / "mine.png"
     corpus.write_text(cat_text)
+    mine.write_text("mine")
     args = ["diagnose", "--batch-size", "2", "-T", "8", "--units", "8", "--cells", "rnn",
-            "--corpus", corpus, "--plot", corpus]
-    one_line(invoke(*args), "a.txt exists; pass --force")
-    assert corpus.read_text() == cat_text
+            "--corpus", corpus, "--plot", mine]
+    one_line(invoke(*args), "mine.png exists; pass --force")
+    assert mine.read_text() == "mine"
 
 
 @pytest.mark.parametrize("command", [["corpus", "{corpus}", "--export", "{target}", "--force"],
@@ -1484,7 +1485,7 @@ def test_corpus_export_never_writes_over_its_own_input(tmp_path, cat_text, monke
     corpus = tmp_path / "c.txt"
     corpus.write_text(cat_text)
     one_line(invoke("corpus", tmp_path, "--export", corpus, "--force", "--lowercase"),
-             "is one of the corpus files", "never over its input")
+             "is one of the corpus files", "never writes an output over it")
     assert corpus.read_text() == cat_text
 
 
@@ -1744,7 +1745,7 @@ def test_corpus_export_never_writes_over_the_stopwords_file(tmp_path, cat_text, 
     corpus.write_text(cat_text)
     stop.write_text("the\nand\n")
     one_line(invoke("corpus", corpus, "--level", "word", "--stopwords", stop, "--export", stop,
-                    "--force"), "is the --stopwords file", "never over its input")
+                    "--force"), "is the --stopwords file", "never writes an output over it")
     assert stop.read_text() == "the\nand\n"
 
 
@@ -1794,3 +1795,47 @@ def test_a_file_that_cannot_be_made_beside_an_output_is_named_after_the_output(
     result = invoke("corpus", corpus, "--export", tmp_path / "out.txt")
     one_line(result, f"{tmp_path / 'out.txt'}: cannot create a file in {tmp_path}")
     assert "seqmodels-tmp" not in result.stderr
+
+
+DIAGNOSE_TINY = ("--batch-size", "2", "-T", "8", "--units", "4", "--cells", "rnn")
+
+
+@pytest.mark.parametrize("victim", ["corpus", "config.json", "vocab.json", "checkpoints"])
+def test_diagnose_never_plots_over_its_corpus_or_a_run_file(run, tmp_path, cat_text, victim):
+    """--plot c.txt --force (or the run's config.json) was replaced by a PNG."""
+    if victim == "corpus":
+        corpus = tmp_path / "c.txt"
+        corpus.write_text(cat_text)
+        args, target = ("diagnose", *DIAGNOSE_TINY, "--corpus", corpus), corpus
+    else:
+        target = run / (victim if victim != "checkpoints" else "checkpoints/latest.npz")
+        args = ("diagnose", run)
+    before = target.read_bytes()
+    one_line(invoke(*args, "--plot", target, "--force"), str(target),
+             "never writes an output over it")
+    assert target.read_bytes() == before
+
+
+def test_forecast_evaluate_never_plots_over_its_csv_or_a_run_file(frun, forecast_run, tmp_path):
+    csv = tmp_path / "s.csv"  # a copy the run now names, so a failure spoils no other test
+    shutil.copy(forecast_run.parent / "s.csv", csv)
+    config = json.loads((frun / "config.json").read_text())
+    config["data"]["csv"] = str(csv)
+    (frun / "config.json").write_text(json.dumps(config))
+    for args, target in (((frun,), csv), ((frun, csv), csv), ((frun,), frun / "config.json"),
+                         ((frun,), frun / "scaler.json")):
+        before = target.read_bytes()
+        one_line(invoke("forecast", "evaluate", *args, "--plot", target, "--force"),
+                 str(target), "never writes an output over it")
+        assert target.read_bytes() == before
+
+
+def test_force_never_replaces_a_link_to_something_that_is_not_a_file(tmp_path, cat_text):
+    """--export stdoutlink --force replaced a link to /proc/self/fd/1 (think /dev/stdout)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "fifo")
+    one_line(invoke("corpus", corpus, "--export", tmp_path / "link", "--force"),
+             "not a regular file (through a link)")
+    assert (tmp_path / "link").is_symlink()
