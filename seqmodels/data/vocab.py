@@ -106,6 +106,11 @@ class Vocabulary:
         if len(tokens) < 3:  # from_counts never writes one: every text token would be <unk>
             raise SeqmodelsError(f"{where}: a vocabulary needs a token besides <pad> and <unk>")
         try:
+            "".join(tokens).encode("utf-8")
+        except UnicodeEncodeError as exc:  # a decoded corpus never holds a lone surrogate
+            raise SeqmodelsError(f"{where}: a token holds {exc.object[exc.start]!r}, a lone "
+                                 f"surrogate, which no decoded text has") from None
+        try:
             return cls(tokens)
         except SeqmodelsError as exc:
             raise SeqmodelsError(f"{where}: {exc}") from None

@@ -405,9 +405,10 @@ def _fixed_step(times):
         if np.any(d % smallest):
             return None
     else:  # float times: within rounding (an absolute tolerance: not 0.4 steps over a long gap)
-        ratio = d / smallest
-        if np.abs(ratio - np.round(ratio)).max() > 1e-6:
-            return None
+        with np.errstate(over="ignore", invalid="ignore"):  # a step of 5e-324
+            ratio = d / smallest
+            if np.abs(ratio - np.round(ratio)).max() > 1e-6:  # NaN: not more, go on
+                return None
     if _is_datetime(times):
         unit = np.datetime_data(times.dtype)[0]
         return pd.Timedelta(int(smallest), unit=unit)
@@ -435,12 +436,14 @@ def describe_step(step) -> str:
 
 
 def positions(times, step) -> np.ndarray:
-    """Each timestamp's index on the regular grid that starts at the first one."""
+    """Each timestamp's index on the regular grid that starts at the first one (as floats:
+    a tiny step puts the last one beyond any integer)."""
     if isinstance(step, tuple):
         months = (times.dt.year * 12 + times.dt.month).to_numpy()
-        return (months - months[0]) // step[1]
+        return ((months - months[0]) // step[1]).astype(float)
     start = times.iloc[0]
-    return np.round(((times - start) / step).to_numpy().astype(float)).astype(int)
+    with np.errstate(over="ignore"):
+        return np.round(((times - start) / step).to_numpy().astype(float))
 
 
 def future_times(last, step, n: int) -> list:
@@ -461,17 +464,21 @@ def _regular_grid(values, times, lines: list, step, path: Path):
     """Insert the timestamps a regular series lacks as rows of NaN; return how many."""
     pd = require_pandas()
     pos = positions(times, step)
+    limit = max(MAX_ADDED_ROWS, 10 * len(times))
+    if not pos[-1] + 1 - len(times) <= limit:  # inf too
+        gap = int(np.argmax(np.diff(times.to_numpy())))
+        rows = pos[-1] + 1 - len(times)
+        added = f"{rows:,.0f}" if rows < 1e15 else f"{rows:.3g}" if np.isfinite(rows) else (
+            "endless")
+        raise SeqmodelsError(
+            f"{path}: between lines {lines[gap]} and {lines[gap + 1]} the timestamps jump from "
+            f"{format_time(times.iloc[gap])} to {format_time(times.iloc[gap + 1])}: a regular "
+            f"{describe_step(step)} step would add {added} missing rows (at most {limit:,} are "
+            f"added); fix the timestamps, or split the file at the gap")
+    pos = pos.astype(int)
     n = int(pos[-1]) + 1
     if n == len(times):
         return values, times.reset_index(drop=True), lines, 0
-    if n - len(times) > max(MAX_ADDED_ROWS, 10 * len(times)):
-        gap = int(np.argmax(np.diff(pos)))
-        raise SeqmodelsError(
-            f"{path}: between lines {lines[gap]} and {lines[gap + 1]} the timestamps jump from "
-            f"{times.iloc[gap]} to {times.iloc[gap + 1]}: a regular {describe_step(step)} step "
-            f"would add {n - len(times):,} missing rows (at most "
-            f"{max(MAX_ADDED_ROWS, 10 * len(times)):,} are added); fix the timestamps, or "
-            f"split the file at the gap")
     grid = pd.DataFrame(np.nan, index=range(n), columns=values.columns)
     grid.iloc[pos] = values.to_numpy()
     new_times = pd.Series(future_times(times.iloc[0], step, n - 1), dtype=times.dtype)

@@ -1839,3 +1839,22 @@ def test_force_never_replaces_a_link_to_something_that_is_not_a_file(tmp_path, c
     one_line(invoke("corpus", corpus, "--export", tmp_path / "link", "--force"),
              "not a regular file (through a link)")
     assert (tmp_path / "link").is_symlink()
+
+
+# --- thirteenth adversarial pass --------------------------------------------------------------
+
+@pytest.mark.parametrize("second, added", [("1e-300", "2e+300"), ("5e-324", "endless")])
+def test_a_numeric_time_step_too_small_to_count_is_one_line(tmp_path, second, added):
+    """A step of 1e-300 overflowed the int cast of the grid positions: IndexError."""
+    error = _series_error(tmp_path / "t.csv", f"t,v\n0,1\n{second},2\n1,3\n2,4\n",
+                          time_column="t")
+    assert f"would add {added} missing rows" in error and "lines 3 and 4" in error
+
+
+@pytest.mark.parametrize("command", [("generate", "--length", "3"), ("export",)])
+def test_a_vocabulary_token_that_is_a_lone_surrogate_is_damage(run, tmp_path, command):
+    """generate printed it: UnicodeEncodeError: surrogates not allowed."""
+    vocab = json.loads((run / "vocab.json").read_text())
+    vocab["tokens"][3] = "\ud800"
+    (run / "vocab.json").write_text(json.dumps(vocab))
+    one_line(invoke(*command, run), "vocab.json", "lone surrogate")
