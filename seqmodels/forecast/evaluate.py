@@ -90,13 +90,14 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
                    f"evaluating {windows:,} test windows of --horizon {H:,}",
                    "evaluate on a shorter CSV (given as CSV)")
-    chunks = [(predict_scaled(run.model, x), y, base)  # (N, H), (N, H), (N,) scaled
-              for x, y, base in data.window_chunks(2)]
-    forecast, y, base = (np.concatenate(a) for a in zip(*chunks))
-    actual = unscale_target(y + base[:, None], run.scaler)  # (N, H)
-    model = unscale_target(forecast + base[:, None], run.scaler)
+    chunks = [(predict_scaled(run.model, x), base)  # (N, H), (N,) scaled
+              for x, _, base in data.window_chunks(2)]
+    forecast, base = (np.concatenate(a) for a in zip(*chunks))
+    model = unscale_target(forecast + base[:, None], run.scaler)  # (N, H)
     target = data.target()
     ends = data.offset(2) + data.starts[2] + W  # index of each window's first forecast step
+    # the values as read, not y unscaled: float32 scaling put an error on exact baselines
+    actual = target[ends[:, None] + np.arange(H)[None, :]]  # (N, H)
     forecasts = {"model": model, "last value": last_value(target, ends, H)}
     season = season or infer_season(data.series.step)
     notes = list(data.notes)
@@ -118,7 +119,7 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         "run": str(run.path), "csv": str(run.config["data"]["csv"] if csv is None else csv),
         "target": config.target,
         "window": W, "horizon": H, "test_rows": len(data.parts[2]),
-        "test_windows": int(len(y)), "season": season, "metrics": results,
+        "test_windows": int(len(model)), "season": season, "metrics": results,
         "best_naive": best,
         # None when the naive forecast is exact (a constant series) up to float32 rounding of
         # the scaled values: no ratio to give

@@ -1858,3 +1858,16 @@ def test_a_vocabulary_token_that_is_a_lone_surrogate_is_damage(run, tmp_path, co
     vocab["tokens"][3] = "\ud800"
     (run / "vocab.json").write_text(json.dumps(vocab))
     one_line(invoke(*command, run), "vocab.json", "lone surrogate")
+
+
+@pytest.mark.parametrize("value", ["0", "1000"])
+def test_the_last_value_baseline_is_exact_on_a_constant_series(frun, tmp_path, value):
+    """The actual values went through float32 scaling: 'last value' RMSE 3.9e-05 on zeros,
+    sMAPE 200% and a skill ratio of 25 million."""
+    csv = tmp_path / "flat.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{value}\n" for i in range(200)))
+    result = invoke("forecast", "evaluate", frun, csv, "--no-plot", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["metrics"]["last value"] == {"mae": 0.0, "rmse": 0.0, "smape": 0.0}
+    assert report["skill"] is None and "exact" in report["skill_note"]
