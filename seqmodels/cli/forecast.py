@@ -188,15 +188,21 @@ def _inputs(run: str, csv: str | None) -> list:
 def predict(run, csv) -> None:
     """Print the next H values after the end of CSV, as CSV (with timestamps when regular)."""
     _needs_pandas()
+    import csv as csv_module
+    import io
+
     from seqmodels.forecast.evaluate import predict_future
     from seqmodels.forecast.run import load_forecast_run
 
     loaded = load_forecast_run(run)
     when, values, header = predict_future(
         loaded, csv, on_note=lambda note: click.echo(f"note: {note}", err=True))
-    click.echo(f"{header},{loaded.series.target}")
-    for t, v in zip(when, values):
-        click.echo(f"{t},{float(v)!r}")  # every digit: a 6-digit rounding hid real errors
+    out = io.StringIO()
+    rows = csv_module.writer(out, lineterminator="\n")  # quotes a name holding a comma
+    rows.writerow([header, loaded.series.target])
+    # every digit: a 6-digit rounding hid real errors
+    rows.writerows([t, repr(float(v))] for t, v in zip(when, values))
+    click.echo(out.getvalue(), nl=False)
 
 
 @forecast.command()

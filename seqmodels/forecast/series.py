@@ -199,7 +199,9 @@ def read_series(config: SeriesConfig) -> Series:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty"
         raise SeqmodelsError(f"{path}: not a readable CSV file ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    twice = frame.columns[frame.columns.duplicated()]
+    header = _header(raw)  # as written: pandas renames a second 'a' to 'a.1'
+    names = pd.Index(header if len(header) == len(frame.columns) else frame.columns)
+    twice = names[names.duplicated()]
     if len(twice):
         raise SeqmodelsError(f"{path}: column {twice[0]!r} appears twice in the header; "
                              f"rename one of them")
@@ -256,6 +258,22 @@ def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool 
         raise SeqmodelsError(f"{path}: name the column to forecast with --target{more}; "
                              f"columns: {', '.join(frame.columns)}")
     return candidates[0]
+
+
+def _header(raw: bytes) -> list[str]:
+    """The column names of a CSV's first row as written (stripped); [] if it cannot be read
+    from the first MiB."""
+    import csv
+    import io
+
+    text = raw[:2**20].decode("utf-8-sig", "replace")
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), skipinitialspace=True):
+            if any(cell.strip() for cell in row) or len(row) > 1:  # pandas skips blank lines
+                return [cell.strip() for cell in row]
+    except csv.Error:
+        pass
+    return []
 
 
 BLANK_LINE = re.compile(rb"\n[ \t\r]*(\n|$)")  # a line of nothing but spaces, pandas skips

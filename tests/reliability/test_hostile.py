@@ -1871,3 +1871,26 @@ def test_the_last_value_baseline_is_exact_on_a_constant_series(frun, tmp_path, v
     report = json.loads(result.stdout)
     assert report["metrics"]["last value"] == {"mae": 0.0, "rmse": 0.0, "smape": 0.0}
     assert report["skill"] is None and "exact" in report["skill_note"]
+
+
+def test_a_header_naming_a_column_twice_exactly_is_refused(tmp_path):
+    """pandas renamed the second 'a' to 'a.1', so the duplicate check never saw it."""
+    text = "t,a,a\n" + "".join(f"{i},{i % 7},{i % 5}\n" for i in range(50))
+    assert "column 'a' appears twice" in _series_error(tmp_path / "d.csv", text,
+                                                       time_column="t", target="a")
+
+
+def test_predict_quotes_a_column_name_holding_a_comma(tmp_path):
+    """The header 'year,vol,ume' had three fields above rows of two."""
+    import csv
+
+    data = tmp_path / "q.csv"
+    data.write_text('year,"val,ue"\n' + "".join(f"{1900 + i},{5 + np.sin(i / 3):.3f}\n"
+                                                 for i in range(120)))
+    assert invoke("forecast", "train", data, "--time-column", "year", "--units", "4",
+                  "--epochs", "1", "--steps-per-epoch", "2", "-q", "--out",
+                  tmp_path / "r").exit_code == 0
+    result = invoke("forecast", "predict", tmp_path / "r", data)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["year", "val,ue"] and all(len(r) == 2 for r in rows)
