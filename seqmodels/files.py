@@ -184,6 +184,22 @@ def temporary_folder(beside: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=_temp_prefix(beside), dir=beside.parent))
 
 
+def remove_abandoned(beside: Path) -> None:
+    """Delete the temporaries for a path that killed seqmodels processes of this host left
+    beside it (a file or folder named for it), never a link or another path's."""
+    prefix = f"{TEMP_PREFIX}{beside.name}-{socket.gethostname()}-"
+    if beside.parent.is_symlink() or not beside.parent.is_dir():
+        return
+    for entry in beside.parent.iterdir():
+        if not (entry.name.startswith(prefix) and isinstance(_maker(entry.name), int)
+                and _abandoned(entry.name)) or entry.is_symlink():
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.is_file():
+            entry.unlink(missing_ok=True)
+
+
 def _maker(name: str) -> int | None | bool:
     """The pid in a temporary's name if a process of this host made it; None when the name
     holds no maker (an older seqmodels'); False when another host's process made it."""

@@ -70,10 +70,11 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     require_utf8(out, "--out")
     _check_out(out, fmt, force)
     run = load_run(run_dir)
-    from seqmodels.files import temporary_folder
+    from seqmodels.files import remove_abandoned, temporary_folder
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_abandoned(out)  # what a killed export of the same name left
         tmp = temporary_folder(out)  # this process's own, so two exports never share one
     except OSError as exc:
         raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None

@@ -1894,3 +1894,28 @@ def test_predict_quotes_a_column_name_holding_a_comma(tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["year", "val,ue"] and all(len(r) == 2 for r in rows)
+
+
+def test_export_removes_what_a_killed_export_of_the_same_name_left(run, tmp_path):
+    """A kill just before the rename left .seqmodels-tmp-model-<host>-<pid>-* for good."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    host = socket.gethostname()
+    left = folder / f"{TEMP_PREFIX}sm-{host}-{gone}-k1ll3d"  # a partial SavedModel
+    (left / "variables").mkdir(parents=True)
+    (left / "saved_model.pb").write_bytes(b"partial")
+    left_file = folder / f"{TEMP_PREFIX}sm-{host}-{gone}-f1le"  # a partial .tflite
+    left_file.write_bytes(b"partial")
+    alive = folder / f"{TEMP_PREFIX}sm-{host}-{os.getpid()}-a1ive"  # a running export's
+    alive.mkdir()
+    other = folder / f"{TEMP_PREFIX}sm2-{host}-{gone}-0ther"  # another output's: not ours here
+    other.mkdir()
+    result = invoke("export", run, "--format", "tflite", "--out", folder / "sm")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["sm", alive.name, other.name])
