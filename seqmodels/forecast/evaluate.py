@@ -234,15 +234,19 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
         raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
                              "scaler.json); nothing to report")
     if series.times is not None and series.step is not None:
+        last = format_time(series.times.iloc[-1])
         try:
             future = future_times(series.times.iloc[-1], series.step, H)
-            if any(getattr(t, "year", 0) > 9999 for t in future):  # no date reader has them
-                raise ValueError("past the year 9999")
-            when = [format_time(t) for t in future]
         except (ValueError, OverflowError, NotImplementedError):  # pandas, dateutil
-            raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after "
-                                 f"{format_time(series.times.iloc[-1])} pass the year 9999, the "
-                                 f"last a date can have; nothing to print them as") from None
+            future = None
+        if future is None and not isinstance(series.step, tuple):  # months fail past 9999 only
+            raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after {last} pass the latest "
+                                 f"time pandas can hold at the file's resolution; nothing to "
+                                 f"print them as")
+        if future is None or any(getattr(t, "year", 0) > 9999 for t in future):  # no reader has
+            raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after {last} pass the year "
+                                 f"9999, the last a date can have; nothing to print them as")
+        when = [format_time(t) for t in future]
         return when, values, c.time_column
     return list(range(1, H + 1)), values, "step"
 

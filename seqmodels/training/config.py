@@ -71,6 +71,10 @@ class TrainConfig:
         for name in ("eval_every", "eval_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SeqmodelsError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.eval_tokens is not None and self.eval_tokens < self.seq_len:
+            raise SeqmodelsError(f"--eval-tokens {self.eval_tokens:,} is fewer than one window "
+                                 f"of --seq-len {self.seq_len:,}; validate on at least "
+                                 f"{self.seq_len:,} tokens")
         if self.max_time is not None and not self.max_time > 0:
             raise SeqmodelsError("--max-time must be a budget above 0 seconds")
         if self.on_nan not in ON_NAN:

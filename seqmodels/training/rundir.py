@@ -113,8 +113,10 @@ def check_new_run_dir(out: str | Path | None) -> None:
     if out is None:
         return
     run_dir = Path(out)
-    if run_dir.exists() and (not run_dir.is_dir() or any(
-            f.name != LOCK_NAME for f in run_dir.iterdir())):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SeqmodelsError(f"{run_dir} exists and is not a folder; a run is written into a "
+                             f"folder, so choose another --out")
+    if run_dir.exists() and any(f.name != LOCK_NAME for f in run_dir.iterdir()):
         raise SeqmodelsError(f"{run_dir} already exists and is not empty; continue it with "
                              f"--resume {run_dir}, or choose another --out")
 

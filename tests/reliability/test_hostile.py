@@ -1919,3 +1919,26 @@ def test_export_removes_what_a_killed_export_of_the_same_name_left(run, tmp_path
     result = invoke("export", run, "--format", "tflite", "--out", folder / "sm")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == sorted(["sm", alive.name, other.name])
+
+
+def test_an_out_that_is_a_file_is_not_called_a_run_to_resume(tmp_path, cat_text):
+    """--out /dev/null: 'already exists and is not empty; continue it with --resume'."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    line = one_line(invoke("train", corpus, *TINY, "--out", "/dev/null"), "is not a folder")
+    assert "--resume" not in line
+
+
+def test_eval_tokens_below_one_window_is_refused_before_the_corpus_is_read(tmp_path):
+    """It was refused only after the corpus was prepared (10 s on the built-in corpus)."""
+    one_line(invoke("train", tmp_path / "absent.txt", "--eval-tokens", "1", "--seq-len", "16",
+                    "--out", tmp_path / "r"), "--eval-tokens 1", "--seq-len 16")
+
+
+def test_predicted_times_past_what_pandas_holds_are_not_blamed_on_the_year_9999(tmp_path):
+    pd = pytest.importorskip("pandas")
+    last = pd.Timestamp.max  # 2262-04-11 23:47:16.854775807 at nanoseconds
+    times = [(last - pd.Timedelta(n, "ns")).isoformat() for n in range(119, -1, -1)]
+    csv, out = _train_series(tmp_path, "ns", "t", times, "--window", "5")
+    line = one_line(invoke("forecast", "predict", out, csv), "latest time pandas can hold")
+    assert "9999" not in line
