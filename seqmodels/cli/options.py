@@ -208,6 +208,8 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, value: str | N
                                          f"{item!r}", ctx, param)
         if names[key].multiple and not isinstance(v, list):  # callback = "mod.py": one of them
             settings[key] = [v]
+    # an empty list gives nothing: the option is left unset, not given as empty
+    settings = {k: v for k, v in settings.items() if v != []}
     ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 

@@ -86,3 +86,13 @@ def test_forecast_train_reads_a_config_file(tmp_path):
     assert result.exit_code == 0, result.output
     settings = stored(tmp_path / "f")
     assert settings["data"]["window"] == 8 and settings["model"]["units"] == 8
+
+
+def test_an_empty_list_leaves_a_multiple_option_unset(tmp_path, cyclic):
+    """'sample-temperature = []' with -q was refused as a sample setting -q ignores."""
+    config = tmp_path / "empty.toml"
+    config.write_text('sample-temperature = []\ncallback = []\nlayers = 1\nunits = 8\n'
+                      'seq-len = 16\nbatch-size = 8\nepochs = 1\n')
+    result = train(cyclic, "--config", config, "--out", tmp_path / "r", *FAST)
+    assert result.exit_code == 0, result.output
+    assert stored(tmp_path / "r")["train"]["epochs"] == 1
