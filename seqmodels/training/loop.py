@@ -408,9 +408,19 @@ def keras_callbacks(callbacks: list | None, net, epochs: int, steps: int):
     if odd:
         raise SeqmodelsError(f"callbacks must be keras.callbacks.Callback objects, not "
                              f"{type(odd[0]).__name__}")
-    return _Guarded(keras.callbacks.CallbackList(
-        list(callbacks), add_history=False, add_progbar=False, model=net, epochs=epochs,
-        steps=steps, verbose=0))
+    return _Guarded(_guarded_call(  # it calls each callback's set_model and set_params
+        "set_model or set_params", keras.callbacks.CallbackList, list(callbacks), add_history=False,
+        add_progbar=False, model=net, epochs=epochs, steps=steps, verbose=0))
+
+
+def _guarded_call(event: str, call, *args, **kwargs):
+    """call(*args, **kwargs), a failure of the user's callback code turned into one line."""
+    try:
+        return call(*args, **kwargs)
+    except (SeqmodelsError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # sys.exit() or a bare BaseException is a failure too
+        raise SeqmodelsError(_callback_failure(event, exc)) from exc
 
 
 class _Guarded:
@@ -425,15 +435,7 @@ class _Guarded:
         if not name.startswith("on_") or not callable(attr):
             return attr
 
-        def guarded(*args, **kwargs):
-            try:
-                return attr(*args, **kwargs)
-            except (SeqmodelsError, KeyboardInterrupt):
-                raise
-            except (Exception, SystemExit) as exc:  # sys.exit() in a callback is a failure too
-                raise SeqmodelsError(_callback_failure(name, exc)) from exc
-
-        return guarded
+        return lambda *args, **kwargs: _guarded_call(name, attr, *args, **kwargs)
 
 
 def _callback_failure(event: str, exc: BaseException) -> str:
@@ -447,6 +449,8 @@ def _callback_failure(event: str, exc: BaseException) -> str:
         what += (" (seqmodels' loop owns the optimizer and sets the rate itself with --lr, "
                  "--schedule and --on-nan, so callbacks that change model.optimizer, such as "
                  "LearningRateScheduler or ReduceLROnPlateau, do not apply)")
+    if event.startswith("set_"):  # before training: nothing of the run is written yet
+        return f"{what}; fix the callback, then train again"
     return f"{what}; the run keeps its last checkpoint: fix the callback, then --resume"
 
 

@@ -120,6 +120,18 @@ def scheduler():
 class BatchExits(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         raise SystemExit(3)
+
+class BeginRaisesBase(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        raise BaseException("base boom")
+
+class SetModelRaises(keras.callbacks.Callback):
+    def set_model(self, model):
+        raise TypeError("set_model boom")
+
+class SetParamsRaises(keras.callbacks.Callback):
+    def set_params(self, params):
+        raise TypeError("set_params boom")
 '''
 
 
@@ -203,6 +215,7 @@ def test_forecast_train_drives_them_too(tmp_path, callbacks_module):
     ("EpochRaises", "failed in on_epoch_end: ValueError: epoch boom at my_callbacks_"),
     ("scheduler", "LearningRateScheduler or ReduceLROnPlateau, do not apply"),
     ("BatchExits", "failed in on_train_batch_end: SystemExit: 3"),
+    ("BeginRaisesBase", "failed in on_train_begin: BaseException: base boom"),
 ])
 def test_a_callback_that_fails_while_training_is_named_and_the_run_resumes(
         tmp_path, cyclic, callbacks_module, name, message):
@@ -219,3 +232,22 @@ def test_a_callback_that_fails_while_training_is_named_and_the_run_resumes(
     assert len(lines) == 1 and message in lines[0] and "--resume" in lines[0], result.stderr
     again = CliRunner().invoke(cli, ["train", "--resume", "run", "-q"])
     assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize("name", ["SetModelRaises", "SetParamsRaises"])
+def test_a_callback_that_fails_as_keras_sets_it_up_is_one_line(tmp_path, cyclic,
+                                                                callbacks_module, name):
+    """Keras calls set_model and set_params while it builds the CallbackList: a traceback."""
+    from click.testing import CliRunner
+
+    from seqmodels.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
+                                      f"{callbacks_module}:{name}", "--layers", "1", "--units",
+                                      "8", "-T", "16", "--batch-size", "8", "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    what = name.replace("Raises", "").replace("SetModel", "set_model").replace(
+        "SetParams", "set_params")
+    assert len(lines) == 1 and f"TypeError: {what} boom" in lines[0], result.stderr
+    assert "--resume" not in lines[0]
