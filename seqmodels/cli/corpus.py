@@ -52,10 +52,11 @@ def corpus(**kwargs) -> None:
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
     from seqmodels.data.corpus import input_files, read_corpus, resolve_sources
-    from seqmodels.files import check_output, write_text_atomic
+    from seqmodels.files import write_text_atomic
+    from seqmodels.training.rundir import check_output_file
 
     stopwords = [(config.stopwords, "the --stopwords file")] if config.stopwords else []
-    check_output(path, force, input_files(config.corpus) + stopwords)
+    check_output_file(path, force, input_files(config.corpus) + stopwords)
     sources = resolve_sources(config.corpus)
     text = read_corpus(sources, config.encoding, config.errors, config.normalize,
                        config.lowercase).text

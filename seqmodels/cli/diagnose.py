@@ -65,9 +65,9 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
             raise click.UsageError(f"{names} {verb} to fresh models only; a RUN uses its own "
                                    f"settings and corpus")
     if plot:
-        from seqmodels.files import check_output
+        from seqmodels.training.rundir import check_output_file
 
-        check_output(plot, force, _inputs(run, corpus))
+        check_output_file(plot, force, _inputs(run, corpus))
     chosen = parse_cells(cells)
     result = run_diagnosis(chosen, run=run, data=DataConfig(corpus=list(corpus), level=level),
                            units=units, seq_len=seq_len, batch_size=batch_size, seed=seed,

@@ -151,12 +151,12 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
     _needs_pandas()
     from pathlib import Path
 
-    from seqmodels.files import check_output
     from seqmodels.forecast.evaluate import evaluate_forecast, format_evaluation
     from seqmodels.forecast.run import load_forecast_run
+    from seqmodels.training.rundir import check_output_file
 
     if plot and not no_plot:
-        check_output(plot, force, _inputs(run, csv))
+        check_output_file(plot, force, _inputs(run, csv))
     loaded = load_forecast_run(run)
     where = None if no_plot else (plot or Path(run) / "forecast-test.png")
     report = evaluate_forecast(loaded, csv, season=season, plot=where)
@@ -213,11 +213,12 @@ def data(name, out, force) -> None:
     """Copy a built-in series (a CSV installed with seqmodels) to a file."""
     from pathlib import Path
 
-    from seqmodels.files import check_output, write_text_atomic
+    from seqmodels.files import write_text_atomic
     from seqmodels.forecast.series import BUILTIN_SERIES, builtin_path
+    from seqmodels.training.rundir import check_output_file
 
-    target = check_output(Path(out), force)
     source = builtin_path(name)
+    target = check_output_file(Path(out), force, [(source, "the built-in series' own file")])
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, source.read_text(encoding="utf-8"))
     click.echo(f"wrote {name} ({BUILTIN_SERIES[name].about}) from {source} to {target}",

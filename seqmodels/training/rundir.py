@@ -10,7 +10,13 @@ from typing import Any
 
 from seqmodels import __version__
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import check_format, read_json, remove_temporaries, write_json_atomic
+from seqmodels.files import (
+    check_format,
+    check_output,
+    read_json,
+    remove_temporaries,
+    write_json_atomic,
+)
 
 RUN_FORMAT = "seqmodels.run"
 RUN_VERSION = 1
@@ -86,6 +92,16 @@ def own_files(run_dir: str | Path) -> list[tuple[Path, str]]:
     """A run's files as check_output inputs: no command's output may be written over them."""
     return [(Path(run_dir) / name, f"a file of the run {run_dir}")
             for name in REPLACED_FILES + KEPT_FILES]
+
+
+def check_output_file(path: str | Path, force: bool,
+                      inputs: list[tuple[str | Path, str]] = ()) -> Path:
+    """files.check_output, the files of any run the path lies in (or in its checkpoints/)
+    counted among the inputs: an output never replaces a run's config.json or model.keras."""
+    path = Path(path)
+    runs = [folder for folder in (path.parent, path.parent.parent)
+            if (folder / "config.json").is_file()]
+    return check_output(path, force, [*inputs, *(f for run in runs for f in own_files(run))])
 
 
 def check_replaceable(run_dir: Path) -> None:

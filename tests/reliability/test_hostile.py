@@ -1942,3 +1942,24 @@ def test_predicted_times_past_what_pandas_holds_are_not_blamed_on_the_year_9999(
     csv, out = _train_series(tmp_path, "ns", "t", times, "--window", "5")
     line = one_line(invoke("forecast", "predict", out, csv), "latest time pandas can hold")
     assert "9999" not in line
+
+
+# --- fourteenth adversarial pass --------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ("forecast", "data", "nile", "--out", "{target}", "--force"),
+    ("corpus", "{corpus}", "--export", "{target}", "--force"),
+    ("diagnose", *DIAGNOSE_TINY, "--corpus", "{corpus}", "--plot", "{target}", "--force"),
+])
+@pytest.mark.parametrize("name", ["config.json", "model.keras", "checkpoints/latest.npz"])
+def test_no_output_replaces_a_file_of_a_run_it_was_not_given(run, tmp_path, cat_text, command,
+                                                            name):
+    """--force wrote a CSV, text or PNG over another run's config.json or checkpoint."""
+    if command[0] == "forecast":
+        pytest.importorskip("pandas")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    before = snapshot(run)
+    args = [str(a).format(corpus=corpus, target=run / name) for a in command]
+    one_line(invoke(*args), f"is a file of the run {run}", "never writes an output over it")
+    assert snapshot(run) == before
