@@ -174,9 +174,22 @@ def check_output(path: str | Path, force: bool,
     return path
 
 
+MAX_NAME_BYTES = 255  # a file name's limit on Linux and macOS file systems
+TEMP_TAIL_BYTES = 24  # what mkstemp adds after the prefix: 8 random characters and a suffix
+
+
+def _temp_stem(beside: Path) -> str:
+    """The part of a temporary's name for what it stands in for: the path's name, cut so the
+    temporary's whole name fits where the path's own does."""
+    room = (MAX_NAME_BYTES - TEMP_TAIL_BYTES - len(os.fsencode(
+        f"{TEMP_PREFIX}--{socket.gethostname()}-{2**22}-")))
+    name = os.fsencode(beside.name)
+    return beside.name if len(name) <= room else os.fsdecode(name[:max(room, 1)])
+
+
 def _temp_prefix(beside: Path) -> str:
     """The name start of a temporary beside a path: whose it is (host, pid) and for what."""
-    return f"{TEMP_PREFIX}{beside.name}-{socket.gethostname()}-{os.getpid()}-"
+    return f"{TEMP_PREFIX}{_temp_stem(beside)}-{socket.gethostname()}-{os.getpid()}-"
 
 
 def temporary_folder(beside: Path) -> Path:
@@ -187,7 +200,7 @@ def temporary_folder(beside: Path) -> Path:
 def remove_abandoned(beside: Path) -> None:
     """Delete the temporaries for a path that killed seqmodels processes of this host left
     beside it (a file or folder named for it), never a link or another path's."""
-    prefix = f"{TEMP_PREFIX}{beside.name}-{socket.gethostname()}-"
+    prefix = f"{TEMP_PREFIX}{_temp_stem(beside)}-{socket.gethostname()}-"
     if beside.parent.is_symlink() or not beside.parent.is_dir():
         return
     for entry in beside.parent.iterdir():

@@ -1963,3 +1963,15 @@ def test_no_output_replaces_a_file_of_a_run_it_was_not_given(run, tmp_path, cat_
     args = [str(a).format(corpus=corpus, target=run / name) for a in command]
     one_line(invoke(*args), f"is a file of the run {run}", "never writes an output over it")
     assert snapshot(run) == before
+
+
+def test_an_output_name_of_255_bytes_is_written(tmp_path, cat_text, monkeypatch):
+    """Its temporary's name (prefix, host, pid) passed the limit: 'File name too long'."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus, out = tmp_path / "c.txt", tmp_path / ("é" * 127 + "b")  # 255 bytes in UTF-8
+    corpus.write_text(cat_text)
+    for force in ([], ["--force"]):  # new, then replaced
+        result = invoke("corpus", corpus, "--export", out, *force)
+        assert result.exit_code == 0, result.output
+    assert out.read_text() == cat_text
+    assert set(tmp_path.iterdir()) == {corpus, out, tmp_path / "xdg"}  # no temporary left
