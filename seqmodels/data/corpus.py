@@ -98,6 +98,12 @@ def expand_pattern(spec: str) -> list[Path]:
     return sorted(base.glob(str(Path(*parts[first:]))))
 
 
+def _samples(path: Path) -> bool:
+    """Whether a file is the samples.txt a run writes (beside its config.json): text a model
+    made, which grows as it trains, is never part of a corpus found in a folder or by a glob."""
+    return path.name == "samples.txt" and (path.parent / "config.json").is_file()
+
+
 def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, str]]:
     """The files of corpus arguments as check_output inputs (none where they do not resolve:
     reading the corpus then fails before anything is written)."""
@@ -120,13 +126,13 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
         if path.is_file():
             sources.append(Source(str(path), path))
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            found = sorted(p for p in path.rglob("*.txt") if p.is_file() and not _samples(p))
             if not found:
                 raise SeqmodelsError(f"directory {spec} holds no .txt files")
             sources.extend(Source(str(p), p) for p in found)
         elif _GLOB_CHARS & set(spec):
             found = expand_pattern(spec)
-            found = [p for p in found if p.is_file()]
+            found = [p for p in found if p.is_file() and not _samples(p)]
             if not found:
                 raise SeqmodelsError(f"pattern {spec} matches no files")
             sources.extend(Source(str(p), p) for p in found)

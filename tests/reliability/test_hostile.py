@@ -1975,3 +1975,18 @@ def test_an_output_name_of_255_bytes_is_written(tmp_path, cat_text, monkeypatch)
         assert result.exit_code == 0, result.output
     assert out.read_text() == cat_text
     assert set(tmp_path.iterdir()) == {corpus, out, tmp_path / "xdg"}  # no temporary left
+
+
+def test_a_run_inside_its_corpus_folder_resumes(tmp_path, cat_text, monkeypatch):
+    """Its samples.txt joined the corpus found in the folder: 'the corpus has changed'."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(cat_text)
+    run = folder / "run"
+    result = invoke("train", folder, *TINY, "--out", run, *SAMPLING)
+    assert result.exit_code == 0, result.output
+    assert (run / "samples.txt").stat().st_size > 0
+    for command in (RESUME, ("evaluate", run, "-q")):
+        result = invoke(*command, run=run)
+        assert result.exit_code == 0, result.output
