@@ -150,28 +150,35 @@ def check_output(path: str | Path, force: bool,
     one (the link itself is replaced); never a device, FIFO or folder, nor one of inputs
     ((path, what it is) pairs: the command's input files, a run's own files), even with force."""
     path = Path(path)
+    real = real_location(path)
     try:
-        mode = path.lstat().st_mode
+        mode = real.lstat().st_mode
     except FileNotFoundError:
         return path
     except OSError as exc:
         raise SeqmodelsError(f"{path}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(mode):
         try:
-            mode = path.stat().st_mode
+            mode = real.stat().st_mode
         except OSError:  # a dangling link: nothing behind it to lose
             mode = stat.S_IFREG
     if not stat.S_ISREG(mode):
-        link = " (through a link)" if path.is_symlink() else ""
+        link = " (through a link)" if real.is_symlink() else ""
         raise SeqmodelsError(f"{path} exists and is not a regular file{link}; seqmodels writes "
                              f"only files: choose another path")
     for source, what in inputs:
-        if os.path.exists(source) and os.path.samefile(source, path):
+        if os.path.exists(source) and os.path.samefile(source, real):
             raise SeqmodelsError(f"{path} is {what}; seqmodels never writes an output over it "
                                  f"(even with --force): choose another path")
     if not force:
         raise SeqmodelsError(f"{path} exists; pass --force to replace it")
     return path
+
+
+def real_location(path: Path) -> Path:
+    """Where a file written at path lands, though folders on the way do not exist yet: 'new/../x'
+    is ./x once 'new' is made (the link at the end, if any, is kept, not followed)."""
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 MAX_NAME_BYTES = 255  # a file name's limit on Linux and macOS file systems
@@ -184,7 +191,15 @@ def _temp_stem(beside: Path) -> str:
     room = (MAX_NAME_BYTES - TEMP_TAIL_BYTES - len(os.fsencode(
         f"{TEMP_PREFIX}--{socket.gethostname()}-{2**22}-")))
     name = os.fsencode(beside.name)
-    return beside.name if len(name) <= room else os.fsdecode(name[:max(room, 1)])
+    if len(name) <= room:
+        return beside.name
+    cut = name[:max(room, 4)]
+    for end in range(len(cut), len(cut) - 4, -1):  # back to a character boundary
+        try:
+            return cut[:end].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return os.fsdecode(cut)  # a name that is not UTF-8 at all
 
 
 def _temp_prefix(beside: Path) -> str:

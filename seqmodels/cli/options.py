@@ -94,7 +94,9 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
             raise click.BadParameter(f"{spec!r}: cannot import {module_name} ({exc})") from None
         except AttributeError:
             raise click.BadParameter(f"{spec!r}: {module_name} has no {attr}") from None
-        except (Exception, SystemExit) as exc:  # the user's module fails as it loads: one line
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the user's module fails as it loads: one line
             raise click.BadParameter(f"{spec!r}: importing {module_name} raised "
                                      f"{type(exc).__name__}: {exc}") from None
         finally:
@@ -103,7 +105,9 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
         if not isinstance(obj, keras.callbacks.Callback) and callable(obj):
             try:
                 obj = obj()
-            except (Exception, SystemExit) as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit, GeneratorExit: the user's code fails
                 raise click.BadParameter(f"{spec!r}: calling {attr}() raised "
                                          f"{type(exc).__name__}: {exc}") from None
         if not isinstance(obj, keras.callbacks.Callback):

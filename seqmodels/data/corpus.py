@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,10 +99,21 @@ def expand_pattern(spec: str) -> list[Path]:
     return sorted(base.glob(str(Path(*parts[first:]))))
 
 
+RUN_FORMAT = "seqmodels.run"  # training.rundir.RUN_FORMAT: the data layer does not import it
+
+
 def _samples(path: Path) -> bool:
     """Whether a file is the samples.txt a run writes (beside its config.json): text a model
     made, which grows as it trains, is never part of a corpus found in a folder or by a glob."""
-    return path.name == "samples.txt" and (path.parent / "config.json").is_file()
+    config = path.parent / "config.json"
+    if path.name != "samples.txt" or not config.is_file():
+        return False
+    try:
+        with open(config, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return re.search(rb'"format"\s*:\s*"' + RUN_FORMAT.encode() + rb'"', head) is not None
 
 
 def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, str]]:

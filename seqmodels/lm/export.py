@@ -232,6 +232,9 @@ def _rank(name: str) -> int:
 def _check_out(out: Path, fmt: str, force: bool) -> None:
     """A new path, or (with force) an earlier export of the same kind: a file for tflite, a
     SavedModel folder for savedmodel; never anything else."""
+    from seqmodels.files import real_location
+
+    out = real_location(out)  # 'new/../model' is ./model once 'new' is made
     for parent in out.parents:  # the nearest existing folder above out must be a folder
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():

@@ -14,6 +14,7 @@ from seqmodels.files import (
     check_format,
     check_output,
     read_json,
+    real_location,
     remove_temporaries,
     write_json_atomic,
 )
@@ -99,7 +100,8 @@ def check_output_file(path: str | Path, force: bool,
     """files.check_output, the files of any run the path lies in (or in its checkpoints/)
     counted among the inputs: an output never replaces a run's config.json or model.keras."""
     path = Path(path)
-    runs = [folder for folder in (path.parent, path.parent.parent)
+    real = real_location(path)
+    runs = [folder for folder in (real.parent, real.parent.parent)
             if (folder / "config.json").is_file()]
     return check_output(path, force, [*inputs, *(f for run in runs for f in own_files(run))])
 

@@ -1990,3 +1990,54 @@ def test_a_run_inside_its_corpus_folder_resumes(tmp_path, cat_text, monkeypatch)
     for command in (RESUME, ("evaluate", run, "-q")):
         result = invoke(*command, run=run)
         assert result.exit_code == 0, result.output
+
+
+# --- fifteenth adversarial pass ---------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [
+    ("corpus", "{corpus}", "--export", "{target}"),
+    ("forecast", "data", "nile", "--out", "{target}"),
+    ("diagnose", *DIAGNOSE_TINY, "--corpus", "{corpus}", "--plot", "{target}"),
+    ("export", "{run}", "--format", "tflite", "--out", "{target}"),
+])
+def test_a_path_through_a_missing_folder_and_dotdot_is_the_file_it_lands_on(
+        run, tmp_path, cat_text, command):
+    """'new/../mine.txt' was new to lstat (no 'new'), so mine.txt was replaced unasked."""
+    if command[0] == "forecast":
+        pytest.importorskip("pandas")
+    corpus, mine = tmp_path / "c.txt", tmp_path / "mine.txt"
+    corpus.write_text(cat_text)
+    mine.write_text("mine")
+    def args(target):
+        return [str(a).format(corpus=corpus, run=run, target=target) for a in command]
+
+    one_line(invoke(*args(tmp_path / "new" / ".." / "mine.txt")), "exists; pass --force")
+    assert mine.read_text() == "mine" and not (tmp_path / "new").exists()
+    if command[0] != "export":  # export replaces only an earlier export anyway
+        before = snapshot(run)
+        one_line(invoke(*args(run / "new" / ".." / "config.json"), "--force"),
+                 "is a file of the run")
+        assert snapshot(run) == before
+
+
+def test_a_long_multibyte_export_name_is_cut_between_characters(run, tmp_path):
+    """The temporary's name was cut inside an 'é': TensorFlow's UnicodeEncodeError."""
+    out = tmp_path / "ex" / ("é" * 120)  # 240 bytes: the temporary's cut is inside an 'é'
+    result = invoke("export", run, "--format", "tflite", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_a_samples_txt_beside_a_config_json_that_is_not_a_run_is_text(tmp_path, cat_text,
+                                                                      monkeypatch):
+    from seqmodels.data.corpus import RUN_FORMAT
+    from seqmodels.training.rundir import RUN_FORMAT as RUN_FORMAT_OF_RUNS
+
+    assert RUN_FORMAT == RUN_FORMAT_OF_RUNS
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "samples.txt").write_text(cat_text)
+    (tmp_path / "d" / "config.json").write_text('{"name": "my project"}')
+    result = invoke("corpus", tmp_path / "d", "--json", "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["characters"] == len(cat_text)

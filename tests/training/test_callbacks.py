@@ -121,6 +121,10 @@ class BatchExits(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         raise SystemExit(3)
 
+class InitRaisesBase(keras.callbacks.Callback):
+    def __init__(self):
+        raise GeneratorExit
+
 class BeginRaisesBase(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         raise BaseException("base boom")
@@ -181,6 +185,8 @@ def test_the_cli_drives_callbacks_named_module_colon_name(tmp_path, cyclic, call
     ("{m}:InitRaises", "calling InitRaises() raised RuntimeError: init boom"),
     ("broken_{m}:X", "importing broken_{m} raised SyntaxError"),
     ("exiting_{m}:X", "importing exiting_{m} raised SystemExit"),
+    ("based_{m}:X", "importing based_{m} raised Odd: at import"),
+    ("{m}:InitRaisesBase", "calling InitRaisesBase() raised GeneratorExit"),
 ])
 def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, callbacks_module,
                                                             spec, message):
@@ -190,6 +196,8 @@ def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, ca
 
     (tmp_path / f"broken_{callbacks_module}.py").write_text("x = (\n")
     (tmp_path / f"exiting_{callbacks_module}.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / f"based_{callbacks_module}.py").write_text(
+        "class Odd(BaseException):\n    pass\n\nraise Odd('at import')\n")
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
                                       spec.format(m=callbacks_module), "-q"])
     assert result.exit_code == 2 and message.format(m=callbacks_module) in result.output, \
