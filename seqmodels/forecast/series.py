@@ -62,7 +62,11 @@ def builtin_path(name: str) -> Path:
 
 def resolve_csv(spec: str) -> Path:
     """A CSV path, or the installed file of a built-in series name."""
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # ~user with no home folder
+        raise SeqmodelsError(f"{spec}: cannot find the home folder of "
+                             f"{spec.split('/')[0]!r}") from None
     if path.exists() or spec not in BUILTIN_SERIES:
         if path.exists() and not path.is_file():
             raise SeqmodelsError(f"{spec}: not a regular file, so seqmodels does not read it")

