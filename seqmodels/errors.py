@@ -6,5 +6,14 @@ class SeqmodelsError(Exception):
     """A plain-English problem with input, files or settings (not a bug)."""
 
 
+def describe(exc: BaseException) -> str:
+    """'TypeError: message' of someone else's exception, even one whose __str__ fails."""
+    try:
+        said = str(exc)
+    except Exception:  # an exception whose own __str__ raises or returns no string
+        said = "(its message cannot be shown)"
+    return f"{type(exc).__name__}: {said}"
+
+
 class NewerFormatError(SeqmodelsError):
     """A file written by a newer seqmodels than this one (never silently skipped)."""

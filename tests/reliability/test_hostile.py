@@ -2070,7 +2070,7 @@ def test_the_built_in_corpus_file_is_never_an_output_and_its_damage_is_one_line(
 
     copy = tmp_path / "kjv.jsonl"
     copy.write_text('{"book": "Genesis", "text": "In the beginning."}\n' * 50)
-    monkeypatch.setattr(corpus, "_kjv_path", lambda: copy)
+    monkeypatch.setattr(corpus, "kjv_path", lambda: copy)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     one_line(invoke("corpus", "kjv", "--export", copy, "--force"),
              "is the built-in corpus' own file")
@@ -2094,3 +2094,54 @@ def test_a_csv_under_a_user_with_no_home_is_one_line():
     pytest.importorskip("pandas")
     one_line(invoke("forecast", "train", "~no_such_user_here/x.csv"),
              "cannot find the home folder")
+
+
+# --- seventeenth adversarial pass -------------------------------------------------------------
+
+def test_no_output_replaces_any_installed_data_file(tmp_path, cat_text, monkeypatch):
+    """Only the built-in file a command read was protected: forecast data co2 --out nile.csv."""
+    pytest.importorskip("pandas")
+    import seqmodels.data.corpus as corpus_module
+    import seqmodels.forecast.series as series
+
+    data = tmp_path / "data"  # copies stand in for the installed files
+    shutil.copytree(series.DATA_FOLDER, data)
+    kjv = tmp_path / "kjv.jsonl"
+    kjv.write_text('{"book": "Genesis", "text": "In the beginning."}\n')
+    monkeypatch.setattr(series, "DATA_FOLDER", data)
+    monkeypatch.setattr(corpus_module, "kjv_path", lambda: kjv)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    before = {p: p.read_bytes() for p in [kjv, *data.iterdir()]}
+    for args in (("forecast", "data", "co2", "--out", data / "nile.csv"),
+                 ("corpus", corpus, "--export", kjv),
+                 ("diagnose", *DIAGNOSE_TINY, "--corpus", corpus, "--plot", data / "co2.csv")):
+        one_line(invoke(*args, "--force"), "own file", "never writes an output over it")
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("damage", ['{"book": 5, "text": "x"}\n', '{"book": ["a"], "text": "x"}\n',
+                                    "[" * 100_000 + "]" * 100_000 + "\n", "fifo"])
+def test_a_damaged_built_in_corpus_file_is_one_line(tmp_path, monkeypatch, damage):
+    import seqmodels.data.corpus as corpus_module
+
+    kjv = tmp_path / "kjv.jsonl"
+    if damage == "fifo":
+        os.mkfifo(kjv)  # read_bytes() waited for a writer for ever
+    else:
+        kjv.write_text(damage)
+    monkeypatch.setattr(corpus_module, "kjv_path", lambda: kjv)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    one_line(invoke("corpus", "kjv", "--no-cache"), "kjv.jsonl")
+
+
+def test_a_path_option_given_a_number_in_toml_is_one_line(tmp_path, cat_text):
+    corpus, config = tmp_path / "c.txt", tmp_path / "o.toml"
+    corpus.write_text(cat_text)
+    for line in ("out = 5", "cache-dir = 7", "stopwords = 7"):
+        config.write_text(line + "\n")
+        result = invoke("train", corpus, "--config", config, "--level", "word", "-q")
+        assert result.exit_code == 2 and "must be a path in quotes" in result.output, \
+            result.output
+        assert "Traceback" not in result.output

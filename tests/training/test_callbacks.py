@@ -129,6 +129,9 @@ class Unprintable(Exception):
     def __str__(self):
         raise ValueError("no str")
 
+def make_unprintable():
+    raise Unprintable()
+
 class BatchRaisesUnprintable(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         raise Unprintable()
@@ -195,6 +198,8 @@ def test_the_cli_drives_callbacks_named_module_colon_name(tmp_path, cyclic, call
     ("exiting_{m}:X", "importing exiting_{m} raised SystemExit"),
     ("based_{m}:X", "importing based_{m} raised Odd: at import"),
     ("{m}:InitRaisesBase", "calling InitRaisesBase() raised GeneratorExit"),
+    ("{m}:make_unprintable", "calling make_unprintable() raised Unprintable: (its message"),
+    ("unprintable_{m}:X", "importing unprintable_{m} raised Unprintable: (its message"),
 ])
 def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, callbacks_module,
                                                             spec, message):
@@ -204,6 +209,9 @@ def test_a_bad_callback_is_one_line_before_anything_is_made(tmp_path, cyclic, ca
 
     (tmp_path / f"broken_{callbacks_module}.py").write_text("x = (\n")
     (tmp_path / f"exiting_{callbacks_module}.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / f"unprintable_{callbacks_module}.py").write_text(
+        "class Unprintable(Exception):\n    def __str__(self):\n        return 5\n\n"
+        "raise Unprintable()\n")
     (tmp_path / f"based_{callbacks_module}.py").write_text(
         "class Odd(BaseException):\n    pass\n\nraise Odd('at import')\n")
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--out", "run", "--callback",
