@@ -229,10 +229,10 @@ def _toml_type_problem(option: click.Parameter, item: object) -> str | None:
     if isinstance(kind, click.types.FloatParamType):
         return None if isinstance(item, (int, float)) and not isinstance(item, bool) else (
             "must be a number")
-    if isinstance(kind, click.Path) and not isinstance(item, str):  # click keeps out = 5 an int
-        return "must be a path in quotes"
     if isinstance(item, bool) or not isinstance(item, (str, int, float)):  # or a TOML date
         return "must be a string or number"
+    if isinstance(kind, click.Path) and not isinstance(item, str):  # click keeps out = 5 an int
+        return "must be a path in quotes"
     return None
 
 
