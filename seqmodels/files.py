@@ -144,6 +144,15 @@ def check_appendable(path: str | Path) -> None:
                              f"folder); move it away")
 
 
+def expand_user(spec: str) -> Path:
+    """Path(spec) with a leading ~ or ~user expanded; one line for a user with no home."""
+    try:
+        return Path(spec).expanduser()
+    except RuntimeError:
+        raise SeqmodelsError(f"{spec}: cannot find the home folder of "
+                             f"{spec.split('/')[0]!r}") from None
+
+
 def check_output(path: str | Path, force: bool,
                  inputs: Iterable[tuple[str | Path, str]] = ()) -> Path:
     """A path a command may write a file to: new, or (with force) a regular file or a link to

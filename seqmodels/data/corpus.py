@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
-from seqmodels.files import read_regular
+from seqmodels.files import expand_user, read_regular
 
 BUILTIN_CORPORA = ("kjv",)
 NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", "none")
@@ -93,22 +93,13 @@ class Corpus:
 def expand_pattern(spec: str) -> list[Path]:
     """The paths a glob pattern matches, sorted; `**` walks folders without following symbolic
     links (glob.glob follows them, and a link loop makes its walk grow without end)."""
-    parts = _expand_user(spec).parts
+    parts = expand_user(spec).parts
     first = next(i for i, part in enumerate(parts) if _GLOB_CHARS & set(part))
     base = Path(*parts[:first]) if first else Path(".")
     try:
         return sorted(base.glob(str(Path(*parts[first:]))))
     except ValueError as exc:  # "'**' can only be an entire path component"
         raise SeqmodelsError(f"pattern {spec}: {exc}") from None
-
-
-def _expand_user(spec: str) -> Path:
-    """Path(spec) with a leading ~ or ~user expanded; one line for a user with no home."""
-    try:
-        return Path(spec).expanduser()
-    except RuntimeError:
-        raise SeqmodelsError(f"{spec}: cannot find the home folder of "
-                             f"{spec.split('/')[0]!r}") from None
 
 
 RUN_FORMAT = "seqmodels.run"  # training.rundir.RUN_FORMAT: the data layer does not import it
@@ -149,7 +140,7 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     for spec in specs:
         if not str(spec).strip():
             raise SeqmodelsError("an empty corpus path was given; name a file, folder or glob")
-        path = _expand_user(spec)
+        path = expand_user(spec)
         if path.is_file():
             sources.append(Source(str(path), path))
         elif path.is_dir():

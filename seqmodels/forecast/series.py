@@ -15,6 +15,7 @@ import numpy as np
 
 from seqmodels import settings
 from seqmodels.errors import SeqmodelsError
+from seqmodels.files import expand_user
 
 MISSING_POLICIES = ("error", "drop", "ffill", "interpolate", "mean", "median")
 DEFAULT_SPLITS = (0.8, 0.1, 0.1)
@@ -62,11 +63,7 @@ def builtin_path(name: str) -> Path:
 
 def resolve_csv(spec: str) -> Path:
     """A CSV path, or the installed file of a built-in series name."""
-    try:
-        path = Path(spec).expanduser()
-    except RuntimeError:  # ~user with no home folder
-        raise SeqmodelsError(f"{spec}: cannot find the home folder of "
-                             f"{spec.split('/')[0]!r}") from None
+    path = expand_user(spec)
     if path.exists() or spec not in BUILTIN_SERIES:
         if path.exists() and not path.is_file():
             raise SeqmodelsError(f"{spec}: not a regular file, so seqmodels does not read it")
