@@ -159,6 +159,8 @@ def check_output(path: str | Path, force: bool,
     one (the link itself is replaced); never a device, FIFO or folder, nor one of inputs
     ((path, what it is) pairs: the command's input files, a run's own files), even with force."""
     path = Path(path)
+    if path.name in ("", ".."):  # '/', 'new/..': a folder's name, where no file can be written
+        raise SeqmodelsError(f"{path} names a folder, not a file: give a file name")
     real = real_location(path)
     try:
         mode = real.lstat().st_mode

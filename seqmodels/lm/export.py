@@ -234,6 +234,8 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
     SavedModel folder for savedmodel; never anything else."""
     from seqmodels.files import real_location
 
+    if out.name == "..":  # 'new/..' would make 'new', then find its parent taken
+        raise SeqmodelsError(f"{out} names a folder that exists; choose a new name for --out")
     out = real_location(out)  # 'new/../model' is ./model once 'new' is made
     for parent in out.parents:  # the nearest existing folder above out must be a folder
         if parent.exists() or parent.is_symlink():

@@ -145,6 +145,8 @@ def check_new_run_dir(out: str | Path | None) -> None:
     if out is None:
         return
     run_dir = Path(out)
+    if run_dir.name == "..":  # 'new/..' would make 'new', then find its parent holding it
+        raise SeqmodelsError(f"{run_dir} ends in '..'; give the run's folder by its own name")
     if run_dir.exists() and not run_dir.is_dir():
         raise SeqmodelsError(f"{run_dir} exists and is not a folder; a run is written into a "
                              f"folder, so choose another --out")

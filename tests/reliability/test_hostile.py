@@ -2145,3 +2145,21 @@ def test_a_path_option_given_a_number_in_toml_is_one_line(tmp_path, cat_text):
         assert result.exit_code == 2 and "must be a path in quotes" in result.output, \
             result.output
         assert "Traceback" not in result.output
+
+
+# --- eighteenth adversarial pass --------------------------------------------------------------
+
+
+def test_an_output_ending_in_dotdot_is_refused_and_makes_no_folder(run, tmp_path, cat_text,
+                                                                     monkeypatch):
+    """'new/..' made 'new', then failed ('Device or resource busy' for a file output)."""
+    monkeypatch.chdir(tmp_path)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    cases = [(("corpus", corpus, "--export", "new1/.."), "names a folder"),
+             (("forecast", "data", "nile", "--out", "new2/.."), "names a folder"),
+             (("export", run, "--out", "new3/.."), "names a folder that exists"),
+             (("train", corpus, "--out", "new4/..", *TINY), "ends in '..'")]
+    for args, words in cases:
+        one_line(invoke(*args), words)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("new")]
