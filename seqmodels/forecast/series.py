@@ -192,13 +192,18 @@ def read_series(config: SeriesConfig) -> Series:
     try:
         from io import BytesIO
 
-        frame = pd.read_csv(BytesIO(raw), dtype=str, keep_default_na=False, na_filter=False,
-                            skipinitialspace=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            # index_col=False: a row with more fields than the header must not shift the columns
+            frame = pd.read_csv(BytesIO(raw), dtype=str, keep_default_na=False, na_filter=False,
+                                skipinitialspace=True, index_col=False)
     except UnicodeDecodeError as exc:
         raise SeqmodelsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "empty"
         raise SeqmodelsError(f"{path}: not a readable CSV file ({first})") from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _check_extra_fields(raw, path)  # pandas dropped fields past the header's: empty ones only?
     frame.columns = [str(c).strip() for c in frame.columns]
     header = _header(raw)  # as written: pandas renames a second 'a' to 'a.1'
     names = pd.Index(header if len(header) == len(frame.columns) else frame.columns)
@@ -275,6 +280,31 @@ def _header(raw: bytes) -> list[str]:
     except csv.Error:
         pass
     return []
+
+
+def _check_extra_fields(raw: bytes, path: Path) -> None:
+    """Refuse a row with a value past the header's last column (empty fields there, the trailing
+    commas some spreadsheets write, are harmless)."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", "replace"), newline=""),
+                        skipinitialspace=True)
+    width, line = None, 1
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row) or len(row) > 1:  # pandas skips blank lines
+                if width is None:
+                    width = len(row)
+                elif len(row) > width and any(cell.strip() for cell in row[width:]):
+                    extra = next(cell.strip() for cell in row[width:] if cell.strip())
+                    raise SeqmodelsError(
+                        f"{path}: line {line} has {len(row)} fields but the header names "
+                        f"{width} column{'s' if width > 1 else ''} ({extra!r} has no column); quote a value that holds "
+                        f"a comma, or name every column in the header")
+            line = reader.line_num + 1
+    except csv.Error:
+        pass
 
 
 BLANK_LINE = re.compile(rb"\n[ \t\r]*(\n|$)")  # a line of nothing but spaces, pandas skips

@@ -2163,3 +2163,26 @@ def test_an_output_ending_in_dotdot_is_refused_and_makes_no_folder(run, tmp_path
     for args, words in cases:
         one_line(invoke(*args), words)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("new")]
+
+
+@pytest.mark.parametrize("command", [("forecast", "predict"), ("forecast", "evaluate")])
+def test_a_row_with_more_fields_than_the_header_is_one_line(frun, tmp_path, command):
+    """pandas made the extra field the row index and shifted the columns: TypeError in the
+    message about the non-numeric column, or a forecast from the wrong column, exit 0 (pandas
+    refuses a later row with an extra field itself, naming its line)."""
+    csv = tmp_path / "ragged.csv"
+    rows = [f"{i},{10 + np.sin(i / 3):.4f}" for i in range(40)]
+    rows[0] += ",x"
+    csv.write_text("t,y\n" + "\n".join(rows) + "\n")
+    one_line(invoke(*command, frun, csv, *(["--no-plot"] if command[1] == "evaluate" else [])),
+             "line 2 has 3 fields", "2 columns", "'x'")
+
+
+def test_trailing_commas_on_every_row_keep_the_columns_in_place(tmp_path):
+    """'t,y' over rows '0,1.5,': pandas took t as the index and read y from the empty field."""
+    from seqmodels.forecast.series import SeriesConfig, read_series
+
+    csv = tmp_path / "trail.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{i + 0.5}, \n" for i in range(12)))
+    series = read_series(SeriesConfig(csv=str(csv), time_column="t", target="y"))
+    assert series.values["y"].tolist() == [i + 0.5 for i in range(12)]
