@@ -300,8 +300,8 @@ def _check_extra_fields(raw: bytes, path: Path) -> None:
                     extra = next(cell.strip() for cell in row[width:] if cell.strip())
                     raise SeqmodelsError(
                         f"{path}: line {line} has {len(row)} fields but the header names "
-                        f"{width} column{'s' if width > 1 else ''} ({extra!r} has no column); quote a value that holds "
-                        f"a comma, or name every column in the header")
+                        f"{width} column{'s' if width > 1 else ''} ({extra!r} has no column); "
+                        f"quote a value that holds a comma, or name every column in the header")
             line = reader.line_num + 1
     except csv.Error:
         pass
