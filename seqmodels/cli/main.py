@@ -74,7 +74,10 @@ def main() -> None:
     """Console-script entry point."""
     import warnings
 
+    from seqmodels.interrupts import record_ctrl_c
+
     warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
+    record_ctrl_c()
     cli(prog_name="seqmodels", auto_envvar_prefix="SEQMODELS")
 
 

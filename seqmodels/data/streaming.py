@@ -26,6 +26,7 @@ from seqmodels.data.corpus import Source, normalise
 from seqmodels.data.tokenizers import Tokenizer
 from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
+from seqmodels.interrupts import check_ctrl_c
 
 BLOCK_TOKENS = 1 << 18  # ids counted or remapped at a time (1 MB of provisional ids)
 PROVISIONAL = np.dtype("<u4")
@@ -62,6 +63,15 @@ def _init_worker(settings: Settings, tokenizer: Tokenizer | None = None) -> None
     if tokenizer is None:
         tokenizer = Tokenizer(settings.level, settings.tokenizer, settings.stopwords)
     _WORKER = (settings, tokenizer)
+
+
+def _init_pool_worker(settings: Settings) -> None:
+    """A worker process: Ctrl-C is the command's to handle (it ends the workers), so a worker
+    ignores it rather than print a traceback of its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker(settings)
 
 
 def tokenize_chunk(pieces: list[Piece]) -> ChunkResult:
@@ -105,16 +115,18 @@ def _results(jobs: Iterator[list[Piece]], settings: Settings, tokenizer: Tokeniz
     if workers <= 1:
         _init_worker(settings, tokenizer)
         for job in jobs:
+            check_ctrl_c()
             yield tokenize_chunk(job)
         return
     import multiprocessing
 
     # spawn, not fork: the caller may already run TensorFlow's threads
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(settings,))
+                               initializer=_init_pool_worker, initargs=(settings,))
     pending: deque[Future] = deque()
     try:
         for job in jobs:
+            check_ctrl_c()
             pending.append(pool.submit(tokenize_chunk, job))
             if len(pending) >= 2 * workers:  # bounded: the reader never runs far ahead
                 yield pending.popleft().result()
@@ -125,8 +137,20 @@ def _results(jobs: Iterator[list[Piece]], settings: Settings, tokenizer: Tokeniz
             "a tokenizer worker process died (out of memory, or a script that prepares a "
             "corpus without `if __name__ == \"__main__\":`); use --workers 1 (workers=1)"
         ) from None
+    except BaseException:  # Ctrl-C, or the caller stopped early: no chunk is wanted any more
+        _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the workers now rather than wait for the chunks they are tokenizing."""
+    if hasattr(pool, "terminate_workers"):  # Python 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def default_workers() -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seqmodels.errors import SeqmodelsError, describe
+from seqmodels.interrupts import ctrl_c_pressed
 from seqmodels.training import checkpoint
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
@@ -90,7 +91,8 @@ def stop_requested() -> bool:
 @contextmanager
 def _stop_requests() -> Iterator[dict]:
     """Turn SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
-    flag: dict[str, int | None] = {"signal": None}
+    # a Ctrl-C swallowed before training began (see interrupts) stops it at the first step
+    flag: dict[str, int | None] = {"signal": signal.SIGINT if ctrl_c_pressed() else None}
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return

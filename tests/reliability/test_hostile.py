@@ -2186,3 +2186,84 @@ def test_trailing_commas_on_every_row_keep_the_columns_in_place(tmp_path):
     csv.write_text("t,y\n" + "".join(f"{i},{i + 0.5}, \n" for i in range(12)))
     series = read_series(SeriesConfig(csv=str(csv), time_column="t", target="y"))
     assert series.values["y"].tolist() == [i + 0.5 for i in range(12)]
+
+
+def test_tokenizer_workers_leave_ctrl_c_to_the_command():
+    """Ctrl-C reaches the whole process group: each spawned worker printed its own
+    KeyboardInterrupt traceback before the command's one line."""
+    import multiprocessing
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from seqmodels.data.streaming import Settings, _init_pool_worker
+
+    settings = Settings("char", None, (), "NFC", False)
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"),
+                             initializer=_init_pool_worker, initargs=(settings,)) as pool:
+        assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+
+
+def _swallowed_ctrl_c(monkeypatch):
+    """A recorded Ctrl-C raised inside __del__, where Python prints and drops it."""
+    import gc
+
+    from seqmodels import interrupts
+
+    monkeypatch.setattr(interrupts, "_pressed", False)
+
+    class Freed:
+        def __del__(self):
+            interrupts._record(None, None)
+
+    Freed()
+    gc.collect()
+    assert interrupts.ctrl_c_pressed()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_while_tokenizing_still_stops_the_command(tmp_path, cat_text,
+                                                                       monkeypatch):
+    """It landed in a regex object's __del__ during tokenizing; training then ran on for
+    minutes, ignoring the user's Ctrl-C."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    _swallowed_ctrl_c(monkeypatch)
+    result = invoke("corpus", corpus, "--workers", "1")
+    assert result.exit_code == 130 and "interrupted" in result.stderr, result.output
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_before_training_stops_it_at_the_first_step(tmp_path, cat_text,
+                                                                         monkeypatch):
+    from seqmodels import interrupts
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert invoke("corpus", corpus).exit_code == 0  # the cache is built: no tokenizing below
+    _swallowed_ctrl_c(monkeypatch)
+    result = invoke("train", corpus, "--out", tmp_path / "r", *TINY)
+    assert result.exit_code == 130, result.output
+    assert "interrupted; checkpoint saved at epoch 1, step 1." in result.stderr  # one step only
+    monkeypatch.setattr(interrupts, "_pressed", False)
+    assert invoke("train", "--resume", tmp_path / "r", "-q").exit_code == 0
+
+
+def test_stopping_early_ends_the_tokenizer_workers_at_once():
+    """The workers now ignore Ctrl-C, so the command ends them itself: waiting for the chunks
+    in hand took seconds after the user's Ctrl-C."""
+    import time
+
+    from seqmodels.data.chunks import Piece
+    from seqmodels.data.streaming import Settings, _results
+    from seqmodels.data.tokenizers import Tokenizer
+
+    settings = Settings("word", None, (), "NFC", False)
+    big = "the quick brown fox, jumps over the lazy dog's back.\n" * 40_000  # ~2 MB: seconds
+    jobs = [[Piece(0, "a b c\n", False, 6)]] + [[Piece(0, big, False, len(big))]] * 3
+    results = _results(iter(jobs), settings, Tokenizer("word", None, ()), 2)
+    assert next(results).ids.size == 4  # a, b, c and the line break
+    started = time.monotonic()
+    results.close()  # as a KeyboardInterrupt at the yield does
+    assert time.monotonic() - started < 3
