@@ -15,5 +15,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {said}"
 
 
+class UndecodableText(SeqmodelsError):
+    """A file that is not text in the encoding it is read with; the message ends with a hint
+    naming the options that change it, which commands without them replace."""
+
+    def __init__(self, problem: str, hint: str) -> None:
+        super().__init__(f"{problem} ({hint})")
+        self.problem = problem
+
+
 class NewerFormatError(SeqmodelsError):
     """A file written by a newer seqmodels than this one (never silently skipped)."""

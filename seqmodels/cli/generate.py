@@ -10,7 +10,7 @@ from seqmodels.cli.options import (
     Finite,
     NamedPath,
 )
-from seqmodels.lm.generate import SamplingConfig
+from seqmodels.lm.generate import MAX_SEED, SamplingConfig
 
 SAMPLING = SamplingConfig()  # the defaults of the sampling options
 
@@ -41,7 +41,7 @@ def _prompt(ctx, param, value: str | None) -> str | None:
               help="Nucleus sampling: the smallest set of tokens with this much probability.")
 @click.option("--num-samples", "-s", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples generated together as one batch.")
-@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
               help="Same seed, same text.")
 @click.option("--stop-at", default=None, help="End a sample once it produces this text.")
 @click.option("--skip-unknown", is_flag=True,

@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import SeqmodelsError, UndecodableText
 from seqmodels.files import expand_user, read_regular
 
 BUILTIN_CORPORA = ("kjv",)
@@ -55,22 +55,18 @@ class Source:
             raise self.nul_error(nul, encoding)
         return text.replace("\r\n", "\n").replace("\r", "\n")
 
-    def decode_error(self, exc: UnicodeDecodeError, offset: int, encoding: str) -> SeqmodelsError:
+    def decode_error(self, exc: UnicodeDecodeError, offset: int, encoding: str) -> UndecodableText:
         """The error for bytes that do not decode; offset: the bad byte's place in the file."""
         bad = exc.object[exc.start : exc.start + 1].hex()
-        return SeqmodelsError(
-            f"{self.path}: byte 0x{bad} at offset {offset} is not valid {encoding} "
-            f"(try --encoding latin-1 or --errors replace)"
-        )
+        return UndecodableText(f"{self.path}: byte 0x{bad} at offset {offset} is not valid "
+                               f"{encoding}", "try --encoding latin-1 or --errors replace")
 
     def codec_error(self, exc: UnicodeError, encoding: str) -> SeqmodelsError:
         """The error for a text the codec refuses without saying where."""
         if "error handling" in str(exc):  # idna, punycode: strict only
             return SeqmodelsError(f"the {encoding} codec supports only --errors strict ({exc})")
-        return SeqmodelsError(
-            f"{self.path} is not valid {encoding} text ({exc}); try --encoding utf-8 or "
-            f"--errors replace"
-        )
+        return UndecodableText(f"{self.path} is not valid {encoding} text ({exc})",
+                               "try --encoding utf-8 or --errors replace")
 
     def nul_error(self, nul: int, encoding: str) -> SeqmodelsError:
         """The error for a decoded text holding NUL at character nul."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from seqmodels.data.vocab import UNK_ID
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import SeqmodelsError, UndecodableText
 from seqmodels.training.history import perplexity
 
 CHUNK = 512  # tokens per compiled call when walking text with carried state
@@ -35,7 +36,7 @@ class Metrics:
 
 def evaluate_run(
     run_dir,
-    corpus: list[str] | None = None,
+    corpus: list[str] | str | None = None,
     context: int | None = None,
     cache_dir=None,
     progress: bool = False,
@@ -47,7 +48,15 @@ def evaluate_run(
 
     run = load_run(run_dir)
     if corpus:
-        ids = encode_corpus(DataConfig.from_json(run.config["data"]), run.vocab, list(corpus))
+        if isinstance(corpus, (str, Path)):  # one file, not the characters of its name
+            corpus = [str(corpus)]
+        data = DataConfig.from_json(run.config["data"])
+        try:
+            ids = encode_corpus(data, run.vocab, list(corpus))
+        except UndecodableText as exc:  # its hint names options evaluate does not have
+            raise SeqmodelsError(f"{exc.problem}; text is read as the run's was ({data.encoding},"
+                                 f" errors {data.errors}): convert the file to "
+                                 f"{data.encoding}") from None
         where = ", ".join(corpus)
     else:
         ids = run_test_ids(run.config, run.vocab, cache_dir, progress=progress)

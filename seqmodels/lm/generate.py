@@ -24,6 +24,9 @@ JOINED_PAIRS = frozenset({("can", "not"), ("gim", "me"), ("gon", "na"), ("got", 
 MAX_PROMPT_CHARS = 100_000
 
 
+MAX_SEED = 2**31 - 1  # --seed's range
+
+
 @dataclass
 class SamplingConfig:
     """How to pick each next token."""
@@ -334,6 +337,14 @@ def generate_text(
     from seqmodels.data.prepare import make_tokenizer
     from seqmodels.lm.run import load_run
 
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise SeqmodelsError(f"num_samples must be a whole number of at least 1, not "
+                             f"{num_samples!r}")
+    if stop_at == "":
+        raise SeqmodelsError("stop_at is empty, which would end every sample at once; give the "
+                             "text to stop at, or None")
+    if sampling.seed is not None and not 0 <= sampling.seed <= MAX_SEED:
+        raise SeqmodelsError(f"the seed must be from 0 to {MAX_SEED}, not {sampling.seed}")
     run = load_run(run_dir)
     data = DataConfig.from_json(run.config["data"])
     tokenizer = make_tokenizer(data)

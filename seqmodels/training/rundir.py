@@ -62,6 +62,8 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     """Read and check config.json of a run directory."""
     path = Path(run_dir) / "config.json"
     if not Path(run_dir).is_dir():
+        if os.path.lexists(run_dir):
+            raise SeqmodelsError(f"{run_dir} is not a folder; give a run directory")
         raise SeqmodelsError(f"{run_dir}: no such run directory")
     if not path.is_file():
         raise SeqmodelsError(f"{run_dir} is not a seqmodels run (it has no config.json)")

@@ -2267,3 +2267,41 @@ def test_stopping_early_ends_the_tokenizer_workers_at_once():
     started = time.monotonic()
     results.close()  # as a KeyboardInterrupt at the yield does
     assert time.monotonic() - started < 3
+
+
+def test_the_python_api_checks_what_the_cli_checks(run):
+    """num_samples=0 reached TensorFlow (a ValueError about a (0, 8) tensor); an empty stop_at
+    and a negative seed, refused by the CLI, were taken."""
+    from seqmodels.lm.generate import SamplingConfig, generate_text
+
+    for kwargs, words in (({"num_samples": 0}, "num_samples"), ({"stop_at": ""}, "stop_at"),
+                          ({"sampling": SamplingConfig(seed=-1)}, "seed must be from 0")):
+        kwargs = {"sampling": SamplingConfig(), **kwargs}
+        with pytest.raises(SeqmodelsError, match=words):
+            generate_text(run, None, 3, **kwargs)
+
+
+def test_evaluate_run_takes_one_corpus_path_as_a_string(run, tmp_path, cat_text):
+    """corpus='c.txt' was read as the files 'c', '.', 't', 'x', 't'."""
+    from seqmodels.lm.evaluate import evaluate_run
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    metrics, where = evaluate_run(run, corpus=str(corpus))
+    assert where == str(corpus) and metrics.tokens > 0
+
+
+def test_evaluate_does_not_suggest_options_it_lacks(run, tmp_path):
+    """'try --encoding latin-1 or --errors replace': evaluate has neither option."""
+    corpus = tmp_path / "latin.txt"
+    corpus.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    line = one_line(invoke("evaluate", run, "--corpus", corpus), "0xe9", "convert the file")
+    assert "--encoding" not in line and "--errors" not in line
+
+
+def test_a_run_given_as_a_file_is_named_not_a_folder(tmp_path):
+    from seqmodels.lm.run import load_run
+
+    (tmp_path / "c.txt").write_text("text\n")
+    with pytest.raises(SeqmodelsError, match="is not a folder"):
+        load_run(tmp_path / "c.txt")
