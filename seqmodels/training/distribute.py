@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +91,101 @@ def _check_resolves(address: str) -> None:
                              f"the name, or use its IP address") from None
 
 
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def _answers(address: str, timeout: float) -> bool:
+    """Whether something listens at a cluster address."""
+    import socket
+
+    try:
+        socket.create_connection(_host_port(address), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _rendezvous(config: dict, say: Callable[[str], None], poll: float = 0.5) -> None:
+    """Wait here, where Ctrl-C and SIGTERM work, until every other task's port answers, holding
+    this task's own port meanwhile so the others see it: TensorFlow's own start waits for them
+    without a word and cannot be interrupted. This task's port must be free and its address
+    must reach this machine (a taken port was a traceback; a far address, a wait for ever)."""
+    import socket
+
+    task = config["task"]
+    own = config["cluster"][task["type"]][task["index"]]
+    host, port = _host_port(own)
+    if port == 0:  # TensorFlow picks a free port: none to hold
+        return
+    dual = socket.has_dualstack_ipv6()
+    try:
+        listener = socket.create_server(("", port), family=socket.AF_INET6 if dual
+                                        else socket.AF_INET, dualstack_ipv6=dual)
+    except OSError as exc:
+        raise SeqmodelsError(f"this worker's port {port} ({own}) cannot be opened "
+                             f"({exc.strerror or exc}); another process may hold it: choose "
+                             f"another port") from None
+    with listener:
+        listener.setblocking(False)
+        if not _reaches(listener, own, timeout=5):
+            raise SeqmodelsError(f"this worker's address {own} does not reach this machine; "
+                                 f"give each worker an address of the machine it runs on")
+        others = [a for job in config["cluster"].values() for a in job if a != own]
+        waiting_said = False
+        while True:
+            _drain(listener)
+            others = [a for a in others if not _answers(a, timeout=poll)]
+            if not others:
+                return
+            if not waiting_said:
+                say(f"waiting for the other workers to start: {', '.join(others)} "
+                    f"(Ctrl-C stops)")
+                waiting_said = True
+            time.sleep(poll)
+
+
+def _reaches(listener, address: str, timeout: float) -> bool:
+    """Whether a connection to address arrives at listener: a token sent through it is read
+    back there (a connection alone proves nothing where a proxy accepts every address)."""
+    import select
+    import socket
+
+    token = os.urandom(16)
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection(_host_port(address), timeout=timeout) as sender:
+            sender.sendall(token)
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([listener], [], [], left)[0]:
+                    break
+                try:
+                    conn = listener.accept()[0]
+                except BlockingIOError:
+                    continue
+                with conn:  # another task's probe closes at once, without a token
+                    conn.settimeout(max(deadline - time.monotonic(), 0.01))
+                    if conn.recv(len(token), socket.MSG_WAITALL) == token:
+                        return True
+    except OSError:
+        pass
+    return False
+
+
+def _drain(listener) -> None:
+    """Accept and close the connections other tasks made to see that this one is up."""
+    while True:
+        try:
+            listener.accept()[0].close()
+        except (BlockingIOError, InterruptedError):
+            return
+
+
 @dataclass
 class Distribution:
     """A tf.distribute strategy and what training needs to know about it."""
@@ -159,8 +256,10 @@ class Distribution:
 
 
 def make_distribution(name: str = "default", workers_spec: str | None = None,
-                      worker_index: int | None = None) -> Distribution | None:
-    """The strategy named by --strategy (None for default); create it before any other TF op."""
+                      worker_index: int | None = None,
+                      say: Callable[[str], None] | None = None) -> Distribution | None:
+    """The strategy named by --strategy (None for default); create it before any other TF op.
+    say: where a multi-worker task reports that it waits for the others (default: stderr)."""
     if name not in STRATEGIES:
         raise SeqmodelsError(f"--strategy must be one of {', '.join(STRATEGIES)}")
     if name != "multi-worker" and (workers_spec is not None or worker_index is not None):
@@ -184,10 +283,13 @@ def make_distribution(name: str = "default", workers_spec: str | None = None,
     elif worker_index is not None:
         raise SeqmodelsError("--worker-index goes with --workers-spec; TF_CONFIG names the task")
     _check_tf_config(os.environ["TF_CONFIG"])
+    _rendezvous(json.loads(os.environ["TF_CONFIG"]), say or _to_stderr)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except (ValueError, RuntimeError) as exc:
         raise SeqmodelsError(f"could not join the cluster: {exc}") from None
+    except tf.errors.OpError as exc:  # e.g. 'Could not start gRPC server'
+        raise SeqmodelsError(f"could not join the cluster: {exc.message}") from None
     resolver = strategy.cluster_resolver
     workers = sum(len(v) for k, v in resolver.cluster_spec().as_dict().items()
                   if k in ("chief", "worker"))

@@ -2305,3 +2305,76 @@ def test_a_run_given_as_a_file_is_named_not_a_folder(tmp_path):
     (tmp_path / "c.txt").write_text("text\n")
     with pytest.raises(SeqmodelsError, match="is not a folder"):
         load_run(tmp_path / "c.txt")
+
+
+# --- nineteenth adversarial pass --------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_worker_port_in_use_is_one_line(tmp_path, cat_text, monkeypatch):
+    """TensorFlow's UnknownError 'Could not start gRPC server' came out as a traceback."""
+    import socket
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    monkeypatch.setenv("TF_CONFIG", "")  # the command sets it from --workers-spec
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        spec = f"127.0.0.1:{taken.getsockname()[1]}"
+        one_line(invoke("train", corpus, "--strategy", "multi-worker", "--workers-spec", spec,
+                        "--worker-index", "0", "--out", tmp_path / "r", "-q"),
+                 "cannot be opened", "choose another port")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_worker_address_of_another_machine_is_one_line(tmp_path, cat_text, monkeypatch):
+    """A one-worker cluster at 8.8.8.8:1 waited in TensorFlow for ever, deaf to Ctrl-C and
+    SIGTERM (this sandbox's proxy even accepts the connection, so a token must come back)."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    far = f"192.0.2.1:{_free_port()}"  # TEST-NET-1: never this machine
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": [far]},
+                                                "task": {"type": "worker", "index": 0}}))
+    one_line(invoke("train", corpus, "--strategy", "multi-worker", "--out", tmp_path / "r",
+                    "-q"), far, "does not reach this machine")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_waiting_for_a_missing_worker_says_so_and_ctrl_c_stops_it(tmp_path, cat_text):
+    """It waited inside TensorFlow without a word; Ctrl-C and SIGTERM did nothing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    spec = f"127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("TF_CONFIG", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "seqmodels", "train", corpus, "--strategy", "multi-worker",
+         "--workers-spec", spec, "--worker-index", "0", "--out", tmp_path / "r", "-q"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    try:
+        import select
+
+        said = select.select([worker.stderr], [], [], 60)[0]  # never wait for ever here
+        first = worker.stderr.readline() if said else "(nothing in 60 s)"
+        assert "waiting for the other workers to start: 127.0.0.1:" in first, first
+        os.killpg(worker.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+        started = time.monotonic()
+        rest = worker.communicate(timeout=60)[1]
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert worker.returncode == 130 and rest.strip() == "interrupted", rest
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "r").exists()
