@@ -157,6 +157,14 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
                 + (" or --stride" if config.stride else ""))
     if config.steps_per_epoch:
         steps = min(steps, config.steps_per_epoch)
+    if dist is not None:  # every worker must build the same model on the same ids
+        dist.check_same({
+            "corpus": [digest, prepared.vocab.tokens],
+            "data settings": {k: v for k, v in data.to_json().items()
+                              if k not in ("corpus", "stopwords")},  # paths may differ
+            "model settings": model.to_json(),
+            "training settings": [{k: v for k, v in config.to_json().items()
+                                   if k not in ("max_time", "tensorboard")}, resume is None]})
 
     model.check_size(len(prepared.vocab), len(prepared.vocab), B, T, output_steps=T)
     with scope(dist):

@@ -226,6 +226,27 @@ class Distribution:
 
         return self.strategy.distribute_datasets_from_function(on_worker)
 
+    def check_same(self, settings: dict[str, Any]) -> None:
+        """Refuse a cluster whose workers were started with different settings (each named
+        part, e.g. the corpus, the model): they would build different models and fail in a
+        TensorFlow error, or train one model on two corpora whose ids mean different things."""
+        if self.workers == 1:
+            return
+        import hashlib
+
+        def number(value: Any) -> float:  # 48 bits of a digest: exact in a float64 sum
+            text = json.dumps(value, sort_keys=True, default=str).encode()
+            return float(int.from_bytes(hashlib.sha256(text).digest()[:6], "big"))
+
+        mine = [number(v) for v in settings.values()]
+        chiefs = self._sum(mine, chief_only=True)
+        differing = self._sum([float(a != b) for a, b in zip(mine, chiefs, strict=True)])
+        names = [name for name, n in zip(settings, differing, strict=True) if n > 0]
+        if names:
+            raise SeqmodelsError(f"the workers were started with different {', '.join(names)} "
+                                 f"than the chief's; start every worker with the same command "
+                                 f"and corpus, only --worker-index (and --out) differing")
+
     def agree(self, code: int) -> int:
         """The strongest stop request of any worker (SIGNAL > MAX_TIME > NO_STOP)."""
         if self.workers == 1:

@@ -2378,3 +2378,43 @@ def test_waiting_for_a_missing_worker_says_so_and_ctrl_c_stops_it(tmp_path, cat_
     assert worker.returncode == 130 and rest.strip() == "interrupted", rest
     assert time.monotonic() - started < 10
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("differ, words", [
+    (["--units", "12"], "different model settings"),  # was a TensorFlow traceback
+    (["--steps-per-epoch", "3"], "different training settings"),  # was a false NaN report
+    ("upper", "different corpus"),  # same vocabulary size: trained on both, exit 0
+])
+def test_workers_started_differently_stop_with_one_line(tmp_path, cat_text, differ, words):
+    import subprocess
+    import sys
+
+    corpus, other = tmp_path / "c.txt", tmp_path / "upper.txt"
+    corpus.write_text(cat_text)
+    other.write_text(cat_text.upper())
+    spec = f"127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env.pop("TF_CONFIG", None)
+
+    def start(index: int, data, *extra) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seqmodels", "train", data, "--strategy", "multi-worker",
+             "--workers-spec", spec, "--worker-index", str(index), "--layers", "1", "--units",
+             "8", "--embedding-dim", "4", "-T", "16", "--batch-size", "8", "--epochs", "1",
+             "--steps-per-epoch", "2", "-q", *extra], stderr=subprocess.PIPE, text=True, env=env)
+
+    chief = start(0, corpus, "--out", tmp_path / "r")
+    worker = start(1, other) if differ == "upper" else start(1, corpus, *differ)
+    try:
+        for process in (chief, worker):
+            err = process.communicate(timeout=240)[1]
+            assert "Traceback" not in err, err
+            errors = [line for line in err.splitlines() if line.startswith("Error:")]
+            assert process.returncode == 1 and len(errors) == 1, err
+            assert words in errors[0], errors[0]
+    finally:
+        for process in (chief, worker):
+            if process.poll() is None:
+                process.kill()
+    assert not (tmp_path / "r").exists()
