@@ -145,7 +145,7 @@ def train_forecaster(
     task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
                 "seqmodels forecast train", val_metrics=series_metrics,
                 loss_label="mean squared error (scaled)",
-                val_tokens=val_count * W, batch_tokens=B * W,
+                val_tokens=val_count * W, batch_tokens=B * W, unit="time steps",
                 callbacks=keras_callbacks(callbacks, net, config.epochs, steps))
     if resume is not None:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...

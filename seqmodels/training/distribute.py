@@ -91,6 +91,21 @@ def _check_resolves(address: str) -> None:
                              f"the name, or use its IP address") from None
 
 
+def _quiet_eager_collective_warning(tf) -> None:
+    """Drop TensorFlow's 'Using CollectiveAllReduceStrategy eagerly has significant overhead',
+    logged for each of the few small eager all-reduces that keep the workers agreed (a stop
+    request, the chief's validation loss): the training step itself is compiled."""
+    import logging
+
+    class Quiet(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "eagerly has significant overhead" not in record.getMessage()
+
+    logger = tf.get_logger()
+    if not any(type(f).__name__ == "Quiet" for f in logger.filters):
+        logger.addFilter(Quiet())
+
+
 def _host_port(address: str) -> tuple[str, int]:
     host, port = address.rsplit(":", 1)
     return host.strip("[]"), int(port)
@@ -304,6 +319,7 @@ def make_distribution(name: str = "default", workers_spec: str | None = None,
     elif worker_index is not None:
         raise SeqmodelsError("--worker-index goes with --workers-spec; TF_CONFIG names the task")
     _check_tf_config(os.environ["TF_CONFIG"])
+    _quiet_eager_collective_warning(tf)
     _rendezvous(json.loads(os.environ["TF_CONFIG"]), say or _to_stderr)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()

@@ -54,6 +54,7 @@ class Task:
     val_metrics: Callable[[float], dict[str, float]] = lambda loss: {}  # more history columns
     val_tokens: int = 0  # tokens one validation reads, for the default schedule
     batch_tokens: int = 0  # tokens of one (global) training batch
+    unit: str = "tokens"  # what a model reads, in messages (a forecaster: time steps)
     loss_label: str = "loss"  # the loss and its units, for training.png
     start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
     distribution: Any = None  # a distribute.Distribution under --strategy mirrored/multi-worker
@@ -231,8 +232,8 @@ def _announce(task: Task, config: TrainConfig, run_dir: Path, p: Progress) -> No
               f"{config.epochs} epoch(s) or {_duration(config.max_time)}, whichever comes first")
     start = (f"resuming at epoch {p.epoch + 1}, step {p.step}; " if p.global_step else "")
     tqdm.write(f"Training in {run_dir}: {start}{task.net.count_params():,} parameters, "
-               f"{task.steps:,} steps per epoch of {task.batch_tokens:,} tokens; budget "
-               f"{budget}; validation on {task.val_tokens:,} tokens at each epoch's end"
+               f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; budget "
+               f"{budget}; validation on {task.val_tokens:,} {task.unit} at each epoch's end"
                f"{f', every {every:,} steps' if every < task.steps else ''} and when training "
                f"stops.", file=sys.stderr)
 
@@ -245,9 +246,9 @@ def _duration(seconds: float) -> str:
 
 
 def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,
-              speed: float) -> str:
+              speed: float, unit: str = "tokens") -> str:
     return (f"epoch {epoch + 1}/{epochs} step {p.step}/{steps} (global {p.global_step}): "
-            f"loss {loss:.4f}, gradient norm {norm:.3g}, {speed:,.0f} tokens/s")
+            f"loss {loss:.4f}, gradient norm {norm:.3g}, {speed:,.0f} {unit}/s")
 
 
 def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats: IntervalStats,
@@ -289,7 +290,7 @@ def _validate(task: Task, config: TrainConfig, run_dir: Path, p: Progress, stats
         where = f"epoch {epoch + 1}/{config.epochs}" + (f" step {step}" if step < task.steps
                                                           else "")
         tqdm.write(f"{where}: loss {row['loss']:.4f}  val_loss {val_loss:.4f}  {shown}  "
-                   f"{row['tokens_per_s']:,.0f} tokens/s", file=sys.stderr)
+                   f"{row['tokens_per_s']:,.0f} {task.unit}/s", file=sys.stderr)
     return IntervalStats()
 
 
@@ -347,8 +348,8 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                 speed = shown["tokens"] / shown["seconds"] if shown["seconds"] else 0.0
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
                 if log_every and p.global_step % log_every == 0:
-                    tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, speed),
-                               file=sys.stderr)
+                    tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, speed,
+                                         task.unit), file=sys.stderr)
                 _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
                                             "train/grad_norm_before_clipping": norm})
                 if callback is not None:
