@@ -101,10 +101,35 @@ def train(
     dist = make_distribution(strategy, workers_spec, worker_index)  # before any other TF op
     if dist is not None and dist.is_chief and strategy == "multi-worker":
         check_run_dir(out, resume)
-    again = f"--resume {resume}" if resume is not None else "--resume RUN"
+    again = f"--resume {resume or out or 'RUN'}"
     with cluster_errors(dist, f"seqmodels train {again}"):
         return _train(dist, data, model, config, out, resume, stored, cache_dir, progress,
                       callback, log_every, workers, callbacks, use_cache)
+
+
+def _agreed_training(config: TrainConfig) -> dict:
+    """The training settings every worker must share: all but --tensorboard (the chief's) and
+    --max-time (agreed as the first budget to end), unless cosine decays the rate over it."""
+    settings = config.to_json()
+    settings.pop("tensorboard")
+    if config.schedule != "cosine":
+        settings.pop("max_time")
+    return settings
+
+
+def _resumed_state(run_dir: Path) -> str | None:
+    """A digest of the checkpoint a resumed run starts from: every worker must hold the same
+    (a stale copy of the chief's run put the workers' collectives out of step)."""
+    import hashlib
+
+    path = checkpoint.latest(run_dir)
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out, resume,
@@ -163,8 +188,8 @@ def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out,
             "data settings": {k: v for k, v in data.to_json().items()
                               if k not in ("corpus", "stopwords")},  # paths may differ
             "model settings": model.to_json(),
-            "training settings": [{k: v for k, v in config.to_json().items()
-                                   if k not in ("max_time", "tensorboard")}, resume is None]})
+            "training settings": [_agreed_training(config), resume is None],
+            "checkpoint resumed": _resumed_state(run_dir) if resume is not None else None})
 
     model.check_size(len(prepared.vocab), len(prepared.vocab), B, T, output_steps=T)
     with scope(dist):

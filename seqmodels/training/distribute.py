@@ -210,6 +210,7 @@ class Distribution:
     is_chief: bool  # writes the run directory
     replicas: int  # in sync, over all workers
     workers: int
+    chief_seconds: float = 0.0  # the chief's training seconds at the last agree(), for schedules
 
     def scope(self):
         """Create variables (model, optimizer) under this."""
@@ -262,11 +263,14 @@ class Distribution:
                                  f"than the chief's; start every worker with the same command "
                                  f"and corpus, only --worker-index (and --out) differing")
 
-    def agree(self, code: int) -> int:
-        """The strongest stop request of any worker (SIGNAL > MAX_TIME > NO_STOP)."""
+    def agree(self, code: int, seconds: float = 0.0) -> int:
+        """The strongest stop request of any worker (SIGNAL > MAX_TIME > NO_STOP); keeps the
+        chief's seconds of training (chief_seconds) so a time-based schedule is the same on
+        every worker."""
         if self.workers == 1:
             return code
-        signals, timeouts = self._sum([float(code == SIGNAL), float(code == MAX_TIME)])
+        signals, timeouts, self.chief_seconds = self._sum(
+            [float(code == SIGNAL), float(code == MAX_TIME), seconds if self.is_chief else 0.0])
         return SIGNAL if signals > 0 else MAX_TIME if timeouts > 0 else NO_STOP
 
     def chief_value(self, value: float) -> float:
@@ -345,8 +349,11 @@ def cluster_errors(distribution: Distribution | None, resume_command: str) -> It
     errors = import_tf().errors
     try:
         yield
-    except (errors.UnavailableError, errors.AbortedError, errors.CancelledError,
-            errors.DeadlineExceededError) as exc:
+    except errors.OpError as exc:
+        if not isinstance(exc, (errors.UnavailableError, errors.AbortedError,
+                                errors.CancelledError, errors.DeadlineExceededError)) \
+                and "Collective ops is aborted" not in exc.message:
+            raise  # not the cluster's doing
         text = re.sub(r"\{\{function_node [^}]*\}\}", "", exc.message)
         unhealthy = re.findall(r"/job:\w+/replica:\d+/task:\d+", text)
         what = (f"{', '.join(sorted(set(unhealthy)))} stopped" if unhealthy

@@ -75,10 +75,17 @@ class Task:
         local = self.distribution.strategy.experimental_local_results(x)[0]
         return self.batch_size * int(local.shape[-1])
 
-    def stop_code(self, stop: dict, out_of_time: bool) -> int:
+    def stop_code(self, stop: dict, out_of_time: bool, seconds: float = 0.0) -> int:
         """Why to stop now (distribute.SIGNAL/MAX_TIME/NO_STOP), agreed by every worker."""
         code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
-        return code if self.distribution is None else self.distribution.agree(code)
+        return code if self.distribution is None else self.distribution.agree(code, seconds)
+
+    def schedule_seconds(self, clock: _Clock) -> float:
+        """Seconds of training that a time-based schedule counts: the chief's, under several
+        workers (each worker's own clock would give each its own learning rate)."""
+        if self.distribution is None or self.distribution.workers == 1:
+            return clock.process_seconds()
+        return self.distribution.chief_seconds
 
 
 _ACTIVE_STOP_FLAGS: list[dict] = []  # the flags of the fits running now (callbacks read them)
@@ -156,7 +163,7 @@ def fit(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_progre
         if keras_callbacks is not None:
             keras_callbacks.on_train_end(_logs(p.history[-1]) if p.history else {})
     if reason == "signal":
-        code = 130 if stop["signal"] == signal.SIGINT else 143
+        code = 143 if stop["signal"] == signal.SIGTERM else 130  # None: another worker's
         raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step {p.step}. "
                           f"Resume with: {task.resume_command}", code)
     return reason
@@ -322,7 +329,7 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
             last = time.perf_counter()
             for x, y in task.batches(epoch, p.step):
                 lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
-                                 clock.process_seconds()) * p.lr_scale
+                                 task.schedule_seconds(clock)) * p.lr_scale
                 task.optimizer.learning_rate.assign(lr)
                 if keras_callbacks is not None:
                     keras_callbacks.on_train_batch_begin(p.step)
@@ -363,7 +370,7 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                 asked = keras_callbacks is not None and bool(task.net.stop_training)
                 out_of_time = bool(config.max_time) and (
                     clock.process_seconds() >= config.max_time)
-                code = task.stop_code(stop, out_of_time or asked)
+                code = task.stop_code(stop, out_of_time or asked, clock.process_seconds())
                 if validation_due(p, every, steps, stopping=bool(code)) and (
                         code or p.step < steps):  # (an epoch's end validates below)
                     stats = _validate(task, config, run_dir, p, stats, lr, epoch, p.step, clock,
@@ -392,7 +399,7 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                 return "callback"
         if config.patience and p.epochs_without_improvement >= config.patience:
             return "early-stopping"
-        if task.stop_code(stop, False) == SIGNAL:
+        if task.stop_code(stop, False, clock.process_seconds()) == SIGNAL:
             return "signal"
     return "completed"
 

@@ -227,3 +227,78 @@ def test_global_batch_must_split_over_the_replicas(tmp_path, cyclic, monkeypatch
     assert result.exit_code == 1
     assert "--batch-size 8 does not split evenly over 3 replicas" in result.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_time_based_cosine_schedule_is_the_same_on_every_worker(tmp_path, corpus):
+    """Each worker decayed the rate over its own clock, so the 'mirrored' weights drifted apart
+    (by 1e-1 with different budgets, 4e-5 with the same one); the chief's seconds now count."""
+    common = {"corpus": [str(corpus / "cyclic.txt")], "cache": str(corpus / "cache")}
+    cosine = {**TRAIN, "epochs": 1000, "schedule": "cosine", "max_time": 15.0}  # time decides
+    spec = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    dumps = finish(tmp_path, {
+        name: start(tmp_path, name, **common, model=MODEL, train=cosine,
+                    strategy="multi-worker", workers_spec=spec, worker_index=i,
+                    out=str(tmp_path / "run") if i == 0 else None)
+        for i, name in enumerate(["chief", "worker"])})
+    assert len(dumps["chief"]["losses"]) > 10
+    for a, b in zip(weights(dumps["chief"]), weights(dumps["worker"]), strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_worker_resuming_a_stale_copy_of_the_run_is_one_line(tmp_path, corpus):
+    """Its checkpoint was older than the chief's: the workers' collectives fell out of step
+    and both died with TensorFlow's InternalError traceback."""
+    import shutil
+
+    common = {"corpus": [str(corpus / "cyclic.txt")], "cache": str(corpus / "cache")}
+    run, stale = tmp_path / "run", tmp_path / "stale"
+    finish(tmp_path, {"first": start(tmp_path, "first", **common, model=MODEL,
+                                     train={**TRAIN, "epochs": 1}, out=str(run))})
+    shutil.copytree(run, stale)
+    finish(tmp_path, {"second": start(tmp_path, "second", **common, epochs=2,
+                                      resume=str(run))})
+    spec = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    args = [sys.executable, "-m", "seqmodels", "train", "--epochs", "3", "-q", "--strategy",
+            "multi-worker", "--workers-spec", spec, "--cache-dir", common["cache"]]
+    chief = subprocess.Popen(args + ["--resume", str(run), "--worker-index", "0"],
+                             stderr=subprocess.PIPE, text=True)
+    worker = subprocess.run(args + ["--resume", str(stale), "--worker-index", "1"],
+                            stderr=subprocess.PIPE, text=True, timeout=TIMEOUT)
+    chief_err = chief.communicate(timeout=TIMEOUT)[1]
+    for code, err in ((chief.returncode, chief_err), (worker.returncode, worker.stderr)):
+        errors = [line for line in err.splitlines() if line.startswith("Error:")]
+        assert code == 1 and "Traceback" not in err and len(errors) == 1, err
+        assert "different checkpoint resumed" in errors[0], errors[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_one_worker_stops_both_as_interrupted(tmp_path, corpus):
+    """The chief, which got no signal, exited 143 (SIGTERM's status) instead of 130."""
+    import signal
+    import time
+
+    spec = ",".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    args = [sys.executable, "-m", "seqmodels", "train", str(corpus / "cyclic.txt"), "--layers",
+            "1", "--units", "8", "--embedding-dim", "4", "--batch-size", "8", "-T", "16",
+            "--epochs", "1000", "-q", "--strategy", "multi-worker", "--workers-spec", spec,
+            "--cache-dir", str(corpus / "cache")]
+    chief = subprocess.Popen(args + ["--worker-index", "0", "--out", str(tmp_path / "run")],
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    worker = subprocess.Popen(args + ["--worker-index", "1"], stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT  # until the chief has trained and checkpointed
+        while not (tmp_path / "run" / "history.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        worker.send_signal(signal.SIGINT)
+        outcomes = [(p.wait(timeout=TIMEOUT), p.stderr.read()) for p in (chief, worker)]
+    finally:
+        for p in (chief, worker):
+            if p.poll() is None:
+                p.kill()
+    for code, err in outcomes:
+        assert code == 130 and "Traceback" not in err, err
+        assert err.splitlines()[-1].startswith("interrupted; checkpoint saved at epoch"), err
+    assert f"Resume with: seqmodels train --resume {tmp_path / 'run'}" in outcomes[0][1]
