@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,39 +271,44 @@ def _header(raw: bytes) -> list[str]:
     """The column names of a CSV's first row as written (stripped); [] if it cannot be read
     from the first MiB."""
     import csv
+
+    try:
+        return next(([cell.strip() for cell in row] for _, row in _csv_rows(raw[:2**20])), [])
+    except csv.Error:
+        return []
+
+
+def _csv_rows(raw: bytes) -> Iterator[tuple[int, list[str]]]:
+    """(line it begins on, cells) of each row pandas reads (it skips blank lines), by the csv
+    module; csv.Error where that module cannot read on."""
+    import csv
     import io
 
-    text = raw[:2**20].decode("utf-8-sig", "replace")
-    try:
-        for row in csv.reader(io.StringIO(text, newline=""), skipinitialspace=True):
-            if any(cell.strip() for cell in row) or len(row) > 1:  # pandas skips blank lines
-                return [cell.strip() for cell in row]
-    except csv.Error:
-        pass
-    return []
+    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", "replace"), newline=""),
+                        skipinitialspace=True)
+    line = 1
+    for row in reader:
+        if any(cell.strip() for cell in row) or len(row) > 1:
+            yield line, row
+        line = reader.line_num + 1
 
 
 def _check_extra_fields(raw: bytes, path: Path) -> None:
     """Refuse a row with a value past the header's last column (empty fields there, the trailing
     commas some spreadsheets write, are harmless)."""
     import csv
-    import io
 
-    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", "replace"), newline=""),
-                        skipinitialspace=True)
-    width, line = None, 1
+    width = None
     try:
-        for row in reader:
-            if any(cell.strip() for cell in row) or len(row) > 1:  # pandas skips blank lines
-                if width is None:
-                    width = len(row)
-                elif len(row) > width and any(cell.strip() for cell in row[width:]):
-                    extra = next(cell.strip() for cell in row[width:] if cell.strip())
-                    raise SeqmodelsError(
-                        f"{path}: line {line} has {len(row)} fields but the header names "
-                        f"{width} column{'s' if width > 1 else ''} ({extra!r} has no column); "
-                        f"quote a value that holds a comma, or name every column in the header")
-            line = reader.line_num + 1
+        for line, row in _csv_rows(raw):
+            if width is None:
+                width = len(row)
+            elif len(row) > width and any(cell.strip() for cell in row[width:]):
+                extra = next(cell.strip() for cell in row[width:] if cell.strip())
+                raise SeqmodelsError(
+                    f"{path}: line {line} has {len(row)} fields but the header names "
+                    f"{width} column{'s' if width > 1 else ''} ({extra!r} has no column); "
+                    f"quote a value that holds a comma, or name every column in the header")
     except csv.Error:
         pass
 
@@ -314,20 +320,13 @@ def _line_numbers(raw: bytes, rows: int) -> list[int]:
     """The file line on which each of the rows pandas read begins (blank lines and quoted
     line breaks taken into account); line i + 2 if the csv module counts the rows otherwise."""
     import csv
-    import io
 
     body = raw.rstrip(b"\r\n\t ")
     if (b'"' not in raw and raw.count(b"\r") == raw.count(b"\r\n")
             and not BLANK_LINE.search(b"\n" + body) and body.count(b"\n") == rows):
         return list(range(2, rows + 2))  # no quotes, no blank lines: row i is on line i + 2
-    starts, line = [], 1
-    reader = csv.reader(io.StringIO(raw.decode("utf-8-sig", "replace"), newline=""),
-                        skipinitialspace=True)
     try:
-        for row in reader:
-            if any(cell.strip() for cell in row) or len(row) > 1:  # pandas skips blank lines
-                starts.append(line)
-            line = reader.line_num + 1
+        starts = [line for line, _ in _csv_rows(raw)]
     except csv.Error:
         starts = []
     if len(starts) == rows + 1:  # the header, then each row
