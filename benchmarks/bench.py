@@ -1,8 +1,9 @@
 """`make bench`: training, evaluation and generation speed, ours next to the baselines, one run.
 
-Run as `python -m benchmarks.bench [--quick] [--prepare] [--quality [--budget 3m]]`. Every
-speed is the median of several timed repetitions after a warm-up; the baselines are measured in
-the same process. --quality trains each for the budget and compares their test losses.
+Run as `python -m benchmarks.bench [--quick] [--prepare] [--held] [--quality [--budget 3m]]`.
+Every speed is the median of several timed repetitions after a warm-up; the baselines are
+measured in the same process. --quality trains each for the budget and compares their test
+losses; --held times generating from a run with a held model against loading it per call.
 """
 
 from __future__ import annotations
@@ -86,17 +87,18 @@ def _step_rate(step, steps: int, reps: int) -> float:
 def ours_train(cell: str, steps: int, fast: bool | None = None,
                xla: bool | None = None) -> Callable[[], int]:
     """Tokens/s of seqmodels' own compiled train step (what `seqmodels train` runs)."""
+    from seqmodels.lm.task import language_steps
     from seqmodels.models.builders import build_language_model
     from seqmodels.models.config import ModelConfig
     from seqmodels.training.config import TrainConfig
-    from seqmodels.training.step import make_optimizer, make_steps
+    from seqmodels.training.step import make_optimizer
 
-    config = TrainConfig(batch_size=B, seq_len=T, clipnorm=1.0, xla=xla)
+    config = TrainConfig(batch_size=B, clipnorm=1.0, xla=xla)
     net = build_language_model(V, ModelConfig(cell=cell, layers=LAYERS, units=H,
                                               embedding_dim=E))
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)
-    step, _ = make_steps(net, optimizer, config, fast=fast)
+    step, _ = language_steps(net, optimizer, config, fast=fast)
     return _step_work(step, steps)
 
 
@@ -171,11 +173,12 @@ def ours_eval(cell: str, steps: int, reps: int) -> float:
 def generation(streams: int, tokens: int, reps: int) -> float:
     """Aggregate tokens/s of seqmodels' compiled sampling loop over `streams` samples."""
     from seqmodels.lm.generate import Generator, SamplingConfig
-    from seqmodels.models.builders import build_language_model
+    from seqmodels.lm.model import LanguageModel
     from seqmodels.models.config import ModelConfig
 
-    net = build_language_model(V, ModelConfig(layers=LAYERS, units=H, embedding_dim=E))
-    gen = Generator(net, SamplingConfig(seed=0))
+    model = LanguageModel.build(ModelConfig(layers=LAYERS, units=H, embedding_dim=E),
+                                vocab_size=V)
+    gen = Generator(model, SamplingConfig(seed=0))
     prompts = np.full((streams, 8), 3, dtype=np.int32)
     return median_rate(lambda: sum(c.shape[1] for c in gen.stream(prompts, tokens)) * streams,
                        reps)
@@ -200,6 +203,65 @@ def window_refeed_generation(tokens: int, reps: int) -> float:
         return tokens
 
     return median_rate(work, reps)
+
+
+HELD_SCRIPT = """
+import json, sys, time
+t0 = time.perf_counter()
+import seqmodels
+run, length, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sampling = seqmodels.SamplingConfig(seed=1)
+times = []
+if mode == "held":  # load once, then call twice: what a LanguageModel you hold costs
+    model = seqmodels.load(run)
+    for _ in range(2):
+        start = time.perf_counter()
+        model.generate("And", length, sampling)
+        times.append(time.perf_counter() - start)
+else:  # load the run for every call, as generate_text(run, ...) did before there was a model
+    for _ in range(2):
+        start = time.perf_counter()
+        seqmodels.load(run).generate("And", length, sampling)
+        times.append(time.perf_counter() - start)
+print(json.dumps({"first": times[0], "second": times[1], "process": time.perf_counter() - t0}))
+"""
+
+
+def held_generation(reps: int, length: int = 200) -> None:
+    """Seconds of the second generate(length=200) call in a fresh process: a held model
+    against loading the run for each call (the 2 x 256 LSTM char model, 1 training step)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from seqmodels import DataConfig, ModelConfig, TrainConfig, WindowConfig, train
+    from seqmodels.data.prepare import corpus_text
+
+    with tempfile.TemporaryDirectory(prefix="seqmodels-held-") as tmp:
+        text = f"{tmp}/kjv-200k.txt"
+        with open(text, "w", encoding="utf-8") as f:
+            f.write(corpus_text(DataConfig(), ["kjv"])[:200_000])
+        run = train(DataConfig(corpus=[text]), ModelConfig(layers=LAYERS, units=H,
+                                                           embedding_dim=E),
+                    TrainConfig(epochs=1, steps_per_epoch=1), WindowConfig(seq_len=T),
+                    out=f"{tmp}/run").path
+        results = {}
+        for mode in ("reload", "held"):
+            rows = [json.loads(subprocess.run(
+                [sys.executable, "-c", HELD_SCRIPT, str(run), str(length), mode],
+                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+                for _ in range(reps)]
+            results[mode] = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    reload, held = results["reload"], results["held"]
+    print(f"generation from a run, {length} tokens a call (LSTM {LAYERS} x {H}, median of {reps} "
+          f"fresh processes):")
+    print(f"  per-call reload (load + generate)   first {reload['first']:6.2f} s   "
+          f"second {reload['second']:6.2f} s")
+    print(f"  held model (load once)              first {held['first']:6.2f} s   "
+          f"second {held['second']:6.3f} s")
+    print(f"  second call: held {reload['second'] / held['second']:,.0f}x faster than "
+          f"reloading the run")
 
 
 def generated_corpus(path, mb: float, seed: int = 0, words: int = 5000) -> int:
@@ -301,7 +363,7 @@ def _torch_quality(prepared, budget: float, seed: int, lr: float = 2e-3) -> dict
     return {"test": total / count, "steps": steps, "tokens_per_s": steps * B * T / seconds}
 
 
-def train_for(prepared, data, model, config, budget: float, seed: int = 1,
+def train_for(prepared, data, model, config, windows, budget: float, seed: int = 1,
               context: int | None = None) -> dict:
     """Train with seqmodels' train() for budget seconds; the test loss (windows of context,
     default the run's T, from a zero state, nats/token), steps made and training tokens/s
@@ -314,9 +376,9 @@ def train_for(prepared, data, model, config, budget: float, seed: int = 1,
 
     config = dataclasses.replace(config, max_time=budget, epochs=10_000, seed=seed)
     with tempfile.TemporaryDirectory(prefix="seqmodels-quality-") as tmp:
-        run = train(data, model, config, out=f"{tmp}/run")
+        run = train(data, model, config, windows, out=f"{tmp}/run")
         last = run.history[-1]
-        test = evaluate_ids(run.model, prepared.splits.test, context=context or config.seq_len)
+        test = evaluate_ids(run.model, prepared.splits.test, context=context or windows.seq_len)
     return {"test": test.cross_entropy, "steps": int(last["global_step"]),
             "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history)}
 
@@ -327,16 +389,17 @@ def quality(budget: float, seed: int = 1) -> None:
     a zero state over the same test split."""
     from seqmodels.data.config import DataConfig
     from seqmodels.data.prepare import prepare_corpus
+    from seqmodels.lm.config import WindowConfig
     from seqmodels.models.config import ModelConfig
     from seqmodels.training.config import TrainConfig
 
-    data, model, config = DataConfig(), ModelConfig(), TrainConfig()
+    data, model, config, windows = DataConfig(), ModelConfig(), TrainConfig(), WindowConfig()
     print(f"quality per minute: built-in corpus (char level), {budget:g} s of training each, "
           f"seed {seed}; seqmodels' defaults: {model.layers} x {model.units} {model.cell}, "
-          f"embedding {model.embedding_dim}, batch {config.batch_size}, T {config.seq_len}, "
+          f"embedding {model.embedding_dim}, batch {config.batch_size}, T {windows.seq_len}, "
           f"{config.optimizer} {config.learning_rate:g}, schedule {config.schedule}\n", flush=True)
     prepared = prepare_corpus(data)
-    ours = train_for(prepared, data, model, config, budget, seed)
+    ours = train_for(prepared, data, model, config, windows, budget, seed)
     rates = sorted({2e-3, config.learning_rate})  # the usual Adam rate, and ours
     theirs = {lr: _torch_quality(prepared, budget, seed, lr) for lr in rates}
     print(f"{'':<32}{'test nats/char':>15}{'steps':>8}{'tokens/s':>10}")
@@ -364,7 +427,13 @@ def main(argv: list[str] | None = None) -> None:
                              "seqmodels' default next to a PyTorch script (when torch is "
                              "installed)")
     parser.add_argument("--budget", default="3m", help="--quality: training time of each")
+    parser.add_argument("--held", action="store_true",
+                        help="only generation from a run: a held model's second call against "
+                             "loading the run for every call, each in a fresh process")
     args = parser.parse_args(argv)
+    if args.held:
+        held_generation(reps=3 if args.quick else 5)
+        return
     if args.quality:
         from seqmodels.training.config import parse_duration
 

@@ -20,7 +20,7 @@ from benchmarks.bench import train_for
 EVAL_CONTEXT = 100  # every variant's test loss uses the same windows
 BEFORE = {"embedding_init": "uniform", "lr": 2e-3, "schedule": "constant"}
 NOW = {"embedding_init": "normal", "lr": 4e-3}
-VARIANTS = {  # name -> settings of DataConfig, ModelConfig and TrainConfig (the rest: defaults)
+VARIANTS = {  # name -> settings of the Data, Model, Train and Window configs (the rest: defaults)
     "keras-init": BEFORE,
     "normal-init": {**BEFORE, "embedding_init": "normal"},
     "normal-lr4e-3": {**BEFORE, **NOW},
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train every variant for the budget and print its test loss."""
     from seqmodels.data.config import DataConfig
     from seqmodels.data.prepare import prepare_corpus
+    from seqmodels.lm.config import WindowConfig
     from seqmodels.models.config import ModelConfig
     from seqmodels.training.config import TrainConfig, parse_duration
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     budget = parse_duration(args.budget)
     fields = {cls: {f.name for f in dataclasses.fields(cls)}
-              for cls in (DataConfig, ModelConfig, TrainConfig)}
+              for cls in (DataConfig, ModelConfig, TrainConfig, WindowConfig)}
     print(f"{f'variant ({args.corpus}, {args.budget})':<34}{'test nats/token':>16}"
           f"{'steps':>8}{'tokens/s':>10}", flush=True)
     with tempfile.TemporaryDirectory(prefix="seqmodels-recipe-") as tmp:
@@ -80,8 +81,10 @@ def main(argv: list[str] | None = None) -> None:
             data = DataConfig(corpus=corpus, **parts[DataConfig])
             model = ModelConfig(**parts[ModelConfig])
             config = TrainConfig(**parts[TrainConfig])
+            windows = WindowConfig(**parts[WindowConfig])
             prepared = prepare_corpus(data)
-            result = train_for(prepared, data, model, config, budget, context=EVAL_CONTEXT)
+            result = train_for(prepared, data, model, config, windows, budget,
+                               context=EVAL_CONTEXT)
             print(f"{name:<34}{result['test']:>16.3f}{result['steps']:>8,}"
                   f"{result['tokens_per_s']:>10,.0f}", flush=True)
 

@@ -1,32 +1,45 @@
-"""seqmodels: recurrent sequence models (LSTM, GRU, SimpleRNN) with Keras 3 on TensorFlow."""
+"""seqmodels: recurrent sequence models (LSTM, GRU, SimpleRNN) with Keras 3 on TensorFlow.
 
-from importlib import import_module
+    import seqmodels
 
-from seqmodels.errors import SeqmodelsError
+    run = seqmodels.train(seqmodels.DataConfig(corpus=["texts/"]),
+                          config=seqmodels.TrainConfig(max_time=180), out="runs/mine")
+    model = seqmodels.load("runs/mine")          # a LanguageModel you hold
+    model.generate("Once upon a time", length=200)
+    model.evaluate(text="Another text entirely.\\n")
+
+TensorFlow loads only when a function that needs it runs.
+"""
 
 __version__ = "0.1.0"
 
-# Public names, imported on first use so `import seqmodels` (and the CLI's --help) stays fast.
-_LAZY = {
-    "DataConfig": "seqmodels.data.config",
-    "prepare_corpus": "seqmodels.data.prepare",
-    "ModelConfig": "seqmodels.models.config",
-    "TrainConfig": "seqmodels.training.config",
-    "train": "seqmodels.lm.train",
-    "load_run": "seqmodels.lm.run",
-    "evaluate_run": "seqmodels.lm.evaluate",
-    "generate_text": "seqmodels.lm.generate",
-    "SamplingConfig": "seqmodels.lm.generate",
-    "Run": "seqmodels.lm.run",
-    "SeriesConfig": "seqmodels.forecast.series",
-    "train_forecaster": "seqmodels.forecast.train",
-    "load_forecast_run": "seqmodels.forecast.run",
-}
+from seqmodels.data.config import DataConfig  # noqa: E402
+from seqmodels.data.prepare import PreparedCorpus, prepare_corpus  # noqa: E402
+from seqmodels.data.tokenizers import (  # noqa: E402
+    CharTokenizer,
+    Tokenizer,
+    WordTokenizer,
+    make_tokenizer,
+)
+from seqmodels.data.vocab import Vocabulary  # noqa: E402
+from seqmodels.errors import SeqmodelsError  # noqa: E402
+from seqmodels.forecast.run import ForecastRun, load_forecast_run  # noqa: E402
+from seqmodels.forecast.series import SeriesConfig  # noqa: E402
+from seqmodels.forecast.train import train_forecaster  # noqa: E402
+from seqmodels.lm.config import WindowConfig  # noqa: E402
+from seqmodels.lm.evaluate import Metrics  # noqa: E402
+from seqmodels.lm.generate import SamplingConfig  # noqa: E402
+from seqmodels.lm.model import LanguageModel, load  # noqa: E402
+from seqmodels.lm.samples import Samples  # noqa: E402
+from seqmodels.lm.train import Run, train  # noqa: E402
+from seqmodels.models.config import ModelConfig  # noqa: E402
+from seqmodels.training.config import RunOptions, TrainConfig  # noqa: E402
+from seqmodels.training.rundir import RunDir  # noqa: E402
 
-__all__ = ["SeqmodelsError", "__version__", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'seqmodels' has no attribute {name!r}")
+__all__ = [
+    "CharTokenizer", "DataConfig", "ForecastRun", "LanguageModel", "Metrics", "ModelConfig",
+    "PreparedCorpus", "Run", "RunDir", "RunOptions", "Samples", "SamplingConfig", "SeqmodelsError",
+    "SeriesConfig", "Tokenizer", "TrainConfig", "Vocabulary", "WindowConfig", "WordTokenizer",
+    "__version__", "load", "load_forecast_run", "make_tokenizer", "prepare_corpus", "train",
+    "train_forecaster",
+]

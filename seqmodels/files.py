@@ -180,9 +180,9 @@ def check_output(path: str | Path, force: bool,
     for source, what in inputs:
         if os.path.exists(source) and os.path.samefile(source, real):
             raise SeqmodelsError(f"{path} is {what}; seqmodels never writes an output over it "
-                                 f"(even with --force): choose another path")
+                                 f"(even with `force`): choose another path")
     if not force:
-        raise SeqmodelsError(f"{path} exists; pass --force to replace it")
+        raise SeqmodelsError(f"{path} exists; pass `force` to replace it")
     return path
 
 

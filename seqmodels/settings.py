@@ -100,16 +100,11 @@ def check_float32(name: str, value: float | None) -> None:
     if value is None or value == 0:
         return
     if abs(value) < FLOAT32_TINY:
-        raise SeqmodelsError(f"{option_name(name)} {value:g} is too small for float32, where "
+        raise SeqmodelsError(f"`{name}` {value:g} is too small for float32, where "
                              f"it would be (nearly) 0; use at least {FLOAT32_TINY:.2g}")
     if abs(value) > FLOAT32_MAX:
-        raise SeqmodelsError(f"{option_name(name)} {value:g} is too large for float32 (above "
+        raise SeqmodelsError(f"`{name}` {value:g} is too large for float32 (above "
                              f"{FLOAT32_MAX:.2g})")
-
-
-def option_name(field_name: str) -> str:
-    """The command-line spelling of a setting: max_time -> --max-time."""
-    return "--" + field_name.replace("_", "-")
 
 
 def physical_memory() -> int:

@@ -76,16 +76,28 @@ def train_tiny():
     """
 
     def train_run(corpus, out, cell="lstm", level="char", cache_dir=None, **settings):
-        from seqmodels import DataConfig, ModelConfig, TrainConfig, train
+        from seqmodels import DataConfig, ModelConfig, RunOptions, train
 
         with pytest.MonkeyPatch.context() as mp:
             if cache_dir is None:
                 mp.setenv("XDG_CACHE_HOME", str(out.parent / "cache"))
+            config, windows = split_settings(settings)
             return train(DataConfig(corpus=[str(corpus)], level=level),
-                         ModelConfig(cell=cell, **TINY_MODEL), TrainConfig(**settings), out=out,
-                         cache_dir=cache_dir).path
+                         ModelConfig(cell=cell, **TINY_MODEL), config, windows, out=out,
+                         options=RunOptions(cache_dir=cache_dir)).path
 
     return train_run
+
+
+def split_settings(settings: dict) -> tuple:
+    """A TrainConfig and a WindowConfig from one dict of their settings, by field name."""
+    from dataclasses import fields
+
+    from seqmodels import TrainConfig, WindowConfig
+
+    window_names = {f.name for f in fields(WindowConfig)}
+    return (TrainConfig(**{k: v for k, v in settings.items() if k not in window_names}),
+            WindowConfig(**{k: v for k, v in settings.items() if k in window_names}))
 
 
 @pytest.fixture(scope="session")

@@ -35,16 +35,18 @@ def test_a_settings_section_that_is_not_an_object_is_refused(cls, what):
 
 def test_only_the_resumable_settings_change_on_resume():
     config = TrainConfig(epochs=3, max_time=60.0)
-    changed = config.with_overrides(epochs=5, max_time=None, on_nan="rollback")
+    changed = config.with_changes({"epochs": 5, "max_time": None, "on_nan": "rollback"})
     assert (changed.epochs, changed.max_time, changed.on_nan) == (5, 60.0, "rollback")
     assert config.epochs == 3  # a copy: the caller's config is left alone
     assert set(RESUMABLE) == {"epochs", "max_time", "on_nan", "xla"}
-    with pytest.raises(SeqmodelsError, match="cannot change on resume: --batch-size"):
-        config.with_overrides(batch_size=8)
+    with pytest.raises(SeqmodelsError, match="can change, not batch_size"):
+        config.with_changes({"batch_size": 8})
+    assert config.with_changes({"max_time": 0}).max_time is None  # 0 removes the budget
 
 
 def test_the_config_modules_load_no_tensorflow():
     code = ("import sys; import seqmodels.data.config, seqmodels.models.config, "
-            "seqmodels.training.config, seqmodels.forecast.series, seqmodels.cli; "
+            "seqmodels.training.config, seqmodels.forecast.series, seqmodels.cli, seqmodels, "
+            "seqmodels.lm.config, seqmodels.lm.model, seqmodels.training.rundir; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

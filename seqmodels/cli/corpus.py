@@ -9,12 +9,12 @@ from pathlib import Path
 import click
 
 from seqmodels.cli.options import NamedPath, data_config_from, data_options, window_options
-from seqmodels.training.config import TrainConfig
+from seqmodels.lm.config import WindowConfig
 
 
 @click.command()
 @data_options
-@window_options(TrainConfig())
+@window_options(WindowConfig())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--export", type=NamedPath(dir_okay=False), default=None,
               help="Also write the corpus text (decoded, normalised) to this file.")
@@ -38,7 +38,7 @@ def corpus(**kwargs) -> None:
         _export_text(config, Path(kwargs["export"]), kwargs["force"])
     prepared = prepare_corpus(
         config, cache_dir=kwargs["cache_dir"], use_cache=not kwargs["no_cache"],
-        progress=not kwargs["quiet"],
+        progress=not kwargs["quiet"], workers=kwargs["workers"],
     )
     require_windows(len(prepared.splits.train), kwargs["seq_len"], kwargs["stride"],
                     "training split")
@@ -51,9 +51,9 @@ def corpus(**kwargs) -> None:
 
 def _export_text(config, path: Path, force: bool) -> None:
     """Write the decoded, normalised corpus text to path, never over a file unless forced."""
+    from seqmodels.cli.outputs import check_output_file
     from seqmodels.data.corpus import input_files, read_corpus, resolve_sources
     from seqmodels.files import write_text_atomic
-    from seqmodels.training.rundir import check_output_file
 
     stopwords = [(config.stopwords, "the --stopwords file")] if config.stopwords else []
     check_output_file(path, force, input_files(config.corpus) + stopwords)

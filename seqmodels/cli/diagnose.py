@@ -65,7 +65,7 @@ def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_sc
             raise click.UsageError(f"{names} {verb} to fresh models only; a RUN uses its own "
                                    f"settings and corpus")
     if plot:
-        from seqmodels.training.rundir import check_output_file
+        from seqmodels.cli.outputs import check_output_file
 
         check_output_file(plot, force, _inputs(run, corpus))
     chosen = parse_cells(cells)
@@ -86,12 +86,12 @@ def _inputs(run: str | None, corpus: tuple[str, ...]) -> list:
     """What --plot must never replace: the corpus files, and a run's own files."""
     from seqmodels.data.corpus import input_files
     from seqmodels.errors import SeqmodelsError
-    from seqmodels.training.rundir import own_files, read_config
+    from seqmodels.training.rundir import RunDir
 
     if run is None:
         return input_files(list(corpus))
     try:
-        specs = read_config(run)["data"].get("corpus")
+        specs = RunDir(run).read_config()["data"].get("corpus")
     except SeqmodelsError:  # diagnose reads the run before any plot, and fails there
         specs = None
-    return own_files(run) + (input_files(specs) if isinstance(specs, list) else [])
+    return RunDir(run).own_files() + (input_files(specs) if isinstance(specs, list) else [])

@@ -23,15 +23,17 @@ from seqmodels.cli.options import NamedPath
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
     """Loss, perplexity, bits per token and accuracy of a trained RUN on held-out text."""
-    from seqmodels.lm.evaluate import evaluate_run
-    from seqmodels.training.rundir import read_config
+    from seqmodels.lm.model import LanguageModel
 
-    metrics, where = evaluate_run(run, list(corpus), context, cache_dir, progress=not quiet)
+    model = LanguageModel.load(run)
+    metrics = model.evaluate(list(corpus), context=context, cache_dir=cache_dir,
+                             progress=not quiet)
+    where = ", ".join(corpus) if corpus else "the run's test split"
     report = {"run": str(run), "text": where, **metrics.to_json()}
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    unit = "character" if read_config(run)["data"].get("level") == "char" else "token"
+    unit = model.tokenizer.unit
     rows = [
         ("evaluated on", where),
         ("tokens", f"{metrics.tokens:,}"),

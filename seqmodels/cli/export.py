@@ -25,15 +25,10 @@ FORMATS = ("savedmodel", "tflite", "onnx")
 def export(run, fmt, out, force) -> None:
     """Export RUN's best model for serving, with a one-step signature (token ids + state ->
     logits + state) so a server or an app generates with O(1) work per token."""
-    from pathlib import Path
+    from seqmodels.lm.export import check_export
+    from seqmodels.lm.model import LanguageModel
+    from seqmodels.training.rundir import RunDir
 
-    from seqmodels.lm.export import export_run
-
-    if out is None:
-        from seqmodels.training.rundir import check_own_folder
-
-        check_own_folder(Path(run) / "export")  # never into a linked RUN/export/
-    out = Path(out) if out else Path(run) / "export" / (
-        "model" if fmt == "savedmodel" else f"model.{fmt}")
-    written = export_run(run, fmt, out, force)
+    out = check_export(fmt, out or RunDir(run).export_path(fmt), force)  # before loading
+    written = LanguageModel.load(run).export(fmt, out, force)
     click.echo(str(written))

@@ -8,6 +8,7 @@ import math
 import click
 
 from seqmodels.cli.options import (
+    CommandGroup,
     NamedPath,
     check_optimizer_options,
     check_resume_options,
@@ -15,16 +16,19 @@ from seqmodels.cli.options import (
     config_from,
     model_options,
     optimizer_options,
+    resume_changes,
     resume_options,
-    resume_overrides,
     run_options,
+    run_options_from,
     splits_option,
     train_config_from,
 )
+from seqmodels.cli.train import resume_hint
 from seqmodels.forecast.defaults import default_model, default_train_config
 from seqmodels.forecast.series import BUILTIN_SERIES, MISSING_POLICIES, SeriesConfig
 from seqmodels.models.config import ModelConfig
 from seqmodels.training.history import epochs_done
+from seqmodels.training.rundir import RunDir
 
 SERIES = SeriesConfig()  # the defaults of the series options
 
@@ -48,7 +52,7 @@ def _columns(ctx, param, value: str | None) -> list[str]:
     return names
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def forecast() -> None:
     """Forecast numeric time series from CSV files with LSTM/GRU/SimpleRNN regression.
 
@@ -92,12 +96,13 @@ def train(csv, **kw) -> None:
     _needs_pandas()
     from seqmodels.forecast.train import train_forecaster
 
-    run = train_forecaster(config_from(SeriesConfig, kw, csv=csv or ""),
-                           config_from(ModelConfig, kw),
-                           train_config_from(kw, seq_len=kw["window"]),
-                           out=kw["out"], resume=kw["resume"], progress=not kw["quiet"],
-                           log_every=kw["log_every"], callbacks=kw["callback"],
-                           **(resume_overrides(ctx, kw) if kw["resume"] else {}))
+    resuming = bool(kw["resume"])
+    with resume_hint("seqmodels forecast train"):
+        run = train_forecaster(None if resuming else config_from(SeriesConfig, kw, csv=csv or ""),
+                               None if resuming else config_from(ModelConfig, kw),
+                               None if resuming else train_config_from(kw),
+                               out=kw["out"], resume=kw["resume"],
+                               changes=resume_changes(ctx, kw), options=run_options_from(kw))
     if not kw["quiet"]:
         for note in run.notes:
             click.echo(f"note: {note}", err=True)
@@ -133,7 +138,7 @@ def _summary(run) -> str:
               help="Season length m for the seasonal naive baseline [default: from the time "
                    "step: 7 daily, 52 weekly, 24 hourly, 12 monthly, 4 quarterly; else none].")
 @click.option("--plot", type=NamedPath(dir_okay=False), default=None,
-              help="Where to write the test-split plot [default: RUN/forecast-test.png].")
+              help=f"Where to write the test-split plot [default: RUN/{RunDir.FORECAST_PLOT}].")
 @click.option("--no-plot", is_flag=True, help="Write no plot.")
 @click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -149,16 +154,15 @@ def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
         raise click.UsageError("--force lets --plot replace a file (the default plot in the run "
                                "is always rewritten); without --plot it does nothing")
     _needs_pandas()
-    from pathlib import Path
 
+    from seqmodels.cli.outputs import check_output_file
     from seqmodels.forecast.evaluate import evaluate_forecast, format_evaluation
     from seqmodels.forecast.run import load_forecast_run
-    from seqmodels.training.rundir import check_output_file
 
     if plot and not no_plot:
         check_output_file(plot, force, _inputs(run, csv))
     loaded = load_forecast_run(run)
-    where = None if no_plot else (plot or Path(run) / "forecast-test.png")
+    where = None if no_plot else (plot or RunDir(run).forecast_plot)
     report = evaluate_forecast(loaded, csv, season=season, plot=where)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -172,18 +176,18 @@ def _inputs(run: str, csv: str | None) -> list:
     """What --plot must never replace: the CSV evaluated, and the run's own files."""
     from seqmodels.errors import SeqmodelsError
     from seqmodels.forecast.series import resolve_csv
-    from seqmodels.training.rundir import own_files, read_config
+    from seqmodels.training.rundir import RunDir
 
     if csv is None:
         try:
-            csv = read_config(run)["data"].get("csv")
+            csv = RunDir(run).read_config()["data"].get("csv")
         except SeqmodelsError:  # the run is read before any plot, and fails there
             csv = None
     try:  # a built-in series by name: its installed file
         read = [(resolve_csv(csv), "the CSV evaluated")] if isinstance(csv, str) else []
     except SeqmodelsError:  # evaluating it fails first
         read = []
-    return own_files(run) + read
+    return RunDir(run).own_files() + read
 
 
 @forecast.command()
@@ -217,9 +221,9 @@ def data(name, out, force) -> None:
     """Copy a built-in series (a CSV installed with seqmodels) to a file."""
     from pathlib import Path
 
+    from seqmodels.cli.outputs import check_output_file
     from seqmodels.files import write_text_atomic
     from seqmodels.forecast.series import BUILTIN_SERIES, builtin_path
-    from seqmodels.training.rundir import check_output_file
 
     source = builtin_path(name)
     target = check_output_file(Path(out), force, [(source, "the built-in series' own file")])

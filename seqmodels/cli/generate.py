@@ -17,7 +17,7 @@ SAMPLING = SamplingConfig()  # the defaults of the sampling options
 
 def _prompt(ctx, param, value: str | None) -> str | None:
     """A non-empty prompt of at most MAX_PROMPT_CHARS characters."""
-    from seqmodels.lm.generate import MAX_PROMPT_CHARS
+    from seqmodels.data.tokenizers.base import MAX_PROMPT_CHARS
 
     if value is not None and not value:
         raise click.BadParameter("the prompt is empty; leave --prompt out for the default")
@@ -58,13 +58,16 @@ def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, 
     if temperature == 0 and (top_k is not None or top_p is not None):
         raise click.UsageError("-t 0 samples greedily (the most likely token); --top-k and "
                                "--top-p do nothing there")
-    from seqmodels.lm.generate import SamplingConfig, generate_text
+    from seqmodels.lm.generate import check_request
+    from seqmodels.lm.model import LanguageModel
 
     sampling = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    check_request(length, num_samples, stop_at, sampling)  # before the model loads
     stream = num_samples == 1 and fmt == "text"
-    samples = generate_text(run, prompt, length, sampling, num_samples, stop_at, skip_unknown,
-                            on_text=(lambda piece: click.echo(piece, nl=False)) if stream
-                            else None, on_warning=lambda w: click.echo(f"warning: {w}", err=True))
+    model = LanguageModel.load(run)
+    samples = model.generate(prompt, length, sampling, num_samples, stop_at,
+                             on_text=(lambda piece: click.echo(piece, nl=False)) if stream
+                             else None, skip_unknown=skip_unknown)
     if stream:
         click.echo()
     elif fmt == "jsonl":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -13,8 +16,9 @@ from seqmodels.cli.evaluate import evaluate
 from seqmodels.cli.export import export
 from seqmodels.cli.forecast import forecast
 from seqmodels.cli.generate import generate
+from seqmodels.cli.options import CommandGroup, cli_message, option_name
 from seqmodels.cli.train import train
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import SeqmodelsError, render
 
 
 def _one_line(message: object) -> str:
@@ -22,17 +26,31 @@ def _one_line(message: object) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-class _Group(click.Group):
+@contextmanager
+def _warnings_on_stderr() -> Iterator[None]:
+    """The library's warnings as 'warning: ...' lines on stderr, settings named as options."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        click.echo(f"warning: {_one_line(render(str(message), option_name))}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        yield
+
+
+class _Group(CommandGroup):
     """A click group that turns SeqmodelsError into a one-line error and its exit status."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
-        except SeqmodelsError as exc:
+            with _warnings_on_stderr():
+                return super().invoke(ctx)
+        except SeqmodelsError as exc:  # its settings named as this command line's options
             code = getattr(exc, "exit_code", 1)
             if code == 1:
-                raise click.ClickException(_one_line(exc)) from None
-            click.echo(_one_line(exc), err=True)
+                raise click.ClickException(_one_line(cli_message(exc))) from None
+            click.echo(_one_line(cli_message(exc)), err=True)
             ctx.exit(code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -72,11 +90,8 @@ for command in (corpus, train, evaluate, generate, export, diagnose, forecast):
 
 def main() -> None:
     """Console-script entry point."""
-    import warnings
-
     from seqmodels.interrupts import record_ctrl_c
 
-    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
     record_ctrl_c()
     cli(prog_name="seqmodels", auto_envvar_prefix="SEQMODELS")
 

@@ -21,13 +21,13 @@ from seqmodels.data.config import (
     DEFAULT_SPLITS,
     LEVELS,
     NORMALIZATIONS,
-    WORD_TOKENIZERS,
+    TOKENIZER_CHOICES,
     DataConfig,
     check_fractions,
 )
-from seqmodels.errors import SeqmodelsError, describe
+from seqmodels.errors import SeqmodelsError, describe, render
+from seqmodels.lm.config import WindowConfig
 from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, MAX_LAYERS, ModelConfig
-from seqmodels.settings import option_name
 from seqmodels.training.config import (
     DEFAULT_LR,
     NO_BUDGET,
@@ -35,6 +35,7 @@ from seqmodels.training.config import (
     OPTIMIZERS,
     RESUMABLE,
     SCHEDULES,
+    RunOptions,
     TrainConfig,
     parse_duration,
 )
@@ -42,12 +43,46 @@ from seqmodels.training.distribute import STRATEGIES
 
 T = TypeVar("T")
 
-# options that say how this process runs, not what is trained: free to differ on --resume
-PROCESS_OPTIONS = frozenset({"resume", "log_every", "quiet", "cache_dir", "workers", "strategy",
-                             "workers_spec", "worker_index", "sample_every", "sample_prompt",
-                             "sample_temperature", "sample_length", "config", "callback",
-                             "no_cache"})
-RESUME_MAY_CHANGE = PROCESS_OPTIONS | set(RESUMABLE)
+# settings whose command-line parameter has another name
+PARAMETER_OF = {"cluster": "workers_spec", "callbacks": "callback", "use_cache": "no_cache",
+                "progress": "quiet", "name": "tokenizer"}
+_RUNNING: list[click.Command | None] = [None]  # the command this process runs now
+
+
+class CommandGroup(click.Group):
+    """A group that notes which command runs, so errors can name that command's options."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and not isinstance(command, click.Group):
+            _RUNNING[0] = command
+        return name, command, rest
+
+
+def option_name(setting: str) -> str:
+    """The command-line spelling of a setting in the command that runs: max_time -> --max-time;
+    corpus -> CORPUS where it is an argument (train), --corpus where an option (evaluate)."""
+    wanted = PARAMETER_OF.get(setting, setting)
+    command = _RUNNING[0]
+    for param in command.params if command is not None else []:
+        if param.name == wanted:
+            if isinstance(param, click.Argument):
+                return param.human_readable_name
+            return max(param.opts, key=len)
+    return "--" + wanted.replace("_", "-")
+
+
+def cli_message(exc: SeqmodelsError) -> str:
+    """A library error's message with each setting it names shown as its option."""
+    return render(exc.message, option_name)
+
+
+# options that say how this process runs (RunOptions and the command line's own), not what is
+# trained: free to differ on --resume, as are the RESUMABLE training settings
+CLI_PROCESS_OPTIONS = {"resume", "quiet", "config", "callback", "no_cache", "workers_spec",
+                       "sample_every", "sample_prompt", "sample_temperature", "sample_length"}
+RESUME_MAY_CHANGE = (frozenset(f.name for f in dataclasses.fields(RunOptions))
+                     | CLI_PROCESS_OPTIONS | set(RESUMABLE))
 
 
 def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -58,7 +93,7 @@ def duration(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     try:
         seconds = None if value is None else parse_duration(value)
     except SeqmodelsError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(cli_message(exc)) from None
     if seconds is not None and seconds <= 0:
         raise click.BadParameter(f"{value!r} is no time at all; give a budget above 0")
     return seconds
@@ -146,7 +181,7 @@ def splits_option(default: tuple[float, float, float], help: str):
             raise click.BadParameter(f"give three numbers like "
                                      f"{','.join(map(str, default))}") from None
         except SeqmodelsError as exc:
-            raise click.BadParameter(str(exc)) from None
+            raise click.BadParameter(cli_message(exc)) from None
 
     return click.option("--splits", default=",".join(f"{f:g}" for f in default),
                         show_default=True, callback=parse, help=help)
@@ -189,7 +224,7 @@ def _read_config_file(ctx: click.Context, param: click.Parameter, value: str | N
     try:
         data = tomllib.loads(read_regular(value, MAX_CONFIG_FILE_BYTES).decode("utf-8"))
     except SeqmodelsError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
+        raise click.BadParameter(cli_message(exc), ctx, param) from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise click.BadParameter(f"{value}: not a TOML file ({exc})", ctx, param) from None
     except RecursionError:
@@ -258,8 +293,11 @@ def check_resume_options(ctx: click.Context, kw: dict, argument: str, given_argu
                                f"cannot change: {', '.join(extra)}")
 
 
-def resume_overrides(ctx: click.Context, kw: dict) -> dict[str, Any]:
-    """The resumable settings given on the command line (the run keeps the others)."""
+def resume_changes(ctx: click.Context, kw: dict) -> dict[str, Any] | None:
+    """With --resume, the resumable settings given on the command line (the run keeps the
+    others); None for a new run."""
+    if not kw["resume"]:
+        return None
     given = given_options(ctx)
     return {name: kw[name] for name in RESUMABLE if name in given}
 
@@ -378,9 +416,6 @@ def run_options(defaults: TrainConfig):
                      help="Validate every N steps as well as at each epoch's end and when "
                           "training stops [default: often enough for validation to take about "
                           "5% of the training time, and at least 100 steps apart]."),
-        click.option("--eval-tokens", type=click.IntRange(min=1), default=defaults.eval_tokens,
-                     help="Validate on the first N tokens of the validation split (for a large "
-                          "split) [default: all of it]."),
         click.option("--steps-per-epoch", type=click.IntRange(min=1),
                      default=defaults.steps_per_epoch,
                      help="Cap the steps of each epoch (quick runs)."),
@@ -434,7 +469,16 @@ def distribution_options(f):
     ], f)
 
 
-def window_options(defaults: TrainConfig):
+def run_options_from(kw: dict[str, Any], callbacks: list | None = None) -> RunOptions:
+    """The RunOptions of a training command's options."""
+    return RunOptions(progress=not kw["quiet"], log_every=kw["log_every"],
+                      workers=kw.get("workers"), strategy=kw.get("strategy", "default"),
+                      cluster=kw.get("workers_spec"), worker_index=kw.get("worker_index"),
+                      callbacks=list(callbacks if callbacks is not None else kw["callback"]),
+                      cache_dir=kw.get("cache_dir"), use_cache=not kw.get("no_cache", False))
+
+
+def window_options(defaults: WindowConfig):
     """--seq-len, --stride and --stateful: how the token stream is cut into windows."""
     return lambda f: stack([
         click.option("--seq-len", "-T", type=click.IntRange(min=1), default=defaults.seq_len,
@@ -444,6 +488,12 @@ def window_options(defaults: TrainConfig):
         click.option("--stateful", is_flag=True,
                      help="Carry the hidden state across consecutive windows (truncated BPTT)."),
     ], f)
+
+
+eval_tokens_option = click.option(
+    "--eval-tokens", type=click.IntRange(min=1), default=WindowConfig().eval_tokens,
+    help="Validate on the first N tokens of the validation split (for a large split) "
+         "[default: all of it].")
 
 
 def _encoding(ctx, param, value: str) -> str:
@@ -474,7 +524,7 @@ def data_options(f):
         click.argument("corpus", nargs=-1),
         click.option("--level", type=click.Choice(LEVELS), default=d.level, show_default=True,
                      help="Model characters (code points) or words."),
-        click.option("--tokenizer", type=click.Choice(WORD_TOKENIZERS), default=d.tokenizer,
+        click.option("--tokenizer", type=click.Choice(TOKENIZER_CHOICES), default=d.tokenizer,
                      help="Word tokenizer (word level only; default nltk = word_tokenize)."),
         click.option("--lowercase", is_flag=True, help="Lowercase the text first."),
         click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=d.normalize,
@@ -493,7 +543,7 @@ def data_options(f):
         splits_option(DEFAULT_SPLITS, "Train,validation,test fractions (contiguous)."),
         cache_dir_option,
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
-        click.option("--workers", type=click.IntRange(min=1), default=d.workers,
+        click.option("--workers", type=click.IntRange(min=1), default=RunOptions().workers,
                      help="Processes that tokenize the corpus [default: all cores; 1: this "
                           "process only]."),
     ], f)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -15,20 +17,34 @@ from seqmodels.cli.options import (
     data_config_from,
     data_options,
     distribution_options,
+    eval_tokens_option,
     given_options,
     model_options,
     optimizer_options,
+    option_name,
+    resume_changes,
     resume_options,
-    resume_overrides,
     run_options,
+    run_options_from,
     train_config_from,
     window_options,
 )
+from seqmodels.errors import ResumableError
+from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
 from seqmodels.models.config import ModelConfig
-from seqmodels.settings import option_name
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.history import epochs_done, perplexity
+from seqmodels.training.rundir import RunDir
+
+
+@contextmanager
+def resume_hint(command: str) -> Iterator[None]:
+    """A training that stopped with its run whole names the command that resumes it."""
+    try:
+        yield
+    except ResumableError as exc:
+        raise exc.resume_with(f"{command} --resume {exc.run_dir}") from None
 
 
 @click.command()
@@ -36,13 +52,14 @@ from seqmodels.training.history import epochs_done, perplexity
 @data_options
 @model_options(ModelConfig())
 @optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
-@window_options(TrainConfig())
+@window_options(WindowConfig())
+@eval_tokens_option
 @run_options(TrainConfig())
 @resume_options("<cell>-<level>")
 @distribution_options
 @click.option("--sample-every", type=click.IntRange(min=0), default=None,
-              help="Print a short sample every N steps and append it to samples.txt in the run "
-                   "(0: never). Default: at every validation, none with --quiet.")
+              help=f"Print a short sample every N steps and append it to {RunDir.SAMPLES} in the "
+                   f"run (0: never). Default: at every validation, none with --quiet.")
 @click.option("--sample-prompt", default=None,
               help="Prompt of those samples (default: a newline, if the vocabulary has one).")
 @click.option("--sample-temperature", type=Finite(min=0), multiple=True, default=(0.8,),
@@ -56,13 +73,15 @@ def train(**kw) -> None:
     _check_train_options(ctx, kw)
     from seqmodels.lm.train import train as train_run
 
-    run = train_run(data_config_from(kw), config_from(ModelConfig, kw), train_config_from(kw),
-                    out=kw["out"], resume=kw["resume"], cache_dir=kw["cache_dir"],
-                    progress=not kw["quiet"], log_every=kw["log_every"],
-                    workers=kw["workers"], strategy=kw["strategy"],
-                    workers_spec=kw["workers_spec"], worker_index=kw["worker_index"],
-                    callbacks=[*kw["callback"], *_sampling(kw)], use_cache=not kw["no_cache"],
-                    **(resume_overrides(ctx, kw) if kw["resume"] else {}))
+    resuming = bool(kw["resume"])
+    options = run_options_from(kw, [*kw["callback"], *_sampling(kw)])
+    with resume_hint("seqmodels train"):
+        run = train_run(None if resuming else data_config_from(kw),
+                        None if resuming else config_from(ModelConfig, kw),
+                        None if resuming else train_config_from(kw),
+                        None if resuming else config_from(WindowConfig, kw),
+                        out=kw["out"], resume=kw["resume"], changes=resume_changes(ctx, kw),
+                        options=options)
     if run.path is None:  # a worker that is not the chief
         if not kw["quiet"]:
             click.echo(f"This worker's part is done after {epochs_done(run.history)} epoch(s); the "
@@ -74,7 +93,7 @@ def train(**kw) -> None:
 
 
 def _sampling(kw: dict) -> list:
-    """The samples-while-training callback the options ask for ([] for none)."""
+    """The samples-while-training the options ask for ([] for none)."""
     every = kw["sample_every"]
     if every == 0 or (every is None and kw["quiet"]):
         return []
@@ -117,7 +136,7 @@ def run_summary(run) -> str:
     how = {"completed": "finished", "max-time": "stopped at the --max-time budget",
            "early-stopping": "stopped early (no better validation loss)",
            "callback": "stopped by a callback"}[run.stop_reason]
-    unit = "char" if run.config["data"].get("level") == "char" else "token"
+    unit = run.model.tokenizer.unit_short
     last = run.history[-1] if run.history else {}
     done = (f"after {int(last['global_step']):,} steps ({int(last['tokens']):,} tokens, epoch "
             f"{int(last['epoch'])})" if "global_step" in last else
@@ -125,7 +144,7 @@ def run_summary(run) -> str:
     shown = perplexity(best) if best is not None else None
     figures = (f"best validation loss {best:.4f} nats/{unit} (perplexity "
                f"{'beyond any float' if shown is None else f'{shown:.2f}'}, "
-               f"{best / math.log(2):.3f} bits/{unit}), kept in model.keras"
+               f"{best / math.log(2):.3f} bits/{unit}), kept in {RunDir.MODEL}"
                if best is not None else "nothing validated yet")
     return (f"Training {how} {done}: {figures}. Saved in {run.path}. Next: seqmodels train "
             f"--resume {run.path} --epochs N to train longer.")

@@ -111,6 +111,7 @@ class ChunkReader:
             size = _size(f)
             self._hash.update(size.to_bytes(8, "little"))
             offset = chars = unreported = 0  # bytes fed, characters decoded, bytes not yielded
+            first_nul = None  # where the file's first NUL character is
             carry = ""
             block = _read(source, f, max(self.chunk_bytes, 4))  # room for a byte order mark
             decoder = _decoder(self.encoding, block, self.errors)
@@ -132,8 +133,9 @@ class ChunkReader:
                 offset += len(block)
                 unreported += len(block)
                 nul = text.find("\x00")
-                if nul >= 0:  # counted in characters before line breaks are changed, as before
-                    raise source.nul_error(chars + nul, self.encoding)
+                if nul >= 0 and first_nul is None:  # counted before line breaks are changed
+                    first_nul = chars + nul  # refused at the file's end: a byte that does not
+                    # decode, anywhere in the file, is named first (as decoding it whole does)
                 chars += len(text)
                 if final:
                     break
@@ -145,6 +147,8 @@ class ChunkReader:
                     carry += text
         if offset != size:
             raise _changed(source)
+        if first_nul is not None:
+            raise source.nul_error(first_nul, self.encoding)
         yield Piece(i, _newlines(carry + text), True, unreported)
 
 

@@ -6,12 +6,13 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from seqmodels import settings
+from seqmodels.data.tokenizers import LEVELS, TOKENIZER_CHOICES
+from seqmodels.data.tokenizers import NORMAL_FORMS as NORMALIZATIONS
 from seqmodels.errors import SeqmodelsError
 
+__all__ = ["DECODE_ERRORS", "DEFAULT_SPLITS", "LEVELS", "NORMALIZATIONS", "TOKENIZER_CHOICES",
+           "DataConfig", "check_fractions"]
 DEFAULT_SPLITS = (0.90, 0.05, 0.05)
-LEVELS = ("char", "word")
-WORD_TOKENIZERS = ("nltk", "treebank", "wordpunct", "whitespace")  # nltk: word_tokenize
-NORMALIZATIONS = ("NFC", "NFKC", "NFD", "NFKD", "none")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 
 
@@ -42,7 +43,7 @@ class DataConfig:
     """Everything that decides how text becomes token ids (stored in every run)."""
 
     corpus: list[str] = field(default_factory=list)  # files, dirs, globs or "kjv"; empty: kjv
-    level: str = "char"
+    level: str = "char"  # a kind of token (seqmodels.data.tokenizers.KINDS): char, word
     tokenizer: str | None = None  # word level: nltk (default), treebank, wordpunct, whitespace
     lowercase: bool = False
     normalize: str = "NFC"
@@ -52,14 +53,10 @@ class DataConfig:
     min_freq: int = 1
     max_vocab: int | None = None  # including <pad> and <unk>
     splits: tuple[float, float, float] = DEFAULT_SPLITS
-    # processes that tokenize (None: all cores); the ids do not depend on it, so it is
-    # neither stored nor part of the cache key
-    workers: int | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
-        """A JSON-ready dict (without workers, which changes no id)."""
+        """A JSON-ready dict."""
         d = asdict(self)
-        d.pop("workers")
         d["splits"] = list(self.splits)
         return d
 
@@ -67,8 +64,6 @@ class DataConfig:
     def from_json(cls, d: dict) -> DataConfig:
         """Rebuild from to_json()'s dict; unknown keys are refused."""
         config = settings.from_json(cls, d, "data")
-        if "workers" in d:
-            raise SeqmodelsError("unknown data setting(s): workers")
         config.splits = check_fractions(tuple(config.splits))
         for name, choices in (("level", LEVELS), ("normalize", NORMALIZATIONS),
                               ("errors", DECODE_ERRORS)):

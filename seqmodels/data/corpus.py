@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqmodels.data.tokenizers.base import normalise
 from seqmodels.errors import SeqmodelsError, UndecodableText
 from seqmodels.files import expand_user, read_regular
 
 BUILTIN_CORPORA = ("kjv",)
-NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", "none")
 _GLOB_CHARS = set("*?[")
 
 
@@ -60,14 +58,14 @@ class Source:
         """The error for bytes that do not decode; offset: the bad byte's place in the file."""
         bad = exc.object[exc.start : exc.start + 1].hex()
         return UndecodableText(f"{self.path}: byte 0x{bad} at offset {offset} is not valid "
-                               f"{encoding}", "try --encoding latin-1 or --errors replace")
+                               f"{encoding}", "try `encoding` latin-1 or `errors` replace")
 
     def codec_error(self, exc: UnicodeError, encoding: str) -> SeqmodelsError:
         """The error for a text the codec refuses without saying where."""
         if "error handling" in str(exc):  # idna, punycode: strict only
-            return SeqmodelsError(f"the {encoding} codec supports only --errors strict ({exc})")
+            return SeqmodelsError(f"the {encoding} codec supports only `errors` strict ({exc})")
         return UndecodableText(f"{self.path} is not valid {encoding} text ({exc})",
-                               "try --encoding utf-8 or --errors replace")
+                               "try `encoding` utf-8 or `errors` replace")
 
     def nul_error(self, nul: int, encoding: str) -> SeqmodelsError:
         """The error for a decoded text holding NUL at character nul."""
@@ -99,21 +97,12 @@ def expand_pattern(spec: str) -> list[Path]:
         raise SeqmodelsError(f"pattern {spec}: {exc}") from None
 
 
-RUN_FORMAT = "seqmodels.run"  # training.rundir.RUN_FORMAT: the data layer does not import it
-
-
 def _samples(path: Path) -> bool:
-    """Whether a file is the samples.txt a run writes (beside its config.json): text a model
-    made, which grows as it trains, is never part of a corpus found in a folder or by a glob."""
-    config = path.parent / "config.json"
-    if path.name != "samples.txt" or not config.is_file():
-        return False
-    try:
-        with open(config, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
-    return re.search(rb'"format"\s*:\s*"' + RUN_FORMAT.encode() + rb'"', head) is not None
+    """Whether a file is a run's samples.txt: text a model made, never part of a corpus found in
+    a folder or by a glob."""
+    from seqmodels.training.rundir import RunDir
+
+    return RunDir.is_samples_file(path)
 
 
 def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, str]]:
@@ -163,15 +152,6 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     for s in sources:
         unique.setdefault(s.path.resolve() if s.path else s.name, s)
     return list(unique.values())
-
-
-def normalise(text: str, form: str = "NFC", lowercase: bool = False) -> str:
-    """Apply Unicode normalisation (or none) and optional lowercasing."""
-    if form not in NORMAL_FORMS:
-        raise SeqmodelsError(f"unknown normal form {form!r}; choose from {', '.join(NORMAL_FORMS)}")
-    if form != "none":
-        text = unicodedata.normalize(form, text)
-    return text.lower() if lowercase else text
 
 
 def content_digest(chunks: list[bytes]) -> str:

@@ -15,9 +15,9 @@ import numpy as np
 
 from seqmodels.data.chunks import CHUNK_BYTES, stream_digest
 from seqmodels.data.config import DataConfig
-from seqmodels.data.corpus import normalise, read_corpus, resolve_sources
-from seqmodels.data.streaming import Settings, write_ids
-from seqmodels.data.tokenizers import MAX_STOPWORDS_BYTES, Tokenizer, read_stopwords
+from seqmodels.data.corpus import read_corpus, resolve_sources
+from seqmodels.data.streaming import write_ids
+from seqmodels.data.tokenizers import Tokenizer, make_tokenizer
 from seqmodels.data.vocab import Vocabulary
 from seqmodels.data.windows import Splits, check_fractions, split_bounds, split_ids
 from seqmodels.errors import SeqmodelsError
@@ -30,7 +30,8 @@ from seqmodels.files import (
     write_json_atomic,
 )
 
-CACHE_VERSION = 2  # 2: meta.json holds digests of vocab.json and ids.npy
+CACHE_VERSION = 3  # 2: meta.json holds digests of the vocabulary and the ids; 3: new key
+VOCABULARY, IDS, META = "vocabulary.json", "ids.npy", "meta.json"  # a cache entry's files
 
 
 @dataclass
@@ -50,13 +51,8 @@ class PreparedCorpus:
         return split_ids(self.ids, self.config.splits)
 
     def tokenizer(self) -> Tokenizer:
-        """The tokenizer these ids were made with (for encoding prompts and decoding output)."""
-        return make_tokenizer(self.config)
-
-
-def encode_corpus(config: DataConfig, vocab: Vocabulary, specs: list[str]) -> np.ndarray:
-    """Ids of other text, read and tokenized with a run's settings and vocabulary."""
-    return vocab.encode(make_tokenizer(config).tokenize(corpus_text(config, specs)))
+        """The tokenizer these ids were made with, with their vocabulary."""
+        return make_tokenizer(self.config, self.vocab)
 
 
 def corpus_text(config: DataConfig, specs: list[str]) -> str:
@@ -65,26 +61,28 @@ def corpus_text(config: DataConfig, specs: list[str]) -> str:
                        config.normalize, config.lowercase).text
 
 
-def run_test_ids(run_config: dict, vocab: Vocabulary, cache_dir: str | Path | None = None,
-                 progress: bool = False) -> np.ndarray:
-    """The test split of the corpus a run was trained on, checked against the run."""
-    config = DataConfig.from_json(run_config["data"])
+def corpus_test_ids(config: DataConfig, digest: str | None, vocab: Vocabulary,
+                    cache_dir: str | Path | None = None, progress: bool = False,
+                    stored_in: tuple[object, object] = ("its settings", "its vocabulary")
+                    ) -> np.ndarray:
+    """The test split of the corpus a run was trained on (config and digest as the run stored
+    them), checked to give the run's vocabulary; stored_in names where the run keeps its
+    settings and its vocabulary, for the message when they no longer agree."""
     try:
         prepared = prepare_corpus(config, cache_dir=cache_dir, progress=progress)
     except SeqmodelsError as exc:
         raise SeqmodelsError(f"cannot read the corpus the run was trained on ({exc}); evaluate "
-                             f"other text with --corpus PATH") from None
-    digest = run_config.get("corpus_digest")
+                             f"other text with `corpus` PATH") from None
     if digest and prepared.stats["content_digest"] != digest:
         raise SeqmodelsError("the run's corpus has changed since training; evaluate on "
-                             "explicit text with --corpus PATH")
+                             "explicit text with `corpus` PATH")
     if prepared.vocab != vocab:
-        raise SeqmodelsError("the run's corpus or the data settings in its config.json (level, "
-                             "tokenizer, min_freq, ...) have changed since training: they no "
-                             "longer give its vocab.json; evaluate on explicit text with "
-                             "--corpus PATH")
+        raise SeqmodelsError(f"the run's corpus or the data settings in {stored_in[0]} (level, "
+                             f"tokenizer, min_freq, ...) have changed since training: they no "
+                             f"longer give {stored_in[1]}; evaluate on explicit text with "
+                             f"`corpus` PATH")
     if len(prepared.splits.test) < 2:
-        raise SeqmodelsError("this run's corpus has no test split; pass --corpus PATH")
+        raise SeqmodelsError("this run's corpus has no test split; pass `corpus` PATH")
     return prepared.splits.test
 
 
@@ -94,21 +92,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "seqmodels"
 
 
-def make_tokenizer(config: DataConfig) -> Tokenizer:
-    """The tokenizer a data config describes, stopword file read."""
-    stop = read_stopwords(config.stopwords) if config.stopwords else ()
-    return Tokenizer(config.level, config.tokenizer, stop)
-
-
-def cache_key(config: DataConfig, content_digest: str, stopword_bytes: bytes) -> str:
-    """Hash of the corpus bytes and every setting that changes the ids."""
-    import nltk
-
+def cache_key(config: DataConfig, tokenizer: Tokenizer, content_digest: str) -> str:
+    """Hash of the corpus bytes and every setting that changes the ids: the tokenizer's
+    fingerprint (its settings, stopwords, library versions) among them."""
     settings = config.to_json()
-    settings.pop("corpus")
-    settings["stopwords"] = hashlib.sha256(stopword_bytes).hexdigest() if config.stopwords else None
+    for name in ("corpus", "stopwords"):  # the files' contents count, not their names
+        settings.pop(name)
+    settings["tokenizer"] = tokenizer.fingerprint()
     settings["cache_version"] = CACHE_VERSION
-    settings["nltk"] = nltk.__version__ if config.level == "word" else None
     blob = json.dumps([settings, content_digest], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
@@ -123,20 +114,18 @@ def prepare_corpus(
 ) -> PreparedCorpus:
     """Read, tokenize and encode a corpus, or load the result of an identical earlier run.
 
-    The corpus is streamed a chunk at a time through `workers` processes (default:
-    config.workers, else all cores) into a memory-mapped ids.npy; memory stays bounded by
-    the chunk size and the number of distinct tokens, not the corpus size.
+    The corpus is streamed a chunk at a time through `workers` processes (default: all
+    cores) into a memory-mapped array of ids; memory stays bounded by the chunk size and the
+    number of distinct tokens, not the corpus size.
     """
     check_fractions(config.splits)
     tokenizer = make_tokenizer(config)  # validates level/tokenizer/stopwords early
     sources = resolve_sources(config.corpus)
     digest = stream_digest(sources)
-    stop_bytes = (read_regular(config.stopwords, MAX_STOPWORDS_BYTES) if config.stopwords
-                  else b"")
-    key = cache_key(config, digest, stop_bytes)
+    key = cache_key(config, tokenizer, digest)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / key
-    if use_cache and (entry / "meta.json").is_file():
+    if use_cache and (entry / META).is_file():
         try:
             prepared = _load_entry(config, entry)
             # keyed by content: the entry may have been built from files of other names
@@ -144,17 +133,12 @@ def prepare_corpus(
             return prepared
         except SeqmodelsError as exc:  # a damaged cache entry is rebuilt below
             warnings.warn(f"rebuilding a damaged cache entry: {exc}", stacklevel=2)
-    normalise("", config.normalize)  # an unknown normal form fails before any work
-    workers = workers if workers is not None else config.workers
 
     def build(folder: Path) -> tuple[Vocabulary, dict]:
-        settings = Settings(config.level, tokenizer.name if config.level == "word" else None,
-                            tuple(sorted(tokenizer.stopwords)), config.normalize,
-                            config.lowercase)
         vocab, stats, read_digest = write_ids(
-            sources, settings, tokenizer, config.encoding, config.errors,
+            sources, tokenizer, config.encoding, config.errors,
             lambda n: split_bounds(n, config.splits)[0],
-            lambda counts: Vocabulary.from_counts(counts, config.min_freq, config.max_vocab),
+            lambda counts: tokenizer.fit(counts, config.min_freq, config.max_vocab),
             folder, workers, chunk_bytes, progress)
         if read_digest != digest:
             raise SeqmodelsError("the corpus changed while it was being read; try again")
@@ -169,25 +153,25 @@ def prepare_corpus(
     with tempfile.TemporaryDirectory(prefix="seqmodels-") as scratch:
         vocab, stats = build(Path(scratch))
         # the mapping outlives the file, which goes with the folder: nothing is left on disk
-        ids = np.load(Path(scratch) / "ids.npy", mmap_mode="r", allow_pickle=False)
+        ids = np.load(Path(scratch) / IDS, mmap_mode="r", allow_pickle=False)
     if cache_error:
         stats["cache_error"] = cache_error
     return PreparedCorpus(config, ids, vocab, stats)
 
 
 def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
-    """Build ids.npy, vocab.json and meta.json in a temporary folder, then rename it."""
+    """Build the ids, vocabulary and meta files in a temporary folder, then rename it."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_folders(entry.parent)  # what killed builds left
     tmp = temporary_folder(entry)
     try:
         vocab, stats = build(tmp)
-        vocab.save(tmp / "vocab.json")
-        ids = np.load(tmp / "ids.npy", mmap_mode="r", allow_pickle=False)
-        digests = {"vocab_digest": _file_digest(tmp / "vocab.json"),
-                   "ids_digest": _scan_ids(tmp / "ids.npy", ids)[1]}
+        vocab.save(tmp / VOCABULARY)
+        ids = np.load(tmp / IDS, mmap_mode="r", allow_pickle=False)
+        digests = {"vocab_digest": _file_digest(tmp / VOCABULARY),
+                   "ids_digest": _scan_ids(tmp / IDS, ids)[1]}
         del ids
-        write_json_atomic(tmp / "meta.json", {"cache_version": CACHE_VERSION, "stats": stats,
+        write_json_atomic(tmp / META, {"cache_version": CACHE_VERSION, "stats": stats,
                                               **digests})
         if entry.exists():
             try:  # another process (say, a second worker) finished the same entry first
@@ -195,7 +179,7 @@ def _build_entry(config: DataConfig, entry: Path, build) -> PreparedCorpus:
             except SeqmodelsError:
                 if entry.is_symlink() or not entry.is_dir():
                     raise SeqmodelsError(f"{entry}: not a cache folder of seqmodels; remove "
-                                         f"it, or use another --cache-dir") from None
+                                         f"it, or use another `cache_dir`") from None
                 shutil.rmtree(entry)  # a damaged entry; a complete one is never rewritten
         os.replace(tmp, entry)
     finally:
@@ -208,17 +192,17 @@ def _load_entry(config: DataConfig, entry: Path, hit: bool = True) -> PreparedCo
     """Open a cache entry, ids memory-mapped."""
     if entry.is_symlink():
         raise SeqmodelsError(f"{entry}: a symbolic link, not a cache entry")
-    meta = read_json(entry / "meta.json")
+    meta = read_json(entry / META)
     if not isinstance(meta, dict) or meta.get("cache_version") != CACHE_VERSION:
         raise SeqmodelsError(f"{entry}: stale cache entry")
     stats = meta.get("stats")
     if not all(isinstance(meta.get(k), str) for k in ("vocab_digest", "ids_digest")):
-        raise SeqmodelsError(f"{entry / 'meta.json'}: no digests of vocab.json and ids.npy")
-    vocab = Vocabulary.load(entry / "vocab.json")
-    if _file_digest(entry / "vocab.json") != meta["vocab_digest"]:
-        raise SeqmodelsError(f"{entry / 'vocab.json'}: changed since it was cached")
-    _check_stats(stats, len(vocab), entry / "meta.json")
-    ids_path = entry / "ids.npy"
+        raise SeqmodelsError(f"{entry / META}: no digests of {VOCABULARY} and {IDS}")
+    vocab = Vocabulary.load(entry / VOCABULARY)
+    if _file_digest(entry / VOCABULARY) != meta["vocab_digest"]:
+        raise SeqmodelsError(f"{entry / VOCABULARY}: changed since it was cached")
+    _check_stats(stats, len(vocab), entry / META)
+    ids_path = entry / IDS
     if ids_path.is_symlink() or not ids_path.is_file():
         raise SeqmodelsError(f"{ids_path}: not a regular file")
     try:
@@ -260,7 +244,7 @@ def _check_stats(stats: object, vocab_size: int, where: Path) -> None:
 
 
 def _scan_ids(path: Path, ids: np.memmap, chunk: int = 4 * 2**20) -> tuple[int, str]:
-    """The largest id of a memory-mapped ids.npy and the SHA-256 of its ids, read a chunk at a
+    """The largest id of a memory-mapped ids file and the SHA-256 of its ids, read a chunk at a
     time with read(), so the check does not map the whole file into the process (its pages
     would count as memory)."""
     largest, done, n, digest = 0, 0, len(ids), hashlib.sha256()

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from seqmodels.data.chunks import CHUNK_BYTES, ChunkReader, Piece
-from seqmodels.data.corpus import Source, normalise
-from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.corpus import Source
+from seqmodels.data.tokenizers import Tokenizer, tokenizer_from_config
 from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 from seqmodels.interrupts import check_ctrl_c
@@ -32,68 +32,50 @@ BLOCK_TOKENS = 1 << 18  # ids counted or remapped at a time (1 MB of provisional
 PROVISIONAL = np.dtype("<u4")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What a worker needs to turn raw chunk text into tokens."""
-
-    level: str
-    tokenizer: str | None
-    stopwords: tuple[str, ...]
-    normalize: str
-    lowercase: bool
-
-
 @dataclass
 class ChunkResult:
-    """One chunk's tokens: local ids into `tokens` (word level) or code points (char level)."""
+    """One chunk's tokens: local ids into `tokens`, or code points where tokens is None."""
 
     ids: np.ndarray  # uint32, one per token
-    tokens: list[str] | None  # word level: the distinct tokens, in first-seen order
+    tokens: list[str] | None  # the distinct tokens, in first-seen order (None: code points)
     file_chars: list[tuple[int, int]]  # (source index, normalised characters) per piece
     blank: bool  # the chunk's normalised text is whitespace only
     nbytes: int
 
 
-_WORKER: tuple[Settings, Tokenizer] | None = None
+_WORKER: Tokenizer | None = None
 
 
-def _init_worker(settings: Settings, tokenizer: Tokenizer | None = None) -> None:
-    """Build the tokenizer once per process."""
+def _init_worker(tokenizer: Tokenizer) -> None:
+    """The tokenizer of this process's chunks."""
     global _WORKER
-    if tokenizer is None:
-        tokenizer = Tokenizer(settings.level, settings.tokenizer, settings.stopwords)
-    _WORKER = (settings, tokenizer)
+    _WORKER = tokenizer
 
 
-def _init_pool_worker(settings: Settings) -> None:
-    """A worker process: Ctrl-C is the command's to handle (it ends the workers), so a worker
-    ignores it rather than print a traceback of its own."""
+def _init_pool_worker(config: dict) -> None:
+    """A worker process: it rebuilds the tokenizer from its settings once. Ctrl-C is the
+    command's to handle (it ends the workers), so a worker ignores it rather than print a
+    traceback of its own."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker(settings)
+    _init_worker(tokenizer_from_config(config))
 
 
 def tokenize_chunk(pieces: list[Piece]) -> ChunkResult:
     """Normalise and tokenize pieces exactly as the whole-text path would."""
-    settings, tokenizer = _WORKER
+    tokenizer = _WORKER
     parts, file_chars = [], []
     for piece in pieces:
-        part = normalise(piece.text, settings.normalize, settings.lowercase)
+        part = tokenizer.normalise(piece.text)
         if piece.final and part and not part.endswith("\n"):
             part += "\n"  # read_corpus ends every non-empty file with a line break
         parts.append(part)
         file_chars.append((piece.source, len(part)))
     text = "".join(parts)
     nbytes = sum(p.nbytes for p in pieces)
-    if settings.level == "char":  # a char token is one code point: its number is its id
-        ids = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=PROVISIONAL)
-        return ChunkResult(ids, None, file_chars, not text.strip(), nbytes)
-    local: dict[str, int] = {}
-    add = local.setdefault
-    ids = np.fromiter((add(t, len(local)) for line in tokenizer.tokenize_lines(
-        text.splitlines(keepends=True)) for t in line), dtype=PROVISIONAL)
-    return ChunkResult(ids, list(local), file_chars, not text.strip(), nbytes)
+    ids, tokens = tokenizer.chunk_ids(text)
+    return ChunkResult(ids, tokens, file_chars, not text.strip(), nbytes)
 
 
 def _jobs(pieces: Iterable[Piece], chunk_bytes: int) -> Iterator[list[Piece]]:
@@ -109,11 +91,11 @@ def _jobs(pieces: Iterable[Piece], chunk_bytes: int) -> Iterator[list[Piece]]:
         yield job
 
 
-def _results(jobs: Iterator[list[Piece]], settings: Settings, tokenizer: Tokenizer,
-             workers: int) -> Iterator[ChunkResult]:
+def _results(jobs: Iterator[list[Piece]], tokenizer: Tokenizer, workers: int
+             ) -> Iterator[ChunkResult]:
     """Tokenized jobs in order: in this process, or in workers with a few jobs in flight."""
     if workers <= 1:
-        _init_worker(settings, tokenizer)
+        _init_worker(tokenizer)
         for job in jobs:
             check_ctrl_c()
             yield tokenize_chunk(job)
@@ -122,7 +104,7 @@ def _results(jobs: Iterator[list[Piece]], settings: Settings, tokenizer: Tokeniz
 
     # spawn, not fork: the caller may already run TensorFlow's threads
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
-                               initializer=_init_pool_worker, initargs=(settings,))
+                               initializer=_init_pool_worker, initargs=(tokenizer.to_config(),))
     pending: deque[Future] = deque()
     try:
         for job in jobs:
@@ -135,7 +117,7 @@ def _results(jobs: Iterator[list[Piece]], settings: Settings, tokenizer: Tokeniz
     except BrokenProcessPool:
         raise SeqmodelsError(
             "a tokenizer worker process died (out of memory, or a script that prepares a "
-            "corpus without `if __name__ == \"__main__\":`); use --workers 1 (workers=1)"
+            "corpus without `if __name__ == \"__main__\":`); set `workers` to 1"
         ) from None
     except BaseException:  # Ctrl-C, or the caller stopped early: no chunk is wanted any more
         _stop_workers(pool)
@@ -163,7 +145,6 @@ def default_workers() -> int:
 
 def write_ids(
     sources: list[Source],
-    settings: Settings,
     tokenizer: Tokenizer,
     encoding: str,
     errors: str,
@@ -177,24 +158,24 @@ def write_ids(
     """Tokenize sources into out/ids.npy; returns the vocabulary, statistics and digest.
 
     split_at(n) gives the end of the training split of n tokens; vocab_from_counts(counts)
-    builds the vocabulary from the training split's token counts.
+    builds the vocabulary from the training split's token counts (the tokenizer's fit).
     """
     from tqdm import tqdm
 
     total = sum(s.path.stat().st_size for s in sources if not s.builtin)
     workers = default_workers() if workers is None else workers
     if workers < 1:
-        raise SeqmodelsError("--workers must be at least 1")
+        raise SeqmodelsError("`workers` must be at least 1")
     workers = min(workers, -(-total // chunk_bytes))  # no more processes than chunks
     reader = ChunkReader(sources, encoding, errors, chunk_bytes)
     file_chars = [0] * len(sources)
-    words: dict[str, int] = {}  # word level: token -> provisional id
+    words: dict[str, int] = {}  # token -> provisional id (when ids are not code points)
     n, blank, top = 0, True, 0
     prov_path = out / "provisional.u32"
     bar = tqdm(total=total or None, desc="preparing", unit="B", unit_scale=True,
                unit_divisor=1024, disable=None if progress else True, leave=False)
     with bar, open(prov_path, "wb") as prov:
-        for result in _results(_jobs(reader, chunk_bytes), settings, tokenizer, workers):
+        for result in _results(_jobs(reader, chunk_bytes), tokenizer, workers):
             ids = result.ids
             if result.tokens is not None:
                 to_global = np.fromiter((words.setdefault(t, len(words)) for t in result.tokens),
@@ -213,17 +194,18 @@ def write_ids(
         raise SeqmodelsError(f"the corpus is empty ({names})")
     if n == 0:
         raise SeqmodelsError("the corpus has no tokens left after tokenization")
-    token = list(words).__getitem__ if settings.level == "word" else chr
+    code_points = not words  # every chunk gave code points (or no token at all)
+    token = chr if code_points else list(words).__getitem__
     a = split_at(n)
     if a == 0:  # a vocabulary comes from the training split alone
         raise SeqmodelsError(f"the training split holds none of the corpus' {n:,} tokens; give "
-                             f"it a larger part with --splits")
+                             f"it a larger part with `splits`")
     counts = _count(prov_path, a, top)
     train_counts = {token(int(p)): int(counts[p]) for p in np.flatnonzero(counts)}
     vocab = vocab_from_counts(train_counts)
     remap = np.full(top, UNK_ID, dtype=vocab.id_dtype())
     for t, i in vocab.index.items():
-        p = words.get(t) if settings.level == "word" else (ord(t) if len(t) == 1 else None)
+        p = (ord(t) if len(t) == 1 else None) if code_points else words.get(t)
         if p is not None and p < top:
             remap[p] = i
     oov = _remap(prov_path, out / "ids.npy", remap, n, a)

@@ -39,14 +39,14 @@ class Vocabulary:
     ) -> Vocabulary:
         """Keep tokens seen >= min_freq times, most frequent first (ties by token), capped."""
         if min_freq < 1:
-            raise SeqmodelsError("--min-freq must be at least 1")
+            raise SeqmodelsError("`min_freq` must be at least 1")
         if max_size is not None and max_size < 3:
-            raise SeqmodelsError("--max-vocab must be at least 3 (<pad>, <unk> and one token)")
+            raise SeqmodelsError("`max_vocab` must be at least 3 (<pad>, <unk> and one token)")
         kept = [(t, c) for t, c in counts.items() if c >= min_freq and t not in (PAD, UNK)]
         if not kept and counts:  # every text token would be <unk>: nothing to learn
-            raise SeqmodelsError(f"no training token is seen --min-freq {min_freq:,} times (the "
+            raise SeqmodelsError(f"no training token is seen `min_freq` {min_freq:,} times (the "
                                  f"most frequent, {max(counts.values()):,}), so the vocabulary "
-                                 f"would be <pad> and <unk> alone; lower --min-freq")
+                                 f"would be <pad> and <unk> alone; lower `min_freq`")
         kept.sort(key=lambda tc: (-tc[1], tc[0]))
         if max_size is not None:
             kept = kept[: max_size - 2]

@@ -117,7 +117,7 @@ def require_windows(n: int, seq_len: int, stride: int | None = None, what: str =
     if count == 0:
         raise SeqmodelsError(
             f"the {what} has {n:,} tokens, too few for one window of length {seq_len} "
-            f"(it needs at least {seq_len + 1}); use a shorter --seq-len or more text"
+            f"(it needs at least {seq_len + 1}); use a shorter `seq_len` or more text"
         )
     return count
 
@@ -208,7 +208,7 @@ def stream_layout(ids: np.ndarray, batch_size: int, seq_len: int, what: str = "t
     if length < seq_len:
         raise SeqmodelsError(
             f"the {what} has {len(ids):,} tokens, too few for {batch_size} streams of at least "
-            f"{seq_len + 1} tokens; use a smaller --batch-size or --seq-len"
+            f"{seq_len + 1} tokens; use a smaller `batch_size` or `seq_len`"
         )
     used = batch_size * length
     x = ids[:used].reshape(batch_size, length)

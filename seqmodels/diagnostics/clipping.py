@@ -39,16 +39,17 @@ def clipping_experiment(
     would be training. "diverged" means a non-finite value or a loss above 10x the first one.
     """
     from seqmodels.data.windows import window_dataset
+    from seqmodels.lm.task import language_steps
     from seqmodels.training.config import TrainConfig
-    from seqmodels.training.step import make_optimizer, make_steps
+    from seqmodels.training.step import make_optimizer
 
-    config = TrainConfig(batch_size=batch_size, seq_len=seq_len, optimizer=optimizer, lr=lr,
-                         clipnorm=clipnorm, seed=seed).validate()
+    config = TrainConfig(batch_size=batch_size, optimizer=optimizer, lr=lr, clipnorm=clipnorm,
+                         seed=seed).validate()
     model = fresh_model(cell, vocab_size, units, seed, recurrent_scale)
     radius = max(spectral_radii(top_recurrent_layer(model)).values())
     opt = make_optimizer(config)
-    opt.build(model.trainable_variables)
-    train_step, _ = make_steps(model, opt, config)
+    opt.build(model.network.trainable_variables)
+    train_step, _ = language_steps(model.network, opt, config)  # what `seqmodels train` runs
     losses: list[float] = []
     norms: list[float] = []
     epoch = 0
@@ -68,7 +69,7 @@ def clipping_experiment(
                 or any(v > 10 * losses[0] for v in losses))
     x, y = sample_windows(ids, seq_len, batch_size, seed + 1)
     after = gradient_norms(model, x, y)  # the trained model's recurrence: does it carry gradient?
-    h = model.get_layer("rnn_0")(model.get_layer("embedding")(x))  # (B, T, H)
+    h = model.recurrent_layers[0](model.embedding(x))  # (B, T, H)
     saturated = float(np.mean(np.abs(np.asarray(h)) > 0.999))
     return {
         "clipnorm": clipnorm, "cell": cell, "units": units, "recurrent_scale": recurrent_scale,

@@ -23,13 +23,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.models import reference as ref
 from seqmodels.models.config import CELL_NAMES
+
+if TYPE_CHECKING:
+    from seqmodels.lm.model import LanguageModel
 
 VANISHING_RATE = 0.95  # rate per step below this: vanishing
 EXPLODING_RATE = 1.05  # rate per step above this: exploding
@@ -87,7 +90,7 @@ def sample_windows(
     n = len(ids)
     if n < seq_len + 1:
         raise SeqmodelsError(f"the text has {n:,} tokens, too few for one window of length "
-                             f"{seq_len}; use a shorter --seq-len or more text")
+                             f"{seq_len}; use a shorter `seq_len` or more text")
     starts = np.random.default_rng(seed).integers(0, n - seq_len, batch_size)
     rows = np.stack([np.asarray(ids[s : s + seq_len + 1], dtype=np.int32) for s in starts])
     return rows[:, :-1], rows[:, 1:]
@@ -105,29 +108,29 @@ def check_memory(batch_size: int, seq_len: int, vocab_size: int, widths: list[in
 
     per_step = 8 + 4 * widths[0] + 4 * FLOATS_PER_UNIT_STEP * sum(widths[1:])  # ids, floats
     need = batch_size * (seq_len * per_step + 12 * vocab_size)  # + logits and their gradient
-    require_memory(need, f"--batch-size {large_number(batch_size)} windows of -T {seq_len:,}",
-                   "use a smaller --batch-size or -T (or fewer --units)")
+    require_memory(need, f"`batch_size` {large_number(batch_size)} windows of `seq_len` "
+                         f"{seq_len:,}",
+                   "use a smaller `batch_size` or `seq_len` (or fewer `units`)")
 
 
-def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) -> np.ndarray:
+def gradient_norms(model: LanguageModel, x: np.ndarray, y: np.ndarray,
+                   layer: int = -1) -> np.ndarray:
     """Mean over the batch of ||dL_T/dh_t|| for t = 1..T, (T,), by unrolling the cells."""
     from tqdm import tqdm
 
     from seqmodels.backend import import_tf
-    from seqmodels.models.builders import cell_name, recurrent_layers
-    from seqmodels.models.config import STATES_PER_LAYER
 
     tf = import_tf()
-    layers = recurrent_layers(model)
+    layers = model.recurrent_layers
     if not layers:
         raise SeqmodelsError("this model has no recurrent layers to diagnose")
     which = range(len(layers))[layer]
     x = tf.convert_to_tensor(np.asarray(x, np.int32))  # (B, T)
     bsz, steps = x.shape
     with tf.GradientTape() as tape:
-        inputs = model.get_layer("embedding")(x)  # (B, T, E)
-        states = [[tf.zeros((bsz, rl.units))] * STATES_PER_LAYER[cell_name(rl)]
-                  for rl in layers]
+        inputs = model.embedding(x)  # (B, T, E)
+        states = [[tf.zeros((bsz, rl.units))] * n
+                  for rl, n in zip(layers, model.state_counts, strict=True)]
         watched = []  # h_t of the chosen layer, t = 1..T, (B, H) each
         # a long -T takes minutes: a bar on a terminal after 2 s shows that it is not stuck
         for t in tqdm(range(steps), desc=f"unrolling {steps:,} steps (then the backward pass)",
@@ -138,7 +141,7 @@ def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) ->
                 states[i] = list(new)
                 if i == which:
                     watched.append(h)
-        logits = model.get_layer("logits")(h)  # (B, V) prediction at step T
+        logits = model.head(h)  # (B, V) prediction at step T
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.convert_to_tensor(np.asarray(y)[:, -1], tf.int32), logits=logits)
         loss = tf.reduce_sum(ce)  # per-example losses: row b of each gradient is example b's
@@ -147,16 +150,14 @@ def gradient_norms(model: Any, x: np.ndarray, y: np.ndarray, layer: int = -1) ->
     return np.array([float(v) for v in norms], np.float64)
 
 
-def reference_gradient_norms(model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def reference_gradient_norms(model: LanguageModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The same (T,) norms from the NumPy BPTT of models.reference (one-layer models only)."""
-    from seqmodels.models.builders import cell_name, recurrent_layers
-
-    layers = recurrent_layers(model)
+    layers = model.recurrent_layers
     if len(layers) != 1:
         raise SeqmodelsError("the NumPy reference covers one recurrent layer only")
-    cell = cell_name(layers[0])
-    table = np.asarray(model.get_layer("embedding").embeddings, np.float64)  # (V, E)
-    w_out, b_out = (np.asarray(w, np.float64) for w in model.get_layer("logits").get_weights())
+    cell = model.cells[0]
+    table = np.asarray(model.embedding.embeddings, np.float64)  # (V, E)
+    w_out, b_out = (np.asarray(w, np.float64) for w in model.head.get_weights())
     inputs = table[np.asarray(x)]  # (B, T, E)
     params = ref.params_from_keras(layers[0])
     hs, _ = ref.forward(cell, inputs, params)  # (B, T, H)
@@ -197,34 +198,32 @@ def spectral_radii(layer: Any) -> dict[str, float]:
     """Spectral radius of each gate's square block of a recurrent layer's recurrent kernel."""
     from seqmodels.models.builders import cell_name
 
-    cell = cell_name(layer)
+    cell = cell_name(layer)  # the layer's own class: a bare layer has no model to ask
     kernel = np.asarray(layer.cell.recurrent_kernel, np.float64)  # (H, nH)
     return {g: ref.spectral_radius(block) for g, block in ref.split_gates(cell, kernel).items()}
 
 
-def diagnose_model(model: Any, x: np.ndarray, y: np.ndarray, label: str, layer: int = -1,
-                   recurrent_scale: float | None = None) -> CellDiagnosis:
+def diagnose_model(model: LanguageModel, x: np.ndarray, y: np.ndarray, label: str,
+                   layer: int = -1, recurrent_scale: float | None = None) -> CellDiagnosis:
     """Measure, fit and judge one recurrent layer of a language model on windows x, y
-    (recurrent_scale: the --recurrent-scale of a fresh model, for the advice if nothing fits)."""
-    from seqmodels.models.builders import cell_name, recurrent_layers
-
-    rl = recurrent_layers(model)[layer]
+    (recurrent_scale: that of a fresh model, for the advice if nothing fits)."""
+    rl, cell = model.recurrent_layers[layer], model.cells[layer]
     norms = gradient_norms(model, x, y, layer)
     scale = recurrent_scale
     if not np.isfinite(norms).all():
         raise SeqmodelsError(f"{label}: the gradient norms overflow float32 (first at distance "
                              f"{int(np.flatnonzero(~np.isfinite(norms))[0])}), so there is no "
-                             f"figure to report; try a shorter -T" + (
-                                 "" if scale is None else " or a smaller --recurrent-scale"))
+                             f"figure to report; try a shorter `seq_len`" + (
+                                 "" if scale is None else " or a smaller `recurrent_scale`"))
     slope, rate = fit_decay(norms)
     if not (math.isfinite(slope) and math.isfinite(rate)):
-        advice = ("" if scale is None else " or a larger --recurrent-scale" if scale <= 1 else
-                  f" or a --recurrent-scale nearer 1 ({scale:g} saturates the cell's "
+        advice = ("" if scale is None else " or a larger `recurrent_scale`" if scale <= 1 else
+                  f" or a `recurrent_scale` nearer 1 ({scale:g} saturates the cell's "
                   f"activations, which stops the gradients too)")
-        raise SeqmodelsError(f"{label}: the gradient norms fall to 0 in float32 within -T "
+        raise SeqmodelsError(f"{label}: the gradient norms fall to 0 in float32 within `seq_len` "
                              f"{len(norms)} steps (they vanish beyond measuring); try a shorter "
-                             f"-T{advice}")
-    return CellDiagnosis(label, cell_name(rl), rl.units, norms.tolist(), slope, rate,
+                             f"`seq_len`{advice}")
+    return CellDiagnosis(label, cell, rl.units, norms.tolist(), slope, rate,
                          verdict(rate), spectral_radii(rl))
 
 
@@ -236,12 +235,12 @@ def parse_cells(text: str) -> list[str]:
         raise SeqmodelsError(f"unknown cell {', '.join(unknown) or repr(text)}: "
                              f"choose from {', '.join(DEFAULT_CELLS)} (comma-separated)")
     if len(set(cells)) != len(cells):
-        raise SeqmodelsError(f"--cells {text!r} names a cell twice")
+        raise SeqmodelsError(f"`cells` {text!r} names a cell twice")
     return cells
 
 
 def fresh_model(cell: str, vocab_size: int, units: int, seed: int = 0,
-                recurrent_scale: float = 1.0) -> Any:
+                recurrent_scale: float = 1.0) -> LanguageModel:
     """A freshly initialised 1-layer language model; recurrent_scale multiplies its kernel U.
 
     Its embedding starts at Keras' uniform(+-0.05), so the inputs are small and the measured
@@ -249,17 +248,17 @@ def fresh_model(cell: str, vocab_size: int, units: int, seed: int = 0,
     tanh at once).
     """
     from seqmodels.backend import import_keras
-    from seqmodels.models.builders import build_language_model, recurrent_layers
+    from seqmodels.lm.model import LanguageModel
     from seqmodels.models.config import ModelConfig
 
     import_keras().utils.set_random_seed(seed)
     config = ModelConfig(cell=cell, layers=1, units=units, embedding_init="uniform")
-    model = build_language_model(vocab_size, config)
+    model = LanguageModel.build(config, vocab_size=vocab_size)
     if recurrent_scale != 1.0:
-        u = recurrent_layers(model)[0].cell.recurrent_kernel
+        u = model.recurrent_layers[0].cell.recurrent_kernel
         scaled = u * recurrent_scale  # in float32, as the measured figures were
         if not np.isfinite(np.asarray(scaled)).all():
-            raise SeqmodelsError(f"--recurrent-scale {recurrent_scale:g} makes the recurrent "
+            raise SeqmodelsError(f"`recurrent_scale` {recurrent_scale:g} makes the recurrent "
                                  f"kernel overflow float32; choose a smaller scale")
         u.assign(scaled)
     return model
@@ -283,21 +282,18 @@ def diagnose(
     if seq_len < 3 or batch_size < 1 or units < 1:
         raise SeqmodelsError("seq_len must be at least 3, batch_size and units at least 1")
     if run is not None:
-        from seqmodels.lm.run import load_run
+        from seqmodels.lm.model import LanguageModel
 
-        loaded = load_run(run)
-        data = DataConfig.from_json(loaded.config["data"])
+        loaded = LanguageModel.load(run)
+        data = loaded.data
     data = data or DataConfig()
     prepared = prepare_corpus(data, cache_dir=cache_dir)
     if run is not None:
-        from seqmodels.models.builders import recurrent_layers
-
-        widths = [loaded.model.get_layer("embedding").output_dim,
-                  *(rl.units for rl in recurrent_layers(loaded.model))]
+        widths = [loaded.embedding.output_dim, *loaded.units]
     else:
         from seqmodels.models.config import ModelConfig
 
-        for cell in cells or list(DEFAULT_CELLS):  # the models first: their size is --units'
+        for cell in cells or list(DEFAULT_CELLS):  # the models first: their size is `units`'
             ModelConfig(cell=cell, units=units, layers=1).check_size(len(prepared.vocab),
                                                                      len(prepared.vocab))
         widths = [ModelConfig().embedding_dim, units]
@@ -306,16 +302,13 @@ def diagnose(
     corpus = ", ".join(data.corpus) or "kjv"
     result = Diagnosis(seq_len, batch_size, corpus, seed)
     if run is not None:
-        if prepared.vocab != loaded.vocab:
+        if prepared.vocab != loaded.vocabulary:
             raise SeqmodelsError(f"{run}: the run's corpus has changed since training, so its "
                                  f"windows are not the text it learnt; diagnose fresh cells on "
-                                 f"the new text with --corpus PATH (no RUN)")
-        from seqmodels.models.builders import cell_name, recurrent_layers
-
-        layers = recurrent_layers(loaded.model)  # what the model is, whatever config.json says
-        n = len(layers)
-        label = f"{Path(run).name} ({cell_name(layers[-1])}, layer {n} of {n})"
-        result.cells.append(diagnose_model(loaded.model, x, y, label))
+                                 f"the new text with `corpus` PATH (no RUN)")
+        n = len(loaded.recurrent_layers)  # what the model is, whatever its settings say
+        label = f"{Path(run).name} ({loaded.cells[-1]}, layer {n} of {n})"
+        result.cells.append(diagnose_model(loaded, x, y, label))
         return result
     for cell in cells or list(DEFAULT_CELLS):
         model = fresh_model(cell, len(prepared.vocab), units, seed, recurrent_scale)
@@ -377,8 +370,6 @@ def plot_gradient_norms(diagnosis: Diagnosis, path: str | Path) -> Path:
     return path
 
 
-def top_recurrent_layer(model: Any) -> Any:
+def top_recurrent_layer(model: LanguageModel) -> Any:
     """The model's last recurrent layer."""
-    from seqmodels.models.builders import recurrent_layers
-
-    return recurrent_layers(model)[-1]
+    return model.recurrent_layers[-1]

@@ -32,11 +32,12 @@ EXACT = 1e-6  # relative error below which a forecast counts as exact (float32 s
 
 def metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
     """MAE, RMSE and sMAPE (percent, 0..200) of forecasts against actual values."""
-    err = forecast - actual
-    denom = np.abs(actual) + np.abs(forecast)
-    ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
-    return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))),
-            "smape": float(100 * np.mean(ratio))}
+    with np.errstate(over="ignore", invalid="ignore"):  # the caller refuses what is not finite
+        err = forecast - actual
+        denom = np.abs(actual) + np.abs(forecast)
+        ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
+        return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))),
+                "smape": float(100 * np.mean(ratio))}
 
 
 def last_value(target: np.ndarray, ends: np.ndarray, horizon: int) -> np.ndarray:
@@ -51,7 +52,7 @@ def seasonal_naive(target: np.ndarray, ends: np.ndarray, horizon: int, season: i
     back = season * ((h // season) + 1)  # (H,)
     index = ends[:, None] + h[None, :] - back[None, :]  # (N, H)
     if index.min() < 0:
-        raise SeqmodelsError(f"--season {season} reaches before the start of the series")
+        raise SeqmodelsError(f"`season` {season} reaches before the start of the series")
     return target[index]
 
 
@@ -88,7 +89,7 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
                              f"on a file given explicitly as CSV")
     windows, W, H = len(data.starts[2]), config.window, config.horizon
     require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
-                   f"evaluating {windows:,} test windows of --horizon {H:,}",
+                   f"evaluating {windows:,} test windows of `horizon` {H:,}",
                    "evaluate on a shorter CSV (given as CSV)")
     chunks = [(predict_scaled(run.model, x), base)  # (N, H), (N,) scaled
               for x, _, base in data.window_chunks(2)]
@@ -101,8 +102,8 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     forecasts = {"model": model, "last value": last_value(target, ends, H)}
     season = season or infer_season(data.series.step)
     notes = list(data.notes)
-    if season and sum(len(p) for p in data.parts) < len(data.series):  # --missing drop
-        notes.append(f"no seasonal naive forecast: --missing drop removed rows, so {season} "
+    if season and sum(len(p) for p in data.parts) < len(data.series):  # `missing` drop
+        notes.append(f"no seasonal naive forecast: `missing` drop removed rows, so {season} "
                      f"rows back is no longer one season back")
         season = None
     if season:
@@ -112,7 +113,7 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     if bad:
         raise SeqmodelsError(f"the errors of the {bad[0]} forecast are not finite numbers: the "
                              f"values overflow float64 once unscaled (check the run's "
-                             f"scaler.json and the CSV's magnitudes); nothing to report")
+                             f"scaler and the CSV's magnitudes); nothing to report")
     naive = {k: v for k, v in results.items() if k != "model"}
     best = min(naive, key=lambda k: naive[k]["rmse"])
     report = {
@@ -203,7 +204,7 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
                    ) -> tuple[list, np.ndarray, str]:
     """The next H values after the end of csv: (timestamps or step numbers, values, time header).
 
-    The last window's gaps follow the run's --missing policy (mean/median: the training
+    The last window's gaps follow the run's `missing` policy (mean/median: the training
     statistics stored in the run); timestamps need a regular step, else steps 1..H are given.
     on_note receives what reading the CSV found (say, times converted to UTC).
     """
@@ -213,7 +214,7 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
         on_note(note)
     W, H = c.window, c.horizon
     if len(series) < W:
-        raise SeqmodelsError(f"{csv}: {len(series)} rows, fewer than the run's --window {W}")
+        raise SeqmodelsError(f"{csv}: {len(series)} rows, fewer than the run's `window` {W}")
     last = series.values.iloc[-W:]
     count, report = missing_report(dataclasses.replace(series, values=last,
                                                        lines=series.lines[-W:],
@@ -221,7 +222,7 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
                                                        else series.times.iloc[-W:]))
     if count and c.missing == "error":
         raise SeqmodelsError(f"{csv}: the last {W} rows (the model's input) have {report}; "
-                             f"fill them or train with another --missing policy")
+                             f"fill them or train with another `missing` policy")
     stats = run.fill or dict(zip(run.scaler["columns"], run.scaler["mean"]))  # training means
     filled = fill_parts([series.values], c.missing, stats)[0]
     if len(filled) < W:
@@ -232,7 +233,7 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
     values = unscale_target(predict_scaled(run.model, x)[0] + base, run.scaler)  # (H,)
     if not np.isfinite(values).all():
         raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
-                             "scaler.json); nothing to report")
+                             "scaler); nothing to report")
     if series.times is not None and series.step is not None:
         last = format_time(series.times.iloc[-1])
         try:
@@ -257,7 +258,7 @@ def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
         return np.zeros((0, net.outputs[0].shape[-1]), np.float32)
     if not np.isfinite(x).all():
         raise SeqmodelsError("the model's input holds NaN or infinite values (check the CSV "
-                             "and the run's scaler.json)")
+                             "and the run's scaler)")
     out = np.concatenate([np.asarray(net(x[i:i + batch], training=False))
                           for i in range(0, len(x), batch)])
     if not np.isfinite(out).all():

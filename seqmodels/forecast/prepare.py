@@ -24,7 +24,7 @@ from seqmodels.forecast.series import (
 )
 
 PARTS = ("train", "validation", "test")
-HOW = {  # what each --missing policy did, for the note
+HOW = {  # what each `missing` policy did, for the note
     "drop": "removed those rows",
     "ffill": "filled each gap with the last earlier value",
     "interpolate": "filled them linearly between the values around each gap, within its part",
@@ -84,17 +84,17 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     c, notes = config, list(series.notes)
     need = c.window + c.horizon
     if len(series) < need:
-        raise SeqmodelsError(f"{c.csv}: {len(series)} rows, fewer than --window {c.window} + "
-                             f"--horizon {c.horizon} = {need}")
+        raise SeqmodelsError(f"{c.csv}: {len(series)} rows, fewer than `window` {c.window} + "
+                             f"`horizon` {c.horizon} = {need}")
     count, report = missing_report(series)
     if count and c.missing == "error":
-        raise SeqmodelsError(f"{c.csv}: {report}; choose how to handle them with --missing "
+        raise SeqmodelsError(f"{c.csv}: {report}; choose how to handle them with `missing` "
                              f"{'|'.join(MISSING_POLICIES[1:])}")
     a, b = split_bounds(len(series), c.splits)
     raw = [series.values.iloc[:a], series.values.iloc[a:b], series.values.iloc[b:]]
     for name, part in zip(PARTS, raw):
         if len(part) == 0:
-            raise SeqmodelsError(f"{c.csv}: --splits {','.join(f'{f:g}' for f in c.splits)} "
+            raise SeqmodelsError(f"{c.csv}: `splits` {','.join(f'{f:g}' for f in c.splits)} "
                                  f"leaves the {name} part of {len(series)} rows empty; give it "
                                  f"a larger fraction")
     observed_all = series.values.iloc[:, 0].notna().to_numpy()
@@ -102,15 +102,15 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
         fill = fill_statistics(raw[0], c.missing) if count else {}
     parts = fill_parts(raw, c.missing, fill)
     for name, before, after in zip(PARTS, raw, parts):
-        if len(after) == 0:  # --missing drop removed every row
+        if len(after) == 0:  # `missing` drop removed every row
             worst = before.isna().sum()
             raise SeqmodelsError(
-                f"{c.csv}: --missing drop removed all {len(before)} rows of the {name} part (each "
+                f"{c.csv}: `missing` drop removed all {len(before)} rows of the {name} part (each "
                 f"has a gap; column {worst.idxmax()!r} lacks {int(worst.max())} of them); fill "
-                f"the gaps with another --missing policy, or leave that column out")
+                f"the gaps with another `missing` policy, or leave that column out")
     observed = [observed_all[p.index.to_numpy()] for p in parts]
     if count:
-        notes.append(f"{report}; --missing {c.missing} {HOW[c.missing]}")
+        notes.append(f"{report}; `missing` {c.missing} {HOW[c.missing]}")
     if scaler is None:
         scaler = fit_scaler(parts[0])
     _check_float32(series, parts, scaler, c.csv)
@@ -118,9 +118,9 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     for name, part, s in zip(PARTS, parts, starts):
         if len(s) == 0:
             raise SeqmodelsError(
-                f"{c.csv}: the {name} part has {len(part)} rows and no window of --window "
-                f"{c.window} + --horizon {c.horizon} = {need} rows with observed targets; use a "
-                f"longer series, a smaller --window/--horizon or other --splits")
+                f"{c.csv}: the {name} part has {len(part)} rows and no window of `window` "
+                f"{c.window} + `horizon` {c.horizon} = {need} rows with observed targets; use a "
+                f"longer series, a smaller `window`/`horizon` or other `splits`")
     return Prepared(config, series, parts, observed, scaler, fill, starts, notes)
 
 

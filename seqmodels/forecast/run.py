@@ -14,8 +14,8 @@ from seqmodels.forecast.series import (
 )
 from seqmodels.models.saving import load_model
 from seqmodels.settings import is_finite
-from seqmodels.training.history import best_val_loss, read_history
-from seqmodels.training.rundir import read_config
+from seqmodels.training.history import best_val_loss
+from seqmodels.training.rundir import RunDir
 
 KIND = "forecast"
 SCALER_FORMAT = "seqmodels.scaler"
@@ -47,22 +47,29 @@ class ForecastRun:
         return None if best is None else math.sqrt(best) * self.scaler["std"][0]
 
 
-def read_forecast_config(run_dir: str | Path) -> dict:
+WINDOW_SETTINGS = ("seq_len", "stride", "stateful", "eval_tokens")  # version 1 stored them
+
+
+def read_forecast_config(run_dir: str | Path | RunDir) -> dict:
     """config.json of a forecasting run (a language-model run is refused)."""
-    config = read_config(run_dir)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    config = run.read_config()
     if config.get("kind") != KIND:
-        raise SeqmodelsError(f"{run_dir} is a language-model run; use seqmodels evaluate or "
+        raise SeqmodelsError(f"{run} is a language-model run; use seqmodels evaluate or "
                              f"generate on it")
     target = config["data"].get("target") if isinstance(config.get("data"), dict) else ""
     if not (isinstance(target, str) and target):  # training always stores the column it chose
-        raise SeqmodelsError(f"{Path(run_dir) / 'config.json'}: damaged ('data.target' must "
-                             f"name the column the run forecasts)")
+        raise SeqmodelsError(f"{run.config}: damaged ('data.target' must name the column the "
+                             f"run forecasts)")
+    if config["version"] == 1:  # its training section repeated the window as seq_len
+        for name in WINDOW_SETTINGS:
+            config["train"].pop(name, None)
     return config
 
 
-def read_scaler(run_dir: Path) -> dict:
-    """scaler.json: training means and standard deviations, and the fill statistics."""
-    path = run_dir / "scaler.json"
+def read_scaler(run_dir: Path | RunDir) -> dict:
+    """The scaler: training means and standard deviations, and the fill statistics."""
+    path = (run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)).scaler
     data = check_format(read_json(path, 2**20), SCALER_FORMAT, 1, str(path), "scaler")
     columns, mean, std = (data.get(k) for k in ("columns", "mean", "std"))
     if not (isinstance(columns, list) and columns and all(isinstance(c, str) for c in columns)):
@@ -85,35 +92,35 @@ def read_scaler(run_dir: Path) -> dict:
 
 def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     """Settings, scaler, best model and history of a forecasting run directory."""
-    run_dir = Path(run_dir)
-    config = read_forecast_config(run_dir)
+    run = RunDir(run_dir)
+    config = read_forecast_config(run)
     try:
         series = SeriesConfig.from_json(config["data"]).as_stored()
     except SeqmodelsError as exc:
-        raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
-    scaler = read_scaler(run_dir)
+        raise SeqmodelsError(f"{run.config}: {exc}") from None
+    scaler = read_scaler(run)
     from seqmodels.models.builders import check_model
 
-    model = load_model(run_dir / "model.keras")
+    model = load_model(run.model)
     if len(model.outputs) == 1 and tuple(model.outputs[0].shape[1:]) != (series.horizon,):
-        raise SeqmodelsError(f"{run_dir / 'model.keras'}: predicts {model.outputs[0].shape[1:]}, "
-                             f"not the run's horizon {series.horizon}")
+        raise SeqmodelsError(f"{run.model}: predicts {model.outputs[0].shape[1:]}, not the run's "
+                             f"horizon {series.horizon}")
     from seqmodels.models.config import ModelConfig
 
     try:
         shape = ModelConfig.from_json(config["model"])
     except SeqmodelsError as exc:
-        raise SeqmodelsError(f"{run_dir / 'config.json'}: {exc}") from None
-    check_model(model, str(run_dir / "model.keras"), "float", series.horizon, shape)
+        raise SeqmodelsError(f"{run.config}: {exc}") from None
+    check_model(model, str(run.model), "float", series.horizon, shape)
     inputs = tuple(model.inputs[0].shape[1:])  # (W, F)
     if len(inputs) != 2 or inputs[0] not in (None, series.window) \
             or inputs[1] != len(series.columns):
-        raise SeqmodelsError(f"{run_dir / 'model.keras'}: takes inputs of shape {inputs}, but "
-                             f"config.json has windows of --window {series.window} x "
+        raise SeqmodelsError(f"{run.model}: takes inputs of shape {inputs}, but the run's "
+                             f"settings have windows of `window` {series.window} x "
                              f"{len(series.columns)} column(s)")
     if scaler["columns"] != series.columns:
-        raise SeqmodelsError(f"{run_dir / 'scaler.json'}: scales the columns "
+        raise SeqmodelsError(f"{run.scaler}: scales the columns "
                              f"{', '.join(scaler['columns'])}, but the run forecasts from "
                              f"{', '.join(series.columns)}")
-    return ForecastRun(run_dir, config, series, scaler, scaler.get("fill", {}), model,
-                       read_history(run_dir))
+    return ForecastRun(run.path, config, series, scaler, scaler.get("fill", {}), model,
+                       run.read_history())

@@ -20,7 +20,7 @@ from seqmodels.files import expand_user
 
 MISSING_POLICIES = ("error", "drop", "ffill", "interpolate", "mean", "median")
 DEFAULT_SPLITS = (0.8, 0.1, 0.1)
-NO_TIME_COLUMN = "none"  # --time-column none: rows in file order, also for a built-in series
+NO_TIME_COLUMN = "none"  # `time_column` none: rows in file order, also for a built-in series
 NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
 SHOWN = 5  # rows listed in a report
 
@@ -95,18 +95,18 @@ class SeriesConfig:
         from seqmodels.data.windows import check_fractions
 
         if self.window < 1 or self.horizon < 1:
-            raise SeqmodelsError("--window and --horizon must be at least 1")
+            raise SeqmodelsError("`window` and `horizon` must be at least 1")
         if not str(self.csv).strip():
             raise SeqmodelsError("the CSV is an empty name; give a file or a built-in series "
                                  f"({', '.join(BUILTIN_SERIES)})")
         if self.time_column is not None and not self.time_column.strip():
-            raise SeqmodelsError("--time-column is empty; name a column, or none to take the "
+            raise SeqmodelsError("`time_column` is empty; name a column, or none to take the "
                                  "rows in file order")
         if self.target is not None and self.target in self.features:
-            raise SeqmodelsError(f"--features lists the target {self.target!r}, which is always "
-                                 f"an input; drop it from --features")
+            raise SeqmodelsError(f"`features` lists the target {self.target!r}, which is always "
+                                 f"an input; drop it from `features`")
         if self.missing not in MISSING_POLICIES:
-            raise SeqmodelsError(f"--missing must be one of {', '.join(MISSING_POLICIES)}")
+            raise SeqmodelsError(f"`missing` must be one of {', '.join(MISSING_POLICIES)}")
         self.splits = check_fractions(self.splits)
         if min(self.splits[1:]) <= 0:
             raise SeqmodelsError("forecasting needs validation and test parts: give splits "
@@ -219,10 +219,10 @@ def read_series(config: SeriesConfig) -> Series:
     target = config.target or _only_numeric_column(frame, time, path, config.time_column is None)
     config.target = target
     if time in config.columns:
-        which = "--target" if time == target else "--features"
+        which = "`target`" if time == target else "`features`"
         raise SeqmodelsError(f"{which} names the time column {time!r}; the times are not a "
                              f"value to forecast or an input (name another column, or "
-                             f"--time-column none to take the rows in order)")
+                             f"`time_column` none to take the rows in order)")
     wanted = config.columns + ([time] if time else [])
     absent = [c for c in wanted if c not in frame.columns]
     if absent:
@@ -234,8 +234,8 @@ def read_series(config: SeriesConfig) -> Series:
     except SeqmodelsError as exc:
         if chosen_target:
             raise
-        why = (f"the only one besides --time-column {time!r} (did you mean another "
-               f"--time-column?)" if time else "the file's only column")
+        why = (f"the only one besides `time_column` {time!r} (did you mean another "
+               f"`time_column`?)" if time else "the file's only column")
         raise SeqmodelsError(f"{exc}; it was taken as the column to forecast as {why}") from None
     times, step, notes = None, None, []
     if time:
@@ -254,15 +254,15 @@ def read_series(config: SeriesConfig) -> Series:
 
 def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool = True) -> str:
     """The target when none is named: the one column (besides time) that holds numbers; hint:
-    suggest --time-column (not when it was given)."""
+    suggest `time_column` (not when it was given)."""
     pd = require_pandas()
     candidates = [c for c in frame.columns if c != time_column]
     if len(candidates) > 1:
         candidates = [c for c in candidates
                       if pd.to_numeric(frame[c].str.strip(), errors="coerce").notna().mean() > 0.5]
     if len(candidates) != 1:
-        more = " (and the timestamps with --time-column)" if hint and not time_column else ""
-        raise SeqmodelsError(f"{path}: name the column to forecast with --target{more}; "
+        more = " (and the timestamps with `time_column`)" if hint and not time_column else ""
+        raise SeqmodelsError(f"{path}: name the column to forecast with `target`{more}; "
                              f"columns: {', '.join(frame.columns)}")
     return candidates[0]
 
@@ -436,7 +436,7 @@ def _check_order_and_step(times, lines: list, path: Path, allow_irregular: bool)
         raise SeqmodelsError(
             f"{path}: irregular timestamps: steps between rows range from {smallest} to "
             f"{largest} and are not multiples of one step; resample the file to a regular step, "
-            f"or pass --allow-irregular to treat the rows as equally spaced")
+            f"or pass `allow_irregular` to treat the rows as equally spaced")
     return step
 
 

@@ -4,44 +4,19 @@ same loop, run directory, checkpoints and resume as the language models."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from seqmodels.errors import SeqmodelsError
-from seqmodels.files import require_utf8, write_json_atomic
+from seqmodels.errors import ResumableError, SeqmodelsError
+from seqmodels.files import require_utf8
 from seqmodels.forecast.defaults import default_model, default_train_config
 from seqmodels.forecast.prepare import PARTS, prepare
-from seqmodels.forecast.run import (
-    KIND,
-    SCALER_FORMAT,
-    ForecastRun,
-    load_forecast_run,
-    read_forecast_config,
-)
-from seqmodels.forecast.series import BUILTIN_SERIES, SeriesConfig, window_maker
+from seqmodels.forecast.run import KIND, ForecastRun, load_forecast_run, read_forecast_config
+from seqmodels.forecast.series import BUILTIN_SERIES, SeriesConfig
 from seqmodels.models.config import ModelConfig
-from seqmodels.models.saving import save_model_atomic
-from seqmodels.training import session
-from seqmodels.training.config import TrainConfig
-from seqmodels.training.loop import Task, keras_callbacks
-from seqmodels.training.progress import StepCallback
-from seqmodels.training.rundir import versions
-from seqmodels.training.session import check_run_dir, check_same_source, stored_settings
-
-
-def series_metrics(val_loss: float) -> dict[str, float]:
-    """History columns of a validation mean squared error: its root (scaled units)."""
-    return {"val_rmse": math.sqrt(max(val_loss, 0.0))}
-
-
-def squared_error(y, outputs):
-    """(B, H) targets and forecasts -> (B, H) squared errors (scaled units)."""
-    from seqmodels.backend import import_tf
-
-    return import_tf().square(y - outputs)
+from seqmodels.training.config import RunOptions, TrainConfig
+from seqmodels.training.rundir import RunDir, versions
 
 
 def absolute_csv(spec: str) -> str:
@@ -51,103 +26,77 @@ def absolute_csv(spec: str) -> str:
     return os.path.abspath(os.path.expanduser(spec))
 
 
-def train_forecaster(
-    series: SeriesConfig | None = None,
-    model: ModelConfig | None = None,
-    config: TrainConfig | None = None,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    progress: bool = False,
-    callback: StepCallback | None = None,
-    epochs: int | None = None,
-    max_time: float | None = None,
-    on_nan: str | None = None,
-    log_every: int | None = None,
-    xla: bool | None = None,
-    callbacks: list | None = None,
-) -> ForecastRun:
-    """Train a forecasting model into a run directory (or resume one) and return the run.
-
-    model defaults to default_model(), config to default_train_config(); epochs, max_time,
-    on_nan and xla override the config (also a resumed run's); callbacks are Keras callbacks
-    the loop drives (see seqmodels.lm.train.train).
-    """
-    overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
+def train_forecaster(series: SeriesConfig | None = None, model: ModelConfig | None = None,
+                     config: TrainConfig | None = None, out: str | Path | None = None,
+                     resume: str | Path | None = None, changes: dict[str, Any] | None = None,
+                     options: RunOptions | None = None) -> ForecastRun:
+    """Train a forecasting model into a new run directory `out` (default
+    runs/<date>-<cell>-series), or go on with the run in `resume`, its settings kept but for
+    `changes` (epochs, max_time, on_nan, xla). model defaults to default_model(), config to
+    default_train_config(); of `options`, progress, log_every and callbacks apply."""
+    options = (options or RunOptions()).validate()
+    if options.strategy != "default":
+        raise SeqmodelsError("forecasters train on one device; `strategy` applies to language "
+                             "models")
     stored = None
     if resume is not None:
-        run_dir = Path(resume)
-        stored = read_forecast_config(run_dir)
-        series, model, config = stored_settings(run_dir, stored, SeriesConfig, overrides)
-        series = series.as_stored()
-        if config.seq_len != series.window:  # training stores the window as both
-            raise SeqmodelsError(f"{run_dir / 'config.json'}: damaged (data.window "
-                                 f"{series.window} but train.seq_len {config.seq_len}: the run "
-                                 f"was trained on windows of one length)")
+        given = [name for name, value in (("series", series), ("model", model),
+                                          ("config", config), ("out", out)) if value is not None]
+        if given:
+            raise SeqmodelsError(f"a resumed run keeps its saved settings; give `changes` "
+                                 f"instead of {', '.join(f'`{n}`' for n in given)}")
+        run = RunDir(resume)
+        stored = read_forecast_config(run)
+        try:
+            series = SeriesConfig.from_json(stored["data"]).as_stored()
+            model = ModelConfig.from_json(stored["model"])
+            config = TrainConfig.from_json(stored["train"])
+        except SeqmodelsError as exc:
+            raise SeqmodelsError(f"{run.config}: {exc}") from None
+        config = config.with_changes(changes)
+        run.check_writable()
+        if run.model.exists():  # its model must take the windows its settings name
+            load_forecast_run(run.path)
     else:
+        if changes:
+            raise SeqmodelsError("`changes` apply to a resumed run; give a new run's settings in "
+                                 "`config`")
         series = dataclasses.replace(series or SeriesConfig())
         model = model or default_model()
-        config = (config or default_train_config()).with_overrides(**overrides)
-        run_dir = Path(out) if out else None
+        config = config or default_train_config()
+        RunDir.check_new(out)
     if config.tensorboard and (out or resume):
-        require_utf8(resume or out, "--tensorboard")
-    check_run_dir(out, resume)
-    if config.stateful:
-        raise SeqmodelsError("forecasting windows are independent; --stateful does not apply")
+        require_utf8(resume or out, "`tensorboard`")
     model.validate()
     config.validate()
-    config.seq_len = series.window  # what the windows really are, for config.json
     data = prepare(series)  # before TensorFlow loads, so a bad CSV fails at once
-    if resume is not None:
-        check_same_source(stored, "series_digest", data.series.digest, run_dir, "CSV")
+    if resume is not None and stored.get("series_digest") not in (None, data.series.digest):
+        raise SeqmodelsError(f"the CSV has changed since {resume} was trained; start a new run "
+                             f"instead of resuming")
+    try:
+        return _train(series, model, config, data, resume if resume is not None else out,
+                      stored, options)
+    except ResumableError as exc:
+        if exc.command is None:
+            exc.resume_with(f"seqmodels.train_forecaster(resume={str(exc.run_dir)!r})")
+        raise
+
+
+def _train(series: SeriesConfig, model: ModelConfig, config: TrainConfig, data,
+           run_dir: str | Path | None, stored: dict | None, options: RunOptions
+           ) -> ForecastRun:
+    """train_forecaster() once the settings and the series are checked."""
     from seqmodels.backend import import_keras, import_tf
-    from seqmodels.models.builders import build_regression_model
-    from seqmodels.training.step import make_optimizer, make_steps
+    from seqmodels.forecast.task import forecast_task
+    from seqmodels.training.trainer import Trainer
 
     tf, keras = import_tf(), import_keras()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
-    starts, val_count = data.starts[0], len(data.starts[1])  # windows are made per batch
-    features, W = data.parts[0].shape[1], series.window
-    B = min(config.batch_size, len(starts))  # a larger batch is all the windows at once
-    steps = math.ceil(len(starts) / B)
-    if config.steps_per_epoch:
-        steps = min(steps, config.steps_per_epoch)
-
-    model.check_size(-features, series.horizon, B, W, output_steps=1, steps_option="--window")
-    net = build_regression_model(features, series.horizon, model, W)
-    optimizer = make_optimizer(config)
-    optimizer.build(net.trainable_variables)
-    train_step, eval_step = make_steps(net, optimizer, config, objective=squared_error)
-    make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.relative)
-
-    def dataset(epoch: int):
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))
-        return tf.data.Dataset.from_tensor_slices(starts[order]).batch(B).map(make_batch)
-
-    def validate() -> float:
-        total, count = 0.0, 0
-        for x_val, y_val, _ in data.window_chunks(1):
-            s, n = eval_step(x_val, y_val)
-            total, count = total + float(s), count + int(n)
-        return total / count  # mean squared error, scaled units
-
-    def save_best(folder: Path) -> None:
-        save_model_atomic(net, folder / "model.keras")
-
-    def write_files(folder: Path) -> None:
-        if not (folder / "scaler.json").exists():  # a kill may have come before it was written
-            write_json_atomic(folder / "scaler.json", {
-                "format": SCALER_FORMAT, "version": 1, **data.scaler, "fill": data.fill,
-                "fitted_on": f"training part: rows 1-{len(data.parts[0])} of {len(data.series)}",
-            })
-
-    task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
-                "seqmodels forecast train", val_metrics=series_metrics,
-                loss_label="mean squared error (scaled)",
-                val_tokens=val_count * W, batch_tokens=B * W, unit="time steps",
-                callbacks=keras_callbacks(callbacks, net, config.epochs, steps))
-    if resume is not None:
+    task = forecast_task(data, model, config)
+    trainer = Trainer(task, config, None, options.callbacks, options.progress, options.log_every)
+    if stored is not None:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:
         stored_series = dataclasses.replace(data.config, csv=absolute_csv(data.config.csv))
@@ -158,9 +107,7 @@ def train_forecaster(
             "windows": {n: len(s) for n, s in zip(PARTS, data.starts)},
             "versions": versions(),
         }
-    run_dir, stop_reason = session.run(task, config, run_dir, resume is not None, settings,
-                                       write_files, (model.cell, "series"), progress, callback,
-                                       log_every)
-    run = load_forecast_run(run_dir)
-    run.stop_reason, run.notes = stop_reason, data.notes
-    return run
+    run, stop_reason = trainer.train(run_dir, stored is not None, settings, f"{model.cell}-series")
+    result = load_forecast_run(run.path)
+    result.stop_reason, result.notes = stop_reason, data.notes
+    return result

@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from seqmodels.data.vocab import UNK_ID
 from seqmodels.errors import SeqmodelsError, UndecodableText
 from seqmodels.training.history import perplexity
+
+if TYPE_CHECKING:
+    from seqmodels.lm.model import LanguageModel
 
 CHUNK = 512  # tokens per compiled call when walking text with carried state
 
@@ -34,69 +38,58 @@ class Metrics:
         return asdict(self)
 
 
-def evaluate_run(
-    run_dir,
-    corpus: list[str] | str | None = None,
-    context: int | None = None,
-    cache_dir=None,
-    progress: bool = False,
-) -> tuple[Metrics, str]:
-    """Metrics of a run on its own test split, or on other text read with the run's settings."""
-    from seqmodels.data.config import DataConfig
-    from seqmodels.data.prepare import encode_corpus, run_test_ids
-    from seqmodels.lm.run import load_run
+def text_ids(model: LanguageModel, corpus: str | Path | list[str] | None = None,
+             text: str | None = None, cache_dir: str | Path | None = None,
+             progress: bool = False) -> np.ndarray:
+    """The ids of what LanguageModel.evaluate scores: corpus files read as the run's corpus
+    was, a string, or (neither) the test split of the run's own corpus."""
+    from seqmodels.data.prepare import corpus_test_ids, corpus_text
 
-    run = load_run(run_dir)
-    if corpus:
-        if isinstance(corpus, (str, Path)):  # one file, not the characters of its name
-            corpus = [str(corpus)]
-        data = DataConfig.from_json(run.config["data"])
-        try:
-            ids = encode_corpus(data, run.vocab, list(corpus))
-        except UndecodableText as exc:  # its hint names options evaluate does not have
-            raise SeqmodelsError(f"{exc.problem}; text is read as the run's was ({data.encoding},"
-                                 f" errors {data.errors}): convert the file to "
-                                 f"{data.encoding}") from None
-        where = ", ".join(corpus)
-    else:
-        ids = run_test_ids(run.config, run.vocab, cache_dir, progress=progress)
-        where = "the run's test split"
-    return evaluate_ids(run.model, ids, context=context, progress=progress), where
+    tokenizer = model._text()
+    if corpus and text is not None:
+        raise SeqmodelsError("give `corpus` files or a `text`, not both")
+    if text is not None:
+        return tokenizer.encode(text)
+    if not corpus:
+        if not model.settings:
+            raise SeqmodelsError("this model was not trained in a run, so it has no test split; "
+                                 "give `corpus` files or a `text`")
+        from seqmodels.training.rundir import RunDir
 
-
-def stateful_copy(model, batch_size: int = 1):
-    """A stateful twin of a language model (same weights) that carries state between calls."""
-    from seqmodels.models.builders import build_language_model, cell_name, recurrent_layers
-    from seqmodels.models.config import ModelConfig
-
-    layers = recurrent_layers(model)
-    cell = cell_name(layers[0])
-    emb = model.get_layer("embedding")
-    config = ModelConfig(cell=cell, layers=len(layers), units=layers[0].units,
-                         embedding_dim=emb.output_dim)
-    twin = build_language_model(emb.input_dim, config, batch_size=batch_size, stateful=True)
-    for layer in twin.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return twin
+        run = RunDir(model.path) if model.path is not None else None
+        return corpus_test_ids(model.data, model.settings.get("corpus_digest"),
+                               tokenizer.vocabulary, cache_dir, progress,
+                               (run.config, run.vocab) if run else ("its settings",
+                                                                     "its vocabulary"))
+    if isinstance(corpus, (str, Path)):  # one file, not the characters of its name
+        corpus = [str(corpus)]
+    data = model.data
+    try:
+        read = corpus_text(data, list(corpus))
+    except UndecodableText as exc:  # its hint names settings evaluate does not have
+        raise SeqmodelsError(f"{exc.problem}; text is read as the run's was ({data.encoding}, "
+                             f"errors {data.errors}): convert the file to "
+                             f"{data.encoding}") from None
+    return tokenizer.vocabulary.encode(tokenizer.tokenize(read))
 
 
-def metric_step(model, jit_compile: bool | None = None):
-    """A compiled (x, y) -> (sum CE, top-1 hits, top-5 hits) over one batch.
+def metric_step(network, jit_compile: bool | None = None):
+    """A compiled (x, y) -> (sum CE, top-1 hits, top-5 hits) over one batch of a network.
 
-    A model that qualifies runs through the fused CPU recurrence; jit_compile=None compiles
+    A network that qualifies runs through the fused CPU recurrence; jit_compile=None compiles
     with XLA where that pays off.
     """
     from seqmodels.backend import import_tf
-    from seqmodels.training.step import outputs_of, use_fused, use_xla
+    from seqmodels.models import fused
 
     tf = import_tf()
-    fast = use_fused(model)
-    jit_compile = use_xla(model, fast, jit_compile)
+    fast = fused.use_fused(network)
+    jit_compile = fused.use_xla(network, fast, jit_compile)
+    forward = fused.forward(network, fast)
 
     @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def step(x, y):
-        logits = outputs_of(model, x, False, fast)  # (B, L, V)
+        logits = forward(x, training=False)  # (B, L, V)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)  # (B, L)
         flat = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
         target = tf.reshape(y, [-1])
@@ -110,7 +103,7 @@ def metric_step(model, jit_compile: bool | None = None):
 
 
 def evaluate_ids(
-    model,
+    model: LanguageModel,
     ids: np.ndarray,
     context: int | None = None,
     batch_size: int = 64,
@@ -125,7 +118,6 @@ def evaluate_ids(
     from tqdm import tqdm
 
     from seqmodels.data.windows import window_dataset
-    from seqmodels.models.builders import reset_states
 
     ids = np.asarray(ids)
     n = len(ids) - 1
@@ -136,10 +128,13 @@ def evaluate_ids(
                disable=None if progress else True)
     with bar:
         if context is None:
-            twin = stateful_copy(model, batch_size=1)
-            # XLA fuses the per-token recurrence: 5x faster for one stream on a CPU
-            step = metric_step(twin, jit_compile=True)
-            reset_states(twin)
+            if "carried" not in model._cache:  # a twin that carries its state, compiled once
+                twin = model.stateful_copy(batch_size=1)
+                # XLA fuses the per-token recurrence: 5x faster for one stream on a CPU
+                model._cache["carried"] = twin, metric_step(twin.network, jit_compile=True)
+            twin, step = model._cache["carried"]
+            twin.network.set_weights(model.network.get_weights())  # trained since, perhaps
+            twin.reset_states()
             for start in range(0, n, CHUNK):  # a chunk at a time: ids may be a memory map
                 stop = min(start + CHUNK, n)
                 data = np.asarray(ids[start : stop + 1], dtype=np.int32)
@@ -148,12 +143,14 @@ def evaluate_ids(
                 bar.update(stop - start)
         else:
             if context < 1:
-                raise SeqmodelsError("--context must be at least 1")
-            step = metric_step(model)
+                raise SeqmodelsError("`context` must be at least 1")
+            if "windowed" not in model._cache:
+                model._cache["windowed"] = metric_step(model.network)
+            step = model._cache["windowed"]
             usable = (n // context) * context
             if usable == 0:
                 raise SeqmodelsError(f"the text has {len(ids)} tokens, too few for one "
-                                     f"window of --context {context}")
+                                     f"window of `context` {context}")
             for x, y in window_dataset(ids[: usable + 1], context, batch_size):
                 s, a, b = step(x, y)
                 total, top1, top5 = total + float(s), top1 + int(a), top5 + int(b)
@@ -166,7 +163,7 @@ def evaluate_ids(
     if perplexity(ce) is None:
         raise SeqmodelsError(f"the model's cross-entropy is {ce:.4g} nats/token: its perplexity "
                              f"exp({ce:.4g}) is too large for a float (the model diverged, e.g. "
-                             f"with too high an --lr); nothing to report")
+                             f"with too high an `lr`); nothing to report")
     targets = ids[1 : n + 1]
     oov = int(np.count_nonzero(targets == UNK_ID))
     return Metrics(tokens=n, cross_entropy=ce, perplexity=perplexity(ce),

@@ -14,36 +14,30 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import require_utf8
+
+if TYPE_CHECKING:
+    from seqmodels.lm.model import LanguageModel
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 STEP, SERVE = "step", "serving_default"
 ONNX_OPSET = 17
 
 
-def state_sizes(model) -> list[int]:
-    """The units of each state tensor of the one-step signature, in order."""
-    from seqmodels.models.builders import STATES_PER_LAYER, cell_name, recurrent_layers
-
-    return [layer.units for layer in recurrent_layers(model)
-            for _ in range(STATES_PER_LAYER[cell_name(layer)])]
-
-
-def _archive(model):
+def _archive(model: LanguageModel):
     """A keras ExportArchive with the serving (ids (B, T) -> logits) and step signatures."""
     from seqmodels.backend import import_keras, import_tf
-    from seqmodels.models.builders import build_step_model
 
     tf, keras = import_tf(), import_keras()
-    step_model = build_step_model(model)
-    sizes = state_sizes(model)
+    network, step_model, sizes = model.network, model.step_model(), model.state_sizes
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(network)
 
     def serve(ids):
-        return {"logits": model(ids, training=False)}  # (B, T, V)
+        return {"logits": network(ids, training=False)}  # (B, T, V)
 
     def step(token, states):
         logits, new = step_model(token, list(states))
@@ -57,19 +51,23 @@ def _archive(model):
     return archive
 
 
-def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = False) -> Path:
-    """Write the run's best model to out in format fmt (savedmodel: a folder; tflite: a file)."""
-    from seqmodels.lm.run import load_run
-
+def check_export(fmt: str, out: str | Path, force: bool = False) -> Path:
+    """Refuse an export before any model is loaded: an unknown format, a missing converter, an
+    output that exists (without force), or one that is not an earlier export."""
     if fmt not in FORMATS:
         raise SeqmodelsError(f"unknown export format {fmt!r}: choose one of "
                              f"{', '.join(FORMATS)}")
     if fmt == "onnx":
         _import_tf2onnx()
     out = Path(out)
-    require_utf8(out, "--out")
+    require_utf8(out, "`out`")
     _check_out(out, fmt, force)
-    run = load_run(run_dir)
+    return out
+
+
+def export(model: LanguageModel, fmt: str, out: str | Path, force: bool = False) -> Path:
+    """Write the model to out in format fmt (savedmodel: a folder; tflite, onnx: a file)."""
+    out = check_export(fmt, out, force)
     from seqmodels.files import remove_abandoned, temporary_folder
 
     try:
@@ -79,9 +77,9 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
     except OSError as exc:
         raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
     try:
-        _archive(run.model).write_out(str(tmp), verbose=False)
+        _archive(model).write_out(str(tmp), verbose=False)
         if fmt == "savedmodel":
-            _mark(tmp, run.path)
+            _mark(tmp, model.path)
         else:
             data = _tflite(tmp)
             shutil.rmtree(tmp)
@@ -106,11 +104,12 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path, force: bool = Fal
 MARK = Path("assets.extra") / "seqmodels.json"  # what --force looks for before replacing a folder
 
 
-def _mark(folder: Path, run_dir: Path) -> None:
+def _mark(folder: Path, run_dir: Path | None) -> None:
     """Sign a SavedModel folder as seqmodels' export (assets.extra is for files TensorFlow
     ignores) and give it the permissions of a folder made under the umask, not mkdtemp's 700."""
     (folder / MARK).parent.mkdir(exist_ok=True)
-    (folder / MARK).write_text(json.dumps({"exported_by": "seqmodels", "run": str(run_dir)}))
+    (folder / MARK).write_text(json.dumps({"exported_by": "seqmodels",
+                                                 "run": str(run_dir) if run_dir else None}))
     umask = os.umask(0)
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
@@ -235,29 +234,29 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
     from seqmodels.files import real_location
 
     if out.name == "..":  # 'new/..' would make 'new', then find its parent taken
-        raise SeqmodelsError(f"{out} names a folder that exists; choose a new name for --out")
+        raise SeqmodelsError(f"{out} names a folder that exists; choose a new name for `out`")
     out = real_location(out)  # 'new/../model' is ./model once 'new' is made
     for parent in out.parents:  # the nearest existing folder above out must be a folder
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise SeqmodelsError(f"{out}: {parent} is not a folder; choose another --out")
+                raise SeqmodelsError(f"{out}: {parent} is not a folder; choose another `out`")
             break
     if not out.exists() and not out.is_symlink():
         return
     if not force:
-        raise SeqmodelsError(f"{out} exists; pass --force to replace it")
+        raise SeqmodelsError(f"{out} exists; pass `force` to replace it")
     if fmt == "savedmodel":
         if not _is_our_savedmodel(out):
             raise SeqmodelsError(f"{out} exists and is not a SavedModel folder that seqmodels "
-                                 f"exported (holding nothing else); --force replaces only such "
-                                 f"an export, so choose another --out")
+                                 f"exported (holding nothing else); `force` replaces only such "
+                                 f"an export, so choose another `out`")
     else:
         from seqmodels.files import check_output
 
         check_output(out, force)
         if not _is_export(out, fmt):
-            raise SeqmodelsError(f"{out} exists and is not a {fmt} file; --force replaces only "
-                                 f"an earlier export, so choose another --out")
+            raise SeqmodelsError(f"{out} exists and is not a {fmt} file; `force` replaces only "
+                                 f"an earlier export, so choose another `out`")
 
 
 def _is_export(path: Path, fmt: str) -> bool:

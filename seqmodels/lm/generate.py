@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seqmodels.data.tokenizers import NEWLINE
-from seqmodels.data.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocabulary
+from seqmodels.data.tokenizers import NEWLINE, Tokenizer
+from seqmodels.data.vocab import PAD_ID, UNK_ID
 from seqmodels.errors import SeqmodelsError
+
+if TYPE_CHECKING:
+    from seqmodels.lm.model import LanguageModel
 
 CHUNK = 256  # tokens per compiled call (~30 ms for one stream); a sample streams chunk by chunk
 OFFSET_WRAP = 2**30  # the per-token seed offset repeats after this many tokens
@@ -19,12 +24,7 @@ JOINED_PAIRS = frozenset({("can", "not"), ("gim", "me"), ("gon", "na"), ("got", 
                           ("lem", "me"), ("wan", "na")})
 
 
-# Priming reads the prompt one step at a time (~25 us a token on a 2-core CPU): 100,000 take
-# seconds, 10 MB would take minutes. A shell cannot pass a longer argument (128 KiB) anyway.
-MAX_PROMPT_CHARS = 100_000
-
-
-MAX_SEED = 2**31 - 1  # --seed's range
+MAX_SEED = 2**31 - 1  # the seed's range
 
 
 @dataclass
@@ -38,24 +38,24 @@ class SamplingConfig:
 
 
 class Generator:
-    """Compiled sampling loop over a language model's single-step twin, for S streams at once."""
+    """Compiled sampling loop over a language model's one-step model, for S streams at once.
 
-    def __init__(self, model, sampling: SamplingConfig, jit_compile: bool = True) -> None:
+    The sampling settings are compiled in; the seed is an argument, so one Generator serves every
+    seed without compiling again."""
+
+    def __init__(self, model: LanguageModel, sampling: SamplingConfig,
+                 jit_compile: bool = True) -> None:
         from seqmodels.backend import import_tf
         from seqmodels.lm.sampling import sample_next, validate_sampling
-        from seqmodels.models.builders import build_step_model, initial_states
 
         tf = import_tf()
         validate_sampling(sampling.temperature, sampling.top_k, sampling.top_p)
         self.tf, self.sampling = tf, sampling
-        self.step_model = build_step_model(model)
-        self._initial_states = lambda n: initial_states(model, n)
-        seed = sampling.seed if sampling.seed is not None else int(np.random.SeedSequence()
-                                                                     .generate_state(1)[0])
-        self.seed = tf.constant([seed, 0], tf.int64)
+        self.step_model = model.step_model()
+        self._initial_states = model.initial_state
         step, temperature = self.step_model, sampling.temperature
         # <pad> and <unk> are never text: their logits are -inf (a vocabulary has >= 3 tokens)
-        vocab_size = int(model.outputs[0].shape[-1])
+        vocab_size = model.vocab_size
         special = np.zeros(vocab_size, np.float32)
         special[[PAD_ID, UNK_ID][: max(0, vocab_size - 1)]] = -np.inf
         special = tf.constant(special)
@@ -70,14 +70,14 @@ class Generator:
             return states
 
         @tf.function(reduce_retracing=True, jit_compile=jit_compile)
-        def run(token, states, offset, n):  # token (S,) -> tokens (S, n), last token, states
+        def run(token, states, seed, offset, n):  # token (S,) -> tokens (S, n), last, states
             out = tf.TensorArray(tf.int32, size=n)
 
             def body(i, token, states, out):
                 logits, states = step(token, states)  # (S, V)
                 logits = tf.cast(logits, tf.float32)
                 finite = tf.reduce_all(tf.math.is_finite(logits), axis=-1)  # (S,)
-                seed_i = tf.random.experimental.stateless_fold_in(self.seed, offset + i)
+                seed_i = tf.random.experimental.stateless_fold_in(seed, offset + i)
                 token = sample_next(logits + special, temperature, sampling.top_k,
                                     sampling.top_p, seed=seed_i)
                 token = tf.where(finite, token, -1)  # no id: stream() refuses the sample
@@ -88,6 +88,12 @@ class Generator:
             return tf.transpose(out.stack()), token, states
 
         self._prime, self._run = prime, run
+        self.reseed(sampling.seed)
+
+    def reseed(self, seed: int | None) -> None:
+        """Draw from this seed from now on (None: a fresh random one)."""
+        seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        self.seed = self.tf.constant([seed, 0], self.tf.int64)
 
     def stream(self, prompts: np.ndarray, length: int, chunk: int = CHUNK) -> Iterator[np.ndarray]:
         """Yield generated ids (S, <=chunk) chunk by chunk after priming on prompts (S, P)."""
@@ -96,7 +102,7 @@ class Generator:
         if prompts.ndim != 2 or prompts.shape[1] < 1:
             raise SeqmodelsError("a prompt needs at least one token")
         if length < 1:
-            raise SeqmodelsError("--length must be at least 1")
+            raise SeqmodelsError("`length` must be at least 1")
         states = self._initial_states(prompts.shape[0])
         states = self._prime(tf.constant(prompts[:, :-1]), states)
         token = tf.constant(prompts[:, -1])
@@ -104,14 +110,15 @@ class Generator:
         while done < length:
             # always the same size (one XLA compilation); the surplus of the last is dropped
             # the step seeds' offset stays int32 (2**31 tokens in, it overflowed into int64)
-            ids, token, states = self._run(token, states, tf.constant(done % OFFSET_WRAP), size)
+            ids, token, states = self._run(token, states, self.seed,
+                                           tf.constant(done % OFFSET_WRAP), size)
             n = min(chunk, length - done)
             done += n
             ids = ids.numpy()[:, :n]
             if (ids < 0).any():
                 raise SeqmodelsError(
                     "the model's outputs are not finite numbers for this text (its weights are "
-                    "so large that they overflow: it diverged, e.g. with too high an --lr); "
+                    "so large that they overflow: it diverged, e.g. with too high an `lr`); "
                     "there is nothing to sample from")
             yield ids
 
@@ -120,86 +127,29 @@ class Generator:
         return np.concatenate(list(self.stream(prompts, length, chunk=max(length, 1))), axis=1)
 
 
-def encode_prompt(text: str, tokenizer, vocab: Vocabulary, skip_unknown: bool = False,
-                  normal_form: str = "none", lowercase: bool = False
-                  ) -> tuple[list[int], list[str]]:
-    """Prompt ids and warnings; unknown characters are an error unless skipped (char level).
-    normal_form and lowercase: the run's --normalize and --lowercase, applied as to its corpus."""
-    from seqmodels.data.corpus import normalise
-
-    if len(text) > MAX_PROMPT_CHARS:
-        raise SeqmodelsError(f"the prompt has {len(text):,} characters; at most "
-                             f"{MAX_PROMPT_CHARS:,} are supported")
-    tokens = tokenizer.tokenize(normalise(text, normal_form, lowercase))
-    if text.strip() and not tokens and tokenizer.stopwords:
-        raise SeqmodelsError("the prompt holds only the run's stopwords, which its tokenizer "
-                             "removes; give other words")
-    unknown = [t for t in tokens if t not in vocab or t == UNK]
-    warnings = []
-    if unknown and tokenizer.level == "char":
-        if not skip_unknown:
-            shown = ", ".join(repr(c) for c in dict.fromkeys(unknown))
-            raise SeqmodelsError(f"the prompt has characters outside the vocabulary: {shown} "
-                                 f"(pass --skip-unknown to drop them)")
-        tokens = [t for t in tokens if t in vocab and t != UNK]
-        warnings.append(f"dropped {len(unknown)} unknown character(s) from the prompt")
-    elif unknown:
-        shown = ", ".join(repr(w) for w in dict.fromkeys(unknown))
-        warnings.append(f"prompt words outside the vocabulary become <unk>: {shown}")
-    ids = [vocab.index.get(t, UNK_ID) for t in tokens]
-    if not ids:
-        raise SeqmodelsError("the prompt is empty" + (" after dropping unknown characters"
-                                                      if unknown else ""))
-    return ids, warnings
-
-
-def default_prompt(vocab: Vocabulary, lines: list[str] | None = None,
-                   rng: np.random.Generator | None = None, level: str = "char") -> str:
-    """A newline if the vocabulary has one, else the first character/word of a random line."""
-    if "\n" in vocab:
-        return "\n"
-    rng = rng or np.random.default_rng()
-    candidates = [line for line in (lines or []) if line.strip()]
-    if candidates:
-        line = candidates[int(rng.integers(len(candidates)))].lstrip()
-        first = line[0] if level == "char" else line.split()[0]
-        if first in vocab and first not in (PAD, UNK):  # the text may hold "<unk>" itself
-            return first
-    return vocab.tokens[2] if len(vocab) > 2 else UNK
-
-
-def _training_lines(run, tokenizer, limit: int = 100_000) -> list[str]:
-    """Lines from the start of the run's training text (for a default prompt), if at hand."""
-    if "\n" in run.vocab:
+def _training_lines(model: LanguageModel, limit: int = 100_000) -> list[str]:
+    """Lines from the start of the model's training text (for a default prompt), if at hand."""
+    if NEWLINE in model.vocabulary:
         return []  # the default prompt is then a newline; no need to read the corpus
-    from seqmodels.data.config import DataConfig
     from seqmodels.data.prepare import prepare_corpus
 
     try:
-        prepared = prepare_corpus(DataConfig.from_json(run.config["data"]))
+        prepared = prepare_corpus(model.data)
     except SeqmodelsError:
         return []
     # its own vocabulary: a corpus changed since training has other ids (default_prompt keeps
     # only a first token that the run's vocabulary has)
     head = prepared.vocab.decode(np.asarray(prepared.splits.train[:limit]))
-    return tokenizer.detokenize(head).splitlines()
-
-
-def _joined(prompt: str, text: str, level: str) -> str:
-    """The separator a word-level continuation needs after its prompt."""
-    if level == "char" or not prompt or not text or prompt[-1].isspace() or text[0].isspace():
-        return text
-    return text if text[0] in ".,;:!?)]}'\"" else " " + text
+    return model.tokenizer.detokenize(head).splitlines()
 
 
 class SampleText:
     """One sample's text, detokenized a line at a time so that a long sample costs linear time
     and memory; text that later tokens can still change (a word-level line) is held back."""
 
-    def __init__(self, detokenize: Callable[[list[str]], str], prompt: str, level: str,
-                 long_line: int = LONG_LINE) -> None:
-        self.detokenize, self.prompt, self.level = detokenize, prompt, level
-        self.long_line = long_line
+    def __init__(self, tokenizer: Tokenizer, prompt: str, long_line: int = LONG_LINE) -> None:
+        self.detokenize, self.prompt = tokenizer.detokenize, prompt
+        self.tokenizer, self.long_line = tokenizer, long_line
         self.pieces: list[str] = []  # text no later token changes
         self.settled = 0  # tokens whose text is in pieces: a word-level line ends there
         self.tokens: list[str] = []  # the tokens after those, of the line not yet ended
@@ -221,7 +171,8 @@ class SampleText:
     def _separator(self, tail: str | None = None) -> str:
         """' ' where a word-level text needs a space after the prompt (tail: the unsettled text)."""
         first = self.pieces[0] if self.pieces else self.tail if tail is None else tail
-        return _joined(self.prompt, first, self.level)[: -len(first) or None] if first else ""
+        return self.tokenizer.continuation(self.prompt, first)[: -len(first) or None] if first \
+            else ""
 
     def _settled_end(self, n: int, tail: str) -> str:
         """The last n characters of the settled text, separator included."""
@@ -247,9 +198,10 @@ class SampleText:
                 at = whole.index(stop_at, max(0, len(separator) - len(stop_at) + 1))
                 self.final = whole[: at + len(stop_at)]  # a match inside the separator is none
                 return True
-        ended = len(self.tokens) if self.level == "char" else self._line_end(before)
+        whole = self.tokenizer.token_by_token  # every token's text is final at once
+        ended = len(self.tokens) if whole else self._line_end(before)
         if ended:
-            cut = len(region) if self.level == "char" else region.rfind(NEWLINE) + 1
+            cut = len(region) if whole else region.rfind(NEWLINE) + 1
             self._settle(ended, region[:cut])
             region = region[cut:]
         elif len(self.tokens) > self.long_line:
@@ -307,73 +259,78 @@ HELD_BYTES_PER_TOKEN = 8  # a sample's text and bookkeeping, per token, generous
 FLOATS_PER_STREAM_UNIT = 16  # states, gates and sampling temporaries per unit and stream
 
 
-def check_memory(model, prompt_tokens: int, length: int, num_samples: int, held: bool) -> None:
+def check_memory(model: LanguageModel, prompt_tokens: int, length: int, num_samples: int,
+                 held: bool) -> None:
     """Refuse a batch of samples whose states, or held text, would not fit in memory."""
-    from seqmodels.models.builders import recurrent_layers
     from seqmodels.settings import large_number, require_memory
 
-    width = sum(rl.units for rl in recurrent_layers(model)) * FLOATS_PER_STREAM_UNIT
-    width += model.get_layer("logits").units * 4  # logits, probabilities, sorted copies
+    width = sum(model.units) * FLOATS_PER_STREAM_UNIT
+    width += model.vocab_size * 4  # logits, probabilities, sorted copies
     need = num_samples * (4 * width + 4 * prompt_tokens + (HELD_BYTES_PER_TOKEN * length
                                                             if held else 0))
-    require_memory(need, f"--num-samples {large_number(num_samples)} of --length "
+    require_memory(need, f"`num_samples` {large_number(num_samples)} of `length` "
                          f"{large_number(length)}",
                    "generate fewer samples at once or shorter ones (a single sample streams)")
 
 
-def generate_text(
-    run_dir,
-    prompt: str | None,
-    length: int,
-    sampling: SamplingConfig,
-    num_samples: int = 1,
-    stop_at: str | None = None,
-    skip_unknown: bool = False,
-    on_text=None,
-    on_warning=None,
-) -> list[dict]:
-    """Generate from a run directory; on_text receives a single sample's text as it grows."""
-    from seqmodels.data.config import DataConfig
-    from seqmodels.data.prepare import make_tokenizer
-    from seqmodels.lm.run import load_run
+def check_request(length: int, num_samples: int, stop_at: str | None,
+                  sampling: SamplingConfig) -> None:
+    """Refuse settings of a generate() call that cannot work, before anything is compiled."""
+    from seqmodels.lm.sampling import validate_sampling
 
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise SeqmodelsError(f"num_samples must be a whole number of at least 1, not "
-                             f"{num_samples!r}")
+    for name, value in (("length", length), ("num_samples", num_samples)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SeqmodelsError(f"`{name}` must be a whole number of at least 1, not {value!r}")
     if stop_at == "":
-        raise SeqmodelsError("stop_at is empty, which would end every sample at once; give the "
+        raise SeqmodelsError("`stop_at` is empty, which would end every sample at once; give the "
                              "text to stop at, or None")
     if sampling.seed is not None and not 0 <= sampling.seed <= MAX_SEED:
-        raise SeqmodelsError(f"the seed must be from 0 to {MAX_SEED}, not {sampling.seed}")
-    run = load_run(run_dir)
-    data = DataConfig.from_json(run.config["data"])
-    tokenizer = make_tokenizer(data)
-    never = sorted({c for c in stop_at or "" if c not in run.vocab}) if data.level == "char" \
-        else []
+        raise SeqmodelsError(f"the `seed` must be from 0 to {MAX_SEED}, not {sampling.seed}")
+    validate_sampling(sampling.temperature, sampling.top_k, sampling.top_p)
+
+
+def generator(model: LanguageModel, sampling: SamplingConfig) -> Generator:
+    """The model's compiled sampling loop for these settings: made once, then reseeded."""
+    key = ("generator", sampling.temperature, sampling.top_k, sampling.top_p)
+    made = model._cache.get(key)
+    if made is None:
+        made = model._cache[key] = Generator(model, sampling)
+    made.reseed(sampling.seed)
+    return made
+
+
+def generate(model: LanguageModel, prompt: str | None, length: int,
+             sampling: SamplingConfig | None = None, num_samples: int = 1,
+             stop_at: str | None = None, on_text: Callable[[str], None] | None = None,
+             skip_unknown: bool = False) -> list[dict[str, Any]]:
+    """LanguageModel.generate: samples of a held model; on_text receives a single sample's text
+    as it grows; what to warn about (say, prompt words outside the vocabulary) is a warning."""
+    sampling = sampling or SamplingConfig()
+    check_request(length, num_samples, stop_at, sampling)
+    tokenizer = model._text()
+    never = tokenizer.missing_characters(stop_at or "")
     if never:
-        raise SeqmodelsError(f"--stop-at {stop_at!r} holds {', '.join(map(repr, never))}, which "
-                             f"the run's vocabulary lacks, so no sample could ever produce it")
+        raise SeqmodelsError(f"`stop_at` {stop_at!r} holds {', '.join(map(repr, never))}, "
+                             f"which the run's vocabulary lacks, so no sample could ever "
+                             f"produce it")
     if prompt is None:
-        prompt = default_prompt(run.vocab, _training_lines(run, tokenizer),
-                                np.random.default_rng(sampling.seed), data.level)
-    ids, warnings = encode_prompt(prompt, tokenizer, run.vocab, skip_unknown, data.normalize,
-                                  data.lowercase)
-    for w in warnings:
-        if on_warning:
-            on_warning(w)
-    if warnings:  # show the prompt the model really continues
-        prompt = tokenizer.detokenize(run.vocab.decode(ids))
-    check_memory(run.model, len(ids), length, num_samples, held=num_samples > 1 or not on_text)
-    generator = Generator(run.model, sampling)
+        prompt = tokenizer.default_prompt(_training_lines(model) if model.settings else [],
+                                          np.random.default_rng(sampling.seed))
+    ids, notes = tokenizer.encode_prompt(prompt, skip_unknown)
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    if notes:  # show the prompt the model really continues
+        prompt = tokenizer.decode(ids)
+    check_memory(model, len(ids), length, num_samples, held=num_samples > 1 or not on_text)
     prompts = np.tile(np.asarray(ids, dtype=np.int32), (num_samples, 1))
-    samples = [SampleText(tokenizer.detokenize, prompt, data.level) for _ in range(num_samples)]
+    samples = [SampleText(tokenizer, prompt) for _ in range(num_samples)]
     done = [False] * num_samples
     if on_text:
         on_text(prompt)
-    for chunk in generator.stream(prompts, length):
+    for chunk in generator(model, sampling).stream(prompts, length):
         for i, row in enumerate(chunk):
             if not done[i]:
-                done[i] = samples[i].add(run.vocab.decode(row), stop_at)
+                done[i] = samples[i].add(tokenizer.vocabulary.decode(row), stop_at)
         if on_text and (piece := samples[0].take_settled()):
             on_text(piece)
         if all(done):

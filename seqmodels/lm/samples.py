@@ -1,5 +1,5 @@
 """Samples while training: a short text at a fixed prompt and temperature(s), printed and appended
-to <run>/samples.txt, every N steps or at every validation (a Keras callback for the loop).
+to the run's samples file, every N steps or at every validation (a Keras callback for the loop).
 
 `Samples` holds the settings and imports no TensorFlow, so the CLI can describe the samples
 before the run's checks; `SampleCallback` (Keras, loaded on first use) does the work.
@@ -13,14 +13,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import append_text, check_appendable
 
-SAMPLES_FILE = "samples.txt"
 MAX_SAMPLE_LENGTH = 10_000  # tokens: a glance at the model while it trains, not a book
 
 
@@ -35,10 +33,10 @@ class Samples:
     seed: int = 0
     show: bool = True
 
-    def callback(self):
-        """The Keras callback that takes these samples."""
-        return _define_callback()(self.every, self.prompt, self.temperatures, self.length,
-                              self.seed, self.show)
+    def callback(self, model):
+        """The Keras callback that takes these samples from a LanguageModel as it trains."""
+        return _define_callback()(model, self.every, self.prompt, self.temperatures, self.length,
+                                  self.seed, self.show)
 
 
 def __getattr__(name: str):
@@ -70,49 +68,47 @@ def _define_callback():
     keras = import_keras()
 
     class SampleCallback(keras.callbacks.Callback):
-        """Generate `length` tokens from the weights reached, every `every` global steps (None: at
-        each validation); the prompt defaults to a newline, else the vocabulary's first token."""
+        """Generate `length` tokens from the weights a LanguageModel has reached, every `every`
+        global steps (None: at each validation); the prompt defaults to a newline, else the
+        vocabulary's first token."""
 
-        def __init__(self, every: int | None = None, prompt: str | None = None,
+        def __init__(self, language_model, every: int | None = None, prompt: str | None = None,
                      temperatures: tuple[float, ...] = (0.8,), length: int = 200, seed: int = 0,
                      show: bool = True) -> None:
             super().__init__()
             if every is not None and every < 1:
-                raise SeqmodelsError("--sample-every must be at least 1")
+                raise SeqmodelsError("`sample_every` must be at least 1")
             if not 1 <= length <= MAX_SAMPLE_LENGTH:
-                raise SeqmodelsError(f"--sample-length must be from 1 to {MAX_SAMPLE_LENGTH:,}")
+                raise SeqmodelsError(f"`sample_length` must be from 1 to "
+                                     f"{MAX_SAMPLE_LENGTH:,}")
+            self.language_model = language_model
             self.every, self.prompt, self.temperatures = every, prompt, tuple(temperatures)
             self.length, self.seed, self.show = length, seed, show
             self.global_step = 0
-            self._ready = None  # (run_dir, vocab, tokenizer, level, prompt ids, generators)
+            self._ready = None  # (samples file, prompt ids, generators)
 
         def on_train_begin(self, logs=None) -> None:
-            from seqmodels.data.config import DataConfig
-            from seqmodels.data.prepare import make_tokenizer
-            from seqmodels.data.vocab import Vocabulary
-            from seqmodels.lm.generate import Generator, SamplingConfig, encode_prompt
-            from seqmodels.lm.run import read_language_config
+            from seqmodels.lm.generate import Generator, SamplingConfig
+            from seqmodels.training.rundir import RunDir
 
-            run_dir = Path(self.params["run_dir"])
-            check_appendable(run_dir / SAMPLES_FILE)
-            data = DataConfig.from_json(read_language_config(run_dir)["data"])
-            vocab = Vocabulary.load(run_dir / "vocab.json")
-            tokenizer = make_tokenizer(data)
+            path = RunDir(self.params["run_dir"]).samples
+            check_appendable(path)
+            tokenizer = self.language_model.tokenizer
+            vocab = tokenizer.vocabulary
             prompt = self.prompt if self.prompt is not None else (
                 "\n" if "\n" in vocab else vocab.tokens[min(2, len(vocab) - 1)])
             try:
-                ids, dropped = encode_prompt(prompt, tokenizer, vocab, True, data.normalize,
-                                             data.lowercase)
+                ids, dropped = tokenizer.encode_prompt(prompt, skip_unknown=True)
             except SeqmodelsError as exc:  # training goes on; only the samples are given up
-                warnings.warn(f"no samples while training: {exc} (--sample-prompt {prompt!r})",
-                              stacklevel=2)
+                warnings.warn(f"no samples while training: {exc} (`sample_prompt` "
+                              f"{prompt!r})", stacklevel=2)
                 return
             for note in dropped:  # e.g. characters outside the vocabulary
-                warnings.warn(f"samples while training: {note} (--sample-prompt {prompt!r})",
+                warnings.warn(f"samples while training: {note} (`sample_prompt` {prompt!r})",
                               stacklevel=2)
-            generators = [Generator(self.model, SamplingConfig(t, seed=self.seed),
+            generators = [Generator(self.language_model, SamplingConfig(t, seed=self.seed),
                                     jit_compile=False) for t in self.temperatures]
-            self._ready = (run_dir, vocab, tokenizer, data.level, ids, generators)
+            self._ready = (path, ids, generators)
 
         def on_train_batch_end(self, batch, logs=None) -> None:
             self.global_step = int((logs or {}).get("global_step", self.global_step + 1))
@@ -127,10 +123,10 @@ def _define_callback():
             """Write one sample per temperature from the current weights; returns the texts."""
             from tqdm import tqdm
 
-            from seqmodels.lm.generate import _joined
-            from seqmodels.training.loop import stop_requested
+            from seqmodels.training.trainer import stop_requested
 
-            run_dir, vocab, tokenizer, level, ids, generators = self._ready
+            path, ids, generators = self._ready
+            tokenizer = self.language_model.tokenizer
             texts = []
             with _quiet_tracing():
                 for generator in generators:
@@ -142,12 +138,11 @@ def _define_callback():
                         warnings.warn(f"no sample at step {self.global_step}: {exc}",
                                       stacklevel=2)
                         break
-                    prompt = tokenizer.detokenize(vocab.decode(ids))
-                    text = tokenizer.detokenize(vocab.decode(out))
-                    texts.append(prompt + _joined(prompt, text, level))
+                    prompt, text = tokenizer.decode(ids), tokenizer.decode(out)
+                    texts.append(prompt + tokenizer.continuation(prompt, text))
             if not texts:
                 return texts
-            append_text(run_dir / SAMPLES_FILE, "".join(
+            append_text(path, "".join(
                 f"--- step {self.global_step}, temperature {t:g}\n{text}\n"
                 for t, text in zip(self.temperatures, texts)))
             if self.show:

@@ -1,29 +1,110 @@
-"""`train()` for language models: corpus, model and compiled steps, handed to the shared loop."""
+"""train(): a language model on a corpus, into a run directory (new or resumed)."""
 
 from __future__ import annotations
 
-import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seqmodels.data.config import DataConfig
-from seqmodels.data.prepare import prepare_corpus
-from seqmodels.data.windows import require_windows, stream_dataset, stream_layout, window_dataset
-from seqmodels.errors import SeqmodelsError
+from seqmodels.data.prepare import PreparedCorpus, prepare_corpus
+from seqmodels.data.vocab import Vocabulary
+from seqmodels.errors import ResumableError, SeqmodelsError
 from seqmodels.files import require_utf8
-from seqmodels.lm.run import Run, check_resumable, load_run, read_language_config
+from seqmodels.lm.config import WindowConfig
+from seqmodels.lm.model import LanguageModel, load_network, read_settings
 from seqmodels.models.config import ModelConfig
-from seqmodels.models.saving import save_model_atomic
-from seqmodels.training import checkpoint, session
-from seqmodels.training.config import TrainConfig
-from seqmodels.training.distribute import cluster_errors, make_distribution, make_train_step, scope
-from seqmodels.training.history import perplexity
-from seqmodels.training.loop import Task, keras_callbacks
-from seqmodels.training.progress import StepCallback
-from seqmodels.training.rundir import versions
-from seqmodels.training.session import check_run_dir, check_same_source, stored_settings
-from seqmodels.training.step import cross_entropy, make_optimizer, make_steps
+from seqmodels.training.config import RunOptions, TrainConfig
+from seqmodels.training.history import best_val_loss
+from seqmodels.training.rundir import RunDir, versions
+
+
+@dataclass
+class Run:
+    """What train() returns: the run's directory and settings, its best model, its history."""
+
+    path: Path | None  # None: a cluster worker that is not the chief (it wrote no run directory)
+    settings: dict[str, Any]  # the run's config.json
+    model: LanguageModel  # the best model (a worker's: the last)
+    history: list[dict]  # one row per validation
+    stop_reason: str = "completed"  # max-time, early-stopping, callback
+    full_val_loss: float | None = None  # with eval_tokens: the best model on the whole split
+
+    @property
+    def best_val_loss(self) -> float | None:
+        """Lowest validation loss of any validation."""
+        return best_val_loss(self.history)
+
+
+def train(data: DataConfig | None = None, model: ModelConfig | None = None,
+          config: TrainConfig | None = None, windows: WindowConfig | None = None,
+          out: str | Path | None = None, resume: str | Path | None = None,
+          changes: dict[str, Any] | None = None, options: RunOptions | None = None) -> Run:
+    """Train a language model into a new run directory `out` (default runs/<date>-<cell>-<level>),
+    or go on with the run in `resume`, with its own settings but for `changes` (epochs,
+    max_time, on_nan, xla; max_time 0 removes the budget). `options` say how this process runs:
+    progress, workers, strategy, callbacks, cache. A cluster worker that is not the chief writes
+    no run directory and returns a Run whose path is None."""
+    options = (options or RunOptions()).validate()
+    if resume is not None:
+        given = [name for name, value in (("data", data), ("model", model), ("config", config),
+                                          ("windows", windows), ("out", out)) if value is not None]
+        if given:
+            raise SeqmodelsError(f"a resumed run keeps its saved settings; give `changes` "
+                                 f"instead of {', '.join(f'`{n}`' for n in given)}")
+        stored = read_settings(RunDir(resume))
+        data, model, config, windows = _stored_configs(RunDir(resume), stored)
+        config = config.with_changes(changes)
+    else:
+        if changes:
+            raise SeqmodelsError("`changes` apply to a resumed run; give a new run's settings in "
+                                 "`config`")
+        stored = None
+        data, model = data or DataConfig(), model or ModelConfig()
+        config, windows = config or TrainConfig(), windows or WindowConfig()
+    model.validate()
+    config.validate()
+    windows.validate()
+    if config.tensorboard and (out or resume):
+        require_utf8(resume or out, "`tensorboard`")
+    if options.strategy != "multi-worker":  # the only one with workers that are not the chief
+        _check_run_dir(out, resume)  # before TensorFlow loads, so a refusal comes at once
+    from seqmodels.backend import import_tf
+    from seqmodels.training.distribute import cluster_errors, make_distribution
+
+    import_tf()
+    dist = make_distribution(options.strategy, options.cluster, options.worker_index)
+    if dist is not None and dist.is_chief and options.strategy == "multi-worker":
+        _check_run_dir(out, resume)
+    run_dir = resume if resume is not None else out
+    try:
+        with cluster_errors(dist, run_dir or "RUN"):
+            return _train(dist, data, model, config, windows, run_dir, stored, options)
+    except ResumableError as exc:
+        if exc.command is None:
+            exc.resume_with(f"seqmodels.train(resume={str(exc.run_dir)!r})")
+        raise
+
+
+def _check_run_dir(out: str | Path | None, resume: str | Path | None) -> None:
+    """Before anything loads: a new run's `out` must be empty, a resumed run writable."""
+    if resume is not None:
+        RunDir(resume).check_writable()
+    else:
+        RunDir.check_new(out)
+
+
+def _stored_configs(run: RunDir, stored: dict) -> tuple:
+    """The data, model, training and window settings in a run's config.json; one line naming
+    the file when they are unreadable."""
+    try:
+        return (DataConfig.from_json(stored["data"]), ModelConfig.from_json(stored["model"]),
+                TrainConfig.from_json(stored["train"]),
+                WindowConfig.from_json(stored.get("windows", {})))
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{run.config}: {exc}") from None
 
 
 def absolute_corpus(specs: list[str]) -> list[str]:
@@ -34,82 +115,28 @@ def absolute_corpus(specs: list[str]) -> list[str]:
             else os.path.abspath(os.path.expanduser(s)) for s in specs]
 
 
-def validation_loss(eval_step, dataset) -> float:
-    """Mean cross-entropy (nats/token) over every (x, y) batch of a dataset."""
-    total, count = 0.0, 0
-    for x, y in dataset:
-        s, n = eval_step(x, y)
-        total, count = total + float(s), count + int(n)
-    return total / count
+def check_resumable(run: RunDir, vocab: Vocabulary) -> None:
+    """Refuse, before any training, a resume whose run files are damaged or do not match.
 
-
-def language_metrics(val_loss: float) -> dict[str, float]:
-    """History columns of a validation cross-entropy: perplexity and bits per token."""
-    return {"val_perplexity": perplexity(val_loss),  # None (an empty cell) if it overflows
-            "val_bits_per_token": val_loss / math.log(2)}
-
-
-def train(
-    data: DataConfig | None = None,
-    model: ModelConfig | None = None,
-    config: TrainConfig | None = None,
-    out: str | Path | None = None,
-    resume: str | Path | None = None,
-    cache_dir: str | Path | None = None,
-    progress: bool = False,
-    callback: StepCallback | None = None,
-    epochs: int | None = None,
-    max_time: float | None = None,
-    on_nan: str | None = None,
-    log_every: int | None = None,
-    workers: int | None = None,
-    strategy: str = "default",
-    workers_spec: str | None = None,
-    worker_index: int | None = None,
-    xla: bool | None = None,
-    callbacks: list | None = None,
-    use_cache: bool = True,
-) -> Run:
-    """Train a language model into a run directory (or resume one) and return the run.
-
-    epochs, max_time, on_nan and xla override the config (also a resumed run's); log_every prints a
-    line to stderr every that many steps; workers overrides the tokenizing processes.
-    strategy is default, mirrored or multi-worker (workers_spec/worker_index or TF_CONFIG);
-    a worker that is not the chief writes nothing to the run directory and returns a Run
-    whose path is None. callbacks: keras.callbacks.Callback objects (CSVLogger, LambdaCallback,
-    a tracker's) that the loop drives with the usual events and logs; setting
-    model.stop_training in one stops the run as a budget would (weights validated and kept).
-    use_cache False neither reads nor writes the encoded-corpus cache.
+    vocab is the vocabulary rebuilt from the run's corpus. A run with trained epochs (history or
+    model) but no checkpoint cannot go on without starting over, so it is refused too.
     """
-    overrides = {"epochs": epochs, "max_time": max_time, "on_nan": on_nan, "xla": xla}
-    if resume is not None:
-        stored = read_language_config(resume)
-        data, model, config = stored_settings(Path(resume), stored, DataConfig, overrides)
-    else:
-        stored = None
-        data, model = data or DataConfig(), model or ModelConfig()
-        config = (config or TrainConfig()).with_overrides(**overrides)
-    model.validate()
-    config.validate()
-    if config.tensorboard and (out or resume):
-        require_utf8(resume or out, "--tensorboard")
-    if strategy != "multi-worker":  # the only one with workers that are not the chief
-        check_run_dir(out, resume)  # before TensorFlow loads, so a refusal comes at once
-    from seqmodels.backend import import_tf
-
-    import_tf()
-    dist = make_distribution(strategy, workers_spec, worker_index)  # before any other TF op
-    if dist is not None and dist.is_chief and strategy == "multi-worker":
-        check_run_dir(out, resume)
-    again = f"--resume {resume or out or 'RUN'}"
-    with cluster_errors(dist, f"seqmodels train {again}"):
-        return _train(dist, data, model, config, out, resume, stored, cache_dir, progress,
-                      callback, log_every, workers, callbacks, use_cache)
+    stored = Vocabulary.load(run.vocab)
+    if run.model.exists():
+        load_network(run, len(stored))
+    if stored != vocab:
+        raise SeqmodelsError(f"{run.vocab}: does not match the vocabulary of the run's corpus "
+                             f"({len(stored)} vs {len(vocab)} tokens)")
+    trained = [path.name for path in (run.history, run.model) if path.exists()]
+    if run.latest_checkpoint() is None and trained:
+        raise SeqmodelsError(f"{run}: no checkpoint to resume from (its checkpoints are missing), "
+                             f"but it has a {' and a '.join(trained)} that resuming would lose; "
+                             f"train a new run with `out`")
 
 
 def _agreed_training(config: TrainConfig) -> dict:
-    """The training settings every worker must share: all but --tensorboard (the chief's) and
-    --max-time (agreed as the first budget to end), unless cosine decays the rate over it."""
+    """The training settings every worker must share: all but tensorboard (the chief's) and
+    max_time (agreed as the first budget to end), unless cosine decays the rate over it."""
     settings = config.to_json()
     settings.pop("tensorboard")
     if config.schedule != "cosine":
@@ -117,157 +144,110 @@ def _agreed_training(config: TrainConfig) -> dict:
     return settings
 
 
-def _resumed_state(run_dir: Path) -> str | None:
+def _resumed_state(run: RunDir) -> str | None:
     """A digest of the checkpoint a resumed run starts from: every worker must hold the same
     (a stale copy of the chief's run put the workers' collectives out of step)."""
     import hashlib
 
-    path = checkpoint.latest(run_dir)
+    path = run.latest_checkpoint()
     if path is None:
         return None
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _train(dist, data: DataConfig, model: ModelConfig, config: TrainConfig, out, resume,
-           stored: dict | None, cache_dir, progress, callback, log_every, workers,
-           callbacks=None, use_cache=True) -> Run:
+def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfig,
+           windows: WindowConfig, run_dir: str | Path | None, stored: dict | None,
+           options: RunOptions) -> Run:
     """train() once the settings are checked and the strategy exists."""
     from seqmodels.backend import import_keras, import_tf
-    from seqmodels.models.builders import build_language_model, reset_states
+    from seqmodels.lm.samples import Samples
+    from seqmodels.lm.task import language_task, steps_per_epoch, validation_ids
+    from seqmodels.training.distribute import scope
+    from seqmodels.training.step import make_optimizer
+    from seqmodels.training.trainer import Trainer
 
     tf, keras = import_tf(), import_keras()
-    chief = dist is None or dist.is_chief
-    run_dir = Path(resume) if resume is not None else Path(out) if out else None
+    chief, resuming = dist is None or dist.is_chief, stored is not None
+    run = RunDir(run_dir) if run_dir is not None else None
     if dist is not None:
-        if config.stateful:
-            raise SeqmodelsError(f"--stateful carries each stream's state on one device; it "
-                                 f"cannot be combined with --strategy {dist.name}")
+        if windows.stateful:
+            raise SeqmodelsError(f"`stateful` carries each stream's state on one device; it "
+                                 f"cannot be combined with `strategy` {dist.name}")
         dist.check_batch(config.batch_size)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
 
-    prepared = prepare_corpus(data, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
-                              workers=workers)
+    prepared = prepare_corpus(data, cache_dir=options.cache_dir, use_cache=options.use_cache,
+                              progress=options.progress, workers=options.workers)
     digest = prepared.stats["content_digest"]
-    if resume is not None:
-        check_same_source(stored, "corpus_digest", digest, run_dir, "corpus")
-    if resume is not None and (checkpoint.latest(run_dir) is not None
-                               or (run_dir / "vocab.json").exists()):
-        check_resumable(run_dir, prepared.vocab)  # before anything is trained or written
-    splits = prepared.splits
-    B, T = config.batch_size, config.seq_len
-    val = splits.val[:config.eval_tokens + 1] if config.eval_tokens else splits.val
-    val_what = "validation split" + (
-        f" (its first --eval-tokens {config.eval_tokens:,} and the target after them)"
-        if config.eval_tokens else "")
-    if config.stateful:
-        streams = stream_layout(splits.train, B, T, "training split")
-        val_streams = stream_layout(val, B, T, val_what)
-        steps = streams.steps
-    else:
-        stride = config.stride or T
-        windows = require_windows(len(splits.train), T, stride, "training split")
-        require_windows(len(val), T, T, val_what)
-        steps = windows // B
-        if steps == 0:
-            raise SeqmodelsError(
-                f"the training split has {windows:,} window(s) of --seq-len {T}"
-                + (f" at --stride {stride}" if config.stride else "")
-                + f", fewer than one batch of {B}; use a smaller --batch-size or --seq-len"
-                + (" or --stride" if config.stride else ""))
-    if config.steps_per_epoch:
-        steps = min(steps, config.steps_per_epoch)
+    if resuming:
+        if stored.get("corpus_digest") not in (None, digest):
+            raise SeqmodelsError(f"the corpus has changed since {run} was trained; start a new "
+                                 f"run instead of resuming")
+        if run.latest_checkpoint() is not None or run.vocab.exists():
+            check_resumable(run, prepared.vocab)  # before anything is trained or written
+    steps_per_epoch(prepared, config, windows)  # every split holds a window, or one line
     if dist is not None:  # every worker must build the same model on the same ids
         dist.check_same({
             "corpus": [digest, prepared.vocab.tokens],
             "data settings": {k: v for k, v in data.to_json().items()
                               if k not in ("corpus", "stopwords")},  # paths may differ
-            "model settings": model.to_json(),
-            "training settings": [_agreed_training(config), resume is None],
-            "checkpoint resumed": _resumed_state(run_dir) if resume is not None else None})
+            "model settings": model_config.to_json(), "window settings": windows.to_json(),
+            "training settings": [_agreed_training(config), not resuming],
+            "checkpoint resumed": _resumed_state(run) if resuming else None})
 
-    model.check_size(len(prepared.vocab), len(prepared.vocab), B, T, output_steps=T)
+    V, B, T = len(prepared.vocab), config.batch_size, windows.seq_len
+    model_config.check_size(V, V, B, T, output_steps=T)
+    tokenizer = prepared.tokenizer()
     with scope(dist):
-        net = build_language_model(len(prepared.vocab), model, B if config.stateful else None,
-                                   config.stateful)
+        model = LanguageModel.build(model_config, tokenizer,
+                                    batch_size=B if windows.stateful else None,
+                                    stateful=windows.stateful)
         optimizer = make_optimizer(config)
-        optimizer.build(net.trainable_variables)
-    train_step, eval_step = make_steps(net, optimizer, config)
-    if dist is not None:
-        train_step = make_train_step(dist, net, optimizer, config, cross_entropy)
-
-    def dataset(epoch: int):
-        if config.stateful:
-            return stream_dataset(streams)
-        return window_dataset(splits.train, T, B, config.stride, shuffle=True, seed=config.seed,
-                              epoch=epoch, drop_remainder=True)
-
-    def validate() -> float:
-        if config.stateful:
-            reset_states(net)
-            ds = stream_dataset(val_streams)
-        else:
-            ds = window_dataset(val, T, B)
-        loss = validation_loss(eval_step, ds)
-        return loss if dist is None else dist.chief_value(loss)  # so all workers agree
-
-    def save_best(folder: Path) -> None:
-        # model.keras is always the plain (stateless, any batch size) model: a stateful net is
-        # copied into one, so evaluate/generate and keras users load a normal model
-        best = net
-        if config.stateful:
-            best = build_language_model(len(prepared.vocab), model)
-            best.set_weights(net.get_weights())
-        save_model_atomic(best, folder / "model.keras")
-
-    task = Task(net, optimizer, train_step, dataset, steps, validate, save_best,
-                "seqmodels train",
-                val_metrics=language_metrics, loss_label="cross-entropy (nats/token)",
-                val_tokens=len(val) - 1, batch_tokens=B * T,
-                start_epoch=(lambda: reset_states(net)) if config.stateful else None,
-                distribution=dist, batch_size=B,
-                callbacks=keras_callbacks(callbacks, net, config.epochs, steps) if chief
-                else None)
+        optimizer.build(model.network.trainable_variables)
+    task = language_task(model, optimizer, prepared, config, windows, dist)
+    # every worker drives the user's callbacks, as Keras does; samples go to the chief's run
+    callbacks = [c.callback(model) if isinstance(c, Samples) else c for c in options.callbacks
+                 if chief or not isinstance(c, Samples)]
+    trainer = Trainer(task, config, dist, callbacks, options.progress, options.log_every)
     if not chief:
-        settings = {"data": data.to_json(), "model": model.to_json(),
-                    "train": config.to_json(), "vocab_size": len(prepared.vocab)}
-        p, stop_reason, best = session.run_as_worker(
-            task, config, run_dir if resume is not None else None, progress, callback, log_every)
-        return Run(None, settings, prepared.vocab, best, p.history, stop_reason)
-    if resume is not None:
+        settings = {"data": data.to_json(), "model": model_config.to_json(),
+                    "train": config.to_json(), "windows": windows.to_json(), "vocab_size": V}
+        p, stop_reason, best = trainer.train_as_worker(run.path if resuming else None)
+        held = LanguageModel(best, model_config, tokenizer, settings)
+        return Run(None, settings, held, p.history, stop_reason)
+    if resuming:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:
         data.corpus = absolute_corpus(data.corpus)  # so the run works from any folder
-        settings = {"data": data.to_json(), "model": model.to_json(),
-                    "train": config.to_json(), "vocab_size": len(prepared.vocab),
-                    "corpus_digest": digest, "versions": versions()}
-
-    def write_files(folder: Path) -> None:
-        if not (folder / "vocab.json").exists():  # a kill may have come before it was written
-            prepared.vocab.save(folder / "vocab.json")
-
-    run_dir, stop_reason = session.run(task, config, run_dir, resume is not None, settings,
-                                       write_files, (model.cell, data.level), progress,
-                                       callback, log_every)
-    run = load_run(run_dir)
-    run.stop_reason = stop_reason
-    if len(val) < len(splits.val) and run.model is not None:  # --eval-tokens validated a slice
-        run.full_val_loss = full_validation(run, splits.val, None if config.stateful else T,
-                                            progress)
-    return run
+        settings = {"kind": "language-model", "data": data.to_json(),
+                    "model": model_config.to_json(), "train": config.to_json(),
+                    "windows": windows.to_json(), "vocab_size": V, "corpus_digest": digest,
+                    "versions": versions()}
+    run, stop_reason = trainer.train(run_dir, resuming, settings, f"{model_config.cell}-"
+                                                                    f"{data.level}")
+    best = LanguageModel.load(run)
+    result = Run(run.path, best.settings, best, run.read_history(), stop_reason)
+    val, _ = validation_ids(prepared, windows)
+    if len(val) < len(prepared.splits.val):  # eval_tokens validated a slice
+        result.full_val_loss = full_validation(best, prepared, windows, options.progress)
+    return result
 
 
-def full_validation(run: Run, ids, context: int | None, progress: bool) -> float:
+def full_validation(model: LanguageModel, prepared: PreparedCorpus, windows: WindowConfig,
+                    progress: bool) -> float:
     """The best model's loss on the whole validation split, said and returned."""
     from tqdm import tqdm
 
     from seqmodels.lm.evaluate import evaluate_ids
 
-    loss = evaluate_ids(run.model, ids, context=context, progress=progress).cross_entropy
+    ids = prepared.splits.val
+    context = None if windows.stateful else windows.seq_len
+    loss = evaluate_ids(model, ids, context=context, progress=progress).cross_entropy
     if progress:
         tqdm.write(f"best model on the whole validation split ({len(ids) - 1:,} tokens; "
-                   f"--eval-tokens validated the first {run.config['train']['eval_tokens']:,}): "
-                   f"val_loss {loss:.4f}", file=sys.stderr)
+                   f"eval_tokens validated the first {windows.eval_tokens:,}): val_loss "
+                   f"{loss:.4f}", file=sys.stderr)
     return loss

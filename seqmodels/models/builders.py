@@ -1,4 +1,5 @@
-"""Recurrent models: Embedding -> N x {LSTM|GRU|SimpleRNN} -> Dense logits, and a one-step model."""
+"""Recurrent networks: Embedding -> N x {LSTM|GRU|SimpleRNN} -> Dense logits for language models,
+N x recurrent -> Dense for forecasts; and the check that a loaded file is one of them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from seqmodels.backend import import_keras
 from seqmodels.errors import SeqmodelsError
-from seqmodels.models.config import STATES_PER_LAYER, ModelConfig
+from seqmodels.models.config import ModelConfig
 
 keras = import_keras()  # TensorFlow first, so its start-up logs stay muted
 
@@ -123,7 +124,7 @@ def check_model(model: keras.Model, where: str, inputs: str, outputs: int,
         if any(cell_name(layer) != found[0] or layer.units != found[2] for layer in layers) \
                 or found != (config.cell, config.layers, config.units):
             raise SeqmodelsError(f"{where}: the model is {found[1]} x {found[2]} {found[0]}, but "
-                                 f"the run's config.json says {config.layers} x {config.units} "
+                                 f"the run's settings say {config.layers} x {config.units} "
                                  f"{config.cell}; the two files come from different runs")
     bad = next((w for w in model.weights if not np.isfinite(np.asarray(w)).all()), None)
     if bad is not None:
@@ -132,62 +133,11 @@ def check_model(model: keras.Model, where: str, inputs: str, outputs: int,
 
 
 def recurrent_layers(model: keras.Model) -> list[keras.layers.RNN]:
-    """The model's recurrent layers "rnn_0".."rnn_{N-1}", in order."""
+    """The recurrent layers "rnn_0".."rnn_{N-1}" of a network built here, in order."""
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
     return sorted(layers, key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
-
-
-def reset_states(model: keras.Model) -> None:
-    """Zero the state of every stateful recurrent layer (Keras 3 dropped Model.reset_states)."""
-    for layer in recurrent_layers(model):
-        if layer.stateful:
-            layer.reset_state()
 
 
 def cell_name(layer: keras.layers.RNN) -> str:
     """The config.cell name for a built recurrent layer."""
     return next(name for name, cls in CELLS.items() if type(layer) is cls)
-
-
-def initial_states(model_or_config: keras.Model | ModelConfig, batch_size: int) -> list[Any]:
-    """Zero states, flat: per layer [h, c] for LSTM and [h] for GRU/SimpleRNN, each (B, H)."""
-    if isinstance(model_or_config, ModelConfig):
-        c = model_or_config
-        shapes = [(c.units, STATES_PER_LAYER[c.cell])] * c.layers
-    else:
-        layers = recurrent_layers(model_or_config)
-        shapes = [(layer.units, STATES_PER_LAYER[cell_name(layer)]) for layer in layers]
-    return [keras.ops.zeros((batch_size, units)) for units, n in shapes for _ in range(n)]
-
-
-class StepModel(keras.Model):
-    """One token per call: (ids (B,), flat states) -> (logits (B, V), new flat states).
-
-    Shares the language model's embedding, cells and logits layer (no copy), so it always
-    sees the current weights. Dropout layers are skipped: this is for inference only.
-    """
-
-    def __init__(self, model: keras.Model, **kwargs: Any) -> None:
-        super().__init__(name=kwargs.pop("name", "step_model"), **kwargs)
-        layers = recurrent_layers(model)
-        if not layers:
-            raise SeqmodelsError("this model has no recurrent layers to step through")
-        self.embedding = model.get_layer("embedding")
-        self.cells = [layer.cell for layer in layers]
-        self.state_counts = [STATES_PER_LAYER[cell_name(layer)] for layer in layers]
-        self.head = model.get_layer("logits")
-
-    def call(self, ids: Any, states: list[Any]) -> tuple[Any, list[Any]]:
-        """Advance every layer one step from `states`; return logits and the new states."""
-        x = self.embedding(ids)  # (B, E)
-        new_states, start = [], 0
-        for cell, n in zip(self.cells, self.state_counts, strict=True):
-            x, layer_states = cell(x, list(states[start : start + n]), training=False)  # (B, H)
-            new_states.extend(layer_states)
-            start += n
-        return self.head(x), new_states  # (B, V), flat list of (B, H)
-
-
-def build_step_model(model: keras.Model) -> StepModel:
-    """A single-step inference model over the same weights as the language model."""
-    return StepModel(model)

@@ -61,7 +61,7 @@ class ModelConfig:
         return self
 
     def check_size(self, inputs: int, outputs: int, batch_size: int = 0, steps: int = 0,
-                   output_steps: int = 0, steps_option: str = "--seq-len") -> None:
+                   output_steps: int = 0, steps_option: str = "seq_len") -> None:
         """Refuse a model whose training would not fit in this machine's memory: its weights
         and optimizer state, and the activations of one batch of batch_size x steps (outputs
         computed at output_steps of them)."""
@@ -76,8 +76,8 @@ class ModelConfig:
                  f"{settings.large_number(steps)} steps" if batch_size else "")
         settings.require_memory(
             need, f"training the model of {settings.large_number(params)} parameters{batch}",
-            "use fewer --units, --layers or --embedding-dim"
-            + (f", or a smaller --batch-size or {steps_option}" if batch_size else ""))
+            "use fewer `units`, `layers` or `embedding_dim`"
+            + (f", or a smaller `batch_size` or `{steps_option}`" if batch_size else ""))
 
     def parameter_estimate(self, inputs: int, outputs: int) -> int:
         """Parameters of the model: inputs > 0 is a vocabulary, inputs < 0 that many features."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from seqmodels.backend import import_keras, import_tf
+from seqmodels.errors import SeqmodelsError
 
 tf, keras = import_tf(), import_keras()
 
@@ -54,6 +55,30 @@ def supported(model: Any) -> bool:
         if layer.input is not prev.output:
             return False
     return bool(layers) and layers[-1].output is model.outputs[0]
+
+
+def use_fused(model: Any, fast: bool | None = None) -> bool:
+    """Whether to run the model through this module (None: wherever it applies)."""
+    if fast is False:
+        return False
+    ok = supported(model)
+    if fast and not ok:
+        raise SeqmodelsError("this model cannot take the fused path (see fused.supported)")
+    return ok
+
+
+def use_xla(model: Any, fast: bool, xla: bool | None = None) -> bool:
+    """Whether to compile a step with XLA (None: for the fused path when it pays off)."""
+    if xla is not None:
+        return xla
+    return fast and xla_pays_off(model)
+
+
+def forward(model: Any, fast: bool) -> Any:
+    """(x, training=False) -> the model's outputs: through the fused recurrence when fast."""
+    if fast:
+        return lambda x, training=False: logits(model, x, training)
+    return lambda x, training=False: model(x, training=training)
 
 
 XLA_MIN_UNITS = 64  # below this a step takes ~1 ms and XLA's ~3 s compile does not pay off

@@ -1,12 +1,13 @@
 """Checkpoints: what one holds, how it is written atomically, read, validated and restored.
 
-A checkpoint is one `.npz` in `<run>/checkpoints/`: the model's variables (weights and the
-dropout layers' RNG states), the optimizer's variables and the carried states of stateful
-recurrent layers, each stored with a name that is the same in every process ("rnn_0/kernel"),
-and `state.json` (the format version, those names and the training progress): arrays and
-JSON only. Writing replaces `latest.npz` atomically and keeps the file it replaces as
-`previous.npz`, so a kill at any moment leaves one whole checkpoint. Restoring matches
-variables by name, never by position (version 1 files, which hold no names, excepted).
+A checkpoint is one `.npz` in the run's checkpoints folder: the model's variables (weights and
+the dropout layers' RNG states), the optimizer's variables and the states the task carries from
+step to step (a stateful recurrent layer's), each stored with a name that is the same in every
+process ("rnn_0/kernel"), and `state.json` (the format version, those names and the training
+progress): arrays and JSON only. Writing replaces the latest checkpoint atomically and keeps
+the file it replaces as the previous one, so a kill at any moment leaves one whole checkpoint.
+Restoring matches variables by name, never by position (version 1 files, which hold no names,
+excepted).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ import numpy as np
 from seqmodels.errors import NewerFormatError, SeqmodelsError
 from seqmodels.files import atomic_path
 from seqmodels.training.progress import Progress
+from seqmodels.training.rundir import RunDir
 
 VERSION = 2  # 1: arrays only, restored by order; 2: with variable paths, restored by name
-FOLDER = "checkpoints"
-LATEST, PREVIOUS = "latest.npz", "previous.npz"
 GROUPS = ("weights", "optimizer", "rnn_states")
 # optimizer variables that are never negative: the step count, the rate, and the running
 # averages of squared gradients of Adam and RMSprop (velocity) and Adagrad (accumulator)
@@ -44,7 +44,10 @@ class Checkpoint:
     progress: dict  # Progress.to_json() of the moment it was written
 
 
-def _variables(model, optimizer) -> dict[str, list[tuple[str, object]]]:
+Named = list[tuple[str, object]]  # (a name stable across processes, a variable)
+
+
+def _variables(model, optimizer, states: Named) -> dict[str, Named]:
     """The variables a checkpoint holds, by group, each with a name stable across processes.
 
     model.variables, unlike model.weights, includes the dropout layers' RNG seed states, so
@@ -57,7 +60,7 @@ def _variables(model, optimizer) -> dict[str, list[tuple[str, object]]]:
                 for v in layer.variables}
     weights = [(in_layer.get(id(v), v.path), v) for v in model.variables]
     slots = [(v.path.split("/", 1)[-1], v) for v in optimizer.variables]
-    return {"weights": weights, "optimizer": slots, "rnn_states": _variables_of_states(model)}
+    return {"weights": weights, "optimizer": slots, "rnn_states": list(states)}
 
 
 def _keys(names: list[str]) -> list[str]:
@@ -70,15 +73,16 @@ def _keys(names: list[str]) -> list[str]:
     return keys
 
 
-def write(run_dir: Path, model, optimizer, progress: Progress) -> Path:
-    """Write <run>/checkpoints/latest.npz atomically, keeping the one it replaces as previous."""
-    groups = _variables(model, optimizer)
+def write(run: RunDir, model, optimizer, progress: Progress, states: Named = ()) -> Path:
+    """Write the run's latest checkpoint atomically, keeping the one it replaces as previous;
+    states: the task's carried states, by name."""
+    groups = _variables(model, optimizer, states)
     payload = {f"{group}/{i}": np.asarray(v) for group, items in groups.items()
                for i, (_, v) in enumerate(items)}
     names = {group: [name for name, _ in items] for group, items in groups.items()}
     state = {"checkpoint_version": VERSION, "names": names, "progress": progress.to_json()}
     payload["state.json"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
-    path = Path(run_dir) / FOLDER / LATEST
+    path = run.latest
     path.parent.mkdir(exist_ok=True)
     with atomic_path(path, suffix=".npz.tmp") as tmp:
         with open(tmp, "wb") as f:
@@ -86,7 +90,7 @@ def write(run_dir: Path, model, optimizer, progress: Progress) -> Path:
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
-            os.replace(path, path.with_name(PREVIOUS))
+            os.replace(path, run.previous)
     return path
 
 
@@ -141,18 +145,10 @@ def read(path: Path) -> Checkpoint:
     return Checkpoint(path, version, arrays, names, progress.to_json())
 
 
-def latest(run_dir: Path) -> Path | None:
-    """checkpoints/latest.npz, or previous.npz when a kill came between the two renames."""
-    for name in (LATEST, PREVIOUS):
-        path = Path(run_dir) / FOLDER / name
-        if path.is_file():
-            return path
-    return None
-
-
-def load_latest(run_dir: Path) -> Checkpoint | None:
-    """The newest readable checkpoint (previous.npz when latest.npz is damaged); None if none."""
-    path = latest(run_dir)
+def load_latest(run: RunDir) -> Checkpoint | None:
+    """The newest readable checkpoint (the previous one when the latest is damaged); None if
+    there is none."""
+    path = run.latest_checkpoint()
     if path is None:
         return None
     try:
@@ -160,7 +156,7 @@ def load_latest(run_dir: Path) -> Checkpoint | None:
     except NewerFormatError:
         raise  # written by a newer seqmodels: going back to an older checkpoint would lose work
     except SeqmodelsError as exc:
-        previous = path.with_name(PREVIOUS)
+        previous = run.previous
         if path == previous or not previous.is_file():
             raise
         warnings.warn(f"{exc}; using {previous} instead", stacklevel=2)
@@ -216,28 +212,11 @@ def _fits(value: np.ndarray, dtype) -> bool:
     return info.min <= int(value.min()) and int(value.max()) <= info.max
 
 
-def restore(ckpt: Checkpoint, model, optimizer) -> Progress:
-    """Put a checkpoint's variables into a freshly built model and optimizer; its progress."""
-    pairs = [pair for group, named in _variables(model, optimizer).items()
+def restore(ckpt: Checkpoint, model, optimizer, states: Named = ()) -> Progress:
+    """Put a checkpoint's variables into a freshly built model, optimizer and carried states;
+    its progress."""
+    pairs = [pair for group, named in _variables(model, optimizer, states).items()
              for pair in _pairs(group, named, ckpt)]  # every group checked before any assign
     for var, value in pairs:
         var.assign(value)
     return Progress.from_json(ckpt.progress, str(ckpt.path))
-
-
-def carried_states(model) -> list[np.ndarray]:
-    """The states stateful recurrent layers carry, to put back after a validation."""
-    return [np.asarray(v) for _, v in _variables_of_states(model)]
-
-
-def set_carried_states(model, values: list[np.ndarray]) -> None:
-    """Put back what carried_states returned."""
-    for (_, var), value in zip(_variables_of_states(model), values):
-        var.assign(value)
-
-
-def _variables_of_states(model) -> list[tuple[str, object]]:
-    from seqmodels.models.builders import recurrent_layers
-
-    return [(f"{layer.name}/state_{i}", s) for layer in recurrent_layers(model)
-            if layer.stateful for i, s in enumerate(layer.states)]

@@ -1,13 +1,17 @@
-"""How to train: the settings stored in every run, their defaults and choices (no TensorFlow)."""
+"""How to train (the settings stored in every run) and how this process runs a training (not
+stored): their defaults and choices (no TensorFlow)."""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from seqmodels import settings
 from seqmodels.errors import SeqmodelsError
+from seqmodels.training.distribute import STRATEGIES
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("constant", "step", "cosine", "plateau")
@@ -15,17 +19,15 @@ ON_NAN = ("stop", "rollback")
 DEFAULT_LR = {"adam": 4e-3, "sgd": 1.0, "rmsprop": 1e-3, "adagrad": 0.1}
 # the settings a resumed run may change (every other one is the run's own, from config.json)
 RESUMABLE = ("epochs", "max_time", "on_nan", "xla")
-NO_BUDGET = 0.0  # max_time override (--max-time none) that removes a resumed run's time budget
+NO_BUDGET = 0.0  # max_time override (`max_time` none) that removes a resumed run's time budget
 
 
 @dataclass
 class TrainConfig:
-    """How to train: batches, optimizer, schedule, clipping, stopping, seeds."""
+    """How to train any task: batches, optimizer, schedule, clipping, stopping, seeds."""
 
     epochs: int = 10
     batch_size: int = 64
-    seq_len: int = 100
-    stride: int | None = None  # default: seq_len
     optimizer: str = "adam"
     lr: float | None = None  # default per optimizer (DEFAULT_LR)
     momentum: float = 0.9  # sgd only
@@ -40,45 +42,34 @@ class TrainConfig:
     max_time: float | None = None  # seconds of wall clock
     seed: int = 0
     deterministic: bool = False
-    stateful: bool = False
     checkpoint_every: int | None = None  # steps; a checkpoint is also written every epoch
     steps_per_epoch: int | None = None  # cap, for quick runs
     tensorboard: bool = False  # write TensorBoard logs under <run>/tensorboard
     on_nan: str = "stop"  # "stop" | "rollback": reload the last checkpoint at half the rate
-    xla: bool | None = None  # compile steps with XLA; None: for fused models of >= 64 units
+    xla: bool | None = None  # compile steps with XLA; None: where the task says it pays off
     eval_every: int | None = None  # steps between validations (None: schedule.eval_every)
-    eval_tokens: int | None = None  # validate on this many tokens of the split (None: all)
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
-        for name in ("epochs", "batch_size", "seq_len"):
+        for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise SeqmodelsError(f"--{name.replace('_', '-')} must be at least 1")
+                raise SeqmodelsError(f"`{name}` must be at least 1")
         if self.optimizer not in OPTIMIZERS:
-            raise SeqmodelsError(f"unknown optimizer {self.optimizer!r}")
+            raise SeqmodelsError(f"unknown `optimizer` {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
-            raise SeqmodelsError(f"unknown schedule {self.schedule!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise SeqmodelsError("--lr must be positive")
-        if self.clipnorm is not None and not self.clipnorm > 0:
-            raise SeqmodelsError("--clipnorm must be positive")
-        if self.clipvalue is not None and not self.clipvalue > 0:
-            raise SeqmodelsError("--clipvalue must be positive")
-        for name in ("lr", "clipnorm", "clipvalue"):  # used in float32 by the optimizer
-            settings.check_float32(name, getattr(self, name))
+            raise SeqmodelsError(f"unknown `schedule` {self.schedule!r}")
+        for name in ("lr", "clipnorm", "clipvalue"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise SeqmodelsError(f"`{name}` must be positive")
+            settings.check_float32(name, getattr(self, name))  # the optimizer's float32
         if self.warmup < 0:
-            raise SeqmodelsError("--warmup must be at least 0")
-        for name in ("eval_every", "eval_tokens"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise SeqmodelsError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.eval_tokens is not None and self.eval_tokens < self.seq_len:
-            raise SeqmodelsError(f"--eval-tokens {self.eval_tokens:,} is fewer than one window "
-                                 f"of --seq-len {self.seq_len:,}; validate on at least "
-                                 f"{self.seq_len:,} tokens")
+            raise SeqmodelsError("`warmup` must be at least 0")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise SeqmodelsError("`eval_every` must be at least 1")
         if self.max_time is not None and not self.max_time > 0:
-            raise SeqmodelsError("--max-time must be a budget above 0 seconds")
+            raise SeqmodelsError("`max_time` must be a budget above 0 seconds")
         if self.on_nan not in ON_NAN:
-            raise SeqmodelsError(f"--on-nan must be one of {', '.join(ON_NAN)}")
+            raise SeqmodelsError(f"`on_nan` must be one of {', '.join(ON_NAN)}")
         return self
 
     def to_json(self) -> dict:
@@ -90,14 +81,16 @@ class TrainConfig:
         """Rebuild and validate from to_json()'s dict; unknown keys are refused."""
         return settings.from_json(cls, data, "training").validate()
 
-    def with_overrides(self, **overrides) -> TrainConfig:
-        """A copy with the RESUMABLE settings that were given (not None) replaced; max_time
-        NO_BUDGET (0) removes the time budget."""
-        fixed = sorted(set(overrides) - set(RESUMABLE))
+    def with_changes(self, changes: dict[str, Any] | None) -> TrainConfig:
+        """A copy with the RESUMABLE settings in changes replaced (None: left as they are);
+        max_time NO_BUDGET (0) removes the time budget. Any other setting is refused."""
+        changes = dict(changes or {})
+        fixed = sorted(set(changes) - set(RESUMABLE))
         if fixed:
-            raise SeqmodelsError(f"these settings cannot change on resume: "
-                                 f"{', '.join(map(settings.option_name, fixed))}")
-        given = {k: v for k, v in overrides.items() if v is not None}
+            raise SeqmodelsError(f"a resumed run keeps its settings; only "
+                                 f"{', '.join(f'`{n}`' for n in RESUMABLE)} can change, not "
+                                 f"{', '.join(f'`{n}`' for n in fixed)}")
+        given = {k: v for k, v in changes.items() if v is not None}
         if given.get("max_time") == NO_BUDGET:
             given["max_time"] = None
         return replace(self, **given)
@@ -106,6 +99,38 @@ class TrainConfig:
     def learning_rate(self) -> float:
         """The initial learning rate."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+
+@dataclass
+class RunOptions:
+    """How this process runs a training: nothing here is stored with the run or changes what it
+    learns, so a resumed run may be given other options."""
+
+    progress: bool = False  # progress bars and messages on stderr
+    log_every: int | None = None  # also a progress line every that many steps
+    workers: int | None = None  # processes that tokenize a corpus (None: all cores)
+    strategy: str = "default"  # default, mirrored (every local device), multi-worker
+    cluster: str | None = None  # multi-worker: "host:port,..." of every worker, the chief first
+    worker_index: int | None = None  # multi-worker: this process's place in cluster
+    callbacks: list = field(default_factory=list)  # keras.callbacks.Callback objects
+    cache_dir: str | Path | None = None  # where encoded corpora are kept
+    use_cache: bool = True  # False: neither read nor write that cache
+
+    def validate(self) -> RunOptions:
+        """Raise SeqmodelsError for options that cannot work together."""
+        if self.strategy not in STRATEGIES:
+            raise SeqmodelsError(f"`strategy` must be one of {', '.join(STRATEGIES)}")
+        if self.strategy != "multi-worker" and (self.cluster is not None
+                                                or self.worker_index is not None):
+            raise SeqmodelsError("`cluster` and `worker_index` go with `strategy` multi-worker")
+        for name in ("log_every", "workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise SeqmodelsError(f"`{name}` must be a whole number of at least 1")
+        if not isinstance(self.callbacks, (list, tuple)):
+            raise SeqmodelsError("`callbacks` must be a list of keras.callbacks.Callback objects")
+        return self
 
 
 def parse_duration(text: str) -> float:

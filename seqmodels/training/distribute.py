@@ -1,6 +1,7 @@
-"""--strategy: tf.distribute Mirrored and MultiWorkerMirrored training with our compiled step.
+"""Distribution strategies: tf.distribute Mirrored and MultiWorkerMirrored training with our
+compiled step.
 
-The global batch (--batch-size) stays what it is under every strategy: each replica gets an
+The global batch (`batch_size`) stays what it is under every strategy: each replica gets an
 equal slice of it, so a step sees the same windows, and the summed gradient equals the default
 strategy's. Gradients are all-reduced once, clipped by the norm of the all-reduced gradient,
 and applied on every replica. Only the chief writes the run directory.
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from seqmodels.errors import SeqmodelsError
+from seqmodels.errors import ResumableError, SeqmodelsError
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
@@ -31,15 +32,15 @@ def cluster_config(workers_spec: str, worker_index: int | None) -> dict:
     workers = [w.strip() for w in workers_spec.split(",")]
     for w in workers:
         if not _is_address(w):
-            raise SeqmodelsError(f"--workers-spec: {w!r} is not host:port "
+            raise SeqmodelsError(f"`cluster`: {w!r} is not host:port "
                                  "(write e.g. 10.0.0.1:2222,10.0.0.2:2222)")
     if len(set(workers)) != len(workers):
-        raise SeqmodelsError("--workers-spec names the same host:port twice")
+        raise SeqmodelsError("`cluster` names the same host:port twice")
     if worker_index is None:
-        raise SeqmodelsError("--workers-spec needs --worker-index, this process's place in it "
+        raise SeqmodelsError("`cluster` needs `worker_index`, this process's place in it "
                              "(0 is the chief)")
     if not 0 <= worker_index < len(workers):
-        raise SeqmodelsError(f"--worker-index {worker_index} is outside --workers-spec's "
+        raise SeqmodelsError(f"`worker_index` {worker_index} is outside `cluster`'s "
                              f"{len(workers)} workers (0 to {len(workers) - 1})")
     return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": worker_index}}
 
@@ -219,7 +220,7 @@ class Distribution:
     def check_batch(self, batch_size: int) -> None:
         """The global batch must split evenly over the replicas."""
         if batch_size % self.replicas:
-            raise SeqmodelsError(f"--batch-size {batch_size} does not split evenly over "
+            raise SeqmodelsError(f"`batch_size` {batch_size} does not split evenly over "
                                  f"{self.replicas} replicas; use a multiple of {self.replicas}")
 
     def distribute(self, dataset, batch_size: int):
@@ -261,7 +262,7 @@ class Distribution:
         if names:
             raise SeqmodelsError(f"the workers were started with different {', '.join(names)} "
                                  f"than the chief's; start every worker with the same command "
-                                 f"and corpus, only --worker-index (and --out) differing")
+                                 f"and corpus, only `worker_index` (and `out`) differing")
 
     def agree(self, code: int, seconds: float = 0.0) -> int:
         """The strongest stop request of any worker (SIGNAL > MAX_TIME > NO_STOP); keeps the
@@ -298,12 +299,12 @@ class Distribution:
 def make_distribution(name: str = "default", workers_spec: str | None = None,
                       worker_index: int | None = None,
                       say: Callable[[str], None] | None = None) -> Distribution | None:
-    """The strategy named by --strategy (None for default); create it before any other TF op.
+    """The strategy named by `strategy` (None for default); create it before any other TF op.
     say: where a multi-worker task reports that it waits for the others (default: stderr)."""
     if name not in STRATEGIES:
-        raise SeqmodelsError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        raise SeqmodelsError(f"`strategy` must be one of {', '.join(STRATEGIES)}")
     if name != "multi-worker" and (workers_spec is not None or worker_index is not None):
-        raise SeqmodelsError("--workers-spec and --worker-index are for --strategy multi-worker")
+        raise SeqmodelsError("`cluster` and `worker_index` go with `strategy` multi-worker")
     if name == "default":
         return None
     from seqmodels.backend import import_tf
@@ -314,14 +315,14 @@ def make_distribution(name: str = "default", workers_spec: str | None = None,
         return Distribution(name, strategy, True, strategy.num_replicas_in_sync, 1)
     if workers_spec is not None:
         if os.environ.get("TF_CONFIG"):
-            raise SeqmodelsError("both TF_CONFIG and --workers-spec describe the cluster; "
+            raise SeqmodelsError("both TF_CONFIG and `cluster` describe the cluster; "
                                  "give one")
         os.environ["TF_CONFIG"] = json.dumps(cluster_config(workers_spec, worker_index))
     elif not os.environ.get("TF_CONFIG"):
-        raise SeqmodelsError("--strategy multi-worker needs the cluster: set TF_CONFIG or give "
-                             "--workers-spec host:port,... with --worker-index")
+        raise SeqmodelsError("`strategy` multi-worker needs the cluster: set TF_CONFIG or give "
+                             "`cluster` host:port,... with `worker_index`")
     elif worker_index is not None:
-        raise SeqmodelsError("--worker-index goes with --workers-spec; TF_CONFIG names the task")
+        raise SeqmodelsError("`worker_index` goes with `cluster`; TF_CONFIG names the task")
     _check_tf_config(os.environ["TF_CONFIG"])
     _quiet_eager_collective_warning(tf)
     _rendezvous(json.loads(os.environ["TF_CONFIG"]), say or _to_stderr)
@@ -339,8 +340,9 @@ def make_distribution(name: str = "default", workers_spec: str | None = None,
 
 
 @contextlib.contextmanager
-def cluster_errors(distribution: Distribution | None, resume_command: str) -> Iterator[None]:
-    """Turn a collective op aborted by a failed or vanished worker into one line."""
+def cluster_errors(distribution: Distribution | None, run_dir: Any) -> Iterator[None]:
+    """Turn a collective op aborted by a failed or vanished worker into one line (a
+    ResumableError: the caller says how to resume run_dir)."""
     if distribution is None or distribution.workers == 1:
         yield
         return
@@ -358,10 +360,11 @@ def cluster_errors(distribution: Distribution | None, resume_command: str) -> It
         unhealthy = re.findall(r"/job:\w+/replica:\d+/task:\d+", text)
         what = (f"{', '.join(sorted(set(unhealthy)))} stopped" if unhealthy
                 else " ".join(text.split())[:200])
-        raise SeqmodelsError(f"the cluster broke off training ({what}; its own output says "
+        raise ResumableError(f"the cluster broke off training ({what}; its own output says "
                              f"why); whatever the chief's run had saved is intact: once it is "
-                             f"fixed, start every worker again, with {resume_command} if the "
-                             f"chief had begun a run") from None
+                             f"fixed, start every worker again", run_dir,
+                             "resuming the chief's run, if it had begun one, with",
+                             separator=", ") from None
 
 
 def scope(distribution: Distribution | None):
@@ -369,15 +372,16 @@ def scope(distribution: Distribution | None):
     return distribution.scope() if distribution is not None else contextlib.nullcontext()
 
 
-def make_train_step(distribution: Distribution, model, optimizer, config, objective):
-    """A compiled (x, y) -> (loss, pre-clip norm, finite) step over per-replica batches."""
+def make_train_step(distribution: Distribution, model, optimizer, config, objective,
+                    forward=None):
+    """A compiled (x, y) -> (loss, pre-clip norm, finite) step over per-replica batches;
+    forward(x, training) computes the model's outputs (default: calling the model)."""
     from seqmodels.backend import import_tf
-    from seqmodels.training.step import clip_gradients, dense_gradients, loss_terms, use_fused
+    from seqmodels.training.step import clip_gradients, dense_gradients, loss_terms
 
     tf = import_tf()
     strategy, replicas = distribution.strategy, distribution.replicas
     variables = model.trainable_variables
-    fast = use_fused(model)  # on CPU devices; GPUs keep Keras' cuDNN kernels
     # we all-reduce the gradient ourselves (its norm must be the global one, for clipping and
     # the NaN guard), so the optimizer must not sum it again; without this hook (a future
     # Keras) each replica's share is divided so Keras' own sum restores it
@@ -388,8 +392,7 @@ def make_train_step(distribution: Distribution, model, optimizer, config, object
     def on_replica(x, y):
         ctx = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            loss, penalty = loss_terms(model, x, y, training=True, objective=objective,
-                                       fast=fast)
+            loss, penalty = loss_terms(model, x, y, objective, forward, training=True)
             share = (loss + penalty) / replicas  # replicas' shares sum to the global objective
         grads = ctx.all_reduce("sum", dense_gradients(tape.gradient(share, variables)))
         loss = ctx.all_reduce("sum", loss / replicas)

@@ -1,4 +1,4 @@
-"""history.csv and training.png of a run directory."""
+"""The history of a run (a row per validation) as CSV and as a plot."""
 
 from __future__ import annotations
 
@@ -11,19 +11,19 @@ from seqmodels.errors import SeqmodelsError
 from seqmodels.files import atomic_path, read_regular, write_text_atomic
 
 
-def write_history(run_dir: Path, rows: list[dict]) -> None:
-    """Rewrite history.csv from all epoch rows, atomically."""
+def write_history(path: Path, rows: list[dict]) -> None:
+    """Rewrite the history CSV from all rows, atomically."""
     buf = io.StringIO()
     columns = list(dict.fromkeys(k for row in rows for k in row))  # first-seen order
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_text_atomic(run_dir / "history.csv", buf.getvalue())
+    write_text_atomic(path, buf.getvalue())
 
 
-def plot_history(run_dir: Path, rows: list[dict], loss_label: str = "loss") -> None:
-    """training.png: train and validation loss (in loss_label's units) and gradient norms
+def plot_history(path: Path, rows: list[dict], loss_label: str = "loss") -> None:
+    """A PNG of train and validation loss (in loss_label's units) and gradient norms
     against training tokens seen, one point per validation."""
     import matplotlib
 
@@ -53,7 +53,7 @@ def plot_history(run_dir: Path, rows: list[dict], loss_label: str = "loss") -> N
             axis.set_xlabel("epoch")
             axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
-    with atomic_path(run_dir / "training.png", suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
     plt.close(fig)
 
@@ -61,11 +61,8 @@ def plot_history(run_dir: Path, rows: list[dict], loss_label: str = "loss") -> N
 MAX_HISTORY_BYTES = 256 * 2**20  # a row per validation: a few hundred bytes each
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    """Rows of history.csv as dicts of numbers."""
-    path = run_dir / "history.csv"
-    if not path.exists():
-        return []
+def read_history(path: Path) -> list[dict]:
+    """Rows of a history CSV as dicts of numbers."""
     try:
         text = read_regular(path, MAX_HISTORY_BYTES).decode("utf-8")
     except UnicodeDecodeError:
@@ -80,7 +77,7 @@ def read_history(run_dir: Path) -> list[dict]:
 
 
 def _history_row(row: dict, path: Path, line: int) -> dict:
-    """One history.csv row as numbers; a short or non-numeric row is damage."""
+    """One history row as numbers; a short or non-numeric row is damage."""
     if None in row or None in row.values():
         raise SeqmodelsError(f"{path}: line {line} has a different number of cells than the "
                              f"header")
@@ -99,7 +96,7 @@ def best_val_loss(rows: list[dict]) -> float | None:
 
 def epochs_done(history: list[dict]) -> int:
     """The epoch of the last history row: rows are validations, more than one an epoch with
-    --eval-every."""
+    `eval_every`."""
     return int(history[-1]["epoch"]) if history else 0
 
 

@@ -13,13 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
-from seqmodels.training.rundir import LOCK_NAME
 
 
-def lock_holder(run_dir: str | Path) -> str:
-    """What the lock file says about its last holder ('pid N on HOST'), or '' when empty."""
+def lock_holder(path: str | Path) -> str:
+    """What a lock file says about its last holder ('pid N on HOST'), or '' when empty."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
     try:
@@ -36,14 +35,15 @@ def lock_holder(run_dir: str | Path) -> str:
 
 
 @contextmanager
-def run_lock(run_dir: str | Path) -> Iterator[None]:
-    """Hold run_dir's lock while the block runs; refuse when a live process holds it.
+def run_lock(path: str | Path, run_dir: str | Path) -> Iterator[None]:
+    """Hold the lock file `path` of run_dir while the block runs; refuse when a live process
+    holds it.
 
     flock() locks belong to the open file, so a killed holder's lock vanishes with it: a stale
     lock file is simply taken over. The file stays in place (removing it would let two
     processes lock two different files); a clean exit empties it.
     """
-    path = Path(run_dir) / LOCK_NAME
+    path = Path(path)
     try:  # never through a link: the lock file is truncated and written
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:
@@ -58,12 +58,12 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = lock_holder(run_dir) or "another process"
+            holder = lock_holder(path) or "another process"
             raise SeqmodelsError(
                 f"{run_dir} is in use: {holder} is training it; wait for it to finish or stop "
                 f"it, then try again"
             ) from None
-        stale = lock_holder(run_dir)
+        stale = lock_holder(path)
         if stale:
             warnings.warn(f"taking over the lock of {run_dir} left by {stale}, which is no "
                           f"longer running", stacklevel=3)
@@ -77,10 +77,10 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
-def training_now(run_dir: str | Path) -> str | None:
-    """Who holds run_dir's lock ('pid N on HOST'), or None when no live process trains it."""
+def training_now(path: str | Path) -> str | None:
+    """Who holds the lock file ('pid N on HOST'), or None when no live process holds it."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
@@ -88,7 +88,7 @@ def training_now(run_dir: str | Path) -> str | None:
             return None
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        return lock_holder(run_dir) or "another process"
+        return lock_holder(path) or "another process"
     finally:
         os.close(fd)  # closing releases a lock this call took
     return None

@@ -50,7 +50,7 @@ class Progress:
     history: list[dict] = field(default_factory=list)  # one row per validation
     seconds: float = 0.0  # wall seconds of the run before this process
     partial: dict = field(default_factory=dict)  # sums since the last validation
-    rollbacks: int = 0  # --on-nan rollback: times the run went back to a checkpoint
+    rollbacks: int = 0  # `on_nan` rollback: times the run went back to a checkpoint
     lr_scale: float = 1.0  # halved at each rollback, on top of the schedule
     tokens: int = 0  # training tokens seen
     last_validated_step: int = 0  # global step of the last validation

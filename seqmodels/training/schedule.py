@@ -9,10 +9,10 @@ from seqmodels.training.config import TrainConfig
 
 def schedule_lr(config: TrainConfig, epoch: int, step: int, steps_per_epoch: int,
                 plateau_lr: float | None = None, seconds: float = 0.0) -> float:
-    """Learning rate at (epoch, step), `seconds` into this process's --max-time budget.
+    """Learning rate at (epoch, step), `seconds` into this process's `max_time` budget.
 
     plateau keeps its own state in plateau_lr; cosine decays to 0 at the last step of the last
-    epoch or at the end of the budget, whichever comes first; --warmup ramps the rate up
+    epoch or at the end of the budget, whichever comes first; `warmup` ramps the rate up
     linearly over its first steps.
     """
     base = config.learning_rate
@@ -37,7 +37,7 @@ MIN_EVAL_EVERY = 100  # steps: short epochs validate at their ends only
 
 
 def eval_every(config: TrainConfig, val_tokens: int, tokens_per_step: int) -> int:
-    """Steps between validations: --eval-every, or enough that validating val_tokens costs at
+    """Steps between validations: `eval_every`, or enough that validating val_tokens costs at
     most VALIDATION_SHARE of the training time (and never fewer than MIN_EVAL_EVERY steps).
 
     Validating V tokens takes as long as V / EVAL_SPEEDUP training tokens, so after N steps of

@@ -27,7 +27,7 @@ def test_a_config_file_sets_options_and_the_command_line_wins(tmp_path, cyclic):
     assert result.exit_code == 0, result.output
     settings = stored(tmp_path / "r")
     assert settings["model"]["units"] == 12 and settings["model"]["layers"] == 1
-    assert settings["train"]["seq_len"] == 16 and settings["train"]["lr"] == 0.01
+    assert settings["windows"]["seq_len"] == 16 and settings["train"]["lr"] == 0.01
     assert settings["train"]["epochs"] == 1  # the command line wins
 
 

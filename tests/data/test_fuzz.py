@@ -13,9 +13,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from seqmodels.data.config import DataConfig
-from seqmodels.data.corpus import NORMAL_FORMS
 from seqmodels.data.prepare import corpus_text, prepare_corpus
-from seqmodels.data.tokenizers import WORD_TOKENIZERS
+from seqmodels.data.tokenizers import NORMAL_FORMS, WordTokenizer
 from seqmodels.data.vocab import PAD, UNK, UNK_ID
 from seqmodels.data.windows import num_windows, require_windows, window_dataset
 from seqmodels.errors import SeqmodelsError
@@ -40,7 +39,7 @@ def splits(draw):
 @st.composite
 def data_settings(draw):
     level = draw(st.sampled_from(["char", "word"]))
-    tokenizer = draw(st.sampled_from([None, *WORD_TOKENIZERS])) if level == "word" else None
+    tokenizer = draw(st.sampled_from([None, *WordTokenizer.choices])) if level == "word" else None
     return dict(
         level=level, tokenizer=tokenizer, lowercase=draw(st.booleans()),
         normalize=draw(st.sampled_from(NORMAL_FORMS)),

@@ -12,17 +12,18 @@ SCRIPT = textwrap.dedent(
     from seqmodels.models.config import ModelConfig
     from seqmodels.models.builders import build_language_model
     from seqmodels.training.config import TrainConfig
-    from seqmodels.training.step import make_optimizer, make_steps
+    from seqmodels.training.step import make_optimizer
+    from seqmodels.lm.task import language_steps
     from seqmodels.data.windows import split_ids, window_dataset
 
     path, steps = sys.argv[1], int(sys.argv[2])
     tf = import_tf()
     T, B = 100, 64
-    config = TrainConfig(batch_size=B, seq_len=T, clipnorm=1.0)
+    config = TrainConfig(batch_size=B, clipnorm=1.0)
     net = build_language_model(65, ModelConfig(layers=1, units=64, embedding_dim=16))
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)
-    train_step, _ = make_steps(net, optimizer, config)
+    train_step, _ = language_steps(net, optimizer, config)
     warm = np.random.default_rng(0).integers(0, 65, 2_000_000, dtype=np.uint8)
     for x, y in window_dataset(warm, T, B, shuffle=True, in_memory_limit=0).take(2):
         train_step(x, y)  # trace the step and start tf.data before the baseline

@@ -130,7 +130,7 @@ def test_cached_ids_are_memory_mapped_in_the_smallest_type(text_dir, tmp_path):
         assert prepared.ids.dtype == np.uint8  # 30-odd words fit in a byte
     assert second.cache_hit and np.array_equal(first.ids, second.ids)
     assert sorted(p.name for p in first.cache_path.iterdir()) == [
-        "ids.npy", "meta.json", "vocab.json"]  # the provisional file is gone
+        "ids.npy", "meta.json", "vocabulary.json"]  # the provisional file is gone
     wide = tmp_path / "wide.txt"
     wide.write_text("\n".join(f"w{i}" for i in range(300)) + "\n")
     big = prepare_corpus(DataConfig(corpus=[str(wide)], level="word", splits=(1.0, 0, 0)),

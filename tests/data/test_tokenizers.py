@@ -1,19 +1,32 @@
-"""Char and NLTK word tokenizers, line breaks as tokens, detokenization, stopwords."""
+"""Tokenizer kinds behind one interface: characters and NLTK words, line breaks as tokens,
+detokenization, stopwords, vocabulary, prompts, and a settings round trip for every kind."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqmodels.data.tokenizers import NEWLINE, Tokenizer, read_stopwords
+from seqmodels.data.config import DataConfig
+from seqmodels.data.tokenizers import (
+    KINDS,
+    NEWLINE,
+    CharTokenizer,
+    Tokenizer,
+    WordTokenizer,
+    make_tokenizer,
+    read_stopwords,
+    tokenizer_from_config,
+)
+from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
 LINE = 'She said, "Don\'t go -- it\'s 3.5 miles."'
+TEXT = "In the beginning.\nAnd God said, Let there be light.\n"
 
 
 @given(st.text())
 @settings(max_examples=200)
 def test_char_round_trip_any_unicode(text):
-    tok = Tokenizer("char")
+    tok = CharTokenizer()
     tokens = tok.tokenize(text)
     assert len(tokens) == len(text)
     assert tok.detokenize(tokens) == text
@@ -22,7 +35,7 @@ def test_char_round_trip_any_unicode(text):
 def test_nltk_default_matches_word_tokenize():
     from nltk.tokenize import word_tokenize
 
-    tok = Tokenizer("word")
+    tok = WordTokenizer()
     assert tok.name == "nltk"
     assert tok.tokenize(LINE) == word_tokenize(LINE, preserve_line=True)
 
@@ -40,12 +53,12 @@ def test_nltk_default_matches_word_tokenize():
     ],
 )
 def test_each_word_tokenizer(name, expected):
-    assert Tokenizer("word", name).tokenize(LINE) == expected
+    assert WordTokenizer(name).tokenize(LINE) == expected
 
 
 def test_line_breaks_survive_word_tokenization():
     text = "In the beginning.\n\nAnd God said, Let there be light.\nAmen"
-    tok = Tokenizer("word")
+    tok = WordTokenizer()
     tokens = tok.tokenize(text)
     assert tokens.count(NEWLINE) == 3
     assert tokens[:4] == ["In", "the", "beginning", "."]
@@ -54,7 +67,7 @@ def test_line_breaks_survive_word_tokenization():
 
 
 def test_treebank_detokenizer_rejoins_punctuation():
-    tok = Tokenizer("word")
+    tok = WordTokenizer()
     assert tok.detokenize(tok.tokenize('He said, "Don\'t go."\nThey (all) went.')) == (
         'He said, "Don\'t go."\nThey (all) went.'
     )
@@ -65,21 +78,23 @@ def test_stopwords_removed_case_insensitively(tmp_path):
     path.write_text("# common words\nthe\n\nAND\n", encoding="utf-8")
     words = read_stopwords(path)
     assert words == ["the", "AND"]
-    tok = Tokenizer("word", stopwords=words)
+    tok = WordTokenizer(stopwords=words)
     assert tok.tokenize("The cat and the hat\nAnd so") == ["cat", "hat", NEWLINE, "so"]
 
 
 def test_bad_settings():
     with pytest.raises(SeqmodelsError, match="unknown level"):
-        Tokenizer("byte")
+        make_tokenizer(DataConfig(level="byte"))
     with pytest.raises(SeqmodelsError, match="unknown tokenizer"):
-        Tokenizer("word", "spacy")
-    with pytest.raises(SeqmodelsError, match="--level word only"):
-        Tokenizer("char", "nltk")
-    with pytest.raises(SeqmodelsError, match="--stopwords applies"):
-        Tokenizer("char", stopwords=["the"])
+        WordTokenizer("spacy")
+    with pytest.raises(SeqmodelsError, match="tokenizer applies to level word only"):
+        make_tokenizer(DataConfig(level="char", tokenizer="nltk"))
+    with pytest.raises(SeqmodelsError, match="stopwords applies"):
+        CharTokenizer.from_settings(stopwords=["the"])
     with pytest.raises(SeqmodelsError, match="cannot read stopwords file"):
         read_stopwords("/no/such/file")
+    with pytest.raises(SeqmodelsError, match="unknown normal form"):
+        CharTokenizer(normalize="NFX")
 
 
 def test_never_downloads(monkeypatch):
@@ -90,5 +105,69 @@ def test_never_downloads(monkeypatch):
 
     monkeypatch.setattr(nltk, "download", refuse)
     for name in ("nltk", "treebank", "wordpunct", "whitespace"):
-        tok = Tokenizer("word", name)
+        tok = WordTokenizer(name)
         tok.detokenize(tok.tokenize(LINE + "\nsecond line"))
+
+
+def test_one_registry_names_every_kind():
+    assert KINDS == {"char": CharTokenizer, "word": WordTokenizer}
+    assert all(issubclass(kind, Tokenizer) and kind.level == level
+               for level, kind in KINDS.items())
+    assert isinstance(make_tokenizer(DataConfig(level="word", tokenizer="whitespace")),
+                      WordTokenizer)
+
+
+@pytest.mark.parametrize("tokenizer", [
+    CharTokenizer(), CharTokenizer(normalize="NFKC", lowercase=True), WordTokenizer(),
+    WordTokenizer("wordpunct", ["the", "And"], normalize="none", lowercase=True),
+], ids=["char", "char-nfkc-lower", "word", "wordpunct-stopwords-lower"])
+def test_settings_round_trip_for_every_kind(tokenizer):
+    """to_config() rebuilds a tokenizer that splits, joins, fits and encodes alike."""
+    again = tokenizer_from_config(tokenizer.to_config())
+    assert type(again) is type(tokenizer) and again.to_config() == tokenizer.to_config()
+    assert again.fingerprint() == tokenizer.fingerprint()
+    assert again.tokenize(again.normalise(TEXT)) == tokenizer.tokenize(tokenizer.normalise(TEXT))
+    counts = {}
+    for t in tokenizer.tokenize(tokenizer.normalise(TEXT)):
+        counts[t] = counts.get(t, 0) + 1
+    vocab = tokenizer.fit(counts)
+    again = tokenizer_from_config(tokenizer.to_config(), Vocabulary.from_json(vocab.to_json()))
+    assert again.encode(TEXT).tolist() == tokenizer.encode(TEXT).tolist()
+    assert again.decode(again.encode(TEXT)) == tokenizer.decode(tokenizer.encode(TEXT))
+
+
+def test_fingerprints_tell_the_settings_apart():
+    prints = [CharTokenizer(), CharTokenizer(lowercase=True), WordTokenizer(),
+              WordTokenizer("whitespace"), WordTokenizer(stopwords=["the"])]
+    assert len({repr(sorted(p.fingerprint().items())) for p in prints}) == len(prints)
+    assert "nltk" in WordTokenizer().fingerprint()  # NLTK's version: a new one may split otherwise
+
+
+def test_encode_normalises_as_the_corpus_was():
+    tok = CharTokenizer(lowercase=True)
+    tok.fit({"a": 3, "b": 2})
+    assert tok.encode("AbA").tolist() == tok.encode("aba").tolist()
+    assert tok.encode("ax").tolist()[-1] == UNK_ID
+    assert tok.decode(tok.encode("ab")) == "ab"
+
+
+def test_a_tokenizer_without_a_vocabulary_says_so():
+    with pytest.raises(SeqmodelsError, match="no vocabulary yet"):
+        WordTokenizer().encode("the")
+
+
+def test_a_character_vocabulary_holds_characters_only():
+    with pytest.raises(SeqmodelsError, match="is not one character"):
+        CharTokenizer(vocabulary=Vocabulary(["<pad>", "<unk>", "a", "ab"]))
+    WordTokenizer(vocabulary=Vocabulary(["<pad>", "<unk>", "a", "ab"]))  # words may be longer
+
+
+def test_continuations_and_first_tokens():
+    chars, words = CharTokenizer(), WordTokenizer()
+    assert chars.continuation("the", "cat") == "cat"
+    assert words.continuation("the", "cat") == " cat"
+    assert words.continuation("the", ", cat") == ", cat"
+    assert words.continuation("the ", "cat") == "cat"
+    assert chars.first_token("And God") == "A" and words.first_token("And God") == "And"
+    assert chars.token_by_token and not words.token_by_token
+    assert (chars.unit, chars.unit_short, words.unit) == ("character", "char", "token")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.tokenizers import CharTokenizer
 from seqmodels.data.vocab import PAD, UNK, UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
@@ -22,9 +22,9 @@ def test_min_freq_and_max_size():
     counts = {"a": 5, "b": 3, "c": 2, "d": 1}
     assert Vocabulary.from_counts(counts, min_freq=2).tokens == [PAD, UNK, "a", "b", "c"]
     assert Vocabulary.from_counts(counts, max_size=4).tokens == [PAD, UNK, "a", "b"]
-    with pytest.raises(SeqmodelsError, match="--min-freq"):
+    with pytest.raises(SeqmodelsError, match="min_freq must"):
         Vocabulary.from_counts(counts, min_freq=0)
-    with pytest.raises(SeqmodelsError, match="--max-vocab"):
+    with pytest.raises(SeqmodelsError, match="max_vocab must"):
         Vocabulary.from_counts(counts, max_size=2)
 
 
@@ -51,7 +51,7 @@ def test_coverage():
 @given(st.text(min_size=1))
 @settings(max_examples=200)
 def test_char_encode_decode_round_trip(text):
-    tok = Tokenizer("char")
+    tok = CharTokenizer()
     vocab = Vocabulary.from_tokens(tok.tokenize(text))
     ids = vocab.encode(tok.tokenize(text))
     assert UNK_ID not in ids.tolist() or text.count(UNK) > 0

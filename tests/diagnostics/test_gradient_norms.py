@@ -11,7 +11,6 @@ from seqmodels import diagnostics as diag
 from seqmodels.cli.main import cli
 from seqmodels.data.config import DataConfig
 from seqmodels.data.prepare import prepare_corpus
-from seqmodels.models.builders import recurrent_layers
 
 T, B, UNITS = 50, 16, 32
 
@@ -80,7 +79,7 @@ def test_large_recurrent_kernel_explodes(kjv, windows):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_spectral_radius_matches_numpy(kjv, cell):
     model = diag.fresh_model(cell, len(kjv.vocab), 12, seed=2, recurrent_scale=1.7)
-    layer = recurrent_layers(model)[0]
+    layer = model.recurrent_layers[0]
     u = np.asarray(layer.cell.recurrent_kernel, np.float64)
     blocks = np.split(u, u.shape[1] // 12, axis=1)
     radii = diag.spectral_radii(layer)
@@ -101,6 +100,7 @@ def test_fit_and_verdict_on_known_curves():
 
 
 def test_diagnose_a_trained_two_layer_run(tmp_path, kjv):
+    from seqmodels import RunOptions, WindowConfig
     from seqmodels.lm.train import train
     from seqmodels.models.config import ModelConfig
     from seqmodels.training.config import TrainConfig
@@ -109,8 +109,8 @@ def test_diagnose_a_trained_two_layer_run(tmp_path, kjv):
     text.write_text("In the beginning God created the heaven and the earth.\n" * 60)
     data = DataConfig(corpus=[str(text)])
     train(data, ModelConfig(cell="gru", layers=2, units=16, embedding_dim=8),
-          TrainConfig(epochs=1, batch_size=8, seq_len=20, steps_per_epoch=5),
-          out=tmp_path / "run", cache_dir=tmp_path / "cache")
+          TrainConfig(epochs=1, batch_size=8, steps_per_epoch=5), WindowConfig(seq_len=20),
+          out=tmp_path / "run", options=RunOptions(cache_dir=tmp_path / "cache"))
     result = diag.diagnose(run=tmp_path / "run", seq_len=20, batch_size=4,
                            cache_dir=tmp_path / "cache")
     [d] = result.cells

@@ -86,7 +86,7 @@ def test_error_policy_lists_the_gaps(tmp_path):
     text = str(info.value)
     assert "4 row(s) with missing or unreadable values" in text
     assert "line 5 (2021-01-04), line 9 (2021-01-08), line 13" in text and "line 22" in text
-    assert "--missing drop|ffill|interpolate|mean|median" in text
+    assert "missing drop|ffill|interpolate|mean|median" in text
 
 
 # --- timestamps ------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_allow_irregular_keeps_rows_in_order(tmp_path):
 @pytest.mark.parametrize("rows, config, message", [
     ([[d, 1] for d in days(30)], {"target": "price"}, "no column 'price' (columns: date, y)"),
     ([[d, "high"] for d in days(30)], {"target": "y"}, "column 'y' is not numeric: 'high'"),
-    ([[d, 1] for d in days(8)], {"target": "y"}, "8 rows, fewer than --window 10 + --horizon 1"),
+    ([[d, 1] for d in days(8)], {"target": "y"}, "8 rows, fewer than window 10 + horizon 1"),
 ])
 def test_bad_csvs_give_one_line_errors(tmp_path, rows, config, message):
     csv = write_csv(tmp_path / "bad.csv", rows)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from seqmodels.cli.main import cli
 from seqmodels.lm.evaluate import CHUNK, evaluate_ids
-from seqmodels.models.builders import build_language_model
+from seqmodels.lm.model import LanguageModel
 from seqmodels.models.config import ModelConfig
 
 V = 7
@@ -17,11 +17,11 @@ V = 7
 
 def fixed_bias_model():
     """All weights zero but the output bias: every prediction is softmax(bias)."""
-    model = build_language_model(V, ModelConfig(layers=1, units=4, embedding_dim=3))
-    for w in model.weights:
+    model = LanguageModel.build(ModelConfig(layers=1, units=4, embedding_dim=3), vocab_size=V)
+    for w in model.network.weights:
         w.assign(np.zeros(w.shape, dtype="float32"))
     bias = np.array([0.0, -1.0, 2.0, 1.0, 0.5, -0.5, 0.0], dtype="float32")
-    model.get_layer("logits").bias.assign(bias)
+    model.head.bias.assign(bias)
     return model, bias
 
 
@@ -47,7 +47,8 @@ def test_state_carried_walk_equals_one_long_pass():
     import keras
 
     keras.utils.set_random_seed(3)
-    model = build_language_model(V, ModelConfig(cell="gru", layers=2, units=8, embedding_dim=4))
+    model = LanguageModel.build(ModelConfig(cell="gru", layers=2, units=8, embedding_dim=4),
+                                vocab_size=V)
     ids = np.random.default_rng(0).integers(0, V, 2 * CHUNK + 77).astype(np.int32)
     logits = np.asarray(model(ids[None, :-1]))[0]  # every token given all previous ones
     log_p = logits - np.log(np.sum(np.exp(logits - logits.max(-1, keepdims=True)), -1,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import seqmodels
 from seqmodels.cli.main import cli
 from seqmodels.lm import export as lm_export
-from seqmodels.lm.export import STEP, export_run, state_sizes
-from seqmodels.lm.run import load_run
+from seqmodels.lm.export import STEP
 
 
 @pytest.fixture(scope="module", params=["lstm", "gru"])
@@ -23,7 +23,7 @@ def run(request, tmp_path_factory, train_tiny, cat_text):
 
 
 def expected_logits(run_dir, ids):
-    return np.asarray(load_run(run_dir).model(ids[None], training=False))[0]  # (T, V)
+    return np.asarray(seqmodels.load(run_dir)(ids[None], training=False))[0]  # (T, V)
 
 
 def stepped(step, ids, sizes):
@@ -40,13 +40,13 @@ def stepped(step, ids, sizes):
 def test_the_savedmodel_serves_whole_sequences_and_single_steps(run, tmp_path):
     import tensorflow as tf
 
-    path = export_run(run, "savedmodel", tmp_path / "sm")
+    path = seqmodels.load(run).export("savedmodel", tmp_path / "sm")
     loaded = tf.saved_model.load(str(path))
     ids = np.array([3, 4, 5, 6, 3, 2, 7, 8], np.int32)
     want = expected_logits(run, ids)
     got = loaded.signatures["serving_default"](ids=tf.constant(ids[None]))["logits"]
     np.testing.assert_allclose(np.asarray(got)[0], want, atol=1e-5)
-    sizes = state_sizes(load_run(run).model)
+    sizes = seqmodels.load(run).state_sizes
     step = loaded.signatures[STEP]
 
     def call(token, **states):
@@ -58,20 +58,20 @@ def test_the_savedmodel_serves_whole_sequences_and_single_steps(run, tmp_path):
 def test_the_tflite_file_steps_like_the_keras_model(run, tmp_path):
     import tensorflow as tf
 
-    path = export_run(run, "tflite", tmp_path / "m.tflite")
+    path = seqmodels.load(run).export("tflite", tmp_path / "m.tflite")
     interpreter = tf.lite.Interpreter(model_path=str(path))
     runner = interpreter.get_signature_runner(STEP)
     ids = np.array([3, 4, 5, 6, 3, 2, 7, 8], np.int32)
-    sizes = state_sizes(load_run(run).model)
+    sizes = seqmodels.load(run).state_sizes
     np.testing.assert_allclose(stepped(runner, ids, sizes), expected_logits(run, ids),
                                atol=1e-4)
 
 
 def test_the_onnx_file_steps_like_the_keras_model(run, tmp_path):
     ort = pytest.importorskip("onnxruntime")  # the onnx extra; make install brings it
-    path = export_run(run, "onnx", tmp_path / "m.onnx")
+    path = seqmodels.load(run).export("onnx", tmp_path / "m.onnx")
     session = ort.InferenceSession(str(path))
-    sizes = state_sizes(load_run(run).model)
+    sizes = seqmodels.load(run).state_sizes
     assert [i.name for i in session.get_inputs()] == ["token"] + [
         f"state_{i}" for i in range(len(sizes))]
     names = [o.name for o in session.get_outputs()]
@@ -85,7 +85,7 @@ def test_the_onnx_file_steps_like_the_keras_model(run, tmp_path):
     np.testing.assert_allclose(stepped(step, ids, sizes), expected_logits(run, ids), atol=1e-4)
     batch = session.run(None, {"token": ids[:3], **{f"state_{i}": np.zeros((3, n), np.float32)
                                                     for i, n in enumerate(sizes)}})
-    assert batch[0].shape == (3, len(load_run(run).vocab))
+    assert batch[0].shape == (3, seqmodels.load(run).vocab_size)
 
 
 def test_onnx_without_its_extra_is_one_line_and_writes_nothing(run, tmp_path, monkeypatch):

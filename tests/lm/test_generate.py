@@ -8,20 +8,16 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import seqmodels
 from seqmodels.cli.main import cli
-from seqmodels.data.tokenizers import Tokenizer
+from seqmodels.data.tokenizers import CharTokenizer, WordTokenizer
 from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
-from seqmodels.lm.generate import (
-    Generator,
-    SampleText,
-    SamplingConfig,
-    _joined,
-    encode_prompt,
-    generate_text,
-)
-from seqmodels.models.builders import build_language_model
+from seqmodels.lm.generate import Generator, SampleText, SamplingConfig
+from seqmodels.lm.model import LanguageModel
 from seqmodels.models.config import ModelConfig
+
+KINDS = {"char": CharTokenizer, "word": WordTokenizer}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +25,8 @@ def model():
     import keras
 
     keras.utils.set_random_seed(0)
-    return build_language_model(11, ModelConfig(cell="lstm", layers=2, units=12,
-                                                embedding_dim=6))
+    return LanguageModel.build(ModelConfig(cell="lstm", layers=2, units=12, embedding_dim=6),
+                               vocab_size=11)
 
 
 def test_greedy_equals_argmax_of_the_full_model(model):
@@ -64,15 +60,15 @@ def test_the_step_seed_offset_stays_int32_however_long_the_stream(model, monkeyp
     offsets = []
     run = generator._run
 
-    def recording(token, states, offset, n):
+    def recording(token, states, seed, offset, n):
         offsets.append((int(offset), offset.dtype.name))
-        return run(token, states, offset, n)
+        return run(token, states, seed, offset, n)
 
     monkeypatch.setattr(generator, "_run", recording)
     monkeypatch.setattr(gen, "OFFSET_WRAP", 40)
     list(generator.stream(prompts, 100, chunk=16))
     assert offsets == [(16 * i % 40, "int32") for i in range(7)]
-    ids, _, _ = run(prompts[:, 0], generator._initial_states(1),
+    ids, _, _ = run(prompts[:, 0], generator._initial_states(1), generator.seed,
                     generator.tf.constant(2**30 - 1), 256)
     assert ids.shape == (1, 256)
 
@@ -86,12 +82,13 @@ def test_top_k_one_is_greedy(model):
 
 def test_prompt_outside_the_vocabulary():
     vocab = Vocabulary.from_tokens("abc \n")
+    chars = CharTokenizer(vocabulary=vocab)
     with pytest.raises(SeqmodelsError, match=r"outside the vocabulary: 'x', 'é'"):
-        encode_prompt("abxéx", Tokenizer("char"), vocab)
-    ids, warnings = encode_prompt("abxéx", Tokenizer("char"), vocab, skip_unknown=True)
+        chars.encode_prompt("abxéx")
+    ids, warnings = chars.encode_prompt("abxéx", skip_unknown=True)
     assert ids == [vocab.index["a"], vocab.index["b"]] and "dropped 3" in warnings[0]
     words = Vocabulary.from_tokens(["the", "cat", "\n"])
-    ids, warnings = encode_prompt("the dog", Tokenizer("word"), words)
+    ids, warnings = WordTokenizer(vocabulary=words).encode_prompt("the dog")
     assert ids == [words.index["the"], UNK_ID] and "'dog'" in warnings[0]
 
 
@@ -100,18 +97,17 @@ def test_the_prompt_is_normalised_and_lowercased_as_the_corpus_was():
     vocab = Vocabulary.from_tokens("acfé \n")
     expected = [vocab.index[c] for c in "café"]
     for typed in ("CAFÉ", "cafe\u0301", "Cafe\u0301"):
-        ids, warnings = encode_prompt(typed, Tokenizer("char"), vocab, normal_form="NFC",
-                                      lowercase=True)
+        ids, warnings = CharTokenizer(lowercase=True, vocabulary=vocab).encode_prompt(typed)
         assert ids == expected and not warnings
     with pytest.raises(SeqmodelsError, match="outside the vocabulary"):  # as before, unasked
-        encode_prompt("CAFÉ", Tokenizer("char"), vocab)
+        CharTokenizer(vocabulary=vocab).encode_prompt("CAFÉ")
     words = Vocabulary.from_tokens(["café", "über", "\n"])
-    ids, warnings = encode_prompt("Café Über", Tokenizer("word", "whitespace"), words,
-                                  normal_form="NFC", lowercase=True)
+    ids, warnings = WordTokenizer("whitespace", lowercase=True,
+                                  vocabulary=words).encode_prompt("Café Über")
     assert ids == [words.index["café"], words.index["über"]] and not warnings
     with pytest.raises(SeqmodelsError, match="only the run's stopwords"):  # not "empty"
-        encode_prompt("THE the", Tokenizer("word", "whitespace", ["the"]), words,
-                      lowercase=True)
+        WordTokenizer("whitespace", ["the"], lowercase=True,
+                      vocabulary=words).encode_prompt("THE the")
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +123,15 @@ def runs(tmp_path_factory, train_tiny):
 @pytest.mark.parametrize("level", ["char", "word"])
 def test_streamed_pieces_add_up_to_the_sample(runs, level):
     pieces = []
-    [sample] = generate_text(runs[level], "the", 40, SamplingConfig(seed=1),
-                             on_text=pieces.append)
+    [sample] = seqmodels.load(runs[level]).generate("the", 40, SamplingConfig(seed=1),
+                                                    on_text=pieces.append)
     assert "".join(pieces) == sample["prompt"] + sample["text"]
     assert sample["tokens"] == 40 and len(pieces) >= 2
 
 
 def test_stop_at_ends_each_sample(runs):
-    samples = generate_text(runs["char"], "the", 200, SamplingConfig(temperature=0.5, seed=2),
-                            num_samples=3, stop_at="\n")
+    samples = seqmodels.load(runs["char"]).generate(
+        "the", 200, SamplingConfig(temperature=0.5, seed=2), num_samples=3, stop_at="\n")
     for s in samples:
         assert s["text"].count("\n") == 1 and s["text"].endswith("\n")
         assert s["tokens"] == len(s["text"])  # char level: tokens produced up to the stop
@@ -168,22 +164,22 @@ def test_generate_cli_unknown_prompt_is_one_line(runs):
 
 
 def test_default_prompt():
-    from seqmodels.lm.generate import default_prompt
-
-    assert default_prompt(Vocabulary.from_tokens("ab\n")) == "\n"
+    newline = CharTokenizer(vocabulary=Vocabulary.from_tokens("ab\n"))
+    assert newline.default_prompt() == "\n"
     lines = ["Alpha beta", "", "Gamma delta"]
     rng = np.random.default_rng(0)
-    words = Vocabulary.from_tokens(["Alpha", "beta", "Gamma", "delta"])
-    assert {default_prompt(words, lines, rng, "word") for _ in range(20)} == {"Alpha", "Gamma"}
-    chars = Vocabulary.from_tokens("AlphaGamma")
-    assert {default_prompt(chars, lines, rng, "char") for _ in range(20)} == {"A", "G"}
+    words = WordTokenizer(vocabulary=Vocabulary.from_tokens(["Alpha", "beta", "Gamma", "delta"]))
+    assert {words.default_prompt(lines, rng) for _ in range(20)} == {"Alpha", "Gamma"}
+    chars = CharTokenizer(vocabulary=Vocabulary.from_tokens("AlphaGamma"))
+    assert {chars.default_prompt(lines, rng) for _ in range(20)} == {"A", "G"}
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_every_cell_generates_and_evaluates(cell):
     from seqmodels.lm.evaluate import evaluate_ids
 
-    net = build_language_model(9, ModelConfig(cell=cell, layers=2, units=8, embedding_dim=4))
+    net = LanguageModel.build(ModelConfig(cell=cell, layers=2, units=8, embedding_dim=4),
+                              vocab_size=9)
     prompts = np.array([[2, 3], [4, 5]], dtype=np.int32)
     greedy = Generator(net, SamplingConfig(temperature=0)).generate(prompts, 12)
     seq = list(prompts[0])
@@ -212,7 +208,7 @@ def _stop(stop_at, text, body):
     return -1 if at < 0 else at + len(stop_at)
 
 
-def _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at):
+def _whole_text(tokens, chunk, tokenizer, prompt, stop_at):
     """A sample's text and token count found as generate_text once did: by detokenizing all of
     it after every chunk."""
     kept: list[str] = []
@@ -220,16 +216,16 @@ def _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at):
         before = len(kept)
         kept.extend(tokens[start : start + chunk])
         body = tokenizer.detokenize(kept)
-        text = _joined(prompt, body, level)
+        text = tokenizer.continuation(prompt, body)
         end = _stop(stop_at, text, body)
         if end >= 0:
             for n in range(before + 1, len(kept) + 1):
                 part = tokenizer.detokenize(kept[:n])
-                if _stop(stop_at, _joined(prompt, part, level), part) >= 0:
+                if _stop(stop_at, tokenizer.continuation(prompt, part), part) >= 0:
                     del kept[n:]
                     break
             return text[:end], len(kept)
-    return _joined(prompt, tokenizer.detokenize(kept), level), len(kept)
+    return tokenizer.continuation(prompt, tokenizer.detokenize(kept)), len(kept)
 
 
 @settings(max_examples=200, deadline=None)
@@ -243,8 +239,8 @@ def test_line_by_line_text_equals_detokenizing_it_all(level, data, chunk, prompt
     streamed pieces are what detokenizing the whole sample after every chunk gives."""
     alphabet = WORD_TOKENS if level == "word" else list("the cat.\n'\"")
     tokens = data.draw(st.lists(st.sampled_from(alphabet), max_size=40))
-    tokenizer = Tokenizer(level)
-    sample = SampleText(tokenizer.detokenize, prompt, level, long_line=long_line)
+    tokenizer = KINDS[level]()
+    sample = SampleText(tokenizer, prompt, long_line=long_line)
     streamed = ""
     for start in range(0, len(tokens), chunk):
         stopped = sample.add(tokens[start : start + chunk], stop_at)
@@ -253,7 +249,7 @@ def test_line_by_line_text_equals_detokenizing_it_all(level, data, chunk, prompt
         if stopped:
             break
     streamed += sample.take_rest()
-    expected = _whole_text(tokens, chunk, tokenizer, prompt, level, stop_at)
+    expected = _whole_text(tokens, chunk, tokenizer, prompt, stop_at)
     assert (sample.text(), sample.token_count) == expected
     assert streamed == expected[0]
 
@@ -261,16 +257,17 @@ def test_line_by_line_text_equals_detokenizing_it_all(level, data, chunk, prompt
 def test_a_long_word_level_sample_is_detokenized_a_line_at_a_time(monkeypatch):
     """A 20,000-token sample used to be detokenized whole every chunk (quadratic time); now
     each token passes through the detokenizer a bounded number of times."""
-    tokenizer = Tokenizer("word")
+    tokenizer, counted = WordTokenizer(), WordTokenizer()
     seen = []
 
     def counting(tokens):
         seen.append(len(tokens))
         return tokenizer.detokenize(tokens)
 
+    counted.detokenize = counting
     line = ["the", "cat", "sat", ",", "and", "the", "dog", "ran", ".", "\n"]
     tokens = line * 2000
-    sample = SampleText(counting, "", "word")
+    sample = SampleText(counted, "")
     for start in range(0, len(tokens), 256):
         sample.add(tokens[start : start + 256], stop_at="never there")
         sample.take_settled()

@@ -1,4 +1,4 @@
-"""Tests for seqmodels.models.builders: cuDNN defaults, step model, stateful, saving, config."""
+"""Tests for seqmodels.models.builders: cuDNN defaults, layers, regularisation, config."""
 
 import json
 
@@ -9,13 +9,9 @@ from seqmodels.backend import import_tf
 from seqmodels.errors import SeqmodelsError
 from seqmodels.models import builders as models
 from seqmodels.models.builders import (
-    StepModel,
     build_language_model,
     build_regression_model,
-    build_step_model,
-    initial_states,
     recurrent_layers,
-    reset_states,
 )
 from seqmodels.models.config import ModelConfig
 
@@ -92,92 +88,6 @@ def test_outputs_are_logits_of_the_right_shape(cell):
     assert (probs >= 0).all()
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_step_model_matches_full_sequence(cell):
-    model = randomise(build_language_model(V, tiny(cell, dropout=0.3)))
-    ids = token_ids()
-    full = model(ids, training=False).numpy()  # (B, T, V)
-    step = build_step_model(model)
-    assert isinstance(step, StepModel)
-    states = initial_states(model, B)
-    steps = []
-    for t in range(T):
-        logits, states = step(ids[:, t], states)  # (B, V)
-        steps.append(keras.ops.convert_to_numpy(logits))
-    assert np.abs(np.stack(steps, axis=1) - full).max() <= 1e-5
-    assert len(states) == 2 * models.STATES_PER_LAYER[cell]
-    assert all(tuple(s.shape) == (B, H) for s in states)
-
-
-def test_step_model_shares_weights_with_the_language_model():
-    model = build_language_model(V, tiny("gru"))
-    step = build_step_model(model)
-    ids = token_ids()[:, 0]
-    before = step(ids, initial_states(model, B))[0].numpy()
-    randomise(model, seed=7)
-    after = step(ids, initial_states(model, B))[0].numpy()
-    assert not np.allclose(before, after)
-    np.testing.assert_allclose(after, model(ids[:, None], training=False)[:, 0], atol=1e-5)
-
-
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_step_model_runs_inside_tf_function_while_loop(cell):
-    model = randomise(build_language_model(V, tiny(cell)))
-    step = build_step_model(model)
-    first, n = tf.constant(token_ids()[:, 0]), 6
-
-    @tf.function
-    def greedy(first, states):
-        def body(i, ids, states, out):
-            logits, states = step(ids, states)
-            ids = tf.argmax(logits, axis=-1, output_type=tf.int32)  # (B,)
-            return i + 1, ids, states, out.write(i, ids)
-
-        out = tf.TensorArray(tf.int32, size=n)
-        _, _, _, out = tf.while_loop(lambda i, *_: i < n, body, (0, first, states, out))
-        return tf.transpose(out.stack())  # (B, n)
-
-    ids, states, expected = first, initial_states(model, B), []
-    for _ in range(n):
-        logits, states = step(ids, states)
-        ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        expected.append(ids.numpy())
-    generated = greedy(first, initial_states(model, B)).numpy()  # (B, n)
-    np.testing.assert_array_equal(generated, np.stack(expected, axis=1))
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_initial_states_from_model_or_config(cell):
-    config = tiny(cell, layers=3)
-    from_config = initial_states(config, 4)
-    from_model = initial_states(build_language_model(V, config), 4)
-    assert len(from_config) == len(from_model) == 3 * models.STATES_PER_LAYER[cell]
-    for a, b in zip(from_config, from_model, strict=True):
-        assert tuple(a.shape) == tuple(b.shape) == (4, H)
-        assert not np.any(keras.ops.convert_to_numpy(a))
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_stateful_model_carries_state_until_reset(cell):
-    config = tiny(cell)
-    model = randomise(build_language_model(V, config, batch_size=2, stateful=True))
-    assert all(layer.stateful for layer in recurrent_layers(model))
-    ids = token_ids(batch=2)
-    whole = model(ids, training=False).numpy()
-    reset_states(model)
-    first = model(ids[:, :4], training=False).numpy()
-    second = model(ids[:, 4:], training=False).numpy()
-    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-5)
-    assert not np.allclose(model(ids[:, :4], training=False).numpy(), first, atol=1e-3)
-    reset_states(model)
-    np.testing.assert_allclose(model(ids[:, :4], training=False).numpy(), first, atol=1e-6)
-
-    stateless = build_language_model(V, config)
-    for src, dst in zip(model.trainable_weights, stateless.trainable_weights, strict=True):
-        dst.assign(src)
-    np.testing.assert_allclose(stateless(ids, training=False).numpy(), whole, atol=1e-5)
-
-
 def test_stateful_needs_a_batch_size():
     with pytest.raises(SeqmodelsError, match="batch size"):
         build_language_model(V, tiny(), stateful=True)
@@ -196,24 +106,6 @@ def test_regularisation_losses_cover_kernel_and_recurrent_kernel(cell, l1, l2):
     total = sum(float(loss) for loss in model.losses)
     assert total == pytest.approx(expected, rel=1e-5)
     assert build_language_model(V, tiny(cell)).losses == []
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_save_and_reload_gives_identical_outputs(cell, tmp_path):
-    model = randomise(build_language_model(V, tiny(cell, dropout=0.1, l2=1e-4)))
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path, safe_mode=True)
-    ids = token_ids()
-    np.testing.assert_array_equal(loaded(ids, training=False), model(ids, training=False))
-    assert [x.name for x in loaded.layers] == [x.name for x in model.layers]
-    assert sum(float(x) for x in loaded.losses) == pytest.approx(
-        sum(float(x) for x in model.losses), rel=1e-6
-    )
-    step, states = build_step_model(loaded), initial_states(loaded, B)
-    np.testing.assert_allclose(
-        step(ids[:, 0], states)[0], model(ids[:, :1], training=False)[:, 0], atol=1e-5
-    )
 
 
 @pytest.mark.parametrize("window", [None, 7])

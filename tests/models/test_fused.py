@@ -6,13 +6,16 @@ import pytest
 
 from seqmodels.backend import import_keras, import_tf
 from seqmodels.data.config import DataConfig
+from seqmodels.lm.config import WindowConfig
+from seqmodels.lm.task import cross_entropy, language_steps
 from seqmodels.lm.train import train
 from seqmodels.models import fused
 from seqmodels.models.builders import build_language_model, build_regression_model
 from seqmodels.models.config import ModelConfig
 from seqmodels.training import checkpoint
-from seqmodels.training.config import TrainConfig
-from seqmodels.training.step import cross_entropy, make_optimizer, make_steps
+from seqmodels.training.config import RunOptions, TrainConfig
+from seqmodels.training.rundir import RunDir
+from seqmodels.training.step import make_optimizer
 
 tf, keras = import_tf(), import_keras()
 pytestmark = pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")),
@@ -99,14 +102,14 @@ def test_xla_only_where_it_pays_off():
     wide = build_language_model(20, ModelConfig(units=64, layers=1))
     assert not fused.xla_pays_off(small) and fused.xla_pays_off(wide)
     optimizer = make_optimizer(TrainConfig())
-    train_step, _ = make_steps(wide, optimizer, TrainConfig())
+    train_step, _ = language_steps(wide, optimizer, TrainConfig())
     assert train_step._jit_compile is True
-    train_step, _ = make_steps(wide, optimizer, TrainConfig(xla=False))
+    train_step, _ = language_steps(wide, optimizer, TrainConfig(xla=False))
     assert not train_step._jit_compile
 
 
 def weights(run_dir):
-    return checkpoint.read(checkpoint.latest(run_dir)).arrays["weights"]
+    return checkpoint.read(RunDir(run_dir).latest_checkpoint()).arrays["weights"]
 
 
 @pytest.mark.parametrize("cell, units", [("lstm", 24), ("gru", 24), ("lstm", 64)])
@@ -124,14 +127,14 @@ def test_training_reaches_the_same_loss_as_with_keras_layers(tmp_path, cyclic, c
         runs[fast] = train(
             DataConfig(corpus=[str(cyclic)]),
             ModelConfig(cell=cell, layers=2, units=units, embedding_dim=8, dropout=0.1),
-            TrainConfig(epochs=2, batch_size=8, seq_len=16, seed=0, steps_per_epoch=15,
-                        lr=0.01, xla=units >= 64),
-            out=tmp_path / str(fast), cache_dir=tmp_path / "cache")
+            TrainConfig(epochs=2, batch_size=8, seed=0, steps_per_epoch=15, lr=0.01,
+                        xla=units >= 64), WindowConfig(seq_len=16),
+            out=tmp_path / str(fast), options=RunOptions(cache_dir=tmp_path / "cache"))
     fast, slow = runs[True].history, runs[False].history
     assert fast[-1]["val_loss"] < 0.8 * np.log(13)  # it learned (13 tokens: 12 chars, <unk>)
     for a, b in zip(fast, slow, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=2e-3)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=2e-3)
     # the saved model is plain Keras: it reloads and predicts like the trained weights
-    model = runs[True].model
+    model = runs[True].model.network
     assert {type(layer).__name__ for layer in model.layers} >= {cell.upper()}

@@ -29,11 +29,12 @@ def keras():
 def run_dir(tmp_path_factory, keras):
     """A minimal run directory (config.json + vocab.json) and a plain model.keras of V=5."""
     from seqmodels.data.vocab import Vocabulary
-    from seqmodels.training.rundir import write_config
+    from seqmodels.training.rundir import RunDir
 
     root = tmp_path_factory.mktemp("safe") / "run"
     root.mkdir()
-    write_config(root, {"data": {"corpus": [], "level": "char"}, "model": {}, "train": {}})
+    RunDir(root).write_config({"data": {"corpus": [], "level": "char"}, "model": {},
+                               "train": {}})
     Vocabulary(["<pad>", "<unk>", "a", "b", "c"]).save(root / "vocab.json")
     return root
 

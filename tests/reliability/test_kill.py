@@ -22,8 +22,7 @@ import pytest
 from seqmodels.data.vocab import Vocabulary
 from seqmodels.models.saving import load_model
 from seqmodels.training import checkpoint
-from seqmodels.training.history import read_history
-from seqmodels.training.rundir import read_config
+from seqmodels.training.rundir import RunDir
 
 INTERVAL = 3  # --checkpoint-every
 EPOCHS, STEPS = 4, 25
@@ -97,17 +96,17 @@ TIME_COLUMNS = ("wall_seconds", "tokens_per_s", "step_tokens_per_s", "seconds")
 
 def assert_readable(run: Path) -> int:
     """Every file of the run loads; return the global step of the newest checkpoint."""
-    read_config(run)
+    RunDir(run).read_config()
     Vocabulary.load(run / "vocab.json")
     for name in ("latest.npz", "previous.npz"):
         if (run / "checkpoints" / name).exists():
             checkpoint.read(run / "checkpoints" / name)
     if (run / "model.keras").exists():
         load_model(run / "model.keras")
-    history = read_history(run)
+    history = RunDir(run).read_history()
     epochs = [row["epoch"] for row in history]
     assert epochs == list(range(1, len(epochs) + 1)), epochs
-    ckpt = checkpoint.latest(run)
+    ckpt = RunDir(run).latest_checkpoint()
     assert ckpt is not None, "no checkpoint survived"
     return checkpoint.read(ckpt).progress["global_step"]
 
@@ -149,13 +148,13 @@ def test_kill_9_and_resume(tmp_path, corpus, request):
     assert "Traceback" not in err
 
     assert assert_readable(run) == TOTAL
-    ours, theirs = (checkpoint.read(checkpoint.latest(r)).arrays["weights"]
+    ours, theirs = (checkpoint.read(RunDir(r).latest_checkpoint()).arrays["weights"]
                     for r in (run, tmp_path / "reference"))
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
-    history = read_history(run)
+    history = RunDir(run).read_history()
     assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))
     same = [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in history]
     assert same == [{k: v for k, v in row.items() if k not in TIME_COLUMNS}
-                    for row in read_history(tmp_path / "reference")]
+                    for row in RunDir(tmp_path / "reference").read_history()]

@@ -9,18 +9,23 @@ import pytest
 
 from seqmodels.data.config import DataConfig
 from seqmodels.errors import SeqmodelsError
+from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.train import train
 from seqmodels.models.config import ModelConfig
 from seqmodels.models.saving import load_model
 from seqmodels.training import checkpoint
-from seqmodels.training.config import TrainConfig
+from seqmodels.training.config import RunOptions, TrainConfig
+from seqmodels.training.rundir import RunDir
 
 TINY = ModelConfig(layers=1, units=16, embedding_dim=8)
 
 
 def settings(**over):
-    return TrainConfig(**{"epochs": 2, "batch_size": 8, "seq_len": 16, "steps_per_epoch": 5,
+    return TrainConfig(**{"epochs": 2, "batch_size": 8, "steps_per_epoch": 5,
                           "eval_every": 2, "deterministic": True, **over})
+
+
+WINDOWS = WindowConfig(seq_len=16)
 
 
 def test_stock_callbacks_see_every_event_with_logs(tmp_path, cyclic):
@@ -37,8 +42,9 @@ def test_stock_callbacks_see_every_event_with_logs(tmp_path, cyclic):
             events.append(f"test_end {logs['loss']:.4f}")
 
     log = tmp_path / "log.csv"
-    run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), out=tmp_path / "run",
-                callbacks=[lam, Tests(), keras.callbacks.CSVLogger(str(log))])
+    run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), WINDOWS,
+                out=tmp_path / "run",
+                options=RunOptions(callbacks=[lam, Tests(), keras.callbacks.CSVLogger(str(log))]))
     assert events[0] == "train_begin" and events[-1] == "train_end"
     assert events.count("epoch_begin 0") == 1 and events.count("epoch_begin 1") == 1
     assert [e.split()[1] for e in events if e.startswith("batch")] == [str(i) for i in
@@ -60,12 +66,12 @@ def test_stop_training_stops_like_a_budget_and_keeps_the_weights(tmp_path, cycli
             if batch == 2:
                 self.model.stop_training = True
 
-    run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(eval_every=100),
-                out=tmp_path / "run", callbacks=[StopAtThree()])
+    run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(eval_every=100), WINDOWS,
+                out=tmp_path / "run", options=RunOptions(callbacks=[StopAtThree()]))
     assert run.stop_reason == "callback"
     assert [r["global_step"] for r in run.history] == [3]  # validated where it stopped
     kept = load_model(run.path / "model.keras").get_weights()
-    reached = [w for w in checkpoint.read(checkpoint.latest(run.path)).arrays["weights"]
+    reached = [w for w in checkpoint.read(RunDir(run.path).latest_checkpoint()).arrays["weights"]
                if w.dtype == np.float32]
     for a, b in zip(kept, reached):
         np.testing.assert_array_equal(a, b)
@@ -78,15 +84,17 @@ def test_early_stopping_at_an_epoch_end_stops_there(tmp_path, cyclic):
     stop = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: setattr(stop.model, "stop_training", True))
     run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(epochs=3, eval_every=100),
-                out=tmp_path / "run", callbacks=[stop])
+                WINDOWS,
+                out=tmp_path / "run", options=RunOptions(callbacks=[stop]))
     assert run.stop_reason == "callback"
     assert [r["global_step"] for r in run.history] == [5]  # not one step more
 
 
 def test_something_that_is_not_a_keras_callback_is_refused(tmp_path, cyclic):
     with pytest.raises(SeqmodelsError, match="keras.callbacks.Callback objects, not function"):
-        train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), out=tmp_path / "run",
-              callbacks=[lambda: None])
+        train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), WINDOWS,
+              out=tmp_path / "run",
+              options=RunOptions(callbacks=[lambda: None]))
 
 
 CALLBACKS_MODULE = '''

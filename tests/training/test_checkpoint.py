@@ -13,6 +13,7 @@ from seqmodels.training import checkpoint
 from seqmodels.training.checkpoint import NON_NEGATIVE_SLOTS
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.progress import Progress
+from seqmodels.training.rundir import RunDir
 from seqmodels.training.step import make_optimizer
 
 V = 11
@@ -44,10 +45,10 @@ def values(variables) -> list[np.ndarray]:
 
 def test_a_checkpoint_restores_into_a_model_built_later_in_the_process(tmp_path):
     net, optimizer = built(seed=1)
-    checkpoint.write(tmp_path, net, optimizer, Progress(epoch=2, step=5, global_step=17))
+    checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(epoch=2, step=5, global_step=17))
     built(seed=2)  # Keras numbers seed generators and optimizers per process: names move on
     fresh, fresh_optimizer = built(seed=3)
-    progress = checkpoint.restore(checkpoint.load_latest(tmp_path), fresh, fresh_optimizer)
+    progress = checkpoint.restore(checkpoint.load_latest(RunDir(tmp_path)), fresh, fresh_optimizer)
     assert (progress.epoch, progress.step, progress.global_step) == (2, 5, 17)
     for a, b in zip(values(net.variables), values(fresh.variables)):
         np.testing.assert_array_equal(a, b)
@@ -57,7 +58,8 @@ def test_a_checkpoint_restores_into_a_model_built_later_in_the_process(tmp_path)
 
 def test_the_names_are_stored_with_the_arrays(tmp_path):
     net, optimizer = built()
-    ckpt = checkpoint.read(checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17)))
+    path = checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=17))
+    ckpt = checkpoint.read(path)
     assert ckpt.version == checkpoint.VERSION
     assert "rnn_0/kernel" in ckpt.names["weights"] and "logits/bias" in ckpt.names["weights"]
     assert "embedding_dropout/seed_generator_state" in ckpt.names["weights"]
@@ -79,7 +81,7 @@ def _rewrite(path, mutate) -> None:
 
 def test_restore_goes_by_name_not_by_position(tmp_path):
     net, optimizer = built(seed=4)
-    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
+    path = checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=17))
 
     def reverse_weights(arrays, state):
         n = len(state["names"]["weights"])
@@ -97,7 +99,7 @@ def test_restore_goes_by_name_not_by_position(tmp_path):
 
 def test_same_shapes_under_other_names_are_refused(tmp_path):
     net, optimizer = built()
-    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
+    path = checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=17))
 
     def rename(arrays, state):  # rnn_0 and rnn_1 have equal shapes: by order they would load
         state["names"]["weights"] = [n.replace("rnn_1/", "rnn_9/")
@@ -116,7 +118,7 @@ def test_same_shapes_under_other_names_are_refused(tmp_path):
 
 def test_another_model_is_refused_with_one_line(tmp_path):
     net, optimizer = built(layers=1)
-    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
+    path = checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=17))
     with pytest.raises(SeqmodelsError, match="not in the checkpoint"):
         checkpoint.restore(checkpoint.read(path), *built(layers=2))
     wide, wide_optimizer = built(layers=1, units=16)
@@ -126,7 +128,7 @@ def test_another_model_is_refused_with_one_line(tmp_path):
 
 def test_names_that_do_not_fit_the_arrays_are_damage(tmp_path):
     net, optimizer = built()
-    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
+    path = checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=17))
     _rewrite(path, lambda arrays, state: state["names"]["weights"].pop())
     with pytest.raises(SeqmodelsError, match="damaged checkpoint"):
         checkpoint.read(path)
@@ -134,7 +136,7 @@ def test_names_that_do_not_fit_the_arrays_are_damage(tmp_path):
 
 def test_a_version_1_checkpoint_restores_by_position(tmp_path):
     net, optimizer = built(seed=6)
-    path = checkpoint.write(tmp_path, net, optimizer, Progress(global_step=3))
+    path = checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=3))
 
     def as_version_1(arrays, state):
         state["checkpoint_version"] = 1
@@ -152,9 +154,9 @@ def test_a_version_1_checkpoint_restores_by_position(tmp_path):
 
 def test_writing_keeps_the_previous_checkpoint(tmp_path):
     net, optimizer = built()
-    checkpoint.write(tmp_path, net, optimizer, Progress(global_step=17))
-    checkpoint.write(tmp_path, net, optimizer, Progress(global_step=18))
-    folder = tmp_path / checkpoint.FOLDER
-    assert sorted(p.name for p in folder.iterdir()) == [checkpoint.LATEST, checkpoint.PREVIOUS]
-    assert checkpoint.read(folder / checkpoint.PREVIOUS).progress["global_step"] == 17
-    assert checkpoint.load_latest(tmp_path).progress["global_step"] == 18
+    checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=17))
+    checkpoint.write(RunDir(tmp_path), net, optimizer, Progress(global_step=18))
+    folder = RunDir(tmp_path).checkpoints
+    assert sorted(p.name for p in folder.iterdir()) == [RunDir.LATEST, RunDir.PREVIOUS]
+    assert checkpoint.read(folder / RunDir.PREVIOUS).progress["global_step"] == 17
+    assert checkpoint.load_latest(RunDir(tmp_path)).progress["global_step"] == 18

@@ -171,8 +171,8 @@ def test_workers_spec_becomes_tf_config():
         "task": {"type": "worker", "index": 1}}
     for spec, index, says in [
         ("host", 0, "is not host:port"), ("a:1,b:99999", 0, "is not host:port"),
-        ("a:1,a:1", 0, "same host:port twice"), ("a:1,b:2", None, "needs --worker-index"),
-        ("a:1,b:2", 2, "outside --workers-spec's 2 workers"),
+        ("a:1,a:1", 0, "same host:port twice"), ("a:1,b:2", None, "needs worker_index"),
+        ("a:1,b:2", 2, "outside cluster's 2 workers"),
     ]:
         with pytest.raises(SeqmodelsError, match=says):
             cluster_config(spec, index)
@@ -193,11 +193,11 @@ def test_strategy_settings_that_cannot_work(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(SeqmodelsError, match="needs the cluster"):
         make_distribution("multi-worker")
-    with pytest.raises(SeqmodelsError, match="are for --strategy multi-worker"):
+    with pytest.raises(SeqmodelsError, match="go with strategy multi-worker"):
         make_distribution("mirrored", "a:1,b:2", 0)
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": '
                                     '{"type": "worker", "index": 0}}')
-    with pytest.raises(SeqmodelsError, match="both TF_CONFIG and --workers-spec"):
+    with pytest.raises(SeqmodelsError, match="both TF_CONFIG and cluster"):
         make_distribution("multi-worker", "a:1,b:2", 0)
     with pytest.raises(SeqmodelsError, match="unknown|must be one of"):
         make_distribution("parameter-server")
@@ -221,7 +221,7 @@ def test_global_batch_must_split_over_the_replicas(tmp_path, cyclic, monkeypatch
         def __init__(self):
             super().__init__("mirrored", None, True, 3, 1)
 
-    monkeypatch.setattr("seqmodels.lm.train.make_distribution", lambda *a: Three())
+    monkeypatch.setattr("seqmodels.training.distribute.make_distribution", lambda *a: Three())
     result = CliRunner().invoke(cli, ["train", str(cyclic), "--strategy", "mirrored",
                                       "--batch-size", "8", "--out", str(tmp_path / "r")])
     assert result.exit_code == 1

@@ -5,28 +5,43 @@ import time
 import numpy as np
 import pytest
 
+import seqmodels
 from seqmodels.data.config import DataConfig
 from seqmodels.errors import SeqmodelsError
-from seqmodels.lm.run import load_run
+from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.train import train
 from seqmodels.models.config import ModelConfig
 from seqmodels.training import checkpoint
-from seqmodels.training.config import TrainConfig, parse_duration
+from seqmodels.training.config import RunOptions, TrainConfig, parse_duration
+from seqmodels.training.rundir import RunDir
 from seqmodels.training.schedule import schedule_lr
 
 TINY = dict(layers=1, units=24, embedding_dim=8)
 
 
+def on_step(function):
+    """A Keras callback that hands every step's logs (epoch, step, global_step, loss, lr...)
+    to function."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: function(logs))
+
+
+def options(tmp_path, callback=None):
+    return RunOptions(cache_dir=tmp_path / "cache",
+                      callbacks=[on_step(callback)] if callback else [])
+
+
 def run_train(tmp_path, corpus, name, model=None, callback=None, **train_kwargs):
-    settings = dict(epochs=1, batch_size=8, seq_len=16, seed=0, deterministic=True)
+    settings = dict(epochs=1, batch_size=8, seed=0, deterministic=True)
     settings.update(train_kwargs)
     return train(DataConfig(corpus=[str(corpus)]), ModelConfig(**(model or TINY)),
-                 TrainConfig(**settings), out=tmp_path / name, cache_dir=tmp_path / "cache",
-                 callback=callback)
+                 TrainConfig(**settings), WindowConfig(seq_len=16), out=tmp_path / name,
+                 options=options(tmp_path, callback))
 
 
 def weights(run_dir):
-    return checkpoint.read(checkpoint.latest(run_dir)).arrays["weights"]
+    return checkpoint.read(RunDir(run_dir).latest_checkpoint()).arrays["weights"]
 
 
 def same(a, b, tol=1e-6):
@@ -58,7 +73,7 @@ def test_resume_equals_straight_run(tmp_path, cyclic, dropout):
     straight = run_train(tmp_path, cyclic, "straight", model=model, epochs=2)
     first = run_train(tmp_path, cyclic, "resumed", model=model, epochs=1)
     assert len(first.history) == 1
-    resumed = train(resume=first.path, epochs=2, cache_dir=tmp_path / "cache")
+    resumed = train(resume=first.path, changes={"epochs": 2}, options=options(tmp_path))
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     assert same(weights(straight.path), weights(resumed.path))
     assert resumed.history[1]["loss"] == pytest.approx(straight.history[1]["loss"], abs=1e-6)
@@ -69,20 +84,20 @@ def test_interrupted_mid_epoch_resumes_at_the_right_step(tmp_path, cyclic):
     steps = []
 
     def crash(info):
-        steps.append(info["step"])
+        steps.append(int(info["step"]))
         if info["global_step"] == 7:
             raise RuntimeError("simulated crash")
 
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with pytest.raises(SeqmodelsError, match="RuntimeError: simulated crash"):
         train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
-              TrainConfig(epochs=1, batch_size=8, seq_len=16, deterministic=True,
-                          checkpoint_every=3),
-              out=tmp_path / "crashed", cache_dir=tmp_path / "cache", callback=crash)
-    progress = checkpoint.read(checkpoint.latest(tmp_path / "crashed")).progress
+              TrainConfig(epochs=1, batch_size=8, deterministic=True, checkpoint_every=3),
+              WindowConfig(seq_len=16), out=tmp_path / "crashed",
+              options=options(tmp_path, crash))
+    progress = checkpoint.read(RunDir(tmp_path / "crashed").latest_checkpoint()).progress
     assert progress["epoch"] == 0 and progress["step"] == 6
     resumed_steps = []
-    run = train(resume=tmp_path / "crashed", cache_dir=tmp_path / "cache",
-                callback=lambda info: resumed_steps.append(info["step"]))
+    run = train(resume=tmp_path / "crashed",
+                options=options(tmp_path, lambda info: resumed_steps.append(int(info["step"]))))
     assert resumed_steps[0] == 7  # continues with the 7th step of epoch 1, not from 0
     assert steps == list(range(1, 8))  # step 7 ran, then crashed; steps 1-6 are checkpointed
     assert resumed_steps == list(range(7, resumed_steps[-1] + 1))
@@ -92,15 +107,16 @@ def test_interrupted_mid_epoch_resumes_at_the_right_step(tmp_path, cyclic):
 
 def test_clipping_bounds_the_applied_update(tmp_path, cyclic):
     from seqmodels.backend import import_tf
+    from seqmodels.lm.task import language_steps
     from seqmodels.models.builders import build_language_model
-    from seqmodels.training.step import make_optimizer, make_steps
+    from seqmodels.training.step import make_optimizer
 
     tf = import_tf()
     config = TrainConfig(optimizer="sgd", lr=1.0, momentum=0.0, clipnorm=1e-3)
     net = build_language_model(14, ModelConfig(**TINY))
     optimizer = make_optimizer(config)
     optimizer.build(net.trainable_variables)
-    train_step, _ = make_steps(net, optimizer, config)
+    train_step, _ = language_steps(net, optimizer, config)
     x = tf.constant(np.random.default_rng(0).integers(0, 14, (4, 10)), tf.int32)
     before = [w.numpy().copy() for w in net.trainable_variables]
     _, norm, finite = train_step(x, x)
@@ -114,6 +130,7 @@ def test_l2_raises_the_loss_by_the_expected_amount():
     import keras
 
     from seqmodels.backend import import_tf
+    from seqmodels.lm.task import cross_entropy
     from seqmodels.models.builders import build_language_model
     from seqmodels.training.step import loss_terms
 
@@ -123,8 +140,8 @@ def test_l2_raises_the_loss_by_the_expected_amount():
     l2 = build_language_model(14, ModelConfig(**TINY, l2=0.01))
     l2.set_weights(plain.get_weights())
     x = tf.constant(np.random.default_rng(0).integers(0, 14, (4, 10)), tf.int32)
-    ce0, pen0 = loss_terms(plain, x, x)
-    ce1, pen1 = loss_terms(l2, x, x)
+    ce0, pen0 = loss_terms(plain, x, x, cross_entropy)
+    ce1, pen1 = loss_terms(l2, x, x, cross_entropy)
     rnn = l2.get_layer("rnn_0")
     expected = 0.01 * sum(float(np.sum(np.square(w))) for w in
                           (rnn.cell.kernel.numpy(), rnn.cell.recurrent_kernel.numpy()))
@@ -135,15 +152,15 @@ def test_l2_raises_the_loss_by_the_expected_amount():
 def test_max_time_stops_within_budget_plus_one_step(tmp_path, cyclic):
     stamps = []
     run = train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
-                TrainConfig(epochs=10_000, batch_size=8, seq_len=16, max_time=2.0),
-                out=tmp_path / "budget", cache_dir=tmp_path / "cache",
-                callback=lambda info: stamps.append(time.monotonic()))
+                TrainConfig(epochs=10_000, batch_size=8, max_time=2.0),
+                WindowConfig(seq_len=16), out=tmp_path / "budget",
+                options=options(tmp_path, lambda info: stamps.append(time.monotonic())))
     assert run.stop_reason == "max-time"
     gaps = np.diff(stamps)
     longest_step = float(np.max(gaps)) if len(gaps) else 0.0
     # the clock starts just before the first step; the first step includes tracing
     assert stamps[-1] - stamps[0] <= 2.0 + longest_step
-    assert (run.path / "model.keras").is_file() and checkpoint.latest(run.path) is not None
+    assert (run.path / "model.keras").is_file() and RunDir(run.path).latest_checkpoint() is not None
 
 
 def test_nan_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, cyclic):
@@ -156,22 +173,22 @@ def test_nan_stops_within_one_step_and_keeps_the_last_good_checkpoint(tmp_path, 
                   clipnorm=None, checkpoint_every=1, callback=lambda i: seen.append(i["step"]))
     assert "were not updated" in str(info.value)
     assert seen == [1]  # step 1 applied a huge but finite update; step 2 was refused
-    ckpt = checkpoint.read(checkpoint.latest(tmp_path / "nan"))
+    ckpt = checkpoint.read(RunDir(tmp_path / "nan").latest_checkpoint())
     assert ckpt.progress["step"] == 1
     assert all(np.isfinite(w).all() for w in ckpt.arrays["weights"])
 
 
-def test_load_run_gives_the_same_predictions(tmp_path, cyclic):
+def test_load_gives_the_same_predictions(tmp_path, cyclic):
     from seqmodels.models.builders import build_language_model
 
     run = run_train(tmp_path, cyclic, "reload", epochs=1)
-    again = load_run(run.path)
-    net = build_language_model(len(again.vocab), ModelConfig(**TINY))
+    again = seqmodels.load(run.path)
+    net = build_language_model(again.vocab_size, ModelConfig(**TINY))
     for var, value in zip(net.variables, weights(run.path)):  # the last epoch is the best
         var.assign(value)
-    x = np.array([again.vocab.encode("abcdefghijk\nabc")], dtype=np.int32)
-    assert np.allclose(again.model(x), net(x), atol=1e-6)
-    assert again.config["model"]["units"] == 24 and again.config["versions"]["keras"]
+    x = np.array([again.tokenizer.encode("abcdefghijk\nabc")], dtype=np.int32)
+    assert np.allclose(again(x), net(x), atol=1e-6)
+    assert again.settings["model"]["units"] == 24 and again.settings["versions"]["keras"]
 
 
 def test_refuses_to_overwrite_an_existing_run(tmp_path, cyclic):
@@ -196,10 +213,10 @@ def test_schedules_and_durations():
 
 
 def test_patience_and_plateau_follow_the_validation_loss(tmp_path, cyclic, monkeypatch):
-    import seqmodels.lm.train as trainer
+    import seqmodels.lm.task as task
 
     losses = iter([2.0, 1.5, 1.6, 1.7, 1.4, 1.8, 1.9])
-    monkeypatch.setattr(trainer, "validation_loss", lambda step, ds: next(losses))
+    monkeypatch.setattr(task, "validation_loss", lambda step, ds: next(losses))
     run = run_train(tmp_path, cyclic, "plateau", epochs=10, patience=2, lr=0.01,
                     schedule="plateau", decay_factor=0.5, steps_per_epoch=2)
     assert run.stop_reason == "early-stopping"
@@ -219,5 +236,5 @@ def test_the_training_plot_of_zero_gradients_warns_nothing(tmp_path):
              "grad_norm_max": 0.0} for t in (100, 200)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        plot_history(tmp_path, rows)
+        plot_history(tmp_path / "training.png", rows)
     assert (tmp_path / "training.png").stat().st_size > 0

@@ -14,25 +14,42 @@ from seqmodels.cli.main import cli
 from seqmodels.data.config import DataConfig
 from seqmodels.errors import SeqmodelsError
 from seqmodels.lm import train as trainer
+from seqmodels.lm.config import WindowConfig
 from seqmodels.models import builders
 from seqmodels.models.config import ModelConfig
 from seqmodels.training import checkpoint
-from seqmodels.training.config import TrainConfig
-from seqmodels.training.lock import LOCK_NAME, run_lock
+from seqmodels.training.config import RunOptions, TrainConfig
+from seqmodels.training.rundir import RunDir
 
 TINY = dict(layers=1, units=24, embedding_dim=8)
 
 
+LOCK_NAME = RunDir.LOCK
+
+
+def run_lock(run):
+    """Hold a run's lock, as a training process does."""
+    return RunDir(run).locked()
+
+
+def on_step(function):
+    """A Keras callback that hands every step's logs to function."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: function(logs))
+
+
 def run_train(tmp_path, corpus, name="run", model=None, callback=None, **settings):
-    config = dict(epochs=1, batch_size=8, seq_len=16, seed=0, deterministic=True)
+    config = dict(epochs=1, batch_size=8, seed=0, deterministic=True)
     config.update(settings)
     return trainer.train(DataConfig(corpus=[str(corpus)]), ModelConfig(**(model or TINY)),
-                         TrainConfig(**config), out=tmp_path / name,
-                         cache_dir=tmp_path / "cache", callback=callback)
+                         TrainConfig(**config), WindowConfig(seq_len=16), out=tmp_path / name,
+                         options=RunOptions(cache_dir=tmp_path / "cache",
+                                            callbacks=[on_step(callback)] if callback else []))
 
 
 def progress_of(run_dir):
-    return checkpoint.read(checkpoint.latest(run_dir)).progress
+    return checkpoint.read(RunDir(run_dir).latest_checkpoint()).progress
 
 
 def test_a_second_writer_is_refused(tmp_path, cyclic):
@@ -48,16 +65,16 @@ def test_a_second_writer_is_refused(tmp_path, cyclic):
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, cyclic):
     run = run_train(tmp_path, cyclic).path
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from seqmodels.training.lock import run_lock\n"
-         "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)",
+        [sys.executable, "-c", "import sys, time; from seqmodels.training.rundir import RunDir\n"
+         "with RunDir(sys.argv[1]).locked():\n    print('locked', flush=True); time.sleep(600)",
          str(run)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(SeqmodelsError, match=f"pid {holder.pid}"):
-        trainer.train(resume=run, epochs=2)
+        trainer.train(resume=run, changes={"epochs": 2})
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     with pytest.warns(UserWarning, match=f"left by pid {holder.pid} on .*no longer running"):
-        trainer.train(resume=run, epochs=2)
+        trainer.train(resume=run, changes={"epochs": 2})
     assert progress_of(run)["epoch"] == 2
     assert (run / LOCK_NAME).read_text() == ""  # a clean exit leaves an empty lock file
 
@@ -79,7 +96,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monk
         run_train(tmp_path, cyclic, checkpoint_every=1)
     message = str(info.value)
     assert "could not write the checkpoint" in message and "No space left on device" in message
-    assert f"seqmodels train --resume {tmp_path / 'run'}" in message
+    assert f"seqmodels.train(resume={str(tmp_path / 'run')!r})" in message  # how to go on
     run = tmp_path / "run"
     # calls 1-3: step 0 (start), steps 1 and 2; the write for step 3 failed
     assert progress_of(run)["global_step"] == 2
@@ -112,7 +129,7 @@ def test_nan_stops_by_default_and_names_the_remedies(tmp_path, cyclic, monkeypat
                   momentum=0.0, clipnorm=None)
     message = str(info.value)
     assert "NaN/Inf at epoch 1, step 2" in message
-    assert "--lr" in message and "--clipnorm" in message and "--on-nan rollback" in message
+    assert "lower lr" in message and "clipnorm" in message and "on_nan rollback" in message
 
 
 def test_rollback_reloads_the_checkpoint_and_halves_the_rate(tmp_path, cyclic, monkeypatch):
@@ -161,7 +178,8 @@ def test_resume_works_from_a_run_killed_before_its_first_checkpoint(tmp_path, cy
     killed_write = run / "checkpoints" / ".seqmodels-tmp-latest.npz-x1y2.npz.tmp"
     killed_write.write_bytes(b"half")
     trainer.train(resume=run)
-    a, b = (checkpoint.read(checkpoint.latest(r)).arrays["weights"] for r in (straight, run))
+    a, b = (checkpoint.read(RunDir(r).latest_checkpoint()).arrays["weights"]
+            for r in (straight, run))
     assert all(np.allclose(x, y, atol=1e-6, rtol=0) for x, y in zip(a, b))
     assert timeless(run) == timeless(straight)
     assert not killed_write.exists()

@@ -18,9 +18,10 @@ import pytest
 from seqmodels.backend import import_tf
 from seqmodels.data.config import DataConfig
 from seqmodels.data.prepare import prepare_corpus
+from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.train import train
 from seqmodels.models.config import ModelConfig
-from seqmodels.training.config import TrainConfig
+from seqmodels.training.config import RunOptions, TrainConfig
 
 T = 8
 SHORT, LONG = "abcd", "efghijkl"  # fillers after the first and the second bit
@@ -50,14 +51,14 @@ def score(logp: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
 
 def echo_scores(run, ids: np.ndarray) -> dict[str, tuple[float, float]]:
     """(accuracy, bits) of both echoes: from the T tokens before each, and with carried state."""
-    net = run.model  # the plain model (any batch size), from a stateful run too
+    net = run.model.network  # the plain model (any batch size), from a stateful run too
     # One pass from the start of the validation text: the same as carrying the state over
     # consecutive windows of T. Row i predicts ids[i + 1].
     carried = log_probs(net, ids[None, :CARRIED])[0]
     scores = {}
     for name, filler in (("short", SHORT), ("long", LONG)):
         distance = len(filler) + 1  # from a bit to its echo
-        echoes = np.flatnonzero(ids[:-1] == run.vocab.index[filler[-1]]) + 1
+        echoes = np.flatnonzero(ids[:-1] == run.model.vocabulary.index[filler[-1]]) + 1
         echoes = echoes[echoes >= max(T, distance)]
         assert len(echoes) > 3000 and np.all(ids[echoes] == ids[echoes - distance])
         # exactly the T inputs a window ending at the echo's prediction sees, from a zero state
@@ -76,11 +77,11 @@ def test_stateful_training_learns_an_echo_beyond_the_window(tmp_path):
     data = DataConfig(corpus=[str(path)], splits=(0.8, 0.1, 0.1))
     runs = {}
     for stateful in (True, False):
-        config = TrainConfig(stateful=stateful, seq_len=T, batch_size=64, epochs=2,
-                             steps_per_epoch=800, lr=0.02, seed=0)
-        runs[stateful] = train(data, MODEL, config, out=tmp_path / f"stateful-{stateful}",
-                               cache_dir=tmp_path / "cache")
-        assert runs[stateful].config["train"]["stateful"] is stateful
+        config = TrainConfig(batch_size=64, epochs=2, steps_per_epoch=800, lr=0.02, seed=0)
+        runs[stateful] = train(data, MODEL, config, WindowConfig(seq_len=T, stateful=stateful),
+                               out=tmp_path / f"stateful-{stateful}",
+                               options=RunOptions(cache_dir=tmp_path / "cache"))
+        assert runs[stateful].settings["windows"]["stateful"] is stateful
     val = np.asarray(prepare_corpus(data, cache_dir=tmp_path / "cache").splits.val, np.int32)
     stateful, stateless = echo_scores(runs[True], val), echo_scores(runs[False], val)
     report = f"stateful {stateful}, stateless {stateless}"

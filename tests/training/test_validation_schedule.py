@@ -6,38 +6,52 @@ import math
 import numpy as np
 import pytest
 
+import seqmodels
 from seqmodels.data.config import DataConfig
+from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.train import train
-from seqmodels.models.config import ModelConfig
 from seqmodels.models.saving import load_model
-from seqmodels.training import checkpoint, loop
-from seqmodels.training.config import TrainConfig
-from seqmodels.training.lock import run_lock
-from seqmodels.training.loop import validation_due
+from seqmodels.training import checkpoint, trainer
+from seqmodels.training.config import RunOptions, TrainConfig
 from seqmodels.training.progress import Progress
+from seqmodels.training.rundir import RunDir
 from seqmodels.training.schedule import MIN_EVAL_EVERY, eval_every
+from seqmodels.training.trainer import validation_due
 
 TINY = dict(layers=1, units=16, embedding_dim=8)
 
 
+def on_step(function):
+    """A Keras callback that hands every step's logs to function."""
+    import keras
+
+    return keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: function(logs))
+
+
 def run_train(tmp_path, cyclic, name, resume=None, callback=None, **settings):
+    from seqmodels.models.config import ModelConfig
+
+    options = RunOptions(cache_dir=tmp_path / "cache",
+                         callbacks=[on_step(callback)] if callback else [])
     if resume is not None:
-        return train(resume=resume, cache_dir=tmp_path / "cache", **settings)
-    config = TrainConfig(**{"epochs": 2, "batch_size": 8, "seq_len": 16, "steps_per_epoch": 7,
+        return train(resume=resume, changes=settings, options=options)
+    windows = WindowConfig(seq_len=16, stateful=settings.pop("stateful", False),
+                           eval_tokens=settings.pop("eval_tokens", None))
+    config = TrainConfig(**{"epochs": 2, "batch_size": 8, "steps_per_epoch": 7,
                             "deterministic": True, "eval_every": 3, **settings})
-    return train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY), config,
-                 out=tmp_path / name, cache_dir=tmp_path / "cache", callback=callback)
+    return train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY), config, windows,
+                 out=tmp_path / name, options=options)
 
 
 def weights(run_dir):
-    return checkpoint.read(checkpoint.latest(run_dir)).arrays["weights"]
+    return checkpoint.read(RunDir(run_dir).latest_checkpoint()).arrays["weights"]
 
 
 def stop_by_budget_after(monkeypatch, steps: int):
     """Make --max-time run out after `steps` steps (a clock that jumps then); returns the step
     callback that counts them."""
     done = {"steps": 0}
-    monkeypatch.setattr(loop._Clock, "process_seconds",
+    monkeypatch.setattr(trainer._Clock, "process_seconds",
                         lambda self: 1e9 if done["steps"] >= steps else 0.0)
     return lambda info: done.update(steps=info["global_step"])
 
@@ -81,7 +95,7 @@ def test_a_budget_ending_mid_epoch_keeps_the_weights_it_reached(tmp_path, cyclic
     assert [(r["epoch"], r["step"], r["global_step"]) for r in run.history] == [(1, 2, 2)]
     assert (run.path / "history.csv").is_file() and (run.path / "training.png").is_file()
     kept = load_model(run.path / "model.keras").get_weights()
-    reached = checkpoint.read(checkpoint.latest(run.path)).arrays["weights"]
+    reached = checkpoint.read(RunDir(run.path).latest_checkpoint()).arrays["weights"]
     trainable = [w for w in reached if w.dtype == np.float32]  # not the RNG seed states
     assert len(kept) == len(trainable)
     for a, b in zip(kept, trainable):
@@ -116,14 +130,13 @@ def test_validation_in_mid_epoch_leaves_a_stateful_carry_alone(tmp_path, cyclic)
 
 def test_a_run_that_is_still_training_says_so(tmp_path, cyclic):
     from seqmodels.errors import SeqmodelsError
-    from seqmodels.lm.run import load_run
 
     run = run_train(tmp_path, cyclic, "busy", epochs=1)
     (run.path / "model.keras").unlink()
-    with run_lock(run.path), pytest.raises(SeqmodelsError, match="is still training"):
-        load_run(run.path)
+    with RunDir(run.path).locked(), pytest.raises(SeqmodelsError, match="is still training"):
+        seqmodels.load(run.path)
     with pytest.raises(SeqmodelsError, match="has no trained model yet"):
-        load_run(run.path)
+        seqmodels.load(run.path)
 
 
 def test_eval_tokens_validates_a_slice_and_the_best_model_on_the_whole_split(tmp_path, cyclic):
@@ -134,7 +147,7 @@ def test_eval_tokens_validates_a_slice_and_the_best_model_on_the_whole_split(tmp
     val = prepare_corpus(DataConfig(corpus=[str(cyclic)]), cache_dir=tmp_path / "cache"
                          ).splits.val
     assert len(val) > 200
-    best = load_model(run.path / "model.keras")
+    best = seqmodels.load(run.path)
     assert run.full_val_loss == pytest.approx(
         evaluate_ids(best, val, context=16).cross_entropy, rel=1e-6)
     whole = run_train(tmp_path, cyclic, "whole", epochs=1)  # the same training, all validated

@@ -1,0 +1,79 @@
+"""The forecasting task the Trainer trains: windows of a prepared series in batches, the squared
+error and its root, the model, and the scaler kept in the run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from seqmodels.files import write_json_atomic
+from seqmodels.forecast.prepare import Prepared
+from seqmodels.forecast.run import SCALER_FORMAT
+from seqmodels.forecast.series import window_maker
+from seqmodels.models.config import ModelConfig
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.rundir import RunDir
+from seqmodels.training.trainer import Task
+
+
+def series_metrics(val_loss: float) -> dict[str, float]:
+    """History columns of a validation mean squared error: its root (scaled units)."""
+    return {"val_rmse": math.sqrt(max(val_loss, 0.0))}
+
+
+def squared_error(y, outputs):
+    """(B, H) targets and forecasts -> (B, H) squared errors (scaled units)."""
+    from seqmodels.backend import import_tf
+
+    return import_tf().square(y - outputs)
+
+
+def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Task:
+    """The Task of training a fresh regression model of these settings on a prepared series."""
+    from seqmodels.backend import import_tf
+    from seqmodels.models.builders import build_regression_model
+    from seqmodels.models.saving import save_model_atomic
+    from seqmodels.training.step import make_optimizer, make_steps
+
+    tf = import_tf()
+    series = data.config
+    starts, val_count = data.starts[0], len(data.starts[1])  # windows are made per batch
+    features, W = data.parts[0].shape[1], series.window
+    B = min(config.batch_size, len(starts))  # a larger batch is all the windows at once
+    steps = math.ceil(len(starts) / B)
+    if config.steps_per_epoch:
+        steps = min(steps, config.steps_per_epoch)
+    model.check_size(-features, series.horizon, B, W, output_steps=1, steps_option="window")
+    net = build_regression_model(features, series.horizon, model, W)
+    optimizer = make_optimizer(config)
+    optimizer.build(net.trainable_variables)
+    train_step, eval_step = make_steps(net, optimizer, config, squared_error,
+                                       jit=bool(config.xla))
+    make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.relative)
+
+    def dataset(epoch: int):
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))
+        return tf.data.Dataset.from_tensor_slices(starts[order]).batch(B).map(make_batch)
+
+    def validate() -> float:
+        total, count = 0.0, 0
+        for x_val, y_val, _ in data.window_chunks(1):
+            s, n = eval_step(x_val, y_val)
+            total, count = total + float(s), count + int(n)
+        return total / count  # mean squared error, scaled units
+
+    def save_best(run: RunDir) -> None:
+        save_model_atomic(net, run.model)
+
+    def write_files(run: RunDir) -> None:
+        if not run.scaler.exists():  # a kill may have come before it was written
+            write_json_atomic(run.scaler, {
+                "format": SCALER_FORMAT, "version": 1, **data.scaler, "fill": data.fill,
+                "fitted_on": f"training part: rows 1-{len(data.parts[0])} of {len(data.series)}",
+            })
+
+    return Task(net, optimizer, train_step, dataset, steps, validate, save_best,
+                write_files=write_files, val_metrics=series_metrics,
+                loss_label="mean squared error (scaled)", val_tokens=val_count * W,
+                batch_tokens=B * W, unit="time steps", batch_size=B)

@@ -1,0 +1,132 @@
+"""The language-model task the Trainer trains: windows of a prepared corpus in batches, the
+cross-entropy and its metrics, carried states, and the best model kept as the run's model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from seqmodels.data.prepare import PreparedCorpus
+from seqmodels.data.windows import require_windows, stream_dataset, stream_layout, window_dataset
+from seqmodels.errors import SeqmodelsError
+from seqmodels.lm.config import WindowConfig
+from seqmodels.lm.model import LanguageModel
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.history import perplexity
+from seqmodels.training.rundir import RunDir
+from seqmodels.training.trainer import Task
+
+
+def cross_entropy(y, logits):
+    """Token cross-entropy in nats: (B, T) ids and (B, T, V) logits -> (B, T)."""
+    from seqmodels.backend import import_tf
+
+    return import_tf().nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+
+
+def language_metrics(val_loss: float) -> dict[str, float]:
+    """History columns of a validation cross-entropy: perplexity and bits per token."""
+    return {"val_perplexity": perplexity(val_loss),  # None (an empty cell) if it overflows
+            "val_bits_per_token": val_loss / math.log(2)}
+
+
+def validation_loss(eval_step, dataset) -> float:
+    """Mean cross-entropy (nats/token) over every (x, y) batch of a dataset."""
+    total, count = 0.0, 0
+    for x, y in dataset:
+        s, n = eval_step(x, y)
+        total, count = total + float(s), count + int(n)
+    return total / count
+
+
+def validation_ids(prepared: PreparedCorpus, windows: WindowConfig) -> tuple[Any, str]:
+    """The validation ids one validation reads (eval_tokens of them, and the target after), and
+    what they are, in words."""
+    val = prepared.splits.val
+    if windows.eval_tokens:
+        return val[:windows.eval_tokens + 1], (
+            f"validation split (its first `eval_tokens` {windows.eval_tokens:,} and the target "
+            f"after them)")
+    return val, "validation split"
+
+
+def steps_per_epoch(prepared: PreparedCorpus, config: TrainConfig, windows: WindowConfig) -> int:
+    """Training steps in one pass over the training split; every split is checked to hold a
+    window (or a stream per batch row) first."""
+    train_ids = prepared.splits.train
+    val, val_what = validation_ids(prepared, windows)
+    B, T = config.batch_size, windows.seq_len
+    if windows.stateful:
+        stream_layout(val, B, T, val_what)
+        steps = stream_layout(train_ids, B, T, "training split").steps
+    else:
+        stride = windows.stride or T
+        count = require_windows(len(train_ids), T, stride, "training split")
+        require_windows(len(val), T, T, val_what)
+        steps = count // B
+        if steps == 0:
+            raise SeqmodelsError(
+                f"the training split has {count:,} window(s) of `seq_len` {T}"
+                + (f" at `stride` {stride}" if windows.stride else "")
+                + f", fewer than one batch of {B}; use a smaller `batch_size` or `seq_len`"
+                + (" or `stride`" if windows.stride else ""))
+    return min(steps, config.steps_per_epoch) if config.steps_per_epoch else steps
+
+
+def language_steps(network: Any, optimizer: Any, config: TrainConfig, fast: bool | None = None):
+    """The compiled (train_step, eval_step) of a language network, as `seqmodels train` runs
+    them: through the fused CPU recurrence where it applies (fast=None), with XLA where that
+    pays off (unless config.xla says)."""
+    from seqmodels.models import fused
+    from seqmodels.training.step import make_steps
+
+    fast = fused.use_fused(network, fast)
+    return make_steps(network, optimizer, config, cross_entropy, fused.forward(network, fast),
+                      jit=fused.use_xla(network, fast, config.xla))
+
+
+def language_task(model: LanguageModel, optimizer: Any, prepared: PreparedCorpus,
+                  config: TrainConfig, windows: WindowConfig, distribution: Any = None) -> Task:
+    """The Task of training model on a prepared corpus's windows."""
+    from seqmodels.models import fused
+    from seqmodels.training.distribute import make_train_step
+
+    splits = prepared.splits
+    B, T = config.batch_size, windows.seq_len
+    steps = steps_per_epoch(prepared, config, windows)
+    val, _ = validation_ids(prepared, windows)
+    network = model.network
+    train_step, eval_step = language_steps(network, optimizer, config)
+    if distribution is not None:  # the fused path on CPU devices; GPUs keep cuDNN's kernels
+        forward = fused.forward(network, fused.use_fused(network))
+        train_step = make_train_step(distribution, network, optimizer, config, cross_entropy,
+                                     forward)
+    if windows.stateful:
+        streams = stream_layout(splits.train, B, T, "training split")
+        val_streams = stream_layout(val, B, T, "validation split")
+
+    def dataset(epoch: int):
+        if windows.stateful:
+            return stream_dataset(streams)
+        return window_dataset(splits.train, T, B, windows.stride, shuffle=True, seed=config.seed,
+                              epoch=epoch, drop_remainder=True)
+
+    def validate() -> float:
+        if windows.stateful:
+            model.reset_states()
+            ds = stream_dataset(val_streams)
+        else:
+            ds = window_dataset(val, T, B)
+        loss = validation_loss(eval_step, ds)
+        return loss if distribution is None else distribution.chief_value(loss)  # all agree
+
+    def write_files(run: RunDir) -> None:
+        if not run.vocab.exists():  # a kill may have come before it was written
+            prepared.vocab.save(run.vocab)
+
+    return Task(network, optimizer, train_step, dataset, steps, validate, save_best=model.save,
+                write_files=write_files, val_metrics=language_metrics,
+                val_tokens=len(val) - 1, batch_tokens=B * T,
+                loss_label="cross-entropy (nats/token)",
+                start_epoch=model.reset_states if windows.stateful else None,
+                state_variables=model.carried_states, batch_size=B)

@@ -1,0 +1,502 @@
+"""The Trainer: it trains a task it does not know in a run directory. It starts the run or resumes
+it under its lock, takes steps, validates, keeps the best model, checkpoints, and stops at the
+epochs, the time budget, early stopping, a signal or a callback; a NaN loss stops the run or rolls
+it back."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seqmodels.errors import ResumableError, SeqmodelsError
+from seqmodels.interrupts import ctrl_c_pressed
+from seqmodels.training import checkpoint
+from seqmodels.training.callbacks import keras_callbacks, logs
+from seqmodels.training.config import TrainConfig
+from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
+from seqmodels.training.progress import IntervalStats, Progress
+from seqmodels.training.rundir import RunDir
+from seqmodels.training.schedule import eval_every, schedule_lr
+
+MAX_ROLLBACKS = 3
+
+
+@dataclass
+class Task:
+    """What the Trainer needs from one kind of model (a language model, a forecaster); each kind
+    builds its own (seqmodels.lm.task, seqmodels.forecast.task)."""
+
+    net: Any  # the Keras model trained
+    optimizer: Any
+    train_step: Callable  # (x, y) -> (loss, pre-clip gradient norm, finite)
+    dataset: Callable[[int], Any]  # epoch -> (x, y) batches in a fixed order for that epoch
+    steps: int  # per epoch
+    validate: Callable[[], float]
+    save_best: Callable[[RunDir], None]  # writes the run's model file
+    write_files: Callable[[RunDir], None] = lambda run: None  # the task's own files a run lacks
+    val_metrics: Callable[[float], dict[str, float]] = lambda loss: {}  # more history columns
+    val_tokens: int = 0  # tokens one validation reads, for the default schedule
+    batch_tokens: int = 0  # tokens of one (global) training batch
+    unit: str = "tokens"  # what a model reads, in messages (a forecaster: time steps)
+    loss_label: str = "loss"  # the loss and its units, for the plot
+    start_epoch: Callable[[], None] | None = None  # e.g. reset carried RNN states
+    # states carried from step to step (name, variable): checkpointed, and kept across validation
+    state_variables: Callable[[], list[tuple[str, Any]]] = field(default=lambda: [])
+    batch_size: int = 0  # the global batch, for the token counts of distributed batches
+
+
+class Interrupted(ResumableError):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint."""
+
+
+class _NonFinite(Exception):
+    """The loss or gradient norm of a step was NaN/Inf (the step's update was skipped)."""
+
+
+_ACTIVE_STOP_FLAGS: list[dict] = []  # the flags of the trainings running now (callbacks read them)
+
+
+def stop_requested() -> bool:
+    """Whether a signal asked the training running now to stop (for long callbacks to yield)."""
+    return any(flag["signal"] is not None for flag in _ACTIVE_STOP_FLAGS)
+
+
+@contextmanager
+def _stop_requests() -> Iterator[dict]:
+    """Turn SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
+    # a Ctrl-C swallowed before training began (see interrupts) stops it at the first step
+    flag: dict[str, int | None] = {"signal": signal.SIGINT if ctrl_c_pressed() else None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _ACTIVE_STOP_FLAGS.append(flag)
+    try:
+        yield flag
+    finally:
+        _ACTIVE_STOP_FLAGS.remove(flag)
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def writing(what: str, run: RunDir) -> Iterator[None]:
+    """Turn a failed write (disk full, permissions) into one line that says nothing was lost."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if not run.path.is_dir():
+            raise SeqmodelsError(f"could not write the {what}: the run directory {run} no "
+                                 f"longer exists (deleted while training?); training stopped "
+                                 f"and nothing more could be kept") from None
+        where = f"{exc.filename}: " if exc.filename else ""
+        error = ResumableError(f"could not write the {what} in {run} ({where}{reason}); the "
+                               f"files already there are intact", run.path,
+                               "make room and continue with", separator="; ")
+        error.reason = f"{where}{reason}"
+        raise error from None
+
+
+class _Clock:
+    """Wall seconds of the run: those before this process, and this process's own."""
+
+    def __init__(self, before: float) -> None:
+        self.before, self.started = before, time.monotonic()
+
+    def run_seconds(self) -> float:
+        """Wall seconds since the run began, all processes together."""
+        return self.before + time.monotonic() - self.started
+
+    def process_seconds(self) -> float:
+        """Wall seconds since this process began training."""
+        return time.monotonic() - self.started
+
+
+def validation_due(p: Progress, every: int, steps: int, stopping: bool = False) -> bool:
+    """Whether to validate now: at an epoch's end, at every `every`-th global step (the same
+    steps in a resumed run as in an uninterrupted one), and when a budget or a signal stops
+    training with steps not yet validated (so no work is thrown away)."""
+    unvalidated = p.global_step > p.last_validated_step
+    return unvalidated and (p.step >= steps or stopping or p.global_step % every == 0)
+
+
+class Trainer:
+    """Trains one task by one TrainConfig: in a run directory it starts or resumes (`train`), or,
+    as a cluster worker that is not the chief, beside the chief's (`train_as_worker`)."""
+
+    def __init__(self, task: Task, config: TrainConfig, distribution: Any = None,
+                 callbacks: list | None = None, progress: bool = False,
+                 log_every: int | None = None) -> None:
+        self.task, self.config, self.distribution = task, config, distribution
+        self.progress, self.log_every = progress, log_every
+        self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
+
+    # ------------------------------------------------------------------ sessions
+
+    def train(self, run_dir: str | Path | None, resuming: bool, settings: dict,
+              name: str) -> tuple[RunDir, str]:
+        """Train in run_dir (new: runs/<date>-<name> when None) and return it and why training
+        stopped. settings is config.json's content."""
+        created = run_dir is None or not Path(run_dir).exists()
+        run = RunDir(run_dir) if resuming else RunDir.create(run_dir, name)
+        with run.locked():
+            p = Progress()
+            if resuming:
+                run.remove_stale_temporaries()
+                run.check_replaceable()
+                self._restore_latest(run, p)  # none: killed before the first, so step 0
+            else:
+                RunDir.check_new(run.path)  # again under the lock: a run may have started since
+            try:
+                if not resuming:
+                    run.start()
+                run.write_config(settings)  # on resume: with the new epochs, budget...
+                self.task.write_files(run)
+                run.write_history(p.history, self.task.loss_label)  # a kill may have come
+                if run.latest_checkpoint() is None:  # between checkpoint and CSV
+                    self._save(run, p)  # step 0, so a kill or a NaN always has a checkpoint
+            except (OSError, SeqmodelsError) as exc:
+                if isinstance(exc, OSError):
+                    reason = (f"{exc.filename}: " if exc.filename else "") + (
+                        exc.strerror or str(exc))
+                else:
+                    reason = getattr(exc, "reason", None) or str(exc)
+                if resuming:  # every file is replaced atomically: the old one is still whole
+                    raise SeqmodelsError(f"could not write in {run} ({reason}); the files "
+                                         f"already there are intact") from None
+                run.undo_start(created)
+                raise SeqmodelsError(f"could not start the run in {run} ({reason}); nothing "
+                                     f"was kept there") from None
+            return run, self._fit(run, p)
+
+    def train_as_worker(self, shared: str | Path | None) -> tuple[Progress, str, Any]:
+        """A cluster worker that is not the chief: it reads the chief's run `shared` (to resume)
+        and never writes it; its checkpoints, for rollback, go to a scratch folder.
+
+        Returns the progress, why it stopped and the best model (the last one if none was kept).
+        """
+        with tempfile.TemporaryDirectory(prefix="seqmodels-worker-") as scratch:
+            run = RunDir(scratch)
+            run.start()
+            p = Progress()
+            if shared is not None:
+                self._restore_latest(RunDir(shared), p)
+            self._save(run, p)
+            stop_reason = self._fit(run, p)
+            if not run.model.exists():
+                return p, stop_reason, self.task.net
+            from seqmodels.models.saving import load_model
+
+            return p, stop_reason, load_model(run.model)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save(self, run: RunDir, p: Progress, stats: IntervalStats | None = None) -> None:
+        """Checkpoint the task's model, optimizer and carried states with the progress (and the
+        sums since the last validation)."""
+        p.partial = stats.to_json() if stats is not None and stats.steps else {}
+        with writing("checkpoint", run):
+            checkpoint.write(run, self.task.net, self.task.optimizer, p,
+                             self.task.state_variables())
+
+    def _restore_latest(self, run: RunDir, p: Progress) -> bool:
+        """Load the run's newest checkpoint into the task and p; False if there is none."""
+        ckpt = checkpoint.load_latest(run)
+        if ckpt is None:
+            return False
+        vars(p).update(vars(checkpoint.restore(ckpt, self.task.net, self.task.optimizer,
+                                               self.task.state_variables())))
+        return True
+
+    def _write_records(self, run: RunDir, p: Progress) -> None:
+        """The history and its plot from the validations in the progress."""
+        with writing("history", run):
+            run.write_history(p.history, self.task.loss_label)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _fit(self, run: RunDir, p: Progress) -> str:
+        """Train until the epochs, the time budget, early stopping or a signal end it."""
+        clock = _Clock(p.seconds)
+        if self.progress:
+            self._announce(run, p)
+        callbacks = self.callbacks
+        if callbacks is not None:
+            self.task.net.stop_training = False
+            callbacks.set_params({**(callbacks.params or {}), "run_dir": str(run)})
+            callbacks.on_train_begin()
+        try:
+            with _stop_requests() as stop:
+                while True:
+                    try:
+                        reason = self._epochs(run, p, clock, stop)
+                        break
+                    except _NonFinite as exc:
+                        self._roll_back_or_stop(run, p, str(exc))
+        finally:  # also when training fails, so callbacks close their files
+            if callbacks is not None:
+                callbacks.on_train_end(logs(p.history[-1]) if p.history else {})
+        if reason == "signal":
+            code = 143 if stop["signal"] == signal.SIGTERM else 130  # None: another worker's
+            raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step "
+                              f"{p.step}", run.path, exit_code=code)
+        return reason
+
+    def _batches(self, epoch: int, start: int):
+        """The epoch's batches from step `start` on, split over the replicas if distributed."""
+        task = self.task
+        ds = task.dataset(epoch).skip(start).take(task.steps - start)
+        return ds if self.distribution is None else self.distribution.distribute(
+            ds, task.batch_size)
+
+    def _tokens(self, x) -> int:
+        """Tokens in one (global) batch."""
+        if self.distribution is None:
+            return int(x.shape[0] * x.shape[1])
+        local = self.distribution.strategy.experimental_local_results(x)[0]
+        return self.task.batch_size * int(local.shape[-1])
+
+    def _stop_code(self, stop: dict, out_of_time: bool, seconds: float) -> int:
+        """Why to stop now (distribute.SIGNAL/MAX_TIME/NO_STOP), agreed by every worker."""
+        code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
+        return code if self.distribution is None else self.distribution.agree(code, seconds)
+
+    def _schedule_seconds(self, clock: _Clock) -> float:
+        """Seconds of training that a time-based schedule counts: the chief's, under several
+        workers (each worker's own clock would give each its own learning rate)."""
+        if self.distribution is None or self.distribution.workers == 1:
+            return clock.process_seconds()
+        return self.distribution.chief_seconds
+
+    def _roll_back_or_stop(self, run: RunDir, p: Progress, what: str) -> None:
+        """on_nan rollback: reload the last checkpoint and halve the rate, at most 3 times."""
+        config = self.config
+        where = f"{run} keeps its last good checkpoint and model"
+        if config.on_nan != "rollback":
+            raise SeqmodelsError(f"{what}; the weights were not updated and {where}; try a "
+                                 f"lower `lr` or a smaller `clipnorm`, or `on_nan` rollback")
+        if p.rollbacks >= MAX_ROLLBACKS:
+            raise SeqmodelsError(f"{what} again after {MAX_ROLLBACKS} rollbacks, each halving "
+                                 f"the learning rate; {where}; try a lower `lr` or a "
+                                 f"`clipnorm`")
+        rollbacks, scale = p.rollbacks + 1, p.lr_scale * 0.5
+        self._restore_latest(run, p)  # there is always one: training starts with one
+        p.rollbacks, p.lr_scale = rollbacks, scale
+        lr = schedule_lr(config, p.epoch, p.step, self.task.steps, p.plateau_lr) * p.lr_scale
+        warnings.warn(f"{what}; rolled back to epoch {p.epoch + 1}, step {p.step} and halved the "
+                      f"learning rate to {lr:.3g} (rollback {rollbacks} of {MAX_ROLLBACKS})",
+                      stacklevel=2)
+        self._save(run, p, IntervalStats(p.partial))
+
+    def _announce(self, run: RunDir, p: Progress) -> None:
+        """Say what the run will do: where, how big, how long, when it validates."""
+        from tqdm import tqdm
+
+        task, config = self.task, self.config
+        every = eval_every(config, task.val_tokens, task.batch_tokens)
+        budget = (f"{config.epochs} epoch(s)" if not config.max_time else
+                  f"{config.epochs} epoch(s) or {_duration(config.max_time)}, whichever comes "
+                  f"first")
+        start = (f"resuming at epoch {p.epoch + 1}, step {p.step}; " if p.global_step else "")
+        tqdm.write(f"Training in {run}: {start}{task.net.count_params():,} parameters, "
+                   f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; budget "
+                   f"{budget}; validation on {task.val_tokens:,} {task.unit} at each epoch's end"
+                   f"{f', every {every:,} steps' if every < task.steps else ''} and when "
+                   f"training stops.", file=sys.stderr)
+
+    def _validate(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float, epoch: int,
+                  step: int, clock: _Clock, board) -> IntervalStats:
+        """Validate the weights reached: one history row, the best model kept when it improves,
+        the plateau schedule and early stopping's count; returns fresh sums for the next
+        stretch."""
+        from tqdm import tqdm
+
+        task, config = self.task, self.config
+        carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
+        if self.callbacks is not None:  # disturb them
+            self.callbacks.on_test_begin()
+        val_loss = task.validate()
+        for var, value in carried:
+            var.assign(value)
+        if not math.isfinite(val_loss):
+            raise _NonFinite(f"the validation loss became NaN/Inf at epoch {epoch + 1}, step "
+                             f"{step} (the weights are finite but their predictions overflow)")
+        p.seconds = clock.run_seconds()
+        p.last_validated_step = p.global_step
+        metrics = task.val_metrics(val_loss)
+        p.history.append(stats.row(epoch + 1, step, p, lr, val_loss, metrics))
+        if p.best_val_loss is None or val_loss < p.best_val_loss:
+            with writing("best model", run):
+                task.save_best(run)
+            p.best_val_loss, p.epochs_without_improvement = val_loss, 0
+        else:
+            p.epochs_without_improvement += 1
+            if (config.schedule == "plateau"
+                    and p.epochs_without_improvement % config.plateau_patience == 0):
+                p.plateau_lr = lr / p.lr_scale * config.decay_factor
+        row = p.history[-1]
+        if self.callbacks is not None:
+            self.callbacks.on_test_end({"loss": val_loss, **metrics})
+        _log(board, p.global_step, {f"validation/{k}": row[k] for k in
+                                    ("val_loss", *metrics, "tokens_per_s")})
+        if self.progress:
+            shown = "  ".join(f"{k} {row[k]:.4g}" if row[k] is not None else f"{k} overflows"
+                              for k in metrics)
+            where = f"epoch {epoch + 1}/{config.epochs}" + (f" step {step}" if step < task.steps
+                                                              else "")
+            tqdm.write(f"{where}: loss {row['loss']:.4f}  val_loss {val_loss:.4f}  {shown}  "
+                       f"{row['tokens_per_s']:,.0f} {task.unit}/s", file=sys.stderr)
+        return IntervalStats()
+
+    def _epochs(self, run: RunDir, p: Progress, clock: _Clock, stop: dict) -> str:
+        """The loop proper; returns why it ended, or raises _NonFinite."""
+        from tqdm import tqdm
+
+        task, config, callbacks = self.task, self.config, self.callbacks
+        board = _tensorboard(run) if config.tensorboard else None
+        steps = task.steps
+        every = eval_every(config, task.val_tokens, task.batch_tokens)
+        lr = schedule_lr(config, p.epoch, p.step, steps, p.plateau_lr) * p.lr_scale
+        stats = IntervalStats(p.partial)
+        shown = {"tokens": 0, "seconds": 0.0, "steps": 0}  # the bar's speed, without step one
+
+        def checkpoint_now() -> None:
+            p.seconds = clock.run_seconds()
+            self._save(run, p, stats)
+
+        for epoch in range(p.epoch, config.epochs):
+            if task.start_epoch is not None and p.step == 0:
+                task.start_epoch()
+            if callbacks is not None:
+                callbacks.on_epoch_begin(epoch)
+            bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       unit="step", leave=False, disable=None if self.progress else True)
+            with bar:
+                last = time.perf_counter()
+                for x, y in self._batches(epoch, p.step):
+                    lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
+                                     self._schedule_seconds(clock)) * p.lr_scale
+                    task.optimizer.learning_rate.assign(lr)
+                    if callbacks is not None:
+                        callbacks.on_train_batch_begin(p.step)
+                    t0 = time.perf_counter()
+                    loss, norm, finite = task.train_step(x, y)
+                    loss, norm = float(loss), float(norm)
+                    now = time.perf_counter()
+                    if not bool(finite):
+                        raise _NonFinite(f"the loss or gradient became NaN/Inf at epoch "
+                                         f"{epoch + 1}, step {p.step + 1} (loss {loss}, gradient "
+                                         f"norm {norm})")
+                    clipped = config.clipnorm is not None and norm > config.clipnorm
+                    tokens = self._tokens(x)
+                    stats.add(loss, norm, clipped, tokens, now - t0, now - last)
+                    if shown["steps"]:  # the first step of a process compiles: left out
+                        shown["tokens"] += tokens
+                        shown["seconds"] += now - last
+                    shown["steps"] += 1
+                    last = now
+                    p.step += 1
+                    p.global_step += 1
+                    p.tokens += tokens
+                    bar.update()
+                    speed = shown["tokens"] / shown["seconds"] if shown["seconds"] else 0.0
+                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
+                    if self.log_every and p.global_step % self.log_every == 0:
+                        tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, speed,
+                                             task.unit), file=sys.stderr)
+                    _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
+                                                "train/grad_norm_before_clipping": norm})
+                    if callbacks is not None:
+                        callbacks.on_train_batch_end(p.step - 1, {
+                            "loss": loss, "grad_norm": norm, "lr": lr, "epoch": epoch,
+                            "step": p.step, "global_step": p.global_step})
+                    if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
+                        checkpoint_now()
+                    asked = callbacks is not None and bool(task.net.stop_training)
+                    seconds = clock.process_seconds()
+                    out_of_time = bool(config.max_time) and seconds >= config.max_time
+                    code = self._stop_code(stop, out_of_time or asked, seconds)
+                    if validation_due(p, every, steps, stopping=bool(code)) and (
+                            code or p.step < steps):  # (an epoch's end validates below)
+                        stats = self._validate(run, p, stats, lr, epoch, p.step, clock, board)
+                        self._write_records(run, p)
+                        last = time.perf_counter()  # validation is not training time
+                        if not code and config.patience and (
+                                p.epochs_without_improvement >= config.patience):
+                            checkpoint_now()
+                            return "early-stopping"
+                    if code:
+                        checkpoint_now()
+                        return "signal" if code == SIGNAL else "callback" if asked else "max-time"
+                    if callbacks is not None and task.net.stop_training:  # asked at validation
+                        checkpoint_now()
+                        return "callback"
+            if validation_due(p, every, steps):  # the epoch's end
+                stats = self._validate(run, p, stats, lr, epoch, steps, clock, board)
+            p.epoch, p.step = epoch + 1, 0
+            checkpoint_now()
+            self._write_records(run, p)
+            if callbacks is not None:
+                callbacks.on_epoch_end(epoch, logs(p.history[-1]))
+                if task.net.stop_training:  # e.g. keras.callbacks.EarlyStopping
+                    return "callback"
+            if config.patience and p.epochs_without_improvement >= config.patience:
+                return "early-stopping"
+            if self._stop_code(stop, False, clock.process_seconds()) == SIGNAL:
+                return "signal"
+        return "completed"
+
+
+def _duration(seconds: float) -> str:
+    """90 -> '1m30s'."""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
+def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,
+              speed: float, unit: str = "tokens") -> str:
+    return (f"epoch {epoch + 1}/{epochs} step {p.step}/{steps} (global {p.global_step}): "
+            f"loss {loss:.4f}, gradient norm {norm:.3g}, {speed:,.0f} {unit}/s")
+
+
+def _tensorboard(run: RunDir):
+    """A summary writer for the run's TensorBoard folder (needs the tensorboard package)."""
+    import importlib.util
+
+    from seqmodels.backend import import_tf
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise SeqmodelsError("`tensorboard` needs the tensorboard package: pip install "
+                             "'seqmodels[tensorboard]'")
+    return import_tf().summary.create_file_writer(str(run.tensorboard))
+
+
+def _log(board, step: int, scalars: dict[str, float]) -> None:
+    """Write scalars to TensorBoard when a writer is open."""
+    if board is None:
+        return
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
+    with board.as_default(step=step):
+        for name, value in scalars.items():
+            tf.summary.scalar(name, value)
+    board.flush()
