@@ -32,6 +32,7 @@ from seqmodels.cli.options import (
 from seqmodels.errors import ResumableError
 from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
+from seqmodels.lm.train import train as train_run
 from seqmodels.models.config import ModelConfig
 from seqmodels.training.config import TrainConfig
 from seqmodels.training.history import epochs_done, perplexity
@@ -71,8 +72,6 @@ def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
     ctx = click.get_current_context()
     _check_train_options(ctx, kw)
-    from seqmodels.lm.train import train as train_run
-
     resuming = bool(kw["resume"])
     options = run_options_from(kw, [*kw["callback"], *_sampling(kw)])
     with resume_hint("seqmodels train"):

@@ -34,7 +34,6 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
     from seqmodels.backend import import_tf
     from seqmodels.models.builders import build_regression_model
     from seqmodels.models.saving import save_model_atomic
-    from seqmodels.training.step import make_optimizer, make_steps
 
     tf = import_tf()
     series = data.config
@@ -46,22 +45,14 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
         steps = min(steps, config.steps_per_epoch)
     model.check_size(-features, series.horizon, B, W, output_steps=1, steps_option="window")
     net = build_regression_model(features, series.horizon, model, W)
-    optimizer = make_optimizer(config)
-    optimizer.build(net.trainable_variables)
-    train_step, eval_step = make_steps(net, optimizer, config, squared_error,
-                                       jit=bool(config.xla))
     make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.relative)
 
     def dataset(epoch: int):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))
         return tf.data.Dataset.from_tensor_slices(starts[order]).batch(B).map(make_batch)
 
-    def validate() -> float:
-        total, count = 0.0, 0
-        for x_val, y_val, _ in data.window_chunks(1):
-            s, n = eval_step(x_val, y_val)
-            total, count = total + float(s), count + int(n)
-        return total / count  # mean squared error, scaled units
+    def validation_batches():  # windows of the validation part; their mean squared error
+        return ((x, y) for x, y, _ in data.window_chunks(1))  # is in scaled units
 
     def save_best(run: RunDir) -> None:
         save_model_atomic(net, run.model)
@@ -73,7 +64,7 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
                 "fitted_on": f"training part: rows 1-{len(data.parts[0])} of {len(data.series)}",
             })
 
-    return Task(net, optimizer, train_step, dataset, steps, validate, save_best,
+    return Task(net, squared_error, dataset, steps, validation_batches, save_best,
                 write_files=write_files, val_metrics=series_metrics,
                 loss_label="mean squared error (scaled)", val_tokens=val_count * W,
                 batch_tokens=B * W, unit="time steps", batch_size=B)

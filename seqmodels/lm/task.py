@@ -30,15 +30,6 @@ def language_metrics(val_loss: float) -> dict[str, float]:
             "val_bits_per_token": val_loss / math.log(2)}
 
 
-def validation_loss(eval_step, dataset) -> float:
-    """Mean cross-entropy (nats/token) over every (x, y) batch of a dataset."""
-    total, count = 0.0, 0
-    for x, y in dataset:
-        s, n = eval_step(x, y)
-        total, count = total + float(s), count + int(n)
-    return total / count
-
-
 def validation_ids(prepared: PreparedCorpus, windows: WindowConfig) -> tuple[Any, str]:
     """The validation ids one validation reads (eval_tokens of them, and the target after), and
     what they are, in words."""
@@ -85,22 +76,17 @@ def language_steps(network: Any, optimizer: Any, config: TrainConfig, fast: bool
                       jit=fused.use_xla(network, fast, config.xla))
 
 
-def language_task(model: LanguageModel, optimizer: Any, prepared: PreparedCorpus,
-                  config: TrainConfig, windows: WindowConfig, distribution: Any = None) -> Task:
+def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainConfig,
+                  windows: WindowConfig) -> Task:
     """The Task of training model on a prepared corpus's windows."""
     from seqmodels.models import fused
-    from seqmodels.training.distribute import make_train_step
 
     splits = prepared.splits
     B, T = config.batch_size, windows.seq_len
     steps = steps_per_epoch(prepared, config, windows)
     val, _ = validation_ids(prepared, windows)
     network = model.network
-    train_step, eval_step = language_steps(network, optimizer, config)
-    if distribution is not None:  # the fused path on CPU devices; GPUs keep cuDNN's kernels
-        forward = fused.forward(network, fused.use_fused(network))
-        train_step = make_train_step(distribution, network, optimizer, config, cross_entropy,
-                                     forward)
+    fast = fused.use_fused(network)  # on CPU devices; GPUs keep Keras' cuDNN kernels
     if windows.stateful:
         streams = stream_layout(splits.train, B, T, "training split")
         val_streams = stream_layout(val, B, T, "validation split")
@@ -111,22 +97,25 @@ def language_task(model: LanguageModel, optimizer: Any, prepared: PreparedCorpus
         return window_dataset(splits.train, T, B, windows.stride, shuffle=True, seed=config.seed,
                               epoch=epoch, drop_remainder=True)
 
-    def validate() -> float:
+    def validation_batches():
         if windows.stateful:
             model.reset_states()
-            ds = stream_dataset(val_streams)
-        else:
-            ds = window_dataset(val, T, B)
-        loss = validation_loss(eval_step, ds)
-        return loss if distribution is None else distribution.chief_value(loss)  # all agree
+            return stream_dataset(val_streams)
+        return window_dataset(val, T, B)
 
     def write_files(run: RunDir) -> None:
         if not run.vocab.exists():  # a kill may have come before it was written
             prepared.vocab.save(run.vocab)
 
-    return Task(network, optimizer, train_step, dataset, steps, validate, save_best=model.save,
-                write_files=write_files, val_metrics=language_metrics,
-                val_tokens=len(val) - 1, batch_tokens=B * T,
+    def load_best(run: RunDir):
+        from seqmodels.models.saving import load_model
+
+        return load_model(run.model)
+
+    return Task(network, cross_entropy, dataset, steps, validation_batches,
+                save_best=model.save, load_best=load_best, write_files=write_files,
+                val_metrics=language_metrics, val_tokens=len(val) - 1, batch_tokens=B * T,
                 loss_label="cross-entropy (nats/token)",
                 start_epoch=model.reset_states if windows.stateful else None,
-                state_variables=model.carried_states, batch_size=B)
+                state_variables=model.carried_states, batch_size=B,
+                forward=fused.forward(network, fast), jit=fused.use_xla(network, fast))

@@ -164,13 +164,12 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
     from seqmodels.lm.samples import Samples
     from seqmodels.lm.task import language_task, steps_per_epoch, validation_ids
     from seqmodels.training.distribute import scope
-    from seqmodels.training.step import make_optimizer
     from seqmodels.training.trainer import Trainer
 
     tf, keras = import_tf(), import_keras()
     chief, resuming = dist is None or dist.is_chief, stored is not None
     run = RunDir(run_dir) if run_dir is not None else None
-    if dist is not None:
+    if dist is not None:  # before the corpus is read, so a refusal comes at once
         if windows.stateful:
             raise SeqmodelsError(f"`stateful` carries each stream's state on one device; it "
                                  f"cannot be combined with `strategy` {dist.name}")
@@ -205,9 +204,7 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
         model = LanguageModel.build(model_config, tokenizer,
                                     batch_size=B if windows.stateful else None,
                                     stateful=windows.stateful)
-        optimizer = make_optimizer(config)
-        optimizer.build(model.network.trainable_variables)
-    task = language_task(model, optimizer, prepared, config, windows, dist)
+    task = language_task(model, prepared, config, windows)
     # every worker drives the user's callbacks, as Keras does; samples go to the chief's run
     callbacks = [c.callback(model) if isinstance(c, Samples) else c for c in options.callbacks
                  if chief or not isinstance(c, Samples)]

@@ -33,16 +33,17 @@ MAX_ROLLBACKS = 3
 
 @dataclass
 class Task:
-    """What the Trainer needs from one kind of model (a language model, a forecaster); each kind
-    builds its own (seqmodels.lm.task, seqmodels.forecast.task)."""
+    """What the Trainer needs from one kind of model (a language model, a forecaster): the
+    network, its loss, its batches and what to keep; each kind builds its own
+    (seqmodels.lm.task, seqmodels.forecast.task)."""
 
     net: Any  # the Keras model trained
-    optimizer: Any
-    train_step: Callable  # (x, y) -> (loss, pre-clip gradient norm, finite)
+    objective: Callable  # (targets, outputs) -> the loss of each element
     dataset: Callable[[int], Any]  # epoch -> (x, y) batches in a fixed order for that epoch
     steps: int  # per epoch
-    validate: Callable[[], float]
+    validation_batches: Callable[[], Any]  # the (x, y) batches one validation reads
     save_best: Callable[[RunDir], None]  # writes the run's model file
+    load_best: Callable[[RunDir], Any] | None = None  # reads it back (a worker's best model)
     write_files: Callable[[RunDir], None] = lambda run: None  # the task's own files a run lacks
     val_metrics: Callable[[float], dict[str, float]] = lambda loss: {}  # more history columns
     val_tokens: int = 0  # tokens one validation reads, for the default schedule
@@ -53,6 +54,8 @@ class Task:
     # states carried from step to step (name, variable): checkpointed, and kept across validation
     state_variables: Callable[[], list[tuple[str, Any]]] = field(default=lambda: [])
     batch_size: int = 0  # the global batch, for the token counts of distributed batches
+    forward: Callable | None = None  # (x, training) -> outputs; None: calling net
+    jit: bool = False  # compile the steps with XLA when the config leaves it to the task
 
 
 class Interrupted(ResumableError):
@@ -138,14 +141,29 @@ def validation_due(p: Progress, every: int, steps: int, stopping: bool = False) 
 
 
 class Trainer:
-    """Trains one task by one TrainConfig: in a run directory it starts or resumes (`train`), or,
-    as a cluster worker that is not the chief, beside the chief's (`train_as_worker`)."""
+    """Trains one task by one TrainConfig: it makes the optimizer and the compiled steps of the
+    task's loss, and in a run directory starts or resumes (`train`), or, as a cluster worker that
+    is not the chief, trains beside the chief's (`train_as_worker`)."""
 
     def __init__(self, task: Task, config: TrainConfig, distribution: Any = None,
                  callbacks: list | None = None, progress: bool = False,
                  log_every: int | None = None) -> None:
+        from seqmodels.training.distribute import make_train_step, scope
+        from seqmodels.training.step import make_optimizer, make_steps
+
         self.task, self.config, self.distribution = task, config, distribution
         self.progress, self.log_every = progress, log_every
+        if distribution is not None:  # the caller checked it at once; a cheap guard here
+            distribution.check_batch(config.batch_size)
+        with scope(distribution):
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(task.net.trainable_variables)
+        jit = config.xla if config.xla is not None else task.jit
+        self.train_step, self.eval_step = make_steps(task.net, self.optimizer, config,
+                                                     task.objective, task.forward, jit)
+        if distribution is not None:
+            self.train_step = make_train_step(distribution, task.net, self.optimizer, config,
+                                              task.objective, task.forward)
         self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
 
     # ------------------------------------------------------------------ sessions
@@ -200,11 +218,9 @@ class Trainer:
                 self._restore_latest(RunDir(shared), p)
             self._save(run, p)
             stop_reason = self._fit(run, p)
-            if not run.model.exists():
+            if not run.model.exists() or self.task.load_best is None:
                 return p, stop_reason, self.task.net
-            from seqmodels.models.saving import load_model
-
-            return p, stop_reason, load_model(run.model)
+            return p, stop_reason, self.task.load_best(run)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -213,7 +229,7 @@ class Trainer:
         sums since the last validation)."""
         p.partial = stats.to_json() if stats is not None and stats.steps else {}
         with writing("checkpoint", run):
-            checkpoint.write(run, self.task.net, self.task.optimizer, p,
+            checkpoint.write(run, self.task.net, self.optimizer, p,
                              self.task.state_variables())
 
     def _restore_latest(self, run: RunDir, p: Progress) -> bool:
@@ -221,7 +237,7 @@ class Trainer:
         ckpt = checkpoint.load_latest(run)
         if ckpt is None:
             return False
-        vars(p).update(vars(checkpoint.restore(ckpt, self.task.net, self.task.optimizer,
+        vars(p).update(vars(checkpoint.restore(ckpt, self.task.net, self.optimizer,
                                                self.task.state_variables())))
         return True
 
@@ -258,6 +274,16 @@ class Trainer:
             raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step "
                               f"{p.step}", run.path, exit_code=code)
         return reason
+
+    def _validation_loss(self) -> float:
+        """The mean loss over the task's validation batches (the chief's, under several
+        workers, so all agree)."""
+        total, count = 0.0, 0
+        for x, y in self.task.validation_batches():
+            s, n = self.eval_step(x, y)
+            total, count = total + float(s), count + int(n)
+        loss = total / count
+        return loss if self.distribution is None else self.distribution.chief_value(loss)
 
     def _batches(self, epoch: int, start: int):
         """The epoch's batches from step `start` on, split over the replicas if distributed."""
@@ -332,7 +358,7 @@ class Trainer:
         carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
         if self.callbacks is not None:  # disturb them
             self.callbacks.on_test_begin()
-        val_loss = task.validate()
+        val_loss = self._validation_loss()
         for var, value in carried:
             var.assign(value)
         if not math.isfinite(val_loss):
@@ -393,11 +419,11 @@ class Trainer:
                 for x, y in self._batches(epoch, p.step):
                     lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
                                      self._schedule_seconds(clock)) * p.lr_scale
-                    task.optimizer.learning_rate.assign(lr)
+                    self.optimizer.learning_rate.assign(lr)
                     if callbacks is not None:
                         callbacks.on_train_batch_begin(p.step)
                     t0 = time.perf_counter()
-                    loss, norm, finite = task.train_step(x, y)
+                    loss, norm, finite = self.train_step(x, y)
                     loss, norm = float(loss), float(norm)
                     now = time.perf_counter()
                     if not bool(finite):
