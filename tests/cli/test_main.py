@@ -133,3 +133,20 @@ def test_bad_input_from_a_real_process(tmp_path):
     assert out.returncode == 1
     assert out.stdout == ""
     assert out.stderr.strip().count("\n") == 0 and "offset 0" in out.stderr
+
+
+def test_errors_name_the_running_commands_options():
+    """One setting, two spellings: evaluate's corpus is --corpus, train's is the CORPUS
+    argument; TrainConfig's lr is --lr; a cluster is --workers-spec."""
+    from seqmodels.cli.options import cli_message, option_name
+    from seqmodels.errors import SeqmodelsError
+
+    error = SeqmodelsError("read other text with `corpus` PATH; lower `lr`; `cluster` a:1")
+    CliRunner().invoke(cli, ["evaluate", "--help"])
+    assert option_name("corpus") == "--corpus"
+    assert cli_message(error) == ("read other text with --corpus PATH; lower --lr; "
+                                  "--workers-spec a:1")
+    CliRunner().invoke(cli, ["train", "--help"])
+    assert option_name("corpus") == "CORPUS" and option_name("seq_len") == "--seq-len"
+    CliRunner().invoke(cli, ["forecast", "train", "--help"])
+    assert option_name("csv") == "CSV" and option_name("window") == "--window"

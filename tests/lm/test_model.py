@@ -229,3 +229,29 @@ def test_load_takes_the_run_that_train_returned(run, tmp_path):
         seqmodels.load(Run(None, {}, None, []))
     with pytest.raises(SeqmodelsError, match="no such run directory"):
         seqmodels.load(tmp_path / "nothing")
+
+
+def test_a_run_of_format_one_is_read_with_its_windows(run, tmp_path):
+    """Runs written before format 2 kept seq_len, stride, stateful and eval_tokens in "train"."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    config = json.loads((old / "config.json").read_text())
+    config["version"] = 1
+    config["train"].update(config.pop("windows"))
+    (old / "config.json").write_text(json.dumps(config))
+    lm = seqmodels.load(old)
+    assert lm.settings["windows"]["seq_len"] == 20 and "seq_len" not in lm.settings["train"]
+    text = "the cat sat on the log.\n"
+    assert lm.evaluate(text=text) == seqmodels.load(run).evaluate(text=text)
+
+
+def test_evaluate_reads_files_and_strings_alike(run, tmp_path):
+    text = "the dog sat on the mat.\nthe cat sat.\n"
+    (tmp_path / "t.txt").write_text(text)
+    lm = seqmodels.load(run)
+    assert lm.evaluate(tmp_path / "t.txt") == lm.evaluate(text=text)
+    with pytest.raises(SeqmodelsError, match="not both"):
+        lm.evaluate(tmp_path / "t.txt", text=text)
