@@ -299,9 +299,9 @@ def preparation(levels_mb: dict[str, float]) -> None:
             nbytes = generated_corpus(path, size)
             rates = []
             for workers in (1, 2):
-                config = DataConfig(corpus=[str(path)], level=level, workers=workers)
+                config = DataConfig(corpus=[str(path)], level=level)
                 t = time.perf_counter()
-                prepare_corpus(config, use_cache=False)
+                prepare_corpus(config, use_cache=False, workers=workers)
                 rates.append(nbytes / 2**20 / (time.perf_counter() - t))
             print(f"  {level:<8}{nbytes / 2**20:>10.0f}{rates[0]:>10.2f}{rates[1]:>11.2f}"
                   f"{rates[1] / rates[0]:>7.2f}x", flush=True)

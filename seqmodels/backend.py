@@ -1,8 +1,10 @@
 """Import TensorFlow quietly and only when a command needs it."""
 
 import contextlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
@@ -53,3 +55,18 @@ def import_keras():
                              f"already imported with the {backend} backend; import seqmodels "
                              f"models before anything imports keras, or unset KERAS_BACKEND")
     return keras
+
+
+@contextlib.contextmanager
+def first_traces() -> Iterator[None]:
+    """Mute TensorFlow's 'excessive retracing' warning while a function made anew traces for the
+    first time: a training or a sampler makes its compiled steps once, by design, and TensorFlow
+    counts the first traces of every such function together (five trainings in one process,
+    or five sampling temperatures, would warn)."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

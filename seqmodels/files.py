@@ -128,20 +128,32 @@ def append_text(path: str | Path, text: str) -> None:
             exc.errno == errno.ENXIO) else exc.strerror or exc
         raise SeqmodelsError(f"{path}: cannot append to it ({why})") from None
     with os.fdopen(fd, "a", encoding="utf-8") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise SeqmodelsError(f"{path} is not a regular file; seqmodels appends only to files")
+        if info.st_nlink > 1:
+            raise _hard_link(path, info.st_nlink)
         f.write(text)
 
 
 def check_appendable(path: str | Path) -> None:
-    """Refuse a path append_text would refuse, before any work: a link, FIFO, device, folder."""
+    """Refuse a path append_text would refuse, before any work: a link (symbolic or hard),
+    FIFO, device, folder."""
     try:
-        mode = Path(path).lstat().st_mode
+        info = Path(path).lstat()
     except FileNotFoundError:
         return
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         raise SeqmodelsError(f"{path} exists and is not a regular file (a link, FIFO, device or "
                              f"folder); move it away")
+    if info.st_nlink > 1:
+        raise _hard_link(path, info.st_nlink)
+
+
+def _hard_link(path: str | Path, names: int) -> SeqmodelsError:
+    """The error for a file seqmodels would add to that has other names (a hard link)."""
+    return SeqmodelsError(f"{path} is a hard link ({names} names): adding to it would change "
+                          f"the file under its other names too; move it away")
 
 
 def expand_user(spec: str) -> Path:

@@ -151,7 +151,14 @@ def prepare_corpus(
         except OSError as exc:
             cache_error = f"could not write cache {entry}: {exc.strerror or exc}"
     with tempfile.TemporaryDirectory(prefix="seqmodels-") as scratch:
-        vocab, stats = build(Path(scratch))
+        try:
+            vocab, stats = build(Path(scratch))
+        except OSError as exc:  # a full disk, a file-size limit: where, and why
+            where = (f"could be written neither in the cache ({cache_error}) nor in a "
+                     f"temporary folder" if cache_error else
+                     "could not be written in a temporary folder")
+            raise SeqmodelsError(f"the corpus' token ids {where} ({exc.strerror or exc}); free "
+                                 f"some disk space or raise the file-size limit") from None
         # the mapping outlives the file, which goes with the folder: nothing is left on disk
         ids = np.load(Path(scratch) / IDS, mmap_mode="r", allow_pickle=False)
     if cache_error:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,46 +92,116 @@ def _jobs(pieces: Iterable[Piece], chunk_bytes: int) -> Iterator[list[Piece]]:
 
 def _results(jobs: Iterator[list[Piece]], tokenizer: Tokenizer, workers: int
              ) -> Iterator[ChunkResult]:
-    """Tokenized jobs in order: in this process, or in workers with a few jobs in flight."""
+    """Tokenized jobs in order: in this process, or in worker processes, one job in flight each
+    while this process reads the next."""
     if workers <= 1:
         _init_worker(tokenizer)
         for job in jobs:
             check_ctrl_c()
             yield tokenize_chunk(job)
         return
-    import multiprocessing
-
-    # spawn, not fork: the caller may already run TensorFlow's threads
-    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"),
-                               initializer=_init_pool_worker, initargs=(tokenizer.to_config(),))
-    pending: deque[Future] = deque()
+    pool = _Workers(workers, tokenizer.to_config())
     try:
-        for job in jobs:
+        busy: deque[int] = deque()  # workers in the order their jobs were given
+        for w in range(workers):
+            job = next(jobs, None)
+            if job is None:
+                break
+            pool.give(w, job)
+            busy.append(w)
+        while busy:
+            w = busy.popleft()
+            result = pool.take(w)
             check_ctrl_c()
-            pending.append(pool.submit(tokenize_chunk, job))
-            if len(pending) >= 2 * workers:  # bounded: the reader never runs far ahead
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    except BrokenProcessPool:
-        raise SeqmodelsError(
+            job = next(jobs, None)  # read on while the workers tokenize
+            if job is not None:
+                pool.give(w, job)
+                busy.append(w)
+            yield result
+    finally:  # an error, Ctrl-C, or the caller stopped early: no chunk is wanted any more
+        pool.stop()
+
+
+class _Workers:
+    """Tokenizer processes, each with a pipe of its own: a job is sent only to a worker that
+    waits for one, and stopping terminates the processes and closes the pipes. No thread of
+    ours writes to a pipe, so nothing can block on the pipe of a process that has died (which
+    hung ProcessPoolExecutor's shutdown for good after any error while it was busy)."""
+
+    def __init__(self, count: int, config: dict) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # not fork: TensorFlow's threads may run
+        self.conns, self.processes = [], []
+        try:
+            for _ in range(count):
+                mine, theirs = ctx.Pipe()
+                process = ctx.Process(target=_serve, args=(theirs, config), daemon=True,
+                                      name="seqmodels-tokenizer")
+                process.start()
+                theirs.close()  # so a worker's death reaches its pipe as the end of file
+                self.conns.append(mine)
+                self.processes.append(process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def give(self, w: int, job: list[Piece]) -> None:
+        """Send worker w a job (it waits for one, so this returns once the job is read)."""
+        try:
+            self.conns[w].send(job)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            raise self._died() from None
+
+    def take(self, w: int) -> ChunkResult:
+        """Worker w's result; a failure inside it is raised here."""
+        try:
+            kind, value = self.conns[w].recv()
+        except (EOFError, ConnectionResetError, BrokenPipeError):
+            raise self._died() from None
+        if kind == "error":
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """End the workers now, whatever they were doing."""
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            process.join(5)
+            if process.is_alive():  # stopped or stuck: SIGKILL cannot be ignored
+                process.kill()
+                process.join(5)
+        for conn in self.conns:
+            conn.close()
+        self.conns, self.processes = [], []
+
+    @staticmethod
+    def _died() -> SeqmodelsError:
+        return SeqmodelsError(
             "a tokenizer worker process died (out of memory, or a script that prepares a "
-            "corpus without `if __name__ == \"__main__\":`); set `workers` to 1"
-        ) from None
-    except BaseException:  # Ctrl-C, or the caller stopped early: no chunk is wanted any more
-        _stop_workers(pool)
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+            "corpus without `if __name__ == \"__main__\":`); set `workers` to 1")
 
 
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """End the workers now rather than wait for the chunks they are tokenizing."""
-    if hasattr(pool, "terminate_workers"):  # Python 3.14
-        pool.terminate_workers()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
+def _serve(conn, config: dict) -> None:
+    """A worker process: tokenize each job received until the pipe closes or a None comes."""
+    _init_pool_worker(config)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            reply = ("ok", tokenize_chunk(job))
+        except Exception as exc:  # the command raises it, with the worker's message
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
 
 
 def default_workers() -> int:
@@ -174,8 +243,9 @@ def write_ids(
     prov_path = out / "provisional.u32"
     bar = tqdm(total=total or None, desc="preparing", unit="B", unit_scale=True,
                unit_divisor=1024, disable=None if progress else True, leave=False)
-    with bar, open(prov_path, "wb") as prov:
-        for result in _results(_jobs(reader, chunk_bytes), tokenizer, workers):
+    results = _results(iter(_jobs(reader, chunk_bytes)), tokenizer, workers)
+    with bar, open(prov_path, "wb") as prov, closing(results):  # a failure here ends the
+        for result in results:  # workers at once, not when the generator is collected
             ids = result.ids
             if result.tokens is not None:
                 to_global = np.fromiter((words.setdefault(t, len(words)) for t in result.tokens),
@@ -183,7 +253,7 @@ def write_ids(
                 ids = to_global[ids]
             if len(ids):
                 top = max(top, int(ids.max()) + 1)
-            ids.tofile(prov)
+            _write(prov, ids, prov_path)
             n += len(ids)
             blank = blank and result.blank
             for i, c in result.file_chars:
@@ -227,6 +297,15 @@ def write_ids(
     return vocab, stats, reader.digest
 
 
+def _write(f, ids: np.ndarray, path: Path) -> None:
+    """Append ids to an open file; a full disk or a file-size limit is an OSError naming the
+    file and why (numpy's tofile says only how many bytes it wrote)."""
+    try:
+        f.write(ids.tobytes())
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
 def _blocks(path: Path, stop: int) -> Iterator[tuple[int, np.ndarray]]:
     """(start, ids) blocks of the first stop provisional ids, read (not mapped) from path."""
     with open(path, "rb") as f:
@@ -255,7 +334,7 @@ def _remap(prov: Path, npy: Path, remap: np.ndarray, n: int, held_out_from: int)
         f.seek(offset)
         for start, block in _blocks(prov, n):
             ids = remap[block]
-            ids.tofile(f)
+            _write(f, ids, npy)
             tail = ids[max(0, held_out_from - start):]
             oov += int(np.count_nonzero(tail == UNK_ID))
     return oov

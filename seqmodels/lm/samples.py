@@ -7,11 +7,8 @@ before the run's checks; `SampleCallback` (Keras, loaded on first use) does the 
 
 from __future__ import annotations
 
-import logging
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,23 +44,10 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-@contextmanager
-def _quiet_tracing() -> Iterator[None]:
-    """Mute TensorFlow's retracing warning: each temperature's Generator traces its own loop once,
-    by design, and TensorFlow counts those first traces together as 'excessive retracing'."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _define_callback():
     if "SampleCallback" in globals():
         return globals()["SampleCallback"]
-    from seqmodels.backend import import_keras
+    from seqmodels.backend import first_traces, import_keras
 
     keras = import_keras()
 
@@ -128,7 +112,7 @@ def _define_callback():
             path, ids, generators = self._ready
             tokenizer = self.language_model.tokenizer
             texts = []
-            with _quiet_tracing():
+            with first_traces():
                 for generator in generators:
                     if stop_requested():  # Ctrl-C/SIGTERM: keep what is done, stop soon
                         break

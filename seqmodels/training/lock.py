@@ -52,9 +52,14 @@ def run_lock(path: str | Path, run_dir: str | Path) -> Iterator[None]:
                                  f"links: remove it, or use another run directory") from None
         raise SeqmodelsError(f"{path}: cannot create the run lock ({exc.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise SeqmodelsError(f"{path} is not a regular file; remove it, or use another run "
                                  f"directory")
+        if info.st_nlink > 1:  # the lock file is emptied and written: never another's file
+            raise SeqmodelsError(f"{path} is a hard link to a file elsewhere ({info.st_nlink} "
+                                 f"names); seqmodels writes only the run's own lock file, so "
+                                 f"remove it (the run makes a new one)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

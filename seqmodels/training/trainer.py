@@ -13,11 +13,12 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqmodels.backend import first_traces
 from seqmodels.errors import ResumableError, SeqmodelsError
 from seqmodels.interrupts import ctrl_c_pressed
 from seqmodels.training import checkpoint
@@ -165,6 +166,7 @@ class Trainer:
             self.train_step = make_train_step(distribution, task.net, self.optimizer, config,
                                               task.objective, task.forward)
         self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
+        self._validated = False  # the first validation traces the evaluation step
 
     # ------------------------------------------------------------------ sessions
 
@@ -279,9 +281,11 @@ class Trainer:
         """The mean loss over the task's validation batches (the chief's, under several
         workers, so all agree)."""
         total, count = 0.0, 0
-        for x, y in self.task.validation_batches():
-            s, n = self.eval_step(x, y)
-            total, count = total + float(s), count + int(n)
+        with first_traces() if not self._validated else nullcontext():
+            for x, y in self.task.validation_batches():
+                s, n = self.eval_step(x, y)
+                total, count = total + float(s), count + int(n)
+        self._validated = True
         loss = total / count
         return loss if self.distribution is None else self.distribution.chief_value(loss)
 
@@ -415,7 +419,7 @@ class Trainer:
             bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
                        unit="step", leave=False, disable=None if self.progress else True)
             with bar:
-                last = time.perf_counter()
+                last, start = time.perf_counter(), p.step
                 for x, y in self._batches(epoch, p.step):
                     lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
                                      self._schedule_seconds(clock)) * p.lr_scale
@@ -423,7 +427,8 @@ class Trainer:
                     if callbacks is not None:
                         callbacks.on_train_batch_begin(p.step)
                     t0 = time.perf_counter()
-                    loss, norm, finite = self.train_step(x, y)
+                    with first_traces() if p.step == start else nullcontext():
+                        loss, norm, finite = self.train_step(x, y)
                     loss, norm = float(loss), float(norm)
                     now = time.perf_counter()
                     if not bool(finite):
