@@ -27,7 +27,7 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
               help="Text for the fresh models' windows (file, folder, glob or kjv; "
                    "repeatable) [default: kjv]; a RUN uses its own corpus.")
 @click.option("--level", type=click.Choice(LEVELS), default=LEVELS[0], show_default=True,
-              help="Model characters or words (fresh models).")
+              help="Kind of token of the fresh models: char, word or byte.")
 @click.option("--recurrent-scale", type=Finite(min=0, min_open=True), default=1.0,
               show_default=True, help="Multiply the fresh models' recurrent kernels by this.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,

@@ -523,7 +523,8 @@ def data_options(f):
     return stack([
         click.argument("corpus", nargs=-1),
         click.option("--level", type=click.Choice(LEVELS), default=d.level, show_default=True,
-                     help="Model characters (code points) or words."),
+                     help="Kind of token: char (code points), word (an NLTK tokenizer) or byte "
+                          "(UTF-8 bytes: any text fits, nothing is unknown)."),
         click.option("--tokenizer", type=click.Choice(TOKENIZER_CHOICES), default=d.tokenizer,
                      help="Word tokenizer (word level only; default nltk = word_tokenize)."),
         click.option("--lowercase", is_flag=True, help="Lowercase the text first."),

@@ -9,6 +9,7 @@ from seqmodels.data.config import DataConfig
 from seqmodels.data.tokenizers import (
     KINDS,
     NEWLINE,
+    ByteTokenizer,
     CharTokenizer,
     Tokenizer,
     WordTokenizer,
@@ -84,7 +85,7 @@ def test_stopwords_removed_case_insensitively(tmp_path):
 
 def test_bad_settings():
     with pytest.raises(SeqmodelsError, match="unknown level"):
-        make_tokenizer(DataConfig(level="byte"))
+        make_tokenizer(DataConfig(level="bits"))
     with pytest.raises(SeqmodelsError, match="unknown tokenizer"):
         WordTokenizer("spacy")
     with pytest.raises(SeqmodelsError, match="tokenizer applies to level word only"):
@@ -110,7 +111,7 @@ def test_never_downloads(monkeypatch):
 
 
 def test_one_registry_names_every_kind():
-    assert KINDS == {"char": CharTokenizer, "word": WordTokenizer}
+    assert KINDS == {"char": CharTokenizer, "word": WordTokenizer, "byte": ByteTokenizer}
     assert all(issubclass(kind, Tokenizer) and kind.level == level
                for level, kind in KINDS.items())
     assert isinstance(make_tokenizer(DataConfig(level="word", tokenizer="whitespace")),
@@ -120,7 +121,8 @@ def test_one_registry_names_every_kind():
 @pytest.mark.parametrize("tokenizer", [
     CharTokenizer(), CharTokenizer(normalize="NFKC", lowercase=True), WordTokenizer(),
     WordTokenizer("wordpunct", ["the", "And"], normalize="none", lowercase=True),
-], ids=["char", "char-nfkc-lower", "word", "wordpunct-stopwords-lower"])
+    ByteTokenizer(),
+], ids=["char", "char-nfkc-lower", "word", "wordpunct-stopwords-lower", "byte"])
 def test_settings_round_trip_for_every_kind(tokenizer):
     """to_config() rebuilds a tokenizer that splits, joins, fits and encodes alike."""
     again = tokenizer_from_config(tokenizer.to_config())
@@ -171,3 +173,28 @@ def test_continuations_and_first_tokens():
     assert chars.first_token("And God") == "A" and words.first_token("And God") == "And"
     assert chars.token_by_token and not words.token_by_token
     assert (chars.unit, chars.unit_short, words.unit) == ("character", "char", "token")
+
+
+@given(st.text())
+@settings(max_examples=200)
+def test_bytes_fit_any_text_without_unknown_tokens(text):
+    tok = ByteTokenizer()
+    tok.fit({"a": 3})  # a training split of nothing but "a" still gives all 256 bytes
+    ids = tok.encode(text)
+    encoded = tok.normalise(text).encode("utf-8", "surrogatepass")
+    assert [tok.vocabulary.tokens[i] for i in ids] == [chr(b) for b in encoded]
+    assert UNK_ID not in ids.tolist()
+    if not any(0xD800 <= ord(c) < 0xE000 for c in text):  # a lone surrogate is not UTF-8
+        assert tok.decode(ids) == tok.normalise(text)
+
+
+def test_the_byte_vocabulary_is_every_byte():
+    tok = ByteTokenizer()
+    vocab = tok.fit({"e": 5, "\n": 2})
+    assert len(vocab) == 258 and vocab.tokens[2:4] == ["e", "\n"]
+    with pytest.raises(SeqmodelsError, match="min_freq and max_vocab do not apply"):
+        tok.fit({"e": 5}, min_freq=2)
+    with pytest.raises(SeqmodelsError, match="each of the 256 bytes"):
+        ByteTokenizer(vocabulary=Vocabulary(["<pad>", "<unk>", "a"]))
+    assert tok.decode(tok.encode("é")) == "é" and len(tok.encode("é")) == 2
+    assert tok.detokenize([chr(0xC3)]) == "\ufffd"  # half a character reads as U+FFFD

@@ -117,10 +117,10 @@ def runs(tmp_path_factory, train_tiny):
     corpus.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 80)
     return {level: train_tiny(corpus, root / level, level=level, cache_dir=root / "cache",
                               epochs=3, batch_size=8, seq_len=12, lr=0.01)
-            for level in ("char", "word")}
+            for level in ("char", "word", "byte")}
 
 
-@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("level", ["char", "word", "byte"])
 def test_streamed_pieces_add_up_to_the_sample(runs, level):
     pieces = []
     [sample] = seqmodels.load(runs[level]).generate("the", 40, SamplingConfig(seed=1),
@@ -273,3 +273,11 @@ def test_a_long_word_level_sample_is_detokenized_a_line_at_a_time(monkeypatch):
         sample.take_settled()
     assert sample.text() == tokenizer.detokenize(tokens)
     assert sum(seen) <= 2 * len(tokens)
+
+
+def test_a_byte_level_model_takes_any_prompt_and_writes_utf8(runs):
+    """Byte level: no character is unknown, and what it writes decodes (U+FFFD at worst)."""
+    model = seqmodels.load(runs["byte"])
+    [sample] = model.generate("the © caf\u00e9", 60, SamplingConfig(seed=3))
+    assert sample["prompt"] == "the © caf\u00e9" and sample["tokens"] == 60
+    assert model.evaluate(text="the © sat.\n").oov == 0
