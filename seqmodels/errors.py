@@ -8,14 +8,30 @@ option ("--lr must be positive"), in one place (seqmodels.cli.main).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 SETTING = re.compile(r"`([a-z][a-z0-9_]*)`")
+_NAMER: list[Callable[[str], str]] = [lambda setting: setting]  # how settings are shown now
 
 
-def render(message: str, name: Callable[[str], str] = lambda setting: setting) -> str:
-    """A message with each `setting` written as name(setting)."""
+def render(message: str, name: Callable[[str], str] | None = None) -> str:
+    """A message with each `setting` written as name(setting) (default: as they are shown now,
+    their Python names unless a command line shows its options)."""
+    name = name or _NAMER[0]
     return SETTING.sub(lambda m: name(m.group(1)), message)
+
+
+@contextmanager
+def settings_shown_as(name: Callable[[str], str]) -> Iterator[None]:
+    """While the block runs, messages name each setting as name(setting) does (the command line
+    shows its options)."""
+    before = _NAMER[0]
+    _NAMER[0] = name
+    try:
+        yield
+    finally:
+        _NAMER[0] = before
 
 
 class SeqmodelsError(Exception):

@@ -50,3 +50,14 @@ def test_the_config_modules_load_no_tensorflow():
             "seqmodels.lm.config, seqmodels.lm.model, seqmodels.training.rundir; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_resume_plan_names_the_limit_that_stops_a_resumed_run_first():
+    """The README's example: TrainConfig(epochs=3, max_time=300) resumed after 3 epochs."""
+    stored = TrainConfig(epochs=3, max_time=300)
+    assert stored.with_changes({"epochs": 6}).resume_plan(3) == (
+        "on to epoch 6 or for another 5m, whichever comes first (the run's `max_time`; a new "
+        "one replaces it)")
+    assert stored.with_changes({"epochs": 6, "max_time": 0}).resume_plan(3) == "on to epoch 6"
+    assert stored.resume_plan(3) == ("no training: its 3 epoch(s) are done (a larger `epochs` "
+                                     "trains on)")

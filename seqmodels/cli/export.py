@@ -27,8 +27,11 @@ def export(run, fmt, out, force) -> None:
     logits + state) so a server or an app generates with O(1) work per token."""
     from seqmodels.lm.export import check_export
     from seqmodels.lm.model import LanguageModel
+    from seqmodels.lm.pretrained import export_folder, resolve
     from seqmodels.training.rundir import RunDir
 
-    out = check_export(fmt, out or RunDir(run).export_path(fmt), force)  # before loading
+    if out is None:
+        out = RunDir(export_folder(resolve(run))).export_path(fmt)
+    out = check_export(fmt, out, force)  # before loading
     written = LanguageModel.load(run).export(fmt, out, force)
     click.echo(str(written))

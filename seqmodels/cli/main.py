@@ -18,7 +18,7 @@ from seqmodels.cli.forecast import forecast
 from seqmodels.cli.generate import generate
 from seqmodels.cli.options import CommandGroup, cli_message, option_name
 from seqmodels.cli.train import train
-from seqmodels.errors import SeqmodelsError, render
+from seqmodels.errors import SeqmodelsError, render, settings_shown_as
 
 
 def _one_line(message: object) -> str:
@@ -44,7 +44,7 @@ class _Group(CommandGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            with _warnings_on_stderr():
+            with _warnings_on_stderr(), settings_shown_as(option_name):
                 return super().invoke(ctx)
         except SeqmodelsError as exc:  # its settings named as this command line's options
             code = getattr(exc, "exit_code", 1)

@@ -10,6 +10,7 @@ import click
 
 from seqmodels.cli.options import (
     Finite,
+    NamedPath,
     check_optimizer_options,
     check_resume_options,
     config_file_option,
@@ -67,6 +68,10 @@ def resume_hint(command: str) -> Iterator[None]:
               show_default=True, help="Temperature of those samples; repeat for several.")
 @click.option("--sample-length", type=click.IntRange(1, MAX_SAMPLE_LENGTH), default=200,
               show_default=True, help="Tokens in each of those samples.")
+@click.option("--init-from", type=NamedPath(file_okay=False), default=None, metavar="RUN",
+              help="Start a new run from this run's model (or a built-in one by name): its "
+                   "shape and weights, and for the tokens both vocabularies share, their rows; "
+                   "the corpus, rate, schedule and budget are this run's own.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, samples or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
@@ -74,9 +79,10 @@ def train(**kw) -> None:
     _check_train_options(ctx, kw)
     resuming = bool(kw["resume"])
     options = run_options_from(kw, [*kw["callback"], *_sampling(kw)])
+    model = _start(ctx, kw) if kw["init_from"] else config_from(ModelConfig, kw)
     with resume_hint("seqmodels train"):
         run = train_run(None if resuming else data_config_from(kw),
-                        None if resuming else config_from(ModelConfig, kw),
+                        None if resuming else model,
                         None if resuming else train_config_from(kw),
                         None if resuming else config_from(WindowConfig, kw),
                         out=kw["out"], resume=kw["resume"], changes=resume_changes(ctx, kw),
@@ -89,6 +95,33 @@ def train(**kw) -> None:
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
     click.echo(str(run.path))
+
+
+ARCHITECTURE = ("cell", "layers", "units", "embedding_dim")  # what --init-from's model fixes
+TOKENS = ("level", "tokenizer", "normalize", "lowercase")  # what it reads, unless given
+
+
+def _start(ctx: click.Context, kw: dict):
+    """The model --init-from names, with the regularisation options given here; the options
+    that say how text becomes tokens take its values unless given (kw is updated)."""
+    import dataclasses
+
+    from seqmodels.lm.model import load
+
+    start = load(kw["init_from"])
+    given = given_options(ctx)
+    for name in ARCHITECTURE:
+        if name in given and kw[name] != getattr(start.config, name):
+            raise click.UsageError(f"{option_name(name)} {kw[name]} contradicts the model of "
+                                   f"--init-from ({getattr(start.config, name)}); the shape comes "
+                                   f"from it: leave {option_name(name)} out")
+    start.config = dataclasses.replace(start.config, **{
+        name: kw[name] for name in dataclasses.asdict(start.config)
+        if name in given and name not in ARCHITECTURE})
+    for name in TOKENS:
+        if name not in given:
+            kw[name] = getattr(start.data, name)
+    return start
 
 
 def _sampling(kw: dict) -> list:
@@ -105,6 +138,8 @@ def _sampling(kw: dict) -> list:
 def _check_train_options(ctx: click.Context, kw: dict) -> None:
     """Refuse option combinations that would be silently ignored."""
     given = given_options(ctx)
+    if kw["init_from"] and kw["resume"]:
+        raise click.UsageError("--init-from starts a new run; --resume continues one: give one")
     check_resume_options(ctx, kw, "CORPUS", bool(kw["corpus"]))
     check_optimizer_options(ctx, kw)
     shaping = sorted(given & {"sample_prompt", "sample_temperature", "sample_length"})
@@ -145,5 +180,17 @@ def run_summary(run) -> str:
                f"{'beyond any float' if shown is None else f'{shown:.2f}'}, "
                f"{best / math.log(2):.3f} bits/{unit}), kept in {RunDir.MODEL}"
                if best is not None else "nothing validated yet")
-    return (f"Training {how} {done}: {figures}. Saved in {run.path}. Next: seqmodels train "
-            f"--resume {run.path} --epochs N to train longer.")
+    return (f"Training {how} {done}: {figures}. Saved in {run.path}. Next: "
+            f"{next_step(run.path, run.stop_reason, run.settings['train'])}")
+
+
+def next_step(path, stop_reason: str, train: dict) -> str:
+    """The command that trains the run longer, and what it would do."""
+    from seqmodels.training.config import duration_text
+
+    if stop_reason in ("max-time", "callback", "signal") and train.get("max_time"):
+        return (f"seqmodels train --resume {path} trains for another "
+                f"{duration_text(train['max_time'])} (its --max-time; give another, or --max-time "
+                f"none to stop at --epochs {train['epochs']} only).")
+    return (f"seqmodels train --resume {path} --epochs N (above {train['epochs']}) trains "
+            f"longer.")

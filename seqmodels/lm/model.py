@@ -80,8 +80,11 @@ class LanguageModel:
 
     @classmethod
     def load(cls, run: str | Path | RunDir) -> LanguageModel:
-        """The best model of a run directory, with the run's tokenizer and settings."""
-        run = run if isinstance(run, RunDir) else RunDir(run)
+        """The best model of a run directory (or of a built-in model, by its name), with the
+        run's tokenizer and settings."""
+        from seqmodels.lm.pretrained import resolve
+
+        run = run if isinstance(run, RunDir) else RunDir(resolve(run))
         settings = read_settings(run)
         vocab = Vocabulary.load(run.vocab)
         data = _stored(run, DataConfig, settings["data"])
@@ -244,10 +247,57 @@ class LanguageModel:
         from seqmodels.lm.export import export
 
         if out is None:
+            from seqmodels.lm.pretrained import export_folder
+
             if self.path is None:
                 raise SeqmodelsError("this model has no run directory; give `out`")
-            out = RunDir(self.path).export_path(fmt)
+            out = RunDir(export_folder(self.path)).export_path(fmt)
         return export(self, fmt, Path(out), force)
+
+    def take_weights(self, source: LanguageModel) -> dict[str, int]:
+        """Start from another model's weights (the same shape, its own vocabulary): recurrent
+        layers as they are, and for each token the two vocabularies share, its embedding row
+        and its logits column and bias. A token the source never had keeps the fresh
+        embedding row and logits column it was built with, and the lowest logit bias of the
+        source's tokens: a new token starts as unlikely as the source's rarest. Returns the
+        counts of shared and new tokens."""
+        if (source.cells, source.units) != (self.cells, self.units) or \
+                source.embedding.output_dim != self.embedding.output_dim:
+            raise SeqmodelsError(f"{self!r} cannot start from {source!r}: not the same shape")
+        for mine, theirs in zip(self.recurrent_layers, source.recurrent_layers, strict=True):
+            mine.set_weights(theirs.get_weights())
+        old, new = source.vocabulary, self.vocabulary
+        pairs = [(i, old.index[t]) for i, t in enumerate(new.tokens) if t in old.index]
+        mine_rows, their_rows = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+        table = self.embedding.embeddings.numpy().copy()
+        table[mine_rows] = source.embedding.embeddings.numpy()[their_rows]
+        self.embedding.embeddings.assign(table)
+        kernel, bias = self.head.get_weights()
+        their_kernel, their_bias = source.head.get_weights()
+        bias[:] = their_bias.min()
+        kernel[:, mine_rows] = their_kernel[:, their_rows]
+        bias[mine_rows] = their_bias[their_rows]
+        self.head.set_weights([kernel, bias])
+        return {"shared_tokens": len(pairs), "new_tokens": len(new) - len(pairs)}
+
+    @property
+    def name(self) -> str:
+        """What a run started from this model records: a built-in model's name, else the
+        absolute path of its run."""
+        from seqmodels.lm.pretrained import name_of
+
+        if self.path is None:
+            raise SeqmodelsError("this model has no run directory, so no name")
+        return name_of(self.path) or str(self.path.resolve())
+
+    def digest(self) -> str:
+        """SHA-256 of the run's model file (what a run started from it records)."""
+        import hashlib
+
+        if self.path is None:
+            raise SeqmodelsError("this model has no run directory, so no file to name")
+        with open(RunDir(self.path).model, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
 
     def save(self, run: RunDir) -> None:
         """Write the network as the run's model file (a stateful one as its plain twin, so every

@@ -38,16 +38,19 @@ class Run:
         return best_val_loss(self.history)
 
 
-def train(data: DataConfig | None = None, model: ModelConfig | None = None,
+def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | None = None,
           config: TrainConfig | None = None, windows: WindowConfig | None = None,
           out: str | Path | None = None, resume: str | Path | None = None,
           changes: dict[str, Any] | None = None, options: RunOptions | None = None) -> Run:
     """Train a language model into a new run directory `out` (default runs/<date>-<cell>-<level>),
     or go on with the run in `resume`, with its own settings but for `changes` (epochs,
-    max_time, on_nan, xla; max_time 0 removes the budget). `options` say how this process runs:
-    progress, workers, strategy, callbacks, cache. A cluster worker that is not the chief writes
-    no run directory and returns a Run whose path is None."""
+    max_time, on_nan, xla; max_time 0 removes the budget). `model` is the shape of a fresh model
+    (a ModelConfig), or a LanguageModel to start from (`seqmodels.load(run)`): its shape, its
+    weights and, for the tokens the vocabularies share, its rows. `options` say how this process
+    runs: progress, workers, strategy, callbacks, cache. A cluster worker that is not the chief
+    writes no run directory and returns a Run whose path is None."""
     options = (options or RunOptions()).validate()
+    start = model if isinstance(model, LanguageModel) else None
     if resume is not None:
         given = [name for name, value in (("data", data), ("model", model), ("config", config),
                                           ("windows", windows), ("out", out)) if value is not None]
@@ -62,6 +65,9 @@ def train(data: DataConfig | None = None, model: ModelConfig | None = None,
             raise SeqmodelsError("`changes` apply to a resumed run; give a new run's settings in "
                                  "`config`")
         stored = None
+        if start is not None:
+            model, data = start.config, data or start_data(start)
+            check_start(start, data)
         data, model = data or DataConfig(), model or ModelConfig()
         config, windows = config or TrainConfig(), windows or WindowConfig()
     model.validate()
@@ -81,7 +87,7 @@ def train(data: DataConfig | None = None, model: ModelConfig | None = None,
     run_dir = resume if resume is not None else out
     try:
         with cluster_errors(dist, run_dir or "RUN"):
-            return _train(dist, data, model, config, windows, run_dir, stored, options)
+            return _train(dist, data, model, config, windows, run_dir, stored, options, start)
     except ResumableError as exc:
         if exc.command is None:
             exc.resume_with(f"seqmodels.train(resume={str(exc.run_dir)!r})")
@@ -94,6 +100,38 @@ def _check_run_dir(out: str | Path | None, resume: str | Path | None) -> None:
         RunDir(resume).check_writable()
     else:
         RunDir.check_new(out)
+
+
+def start_data(start: LanguageModel) -> DataConfig:
+    """The data settings a run that starts from a model takes unless given: the source's way of
+    turning text into tokens, on the built-in corpus."""
+    source = start.data
+    return DataConfig(level=source.level, tokenizer=source.tokenizer,
+                      normalize=source.normalize, lowercase=source.lowercase)
+
+
+def check_start(start: LanguageModel, data: DataConfig) -> None:
+    """Refuse data settings whose tokens are not the kind the model it starts from reads."""
+    source = start.data
+    for name in ("level", "tokenizer"):
+        given, theirs = getattr(data, name), getattr(source, name)
+        if given != theirs:
+            raise SeqmodelsError(f"`{name}` {given} contradicts the model the run starts from "
+                                 f"({start.name} reads {name} {theirs}); give `{name}` {theirs}")
+
+
+def started_from(record: dict) -> LanguageModel:
+    """The model a run's config.json says it started from, as it was then (same digest)."""
+    name = record.get("name")
+    try:
+        source = LanguageModel.load(name)
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"the run started from {name}, which cannot be read now: "
+                             f"{exc}") from None
+    if source.digest() != record.get("digest"):
+        raise SeqmodelsError(f"the run started from {name}, whose model file has changed "
+                             f"since; start a new run from it")
+    return source
 
 
 def _stored_configs(run: RunDir, stored: dict) -> tuple:
@@ -158,7 +196,7 @@ def _resumed_state(run: RunDir) -> str | None:
 
 def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfig,
            windows: WindowConfig, run_dir: str | Path | None, stored: dict | None,
-           options: RunOptions) -> Run:
+           options: RunOptions, start: LanguageModel | None = None) -> Run:
     """train() once the settings are checked and the strategy exists."""
     from seqmodels.backend import import_keras, import_tf
     from seqmodels.lm.samples import Samples
@@ -169,6 +207,8 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
     tf, keras = import_tf(), import_keras()
     chief, resuming = dist is None or dist.is_chief, stored is not None
     run = RunDir(run_dir) if run_dir is not None else None
+    if resuming and stored.get("init_from") and run.latest_checkpoint() is None:
+        start = started_from(stored["init_from"])  # nothing trained yet: begin as it began
     if dist is not None:  # before the corpus is read, so a refusal comes at once
         if windows.stateful:
             raise SeqmodelsError(f"`stateful` carries each stream's state on one device; it "
@@ -195,6 +235,7 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
                               if k not in ("corpus", "stopwords")},  # paths may differ
             "model settings": model_config.to_json(), "window settings": windows.to_json(),
             "training settings": [_agreed_training(config), not resuming],
+            "model started from": start.digest() if start is not None else None,
             "checkpoint resumed": _resumed_state(run) if resuming else None})
 
     V, B, T = len(prepared.vocab), config.batch_size, windows.seq_len
@@ -204,6 +245,8 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
         model = LanguageModel.build(model_config, tokenizer,
                                     batch_size=B if windows.stateful else None,
                                     stateful=windows.stateful)
+        began = {"name": start.name, "digest": start.digest(),
+                 **model.take_weights(start)} if start is not None else None
     task = language_task(model, prepared, config, windows)
     # every worker drives the user's callbacks, as Keras does; samples go to the chief's run
     callbacks = [c.callback(model) if isinstance(c, Samples) else c for c in options.callbacks
@@ -222,7 +265,7 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
         settings = {"kind": "language-model", "data": data.to_json(),
                     "model": model_config.to_json(), "train": config.to_json(),
                     "windows": windows.to_json(), "vocab_size": V, "corpus_digest": digest,
-                    "versions": versions()}
+                    **({"init_from": began} if began else {}), "versions": versions()}
     run, stop_reason = trainer.train(run_dir, resuming, settings, f"{model_config.cell}-"
                                                                     f"{data.level}")
     best = LanguageModel.load(run)

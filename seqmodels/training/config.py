@@ -95,6 +95,17 @@ class TrainConfig:
             given["max_time"] = None
         return replace(self, **given)
 
+    def resume_plan(self, epochs_done: int) -> str:
+        """What a run resumed with these settings does, in words (settings marked): which limit
+        stops it first. A budget counts each process's training anew."""
+        if self.epochs <= epochs_done:
+            return (f"no training: its {self.epochs} epoch(s) are done (a larger `epochs` trains "
+                    f"on)")
+        if not self.max_time:
+            return f"on to epoch {self.epochs}"
+        return (f"on to epoch {self.epochs} or for another {duration_text(self.max_time)}, "
+                f"whichever comes first (the run's `max_time`; a new one replaces it)")
+
     @property
     def learning_rate(self) -> float:
         """The initial learning rate."""
@@ -131,6 +142,13 @@ class RunOptions:
         if not isinstance(self.callbacks, (list, tuple)):
             raise SeqmodelsError("`callbacks` must be a list of keras.callbacks.Callback objects")
         return self
+
+
+def duration_text(seconds: float) -> str:
+    """90 -> '1m30s'."""
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
 
 
 def parse_duration(text: str) -> float:

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from seqmodels.backend import first_traces
-from seqmodels.errors import ResumableError, SeqmodelsError
+from seqmodels.errors import ResumableError, SeqmodelsError, render
 from seqmodels.interrupts import ctrl_c_pressed
 from seqmodels.training import checkpoint
 from seqmodels.training.callbacks import keras_callbacks, logs
-from seqmodels.training.config import TrainConfig
+from seqmodels.training.config import TrainConfig, duration_text
 from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
 from seqmodels.training.progress import IntervalStats, Progress
 from seqmodels.training.rundir import RunDir
@@ -341,15 +341,20 @@ class Trainer:
 
         task, config = self.task, self.config
         every = eval_every(config, task.val_tokens, task.batch_tokens)
-        budget = (f"{config.epochs} epoch(s)" if not config.max_time else
-                  f"{config.epochs} epoch(s) or {_duration(config.max_time)}, whichever comes "
-                  f"first")
-        start = (f"resuming at epoch {p.epoch + 1}, step {p.step}; " if p.global_step else "")
-        tqdm.write(f"Training in {run}: {start}{task.net.count_params():,} parameters, "
-                   f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; budget "
-                   f"{budget}; validation on {task.val_tokens:,} {task.unit} at each epoch's end"
-                   f"{f', every {every:,} steps' if every < task.steps else ''} and when "
-                   f"training stops.", file=sys.stderr)
+        if p.global_step:  # resumed: say which limit stops it, the budget counting anew
+            budget = config.resume_plan(p.epoch)
+            start = f"resuming at epoch {p.epoch + 1}, step {p.step}; "
+        else:
+            budget = (f"{config.epochs} epoch(s)" if not config.max_time else
+                      f"{config.epochs} epoch(s) or {duration_text(config.max_time)}, whichever "
+                      f"comes first")
+            start = ""
+        tqdm.write(render(
+            f"Training in {run}: {start}{task.net.count_params():,} parameters, "
+            f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; budget: "
+            f"{budget}; validation on {task.val_tokens:,} {task.unit} at each epoch's end"
+            f"{f', every {every:,} steps' if every < task.steps else ''} and when training "
+            f"stops."), file=sys.stderr)
 
     def _validate(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float, epoch: int,
                   step: int, clock: _Clock, board) -> IntervalStats:
@@ -493,13 +498,6 @@ class Trainer:
             if self._stop_code(stop, False, clock.process_seconds()) == SIGNAL:
                 return "signal"
         return "completed"
-
-
-def _duration(seconds: float) -> str:
-    """90 -> '1m30s'."""
-    m, s = divmod(round(seconds), 60)
-    h, m = divmod(m, 60)
-    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
 
 
 def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,

@@ -293,3 +293,26 @@ def test_run_directory_preconditions_are_checked_before_tensorflow_loads(tmp_pat
         ' "train": {"epochs": 1, "speed": "fast"}}')
     result = _refused_before_tensorflow("train", "--resume", str(full))
     assert result["code"] == 1 and "unknown training setting(s): speed" in result["output"]
+
+
+def test_resume_says_which_limit_stops_it_and_the_summary_what_resume_would_do(tmp_path, corpus):
+    """A budget-stopped run resumed got its stored budget again, whatever --epochs said, and
+    the summary's '--resume RUN --epochs N to train longer' misled the same way."""
+    out = tmp_path / "run"
+    small = [a for a in SMALL if a != "--quiet"]
+    result = train(str(corpus), "--epochs", "100000", "--max-time", "2s", "--out", str(out),
+                   "--sample-every", "0", *small)
+    assert result.exit_code == 0, result.output
+    assert (f"Next: seqmodels train --resume {out} trains for another 2s (its --max-time; give "
+            f"another, or --max-time none to stop at --epochs 100000 only).") in result.stderr
+    result = train("--resume", str(out), "--sample-every", "0")
+    assert ("budget: on to epoch 100000 or for another 2s, whichever comes first (the run's "
+            "--max-time; a new one replaces it)") in result.stderr
+    done = tmp_path / "done"
+    result = train(str(corpus), "--epochs", "1", "--out", str(done), "--sample-every", "0",
+                   *small)
+    assert f"Next: seqmodels train --resume {done} --epochs N (above 1) trains longer." \
+        in result.stderr
+    result = train("--resume", str(done), "--sample-every", "0")
+    assert "budget: no training: its 1 epoch(s) are done (a larger --epochs trains on)" \
+        in result.stderr
