@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SEQ := $(VENV)/bin/seqmodels
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-reliability lint data demo bench clean
+.PHONY: help install test test-reliability lint data demo bench pretrained clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,11 @@ demo: install ## train a char LSTM on the built-in corpus for 150 s, evaluate it
 
 bench: install ## measure training, evaluation and generation speed against the baselines
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)
+
+PRETRAIN_MINUTES ?= 40
+
+pretrained: install ## rebuild the built-in model: its corpus from Python's own texts, then training (PRETRAIN_MINUTES=40)
+	$(PY) data/pretrain.py --minutes $(PRETRAIN_MINUTES)
 
 clean: ## remove the virtual environment and caches (never runs/ or data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info
