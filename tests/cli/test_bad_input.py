@@ -87,7 +87,7 @@ def _cases():
     for option, value in [("--seq-len", "0"), ("--stride", "0"), ("--min-freq", "0"),
                           ("--max-vocab", "2"), ("--splits", "0.9,0.2"),
                           ("--splits", "1.5,-0.5,0"), ("--encoding", "no-such-codec"),
-                          ("--level", "byte")]:
+                          ("--level", "no-such-level")]:
         yield f"corpus{option}={value}", ["corpus", "{in}/good.txt", option, value], 2, \
             option, []
     for option, value in [("--units", "0"), ("--layers", "0"), ("--embedding-dim", "0"),
