@@ -74,6 +74,11 @@ class NewerFormatError(SeqmodelsError):
     """A file written by a newer seqmodels than this one (never silently skipped)."""
 
 
+class UnreadableFileError(SeqmodelsError):
+    """A file that is there but this process may not read (its permissions): not damage, so
+    never skipped for an older copy."""
+
+
 class ResumableError(SeqmodelsError):
     """Training stopped, or could not go on, with the run's files whole: resuming the run
     continues it. The caller says how (`resume_with`); the training engine does not know."""

@@ -13,8 +13,9 @@ def check_output_file(path: str | Path, force: bool,
                       inputs: list[tuple[str | Path, str]] = ()) -> Path:
     """files.check_output, the files of any run the path lies in (or in its checkpoints) and
     the installed data files counted among the inputs: an output never replaces a run's
-    settings or model, nor the built-in corpus or series."""
+    settings or model (present or to come), nor the built-in corpus or series."""
     path = Path(path)
+    RunDir.check_not_reserved(path)
     run = RunDir.of_file(real_location(path))
     own = run.own_files() if run is not None else []
     return check_output(path, force, [*inputs, *own, *installed_files()])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import require_utf8
+from seqmodels.training.rundir import RunDir
 
 if TYPE_CHECKING:
     from seqmodels.lm.model import LanguageModel
@@ -235,6 +236,7 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
 
     if out.name == "..":  # 'new/..' would make 'new', then find its parent taken
         raise SeqmodelsError(f"{out} names a folder that exists; choose a new name for `out`")
+    RunDir.check_not_reserved(out)  # a run's model.keras, though not written yet
     out = real_location(out)  # 'new/../model' is ./model once 'new' is made
     for parent in out.parents:  # the nearest existing folder above out must be a folder
         if parent.exists() or parent.is_symlink():

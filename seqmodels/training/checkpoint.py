@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqmodels.errors import NewerFormatError, SeqmodelsError
+from seqmodels.errors import NewerFormatError, SeqmodelsError, UnreadableFileError
 from seqmodels.files import atomic_path
 from seqmodels.training.progress import Progress
 from seqmodels.training.rundir import RunDir
@@ -107,6 +107,10 @@ def read(path: Path) -> Checkpoint:
                     found.setdefault(group, {})[int(i)] = z[key]
     except FileNotFoundError:
         raise SeqmodelsError(f"{path}: file not found") from None
+    except PermissionError:
+        raise UnreadableFileError(f"{path}: permission denied; the checkpoint is not damaged, "
+                                  f"but this user may not read it: give read access (chmod u+r) "
+                                  f"and resume again") from None
     except Exception as exc:  # numpy, zipfile and json raise many types for damaged files
         what = "not a regular file" if not path.is_file() else (
             "a link to a file that is not a checkpoint" if path.is_symlink() else
@@ -153,8 +157,8 @@ def load_latest(run: RunDir) -> Checkpoint | None:
         return None
     try:
         return read(path)
-    except NewerFormatError:
-        raise  # written by a newer seqmodels: going back to an older checkpoint would lose work
+    except (NewerFormatError, UnreadableFileError):
+        raise  # a newer seqmodels's, or not ours to read: an older checkpoint would lose work
     except SeqmodelsError as exc:
         previous = run.previous
         if path == previous or not previous.is_file():

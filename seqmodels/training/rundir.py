@@ -31,6 +31,7 @@ from seqmodels.files import (
     check_format,
     read_json,
     read_regular,
+    real_location,
     remove_temporaries,
     write_json_atomic,
 )
@@ -53,6 +54,8 @@ class RunDir:
     REPLACED = (CONFIG, HISTORY, PLOT, MODEL, f"{CHECKPOINTS}/{LATEST}",
                 f"{CHECKPOINTS}/{PREVIOUS}")
     KEPT = (VOCAB, SCALER, SAMPLES, LOCK)
+    # every name a run writes (or will): no output goes there, though the file is not made yet
+    RESERVED = (*REPLACED, *KEPT, CHECKPOINTS, TENSORBOARD, EXPORT, FORECAST_PLOT)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -230,6 +233,20 @@ class RunDir:
         """The run's files as check_output inputs: no command's output may be written over them."""
         return [(self.path / name, f"a file of the run {self.path}")
                 for name in self.REPLACED + self.KEPT]
+
+    @staticmethod
+    def check_not_reserved(path: str | Path) -> None:
+        """Refuse an output path where the run it lies in keeps (or will keep) one of its own
+        files or folders, present or not: the run would replace the output, or fail on it."""
+        real = real_location(Path(path))
+        run = RunDir.of_file(real)
+        if run is None:
+            return
+        for name in RunDir.RESERVED:
+            if real == run.path / name:
+                raise SeqmodelsError(f"{path} is a file of the run {run.path} (its {name}, made "
+                                     f"as it trains if not there yet); seqmodels never writes an "
+                                     f"output over it (even with `force`): choose another path")
 
     @staticmethod
     def of_file(path: Path) -> RunDir | None:

@@ -2442,3 +2442,53 @@ def test_forecast_training_counts_time_steps_not_tokens(tmp_path):
     assert result.exit_code == 0, result.output
     assert "steps per epoch of" in result.stderr and "time steps/s" in result.stderr
     assert "tokens" not in result.stderr, result.stderr
+
+
+# --- reliability, new angles (issue 34) -------------------------------------------------------
+
+@pytest.mark.parametrize("command,name", [
+    (("corpus", "{corpus}", "--export", "{target}"), "training.png"),
+    (("corpus", "{corpus}", "--export", "{target}", "--force"), "samples.txt"),
+    (("corpus", "{corpus}", "--export", "{target}"), "checkpoints/latest.npz"),
+    (("export", "{source}", "--format", "savedmodel", "--out", "{target}"), "model.keras"),
+    (("export", "{source}", "--format", "tflite", "--out", "{target}"), "forecast-test.png"),
+])
+def test_no_output_takes_a_run_file_name_not_written_yet(run, trained, tmp_path, cat_text,
+                                                         command, name):
+    """DL3: an output at RUN/training.png (say) before the run's first plot was taken; the run
+    later replaced it, or died at its next validation on a SavedModel folder at model.keras."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(cat_text)
+    target = run / name
+    if target.exists():
+        target.unlink()  # as in a run that has not written it yet
+    before = snapshot(run)
+    args = [str(a).format(corpus=corpus, source=trained, target=target) for a in command]
+    one_line(invoke(*args), f"is a file of the run {run}", "never writes an output over it")
+    assert snapshot(run) == before and not target.exists()
+
+
+def test_an_export_beside_a_run_file_name_is_written(run, trained):
+    """Only the run's own names are refused: RUN/export/model.tflite is the default place."""
+    result = invoke("export", trained, "--format", "tflite", "--out", run / "model.tflite")
+    assert result.exit_code == 0, result.output
+    assert (run / "model.tflite").is_file()
+
+
+def test_a_checkpoint_this_user_may_not_read_is_not_called_damaged(run, monkeypatch):
+    """DL4: an unreadable latest.npz was 'damaged': training went on from previous.npz (steps
+    lost) and the intact newest checkpoint was rotated out."""
+    import seqmodels.training.checkpoint as checkpoint
+
+    load = np.load
+
+    def no_permission(path, *args, **kwargs):  # chmod 000 is no bar to root, who runs CI
+        if os.fspath(path).endswith("latest.npz"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.np, "load", no_permission)
+    before = snapshot(run)
+    line = one_line(invoke(*RESUME, run=run), "latest.npz: permission denied", "not damaged")
+    assert "previous.npz" not in line
+    assert snapshot(run) == before
