@@ -154,6 +154,36 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     return list(unique.values())
 
 
+def compact_specs(specs: list[str]) -> list[str]:
+    """Corpus arguments with each stretch of files that is exactly what a glob of their folder
+    finds (the same files in the same order) replaced by that glob: a run given 40,000 files by
+    the shell stores a pattern, and reads the same corpus again."""
+    compact: list[str] = []
+    i = 0
+    while i < len(specs):
+        folder = os.path.dirname(specs[i])
+        j = i
+        while j < len(specs) and os.path.dirname(specs[j]) == folder and Path(specs[j]).is_file():
+            j += 1
+        if j - i < 2 or _GLOB_CHARS & set(folder):
+            compact.extend(specs[i:max(j, i + 1)])
+            i = max(j, i + 1)
+            continue
+        stretch = specs[i:j]
+        suffixes = {Path(s).suffix for s in stretch}
+        patterns = [os.path.join(folder, "*" + suffix) for suffix in suffixes
+                    if len(suffixes) == 1 and suffix and not _GLOB_CHARS & set(suffix)]
+        for pattern in [*patterns, os.path.join(folder, "*")]:
+            found = [str(p) for p in expand_pattern(pattern) if p.is_file() and not _samples(p)]
+            if found == stretch:
+                compact.append(pattern)
+                break
+        else:
+            compact.extend(stretch)
+        i = j
+    return compact
+
+
 def content_digest(chunks: list[bytes]) -> str:
     """SHA-256 over the sources' bytes, in order, each length-prefixed."""
     h = hashlib.sha256()

@@ -70,6 +70,7 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
             check_start(start, data)
         data, model = data or DataConfig(), model or ModelConfig()
         config, windows = config or TrainConfig(), windows or WindowConfig()
+        corpus_to_store(data.corpus)  # before anything is read or written
     model.validate()
     config.validate()
     windows.validate()
@@ -151,6 +152,30 @@ def absolute_corpus(specs: list[str]) -> list[str]:
 
     return [s if s in BUILTIN_CORPORA and not Path(s).exists()
             else os.path.abspath(os.path.expanduser(s)) for s in specs]
+
+
+COMPACT_FROM = 2**16  # bytes of corpus paths from which stretches of a folder become globs
+MAX_STORED_CORPUS = 2**19  # what they may take in config.json (whose reader takes 1 MiB)
+
+
+def corpus_to_store(specs: list[str] | None) -> list[str] | None:
+    """The corpus arguments a run's config.json keeps: absolute, and when there are many, each
+    folder's stretch of files as its glob; refused when even those would not fit."""
+    import json
+
+    from seqmodels.data.corpus import compact_specs
+
+    if not specs:
+        return specs
+    stored = absolute_corpus(specs)
+    if len(json.dumps(stored)) > COMPACT_FROM:
+        stored = compact_specs(stored)
+    size = len(json.dumps(stored))
+    if size > MAX_STORED_CORPUS:
+        raise SeqmodelsError(f"`corpus` names {len(specs):,} files one by one ({size / 1e6:.1f} MB "
+                             f"of paths), more than a run's settings can keep; give their folder, "
+                             f"or a glob in quotes so that seqmodels expands it")
+    return stored
 
 
 def check_resumable(run: RunDir, vocab: Vocabulary) -> None:
@@ -261,7 +286,7 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
     if resuming:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:
-        data.corpus = absolute_corpus(data.corpus)  # so the run works from any folder
+        data.corpus = corpus_to_store(data.corpus)  # so the run works from any folder
         settings = {"kind": "language-model", "data": data.to_json(),
                     "model": model_config.to_json(), "train": config.to_json(),
                     "windows": windows.to_json(), "vocab_size": V, "corpus_digest": digest,

@@ -2492,3 +2492,44 @@ def test_a_checkpoint_this_user_may_not_read_is_not_called_damaged(run, monkeypa
     line = one_line(invoke(*RESUME, run=run), "latest.npz: permission denied", "not damaged")
     assert "previous.npz" not in line
     assert snapshot(run) == before
+
+
+def many_files(folder, cat_text, count: int) -> list:
+    """count files with long names (what a shell's `folder/*.txt` passes), in sorted order."""
+    folder.mkdir()
+    paths = [folder / (f"{'x' * 200}{i:04}.txt") for i in range(count)]
+    lines = cat_text.splitlines()
+    for i, path in enumerate(paths):
+        path.write_text(lines[i % len(lines)] + "\n")
+    return paths
+
+
+def test_a_run_given_hundreds_of_files_keeps_a_glob_and_reads_again(tmp_path, cat_text,
+                                                                    monkeypatch):
+    """DL2: config.json kept every path the shell expanded (1.5 MB for 40,000 files), past the
+    1 MiB its reader takes: the run could never be read again. A folder's stretch of files is
+    now its glob (the same files in the same order)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    paths = many_files(tmp_path / "texts", cat_text, 400)  # 400 x ~260 bytes of paths
+    run = tmp_path / "run"
+    result = invoke("train", *paths, *TINY, "--out", run)
+    assert result.exit_code == 0, result.output
+    stored = json.loads((run / "config.json").read_text())["data"]["corpus"]
+    assert stored == [str(tmp_path / "texts" / "*.txt")]
+    for command in (RESUME, ("evaluate", run, "-q")):
+        result = invoke(*command, run=run)
+        assert result.exit_code == 0, result.output
+
+
+def test_files_no_glob_can_stand_for_are_refused_before_training(tmp_path, cat_text,
+                                                                 monkeypatch):
+    """DL2: when a folder's glob would find other files too, the paths stay; if they cannot fit
+    in config.json the run is refused at once, with the way out."""
+    import seqmodels.lm.train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(seqmodels.lm.train, "MAX_STORED_CORPUS", 20_000)
+    paths = many_files(tmp_path / "texts", cat_text, 200)[::2]  # 100 x ~260 bytes, every other
+    one_line(invoke("train", *paths, *TINY, "--out", tmp_path / "run"),
+             "CORPUS names 100 files one by one", "give their folder, or a glob in quotes")
+    assert not (tmp_path / "run").exists()
