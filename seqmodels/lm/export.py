@@ -4,7 +4,9 @@ a one-step signature, or a TensorFlow Lite or ONNX file of the one-step signatur
 The one-step signature takes token ids (B,) and the recurrent state and returns the next-token
 logits (B, V) and the new state, so a server or an app generates with O(1) work per token, as
 `seqmodels generate` does. States are named state_0, state_1, ...: per layer [h, c] for an
-LSTM, [h] for a GRU or SimpleRNN, each (B, units), zeros at the start of a text.
+LSTM, [h] for a GRU or SimpleRNN, each (B, units), zeros at the start of a text. A token id
+outside [0, V) gives NaN logits and a NaN state in every format (TFLite and ONNX have no
+error to raise), never another token's logits.
 """
 
 from __future__ import annotations
@@ -37,12 +39,29 @@ def _archive(model: LanguageModel):
     archive = keras.export.ExportArchive()
     archive.track(network)
 
+    vocab_size = model.vocab_size
+
+    def checked(ids):
+        """Ids outside [0, V) as 0 (an embedding would wrap -1 to the last row), and where."""
+        valid = (ids >= 0) & (ids < vocab_size)
+        return ids * tf.cast(valid, ids.dtype), valid
+
+    def nan_where_not(valid, values):
+        """values, NaN where not valid: plus 0/1 or 0/0 (elementwise, so every converter keeps
+        it; tf2onnx turned a broadcast select into NaN everywhere)."""
+        return values + 0.0 / tf.cast(valid, values.dtype)
+
     def serve(ids):
-        return {"logits": network(ids, training=False)}  # (B, T, V)
+        safe, valid = checked(ids)
+        since_valid = tf.cumsum(tf.cast(~valid, tf.int32), axis=1) == 0  # NaN from the first bad
+        return {"logits": nan_where_not(since_valid[..., None],
+                                        network(safe, training=False))}  # (B, T, V)
 
     def step(token, states):
-        logits, new = step_model(token, list(states))
-        return {"logits": logits, **{f"state_{i}": s for i, s in enumerate(new)}}
+        safe, valid = checked(token)
+        logits, new = step_model(safe, list(states))
+        return {"logits": nan_where_not(valid[:, None], logits),
+                **{f"state_{i}": nan_where_not(valid[:, None], s) for i, s in enumerate(new)}}
 
     archive.add_endpoint(SERVE, serve, input_signature=[
         tf.TensorSpec((None, None), tf.int32, name="ids")])

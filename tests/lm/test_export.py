@@ -37,6 +37,16 @@ def stepped(step, ids, sizes):
     return np.stack(out)
 
 
+def refuses_bad_ids(step, sizes, vocab_size):
+    """An id outside [0, V) gives NaN logits and state, not another token's (-1 wrapped to the
+    last embedding row)."""
+    states = {f"state_{i}": np.zeros((1, n), np.float32) for i, n in enumerate(sizes)}
+    for token in (-1, vocab_size, 2**30):
+        result = step(token=np.array([token], np.int32), **states)
+        for name in ("logits", *states):
+            assert np.isnan(np.asarray(result[name])).all(), (token, name)
+
+
 def test_the_savedmodel_serves_whole_sequences_and_single_steps(run, tmp_path):
     import tensorflow as tf
 
@@ -53,6 +63,13 @@ def test_the_savedmodel_serves_whole_sequences_and_single_steps(run, tmp_path):
         return step(token=tf.constant(token), **{k: tf.constant(v) for k, v in states.items()})
 
     np.testing.assert_allclose(stepped(call, ids, sizes), want, atol=1e-5)
+    vocab_size = seqmodels.load(run).vocab_size
+    refuses_bad_ids(call, sizes, vocab_size)
+    bad = np.array([[3, 4, -1, 5], [3, 4, 5, vocab_size]], np.int32)
+    got = np.asarray(loaded.signatures["serving_default"](ids=tf.constant(bad))["logits"])
+    np.testing.assert_allclose(got[0, :2], want[:2], atol=1e-5)  # before the bad id: as ever
+    assert np.isnan(got[0, 2:]).all() and np.isnan(got[1, 3]).all()
+    assert not np.isnan(got[1, :3]).any()
 
 
 def test_the_tflite_file_steps_like_the_keras_model(run, tmp_path):
@@ -65,6 +82,7 @@ def test_the_tflite_file_steps_like_the_keras_model(run, tmp_path):
     sizes = seqmodels.load(run).state_sizes
     np.testing.assert_allclose(stepped(runner, ids, sizes), expected_logits(run, ids),
                                atol=1e-4)
+    refuses_bad_ids(runner, sizes, seqmodels.load(run).vocab_size)
 
 
 def test_the_onnx_file_steps_like_the_keras_model(run, tmp_path):
@@ -83,6 +101,7 @@ def test_the_onnx_file_steps_like_the_keras_model(run, tmp_path):
 
     ids = np.array([3, 4, 5, 6, 3, 2, 7, 8], np.int32)
     np.testing.assert_allclose(stepped(step, ids, sizes), expected_logits(run, ids), atol=1e-4)
+    refuses_bad_ids(step, sizes, seqmodels.load(run).vocab_size)
     batch = session.run(None, {"token": ids[:3], **{f"state_{i}": np.zeros((3, n), np.float32)
                                                     for i, n in enumerate(sizes)}})
     assert batch[0].shape == (3, seqmodels.load(run).vocab_size)
