@@ -128,6 +128,28 @@ def test_the_first_ctrl_c_while_tokenizing_ends_the_command_and_its_workers(tmp_
     assert gone(workers)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_the_workers_and_their_tracker_end_with_a_command_that_is_killed(tmp_path, signum):
+    """H2: SIGTERM or SIGHUP (a closed terminal) while tokenizing left both workers and
+    multiprocessing's resource tracker running under PID 1 for ever (they held the command's
+    stderr, so this test's wait for it hung too). Fixed by the pool of pipes: a worker ends at
+    the end of its pipe."""
+    corpus = tmp_path / "big.txt"
+    words_file(corpus, 8)
+    proc = seqmodels("corpus", corpus, "--level", "word", "--no-cache", "--workers", "2",
+                     tmp_path=tmp_path)
+    deadline = time.monotonic() + 30
+    while len(children(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the workers have their first chunks
+    workers = children(proc.pid)  # the two workers and the tracker
+    assert proc.poll() is None and len(workers) >= 3, proc.communicate()
+    os.kill(proc.pid, signum)  # the command alone, as a service manager or a hang-up does
+    finish(proc)
+    assert gone(workers), [open(f"/proc/{p}/cmdline").read() for p in workers
+                           if os.path.exists(f"/proc/{p}")]
+
+
 # --- DL1: a hard link is not ours ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
