@@ -35,6 +35,17 @@ def from_json(cls: type[T], data: Any, what: str) -> T:
         raise SeqmodelsError(f"unreadable {what} settings ({exc})") from None
 
 
+def check_fields(config: Any) -> None:
+    """Refuse a field of a settings dataclass whose value is not of its type, as given from
+    Python (`epochs=True`, `lr="0.1"`): the setting is named."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if not _matches(value, hints.get(f.name, Any)):
+            raise SeqmodelsError(f"`{f.name}` must be {_describe(hints[f.name])}, not "
+                                 f"{value!r:.80}")
+
+
 def _matches(value: Any, hint: Any) -> bool:
     """Whether a JSON value fits a field's type (ints pass for floats; floats must be finite)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)

@@ -61,3 +61,28 @@ def test_resume_plan_names_the_limit_that_stops_a_resumed_run_first():
     assert stored.with_changes({"epochs": 6, "max_time": 0}).resume_plan(3) == "on to epoch 6"
     assert stored.resume_plan(3) == ("no training: its 3 epoch(s) are done (a larger `epochs` "
                                      "trains on)")
+
+
+@pytest.mark.parametrize("given,words", [
+    ({"epochs": True}, "epochs must be a whole number, not True"),
+    ({"seed": 1.5}, "seed must be a whole number"),
+    ({"lr": "0.1"}, "lr must be a finite number or null, not '0.1'"),
+    ({"clipnorm": float("nan")}, "clipnorm must be a finite number or null"),
+])
+def test_settings_of_the_wrong_type_from_python_are_refused_by_name(given, words):
+    """TrainConfig(epochs=True) trained one epoch; a string rate failed inside TensorFlow."""
+    with pytest.raises(SeqmodelsError, match=words):
+        TrainConfig(**given).validate()
+
+
+def test_a_corpus_given_as_one_path_is_a_list_of_one(tmp_path, cat_text):
+    """DataConfig(corpus="file.txt") was read as the paths 'f', 'i', 'l', ... and walked the
+    file system from '/' ("no such file: t")."""
+    from seqmodels.data.prepare import prepare_corpus
+
+    path = tmp_path / "c.txt"
+    path.write_text(cat_text)
+    for given in (str(path), path, (path,)):
+        config = DataConfig(corpus=given)
+        assert config.corpus == [str(path)]
+        assert prepare_corpus(config, use_cache=False).stats["characters"] == len(cat_text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 from seqmodels import settings
@@ -53,6 +54,15 @@ class DataConfig:
     min_freq: int = 1
     max_vocab: int | None = None  # including <pad> and <unk>
     splits: tuple[float, float, float] = DEFAULT_SPLITS
+
+    def __post_init__(self) -> None:
+        """One path given alone (a string walked letter by letter from '/') is a list of one;
+        paths become strings."""
+        if isinstance(self.corpus, (str, os.PathLike)):
+            self.corpus = [self.corpus]
+        if isinstance(self.corpus, (list, tuple)):
+            self.corpus = [os.fspath(c) if isinstance(c, os.PathLike) else c
+                           for c in self.corpus]
 
     def to_json(self) -> dict:
         """A JSON-ready dict."""

@@ -51,6 +51,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
+        settings.check_fields(self)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise SeqmodelsError(f"`{name}` must be at least 1")
