@@ -137,6 +137,15 @@ def test_stop_at_ends_each_sample(runs):
         assert s["tokens"] == len(s["text"])  # char level: tokens produced up to the stop
 
 
+@pytest.mark.parametrize("length,num_samples", [(10.5, 1), (True, 1), (10, 2.0)])
+def test_a_length_or_count_that_is_not_a_whole_number_is_refused_by_name(runs, length,
+                                                                          num_samples):
+    """generate(run, "the", 10.5) gave TensorFlow's TypeError."""
+    name = "length" if num_samples == 1 else "num_samples"
+    with pytest.raises(SeqmodelsError, match=f"{name} must be a whole number of at least 1"):
+        seqmodels.load(runs["char"]).generate("the", length, num_samples=num_samples)
+
+
 def test_generate_cli_text_and_jsonl(runs):
     result = CliRunner().invoke(cli, ["generate", str(runs["word"]), "--prompt", "the cat",
                                       "-n", "20", "--seed", "4", "-t", "0.8", "--top-p", "0.9"])
