@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +99,20 @@ def expand_pattern(spec: str) -> list[Path]:
         raise SeqmodelsError(f"pattern {spec}: {exc}") from None
 
 
+def _text_files(folder: Path) -> Iterator[Path]:
+    """The *.txt paths under a folder (links to folders are not followed, as with rglob); a
+    sub-folder that cannot be read is an error, where rglob skipped it without a word."""
+    def unreadable(exc: OSError) -> None:
+        raise SeqmodelsError(f"cannot read the folder {exc.filename} in the corpus "
+                             f"({exc.strerror or exc}); give it read access, or name only the "
+                             f"files and folders to read") from None
+
+    for top, _, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            if fnmatch.fnmatchcase(name, "*.txt"):
+                yield Path(top) / name
+
+
 def _samples(path: Path) -> bool:
     """Whether a file is a run's samples.txt: text a model made, never part of a corpus found in
     a folder or by a glob."""
@@ -129,7 +145,7 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
         if path.is_file():
             sources.append(Source(str(path), path))
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*.txt") if p.is_file() and not _samples(p))
+            found = sorted(p for p in _text_files(path) if p.is_file() and not _samples(p))
             if not found:
                 raise SeqmodelsError(f"directory {spec} holds no .txt files")
             sources.extend(Source(str(p), p) for p in found)

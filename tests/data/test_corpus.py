@@ -118,3 +118,24 @@ def test_our_tests_package_is_not_biblepys():
             files = [module.__file__] if getattr(module, "__file__", None) else []
             files += list(getattr(module, "__path__", []))
             assert files and all(Path(f).resolve().is_relative_to(here) for f in files), name
+
+
+def test_a_sub_folder_that_cannot_be_read_is_an_error_not_skipped(tmp_path, monkeypatch):
+    """rglob skipped a sub-folder it could not read without a word (an unreadable file in the
+    same folder was an error); root reads any folder, so permission is refused here."""
+    import os
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("a\n")
+    (tmp_path / "sub" / "b.txt").write_text("b\n")
+    scandir = os.scandir
+
+    def refuse(path="."):
+        if os.fspath(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(SeqmodelsError, match=r"cannot read the folder .*sub in the corpus "
+                                             r"\(Permission denied\)"):
+        resolve_sources([str(tmp_path)])
