@@ -67,6 +67,11 @@ class _NonFinite(Exception):
     """The loss or gradient norm of a step was NaN/Inf (the step's update was skipped)."""
 
 
+class _SignalWhileValidating(Exception):
+    """SIGINT or SIGTERM came during a validation, which is dropped: a run stops at once (a
+    service manager's SIGTERM waited for the whole validation split)."""
+
+
 _ACTIVE_STOP_FLAGS: list[dict] = []  # the flags of the trainings running now (callbacks read them)
 
 
@@ -266,6 +271,9 @@ class Trainer:
                     try:
                         reason = self._epochs(run, p, clock, stop)
                         break
+                    except _SignalWhileValidating:
+                        reason = "signal"
+                        break
                     except _NonFinite as exc:
                         self._roll_back_or_stop(run, p, str(exc))
         finally:  # also when training fails, so callbacks close their files
@@ -277,12 +285,16 @@ class Trainer:
                               f"{p.step}", run.path, exit_code=code)
         return reason
 
-    def _validation_loss(self) -> float:
+    def _validation_loss(self, stop: dict | None = None) -> float:
         """The mean loss over the task's validation batches (the chief's, under several
-        workers, so all agree)."""
+        workers, so all agree); a signal in stop ends it (one process only: workers must
+        agree on every batch)."""
         total, count = 0.0, 0
+        watch = stop if self.distribution is None else None
         with first_traces() if not self._validated else nullcontext():
             for x, y in self.task.validation_batches():
+                if watch is not None and watch["signal"] is not None:
+                    raise _SignalWhileValidating
                 s, n = self.eval_step(x, y)
                 total, count = total + float(s), count + int(n)
         self._validated = True
@@ -357,17 +369,24 @@ class Trainer:
             f"stops."), file=sys.stderr)
 
     def _validate(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float, epoch: int,
-                  step: int, clock: _Clock, board) -> IntervalStats:
+                  step: int, clock: _Clock, board, stop: dict | None = None) -> IntervalStats:
         """Validate the weights reached: one history row, the best model kept when it improves,
         the plateau schedule and early stopping's count; returns fresh sums for the next
-        stretch."""
+        stretch. A signal in stop drops it (_SignalWhileValidating)."""
         from tqdm import tqdm
 
         task, config = self.task, self.config
         carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
         if self.callbacks is not None:  # disturb them
             self.callbacks.on_test_begin()
-        val_loss = self._validation_loss()
+        try:
+            val_loss = self._validation_loss(stop)
+        except _SignalWhileValidating:
+            for var, value in carried:
+                var.assign(value)
+            p.seconds = clock.run_seconds()
+            self._save(run, p, stats)  # the weights reached; a resumed run validates them
+            raise
         for var, value in carried:
             var.assign(value)
         if not math.isfinite(val_loss):
@@ -471,7 +490,8 @@ class Trainer:
                     code = self._stop_code(stop, out_of_time or asked, seconds)
                     if validation_due(p, every, steps, stopping=bool(code)) and (
                             code or p.step < steps):  # (an epoch's end validates below)
-                        stats = self._validate(run, p, stats, lr, epoch, p.step, clock, board)
+                        stats = self._validate(run, p, stats, lr, epoch, p.step, clock, board,
+                                               stop)
                         self._write_records(run, p)
                         last = time.perf_counter()  # validation is not training time
                         if not code and config.patience and (
@@ -485,7 +505,7 @@ class Trainer:
                         checkpoint_now()
                         return "callback"
             if validation_due(p, every, steps):  # the epoch's end
-                stats = self._validate(run, p, stats, lr, epoch, steps, clock, board)
+                stats = self._validate(run, p, stats, lr, epoch, steps, clock, board, stop)
             p.epoch, p.step = epoch + 1, 0
             checkpoint_now()
             self._write_records(run, p)

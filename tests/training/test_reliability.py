@@ -201,3 +201,32 @@ def test_log_every_prints_progress_lines(tmp_path, cyclic):
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("epoch 1/1 step")]
     assert [line.split(" (")[0] for line in lines] == ["epoch 1/1 step 2/4", "epoch 1/1 step 4/4"]
+
+
+def test_a_signal_during_validation_stops_at_once_and_the_resume_validates(tmp_path, cyclic):
+    """H4 (issue 34): SIGTERM waited for the whole validation split (the final validation of a
+    budget has no budget); a service manager kills a run that takes that long. The validation
+    is now dropped at its next batch, the weights checkpointed, and a resume validates them."""
+    import keras
+
+    batches = []
+
+    class TermWhenValidating(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler sets the stop flag
+
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    with pytest.raises(SeqmodelsError, match="interrupted; checkpoint saved") as caught:
+        trainer.train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
+                      TrainConfig(epochs=1, batch_size=8, steps_per_epoch=4),
+                      WindowConfig(seq_len=16), out=tmp_path / "run",
+                      options=RunOptions(cache_dir=tmp_path / "cache",
+                                         callbacks=[TermWhenValidating()]))
+    assert caught.value.exit_code == 143 and len(batches) == 4
+    run = RunDir(tmp_path / "run")
+    assert not run.history.exists()  # no validation finished
+    assert checkpoint.read(run.latest).progress["global_step"] == 4
+    resumed = trainer.train(resume=run.path, options=RunOptions(cache_dir=tmp_path / "cache"))
+    assert [(r["epoch"], r["global_step"]) for r in resumed.history] == [(1, 4)]
