@@ -46,14 +46,22 @@ def resume_hint(command: str) -> Iterator[None]:
     try:
         yield
     except ResumableError as exc:
-        raise exc.resume_with(f"{command} --resume {exc.run_dir}") from None
+        raise exc.resume_with(f"{command} --resume {shell_quoted(exc.run_dir)}") from None
+
+
+def shell_quoted(path: object) -> str:
+    """A path as a shell reads it back: 'my runs/x' quoted, runs/x as it is."""
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 @click.command()
 @config_file_option
 @data_options
 @model_options(ModelConfig())
-@optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
+@optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).",
+                   fine_tune=True)
 @window_options(WindowConfig())
 @eval_tokens_option
 @run_options(TrainConfig())
@@ -189,8 +197,8 @@ def next_step(path, stop_reason: str, train: dict) -> str:
     from seqmodels.training.config import duration_text
 
     if stop_reason in ("max-time", "callback", "signal") and train.get("max_time"):
-        return (f"seqmodels train --resume {path} trains for another "
+        return (f"seqmodels train --resume {shell_quoted(path)} trains for another "
                 f"{duration_text(train['max_time'])} (its --max-time; give another, or --max-time "
                 f"none to stop at --epochs {train['epochs']} only).")
-    return (f"seqmodels train --resume {path} --epochs N (above {train['epochs']}) trains "
-            f"longer.")
+    return (f"seqmodels train --resume {shell_quoted(path)} --epochs N (above "
+            f"{train['epochs']}) trains longer.")

@@ -308,10 +308,11 @@ def test_resume_says_which_limit_stops_it_and_the_summary_what_resume_would_do(t
     result = train("--resume", str(out), "--sample-every", "0")
     assert ("budget: on to epoch 100000 or for another 2s, whichever comes first (the run's "
             "--max-time; a new one replaces it)") in result.stderr
-    done = tmp_path / "done"
+    done = tmp_path / "run's done"  # shell-quoted in the hint (issue 34)
     result = train(str(corpus), "--epochs", "1", "--out", str(done), "--sample-every", "0",
                    *small)
-    assert f"Next: seqmodels train --resume {done} --epochs N (above 1) trains longer." \
+    quoted = "'" + str(done).replace("'", "'\"'\"'") + "'"
+    assert f"Next: seqmodels train --resume {quoted} --epochs N (above 1) trains longer." \
         in result.stderr
     result = train("--resume", str(done), "--sample-every", "0")
     assert "budget: no training: its 1 epoch(s) are done (a larger --epochs trains on)" \
