@@ -264,6 +264,9 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
             break
     if not out.exists() and not out.is_symlink():
         return
+    if (out / RunDir.CONFIG).is_file():  # `force` would be refused too: never suggest it
+        raise SeqmodelsError(f"{out} is a run directory, which an export never replaces; "
+                             f"choose another `out`")
     if not force:
         raise SeqmodelsError(f"{out} exists; pass `force` to replace it")
     if fmt == "savedmodel":

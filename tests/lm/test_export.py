@@ -136,3 +136,12 @@ def test_the_cli_knows_the_library_formats():
     from seqmodels.cli.export import FORMATS
 
     assert FORMATS == lm_export.FORMATS
+
+
+def test_an_export_over_a_run_directory_never_suggests_force(run):
+    """`export run1 --out run1` said '--force' would replace it; --force then refused."""
+    for force in ([], ["--force"]):
+        result = CliRunner().invoke(cli, ["export", str(run), "--format", "savedmodel",
+                                          "--out", str(run), *force])
+        assert result.exit_code != 0 and "--force" not in result.stderr, result.stderr
+        assert f"{run} is a run directory, which an export never replaces" in result.stderr
