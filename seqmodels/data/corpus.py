@@ -59,8 +59,27 @@ class Source:
     def decode_error(self, exc: UnicodeDecodeError, offset: int, encoding: str) -> UndecodableText:
         """The error for bytes that do not decode; offset: the bad byte's place in the file."""
         bad = exc.object[exc.start : exc.start + 1].hex()
+        marked = self.byte_order_mark()
+        hint = (f"it starts with a {marked} byte-order mark: try `encoding` {marked.lower()}"
+                if marked and marked.lower() != encoding.lower().replace("_", "-") else
+                "try `encoding` latin-1 or `errors` replace")
         return UndecodableText(f"{self.path}: byte 0x{bad} at offset {offset} is not valid "
-                               f"{encoding}", "try `encoding` latin-1 or `errors` replace")
+                               f"{encoding}", hint)
+
+    def byte_order_mark(self) -> str | None:
+        """The encoding a UTF-16 or UTF-32 byte-order mark at the file's start names, if any."""
+        import codecs
+
+        try:
+            with open(self.path, "rb") as f:  # type: ignore[arg-type]
+                head = f.read(4)
+        except (OSError, TypeError):
+            return None
+        for name, marks in (("UTF-32", (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)),
+                            ("UTF-16", (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))):
+            if head.startswith(marks):
+                return name
+        return None
 
     def codec_error(self, exc: UnicodeError, encoding: str) -> SeqmodelsError:
         """The error for a text the codec refuses without saying where."""

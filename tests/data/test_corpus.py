@@ -139,3 +139,14 @@ def test_a_sub_folder_that_cannot_be_read_is_an_error_not_skipped(tmp_path, monk
     with pytest.raises(SeqmodelsError, match=r"cannot read the folder .*sub in the corpus "
                                              r"\(Permission denied\)"):
         resolve_sources([str(tmp_path)])
+
+
+@pytest.mark.parametrize("encoding,named", [("utf-16", "UTF-16"), ("utf-32", "UTF-32")])
+def test_a_file_with_a_byte_order_mark_is_told_its_encoding(tmp_path, encoding, named):
+    """A UTF-16 file with its BOM was told to try latin-1, which reads it as noise."""
+    path = tmp_path / "u.txt"
+    path.write_text("hello world\n" * 20, encoding=encoding)
+    with pytest.raises(SeqmodelsError, match=f"it starts with a {named} byte-order mark: try "
+                                             f"encoding {encoding}"):
+        read_corpus(resolve_sources([str(path)]))
+    assert read_corpus(resolve_sources([str(path)]), encoding=encoding).text.startswith("hello")
