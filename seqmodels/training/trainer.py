@@ -5,6 +5,7 @@ it back."""
 
 from __future__ import annotations
 
+import errno
 import math
 import signal
 import sys
@@ -116,9 +117,12 @@ def writing(what: str, run: RunDir) -> Iterator[None]:
                                  f"longer exists (deleted while training?); training stopped "
                                  f"and nothing more could be kept") from None
         where = f"{exc.filename}: " if exc.filename else ""
+        lead = ("make it writable and continue with"  # not a full disk: room would not help
+                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
+                "make room and continue with")
         error = ResumableError(f"could not write the {what} in {run} ({where}{reason}); the "
-                               f"files already there are intact", run.path,
-                               "make room and continue with", separator="; ")
+                               f"files already there are intact", run.path, lead,
+                               separator="; ")
         error.reason = f"{where}{reason}"
         raise error from None
 

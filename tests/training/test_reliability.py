@@ -79,7 +79,11 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path, cyclic):
     assert (run / LOCK_NAME).read_text() == ""  # a clean exit leaves an empty lock file
 
 
-def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monkeypatch):
+@pytest.mark.parametrize("code,lead", [(errno.ENOSPC, "make room and continue with"),
+                                       (errno.EACCES, "make it writable and continue with")])
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monkeypatch, code,
+                                                          lead):
+    """(A permission error was told to "make room", issue 34.)"""
     import seqmodels.training.checkpoint as checkpoint_module
 
     real_savez, calls = np.savez, []
@@ -88,15 +92,15 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, cyclic, monk
         calls.append(1)
         if len(calls) == 4:
             file.write(b"PK\x03\x04 half a zip")  # part of the file reaches the disk
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise OSError(code, os.strerror(code))
         real_savez(file, **arrays)
 
     monkeypatch.setattr(checkpoint_module.np, "savez", disk_full_on_the_fourth)
     with pytest.raises(SeqmodelsError) as info:
         run_train(tmp_path, cyclic, checkpoint_every=1)
     message = str(info.value)
-    assert "could not write the checkpoint" in message and "No space left on device" in message
-    assert f"seqmodels.train(resume={str(tmp_path / 'run')!r})" in message  # how to go on
+    assert "could not write the checkpoint" in message and os.strerror(code) in message
+    assert f"{lead}: seqmodels.train(resume={str(tmp_path / 'run')!r})" in message
     run = tmp_path / "run"
     # calls 1-3: step 0 (start), steps 1 and 2; the write for step 3 failed
     assert progress_of(run)["global_step"] == 2
