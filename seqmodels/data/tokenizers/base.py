@@ -50,6 +50,17 @@ class Tokenizer(ABC):
 
     # -------------------------------------------------------------- settings
 
+    @classmethod
+    def from_settings(cls, name: str | None = None, stopwords: Iterable[str] = (),
+                      **settings: Any) -> Tokenizer:
+        """This kind from a DataConfig's settings; the word-level ones (`tokenizer`,
+        `stopwords`) are refused unless a kind that takes them overrides this."""
+        if name not in (None, cls.level):
+            raise SeqmodelsError("`tokenizer` applies to `level` word only")
+        if list(stopwords):
+            raise SeqmodelsError("`stopwords` applies to `level` word only")
+        return cls(**settings)
+
     @property
     def name(self) -> str:
         """The tokenizer setting's value this kind was built with (its level when it has none)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -21,16 +20,6 @@ class ByteTokenizer(Tokenizer):
 
     level = "byte"
     unit, unit_short = "byte", "byte"
-
-    @classmethod
-    def from_settings(cls, name: str | None = None, stopwords: Iterable[str] = (),
-                      **settings: Any) -> ByteTokenizer:
-        """Refuses the word-level settings."""
-        if name not in (None, cls.level):
-            raise SeqmodelsError("`tokenizer` applies to `level` word only")
-        if list(stopwords):
-            raise SeqmodelsError("`stopwords` applies to `level` word only")
-        return cls(**settings)
 
     def tokenize_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
         """The bytes of each line."""

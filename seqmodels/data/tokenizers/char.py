@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import numpy as np
 
@@ -18,16 +17,6 @@ class CharTokenizer(Tokenizer):
     level = "char"
     unit, unit_short = "character", "char"
     token_by_token = True
-
-    @classmethod
-    def from_settings(cls, name: str | None = None, stopwords: Iterable[str] = (),
-                      **settings: Any) -> CharTokenizer:
-        """Refuses the word-level settings."""
-        if name not in (None, cls.level):
-            raise SeqmodelsError("`tokenizer` applies to `level` word only")
-        if list(stopwords):
-            raise SeqmodelsError("`stopwords` applies to `level` word only")
-        return cls(**settings)
 
     def tokenize_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
         """The characters of each line."""
