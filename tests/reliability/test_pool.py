@@ -75,6 +75,22 @@ def gone(pids: list[int], within: float = 10.0) -> bool:
     return False
 
 
+def tokenizing(tmp_path, megabytes: float, processes: int) -> tuple[subprocess.Popen, list]:
+    """`corpus` of a words file at word level with 2 workers, once it has `processes` children
+    and they have their first chunks; the command and those children."""
+    corpus = tmp_path / "big.txt"
+    words_file(corpus, megabytes)
+    proc = seqmodels("corpus", corpus, "--level", "word", "--no-cache", "--workers", "2",
+                     tmp_path=tmp_path)
+    deadline = time.monotonic() + 30
+    while len(children(proc.pid)) < processes and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the workers have their first chunks
+    workers = children(proc.pid)
+    assert proc.poll() is None and len(workers) >= processes, proc.communicate()
+    return proc, workers
+
+
 def test_a_bad_byte_late_in_a_multi_chunk_corpus_is_one_line_at_once(tmp_path):
     """(The old pool hung on this when the bad byte came while its queue was full; here, where
     the reader outruns the workers' start, it did not: the failing cache write below is the
@@ -109,16 +125,7 @@ def test_a_cache_write_that_fails_midway_is_one_line_at_once(tmp_path):
 
 
 def test_the_first_ctrl_c_while_tokenizing_ends_the_command_and_its_workers(tmp_path):
-    corpus = tmp_path / "big.txt"
-    words_file(corpus, 16)
-    proc = seqmodels("corpus", corpus, "--level", "word", "--no-cache", "--workers", "2",
-                     tmp_path=tmp_path)
-    deadline = time.monotonic() + 30
-    while len(children(proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)  # the workers have their first chunks
-    workers = children(proc.pid)
-    assert proc.poll() is None and len(workers) >= 2, proc.communicate()
+    proc, workers = tokenizing(tmp_path, 16, 2)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches the whole group
     stopped = time.monotonic()
     code, err, _ = finish(proc)
@@ -134,16 +141,7 @@ def test_the_workers_and_their_tracker_end_with_a_command_that_is_killed(tmp_pat
     multiprocessing's resource tracker running under PID 1 for ever (they held the command's
     stderr, so this test's wait for it hung too). Fixed by the pool of pipes: a worker ends at
     the end of its pipe."""
-    corpus = tmp_path / "big.txt"
-    words_file(corpus, 8)
-    proc = seqmodels("corpus", corpus, "--level", "word", "--no-cache", "--workers", "2",
-                     tmp_path=tmp_path)
-    deadline = time.monotonic() + 30
-    while len(children(proc.pid)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)  # the workers have their first chunks
-    workers = children(proc.pid)  # the two workers and the tracker
-    assert proc.poll() is None and len(workers) >= 3, proc.communicate()
+    proc, workers = tokenizing(tmp_path, 8, 3)  # the two workers and the tracker
     os.kill(proc.pid, signum)  # the command alone, as a service manager or a hang-up does
     finish(proc)
     assert gone(workers), [open(f"/proc/{p}/cmdline").read() for p in workers
