@@ -60,8 +60,7 @@ def shell_quoted(path: object) -> str:
 @config_file_option
 @data_options
 @model_options(ModelConfig())
-@optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).",
-                   fine_tune=True)
+@optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
 @window_options(WindowConfig())
 @eval_tokens_option
 @run_options(TrainConfig())
