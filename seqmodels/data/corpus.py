@@ -61,7 +61,7 @@ class Source:
         bad = exc.object[exc.start : exc.start + 1].hex()
         marked = self.byte_order_mark()
         hint = (f"it starts with a {marked} byte-order mark: try `encoding` {marked.lower()}"
-                if marked and marked.lower() != encoding.lower().replace("_", "-") else
+                if marked and marked.lower() != _codec_name(encoding) else
                 "try `encoding` latin-1 or `errors` replace")
         return UndecodableText(f"{self.path}: byte 0x{bad} at offset {offset} is not valid "
                                f"{encoding}", hint)
@@ -118,6 +118,16 @@ def expand_pattern(spec: str) -> list[Path]:
         raise SeqmodelsError(f"pattern {spec}: {exc}") from None
 
 
+def _codec_name(encoding: str) -> str:
+    """Python's own name of an encoding ('utf16' is 'utf-16'), or the name as given."""
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return encoding.lower()
+
+
 def _text_files(folder: Path) -> Iterator[Path]:
     """The *.txt paths under a folder (links to folders are not followed, as with rglob); a
     sub-folder that cannot be read is an error, where rglob skipped it without a word."""
@@ -129,7 +139,14 @@ def _text_files(folder: Path) -> Iterator[Path]:
     for top, _, names in os.walk(folder, onerror=unreadable):
         for name in names:
             if fnmatch.fnmatchcase(name, "*.txt"):
-                yield Path(top) / name
+                path = Path(top) / name
+                try:
+                    path.stat()  # a folder listed but not searchable (no x bit) fails here
+                except PermissionError as exc:
+                    unreadable(PermissionError(exc.errno, exc.strerror, top))
+                except OSError:
+                    pass  # a broken link: is_file() leaves it out, as rglob did
+                yield path
 
 
 def _samples(path: Path) -> bool:

@@ -154,13 +154,13 @@ def absolute_corpus(specs: list[str]) -> list[str]:
             else os.path.abspath(os.path.expanduser(s)) for s in specs]
 
 
-COMPACT_FROM = 2**16  # bytes of corpus paths from which stretches of a folder become globs
-MAX_STORED_CORPUS = 2**19  # what they may take in config.json (whose reader takes 1 MiB)
+MAX_STORED_CORPUS = 2**19  # bytes of corpus paths config.json keeps (its reader takes 1 MiB)
 
 
 def corpus_to_store(specs: list[str] | None) -> list[str] | None:
-    """The corpus arguments a run's config.json keeps: absolute, and when there are many, each
-    folder's stretch of files as its glob; refused when even those would not fit."""
+    """The corpus arguments a run's config.json keeps: absolute, and when they would not fit,
+    each folder's stretch of files as its glob (a file added there later then changes the
+    corpus, so only then); refused when even those would not fit."""
     import json
 
     from seqmodels.data.corpus import compact_specs
@@ -168,7 +168,7 @@ def corpus_to_store(specs: list[str] | None) -> list[str] | None:
     if not specs:
         return specs
     stored = absolute_corpus(specs)
-    if len(json.dumps(stored)) > COMPACT_FROM:
+    if len(json.dumps(stored)) > MAX_STORED_CORPUS:
         stored = compact_specs(stored)
     size = len(json.dumps(stored))
     if size > MAX_STORED_CORPUS:

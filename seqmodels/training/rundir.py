@@ -54,8 +54,9 @@ class RunDir:
     REPLACED = (CONFIG, HISTORY, PLOT, MODEL, f"{CHECKPOINTS}/{LATEST}",
                 f"{CHECKPOINTS}/{PREVIOUS}")
     KEPT = (VOCAB, SCALER, SAMPLES, LOCK)
-    # every name a run writes (or will): no output goes there, though the file is not made yet
-    RESERVED = (*REPLACED, *KEPT, CHECKPOINTS, TENSORBOARD, EXPORT, FORECAST_PLOT)
+    # every name training writes (or will): no output goes there, though the file is not made
+    # yet (the forecast plot is `forecast evaluate`'s own output, which --plot may replace)
+    RESERVED = (*REPLACED, *KEPT, CHECKPOINTS, TENSORBOARD, EXPORT)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -240,7 +241,7 @@ class RunDir:
         files or folders, present or not: the run would replace the output, or fail on it."""
         real = real_location(Path(path))
         run = RunDir.of_file(real)
-        if run is None:
+        if run is None or not RunDir.is_run(run.path):  # another program's config.json
             return
         for name in RunDir.RESERVED:
             if real == run.path / name:
@@ -260,8 +261,13 @@ class RunDir:
     def is_samples_file(path: Path) -> bool:
         """Whether a file is the samples.txt a run writes (beside its config.json): text a model
         made, which grows as it trains, is never part of a corpus found in a folder or by a glob."""
-        config = path.parent / RunDir.CONFIG
-        if path.name != RunDir.SAMPLES or not config.is_file():
+        return path.name == RunDir.SAMPLES and RunDir.is_run(path.parent)
+
+    @staticmethod
+    def is_run(folder: Path) -> bool:
+        """Whether a folder's config.json is a seqmodels run's (its format tag near the top)."""
+        config = folder / RunDir.CONFIG
+        if not config.is_file():
             return False
         try:
             with open(config, "rb") as f:

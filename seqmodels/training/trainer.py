@@ -70,7 +70,8 @@ class _NonFinite(Exception):
 
 class _SignalWhileValidating(Exception):
     """SIGINT or SIGTERM came during a validation, which is dropped: a run stops at once (a
-    service manager's SIGTERM waited for the whole validation split)."""
+    service manager's SIGTERM waited for the whole validation split). The validation that a
+    signal during training asks for still runs, unless another signal comes."""
 
 
 _ACTIVE_STOP_FLAGS: list[dict] = []  # the flags of the trainings running now (callbacks read them)
@@ -94,6 +95,7 @@ def _stop_requests() -> Iterator[dict]:
         if flag["signal"] is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         flag["signal"] = signum
+        flag["signals"] = (flag.get("signals") or 0) + 1
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     _ACTIVE_STOP_FLAGS.append(flag)
@@ -289,15 +291,15 @@ class Trainer:
                               f"{p.step}", run.path, exit_code=code)
         return reason
 
-    def _validation_loss(self, stop: dict | None = None) -> float:
+    def _validation_loss(self, stop: dict | None = None, signals: int = 0) -> float:
         """The mean loss over the task's validation batches (the chief's, under several
-        workers, so all agree); a signal in stop ends it (one process only: workers must
-        agree on every batch)."""
+        workers, so all agree); a signal in stop after the first `signals` ends it (one process
+        only: workers must agree on every batch)."""
         total, count = 0.0, 0
         watch = stop if self.distribution is None else None
         with first_traces() if not self._validated else nullcontext():
             for x, y in self.task.validation_batches():
-                if watch is not None and watch["signal"] is not None:
+                if watch is not None and (watch.get("signals") or 0) > signals:
                     raise _SignalWhileValidating
                 s, n = self.eval_step(x, y)
                 total, count = total + float(s), count + int(n)
@@ -380,12 +382,15 @@ class Trainer:
         from tqdm import tqdm
 
         task, config = self.task, self.config
+        signals = (stop or {}).get("signals") or 0  # the one that stopped training validates
         carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
         if self.callbacks is not None:  # disturb them
             self.callbacks.on_test_begin()
         try:
-            val_loss = self._validation_loss(stop)
+            val_loss = self._validation_loss(stop, signals)
         except _SignalWhileValidating:
+            if self.callbacks is not None:
+                self.callbacks.on_test_end({})
             for var, value in carried:
                 var.assign(value)
             p.seconds = clock.run_seconds()

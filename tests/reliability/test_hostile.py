@@ -2451,7 +2451,7 @@ def test_forecast_training_counts_time_steps_not_tokens(tmp_path):
     (("corpus", "{corpus}", "--export", "{target}", "--force"), "samples.txt"),
     (("corpus", "{corpus}", "--export", "{target}"), "checkpoints/latest.npz"),
     (("export", "{source}", "--format", "savedmodel", "--out", "{target}"), "model.keras"),
-    (("export", "{source}", "--format", "tflite", "--out", "{target}"), "forecast-test.png"),
+    (("export", "{source}", "--format", "tflite", "--out", "{target}"), "tensorboard"),
 ])
 def test_no_output_takes_a_run_file_name_not_written_yet(run, trained, tmp_path, cat_text,
                                                          command, name):
@@ -2466,6 +2466,18 @@ def test_no_output_takes_a_run_file_name_not_written_yet(run, trained, tmp_path,
     args = [str(a).format(corpus=corpus, source=trained, target=target) for a in command]
     one_line(invoke(*args), f"is a file of the run {run}", "never writes an output over it")
     assert snapshot(run) == before and not target.exists()
+
+
+def test_a_folder_with_another_programs_config_json_is_not_a_run(tmp_path, cat_text):
+    """Only a seqmodels run's names are kept free: a model folder of another library, with a
+    config.json of its own, takes a vocab.json."""
+    corpus, folder = tmp_path / "c.txt", tmp_path / "hf_model"
+    corpus.write_text(cat_text)
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+    result = invoke("corpus", corpus, "--export", folder / "vocab.json")
+    assert result.exit_code == 0, result.output
+    assert (folder / "vocab.json").read_text() == cat_text
 
 
 def test_an_export_beside_a_run_file_name_is_written(run, trained):
@@ -2507,9 +2519,12 @@ def many_files(folder, cat_text, count: int) -> list:
 def test_a_run_given_hundreds_of_files_keeps_a_glob_and_reads_again(tmp_path, cat_text,
                                                                     monkeypatch):
     """DL2: config.json kept every path the shell expanded (1.5 MB for 40,000 files), past the
-    1 MiB its reader takes: the run could never be read again. A folder's stretch of files is
-    now its glob (the same files in the same order)."""
+    1 MiB its reader takes: the run could never be read again. When the paths would not fit, a
+    folder's stretch of files is now its glob (the same files in the same order)."""
+    import seqmodels.lm.train
+
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(seqmodels.lm.train, "MAX_STORED_CORPUS", 20_000)  # as 40,000 files
     paths = many_files(tmp_path / "texts", cat_text, 400)  # 400 x ~260 bytes of paths
     run = tmp_path / "run"
     result = invoke("train", *paths, *TINY, "--out", run)

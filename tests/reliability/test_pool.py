@@ -141,7 +141,7 @@ def test_the_workers_and_their_tracker_end_with_a_command_that_is_killed(tmp_pat
     multiprocessing's resource tracker running under PID 1 for ever (they held the command's
     stderr, so this test's wait for it hung too). Fixed by the pool of pipes: a worker ends at
     the end of its pipe."""
-    proc, workers = tokenizing(tmp_path, 8, 3)  # the two workers and the tracker
+    proc, workers = tokenizing(tmp_path, 16, 3)  # the two workers and the tracker
     os.kill(proc.pid, signum)  # the command alone, as a service manager or a hang-up does
     finish(proc)
     assert gone(workers), [open(f"/proc/{p}/cmdline").read() for p in workers

@@ -234,3 +234,24 @@ def test_a_signal_during_validation_stops_at_once_and_the_resume_validates(tmp_p
     assert checkpoint.read(run.latest).progress["global_step"] == 4
     resumed = trainer.train(resume=run.path, options=RunOptions(cache_dir=tmp_path / "cache"))
     assert [(r["epoch"], r["global_step"]) for r in resumed.history] == [(1, 4)]
+
+
+def test_a_signal_during_training_still_validates_the_weights_it_stops_at(tmp_path, cyclic):
+    """The validation a stop asks for runs (a run stopped before its first validation must
+    still leave a model); only a signal during a validation drops it."""
+    import keras
+
+    class TermAtStepTwo(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if logs["global_step"] == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SeqmodelsError, match="interrupted; checkpoint saved"):
+        trainer.train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
+                      TrainConfig(epochs=1, batch_size=8, steps_per_epoch=4),
+                      WindowConfig(seq_len=16), out=tmp_path / "run",
+                      options=RunOptions(cache_dir=tmp_path / "cache",
+                                         callbacks=[TermAtStepTwo()]))
+    run = RunDir(tmp_path / "run")
+    assert run.model.is_file()
+    assert [(r["epoch"], r["global_step"]) for r in run.read_history()] == [(1, 2)]
