@@ -109,24 +109,38 @@ def _stop_requests() -> Iterator[dict]:
 
 @contextmanager
 def writing(what: str, run: RunDir) -> Iterator[None]:
-    """Turn a failed write (disk full, permissions) into one line that says nothing was lost."""
+    """Turn a failed write (disk full, permissions) into one line that says nothing was lost;
+    TensorFlow's own writers (TensorBoard's) report a full disk as their error types."""
     try:
         yield
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if not run.path.is_dir():
-            raise SeqmodelsError(f"could not write the {what}: the run directory {run} no "
-                                 f"longer exists (deleted while training?); training stopped "
-                                 f"and nothing more could be kept") from None
-        where = f"{exc.filename}: " if exc.filename else ""
-        lead = ("make it writable and continue with"  # not a full disk: room would not help
-                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else
-                "make room and continue with")
-        error = ResumableError(f"could not write the {what} in {run} ({where}{reason}); the "
-                               f"files already there are intact", run.path, lead,
-                               separator="; ")
-        error.reason = f"{where}{reason}"
-        raise error from None
+        raise _write_failed(what, run, exc.strerror or str(exc), exc.filename,
+                            exc.errno) from None
+    except Exception as exc:
+        text = str(getattr(exc, "message", "") or exc)
+        full = ("No space left on device" in text or "Disk quota exceeded" in text
+                or "File too large" in text)
+        if not (type(exc).__module__.startswith("tensorflow") and full):
+            raise  # not a failed write: TensorFlow's "resource exhausted" is also memory
+        raise _write_failed(what, run, text.strip().splitlines()[0][:300], None,
+                            errno.ENOSPC) from None
+
+
+def _write_failed(what: str, run: RunDir, reason: str, filename: object,
+                  code: int | None) -> SeqmodelsError:
+    """The one-line error of a failed write, with the way to go on when the run is whole."""
+    if not run.path.is_dir():
+        return SeqmodelsError(f"could not write the {what}: the run directory {run} no longer "
+                              f"exists (deleted while training?); training stopped and nothing "
+                              f"more could be kept")
+    where = f"{filename}: " if filename else ""
+    lead = ("make it writable and continue with"  # not a full disk: room would not help
+            if code in (errno.EACCES, errno.EPERM, errno.EROFS) else
+            "make room and continue with")
+    error = ResumableError(f"could not write the {what} in {run} ({where}{reason}); the files "
+                           f"already there are intact", run.path, lead, separator="; ")
+    error.reason = f"{where}{reason}"
+    return error
 
 
 class _Clock:
@@ -417,7 +431,7 @@ class Trainer:
         row = p.history[-1]
         if self.callbacks is not None:
             self.callbacks.on_test_end({"loss": val_loss, **metrics})
-        _log(board, p.global_step, {f"validation/{k}": row[k] for k in
+        _log(board, run, p.global_step, {f"validation/{k}": row[k] for k in
                                     ("val_loss", *metrics, "tokens_per_s")})
         if self.progress:
             shown = "  ".join(f"{k} {row[k]:.4g}" if row[k] is not None else f"{k} overflows"
@@ -485,7 +499,7 @@ class Trainer:
                     if self.log_every and p.global_step % self.log_every == 0:
                         tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, speed,
                                              task.unit), file=sys.stderr)
-                    _log(board, p.global_step, {"train/loss": loss, "train/lr": lr,
+                    _log(board, run, p.global_step, {"train/loss": loss, "train/lr": lr,
                                                 "train/grad_norm_before_clipping": norm})
                     if callbacks is not None:
                         callbacks.on_train_batch_end(p.step - 1, {
@@ -547,14 +561,14 @@ def _tensorboard(run: RunDir):
     return import_tf().summary.create_file_writer(str(run.tensorboard))
 
 
-def _log(board, step: int, scalars: dict[str, float]) -> None:
+def _log(board, run: RunDir, step: int, scalars: dict[str, float]) -> None:
     """Write scalars to TensorBoard when a writer is open."""
     if board is None:
         return
     from seqmodels.backend import import_tf
 
     tf = import_tf()
-    with board.as_default(step=step):
+    with writing("TensorBoard log", run), board.as_default(step=step):
         for name, value in scalars.items():
             tf.summary.scalar(name, value)
-    board.flush()
+        board.flush()

@@ -255,3 +255,22 @@ def test_a_signal_during_training_still_validates_the_weights_it_stops_at(tmp_pa
     run = RunDir(tmp_path / "run")
     assert run.model.is_file()
     assert [(r["epoch"], r["global_step"]) for r in run.read_history()] == [(1, 2)]
+
+
+def test_a_full_disk_under_tensorboard_is_a_full_disk_not_out_of_memory(tmp_path, cyclic,
+                                                                        monkeypatch):
+    """TensorFlow reports a full disk under its writers as ResourceExhaustedError, which the
+    command line called "out of memory ... use fewer --units", with no way to go on."""
+    pytest.importorskip("tensorboard")
+    import tensorflow as tf
+
+    def disk_full(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "tensorboard/events.out.tfevents; No space left on device")
+
+    monkeypatch.setattr(tf.summary, "scalar", disk_full)
+    with pytest.raises(SeqmodelsError) as info:
+        run_train(tmp_path, cyclic, tensorboard=True, steps_per_epoch=2)
+    message = str(info.value)
+    assert "could not write the TensorBoard log" in message and "No space left" in message
+    assert "make room and continue with: seqmodels.train(resume=" in message
