@@ -180,9 +180,12 @@ class RunDir:
                                  f"`resume` {run_dir}, or choose another `out`")
 
     def check_writable(self) -> None:
-        """Refuse to resume a run directory this process cannot write."""
-        if not os.access(self.path, os.W_OK):
-            raise SeqmodelsError(f"{self.path}: not writable, so training cannot continue there")
+        """Refuse to resume a run directory this process cannot write: the folder, or its
+        checkpoints/ and tensorboard/ (found only at the first checkpoint, after training)."""
+        for folder in (self.path, self.checkpoints, self.tensorboard):
+            if (folder == self.path or folder.is_dir()) and not os.access(folder, os.W_OK):
+                raise SeqmodelsError(f"{folder}: not writable, so training cannot continue "
+                                     f"there; make it writable and resume")
 
     @contextmanager
     def locked(self) -> Iterator[None]:

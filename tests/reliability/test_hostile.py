@@ -2548,3 +2548,20 @@ def test_files_no_glob_can_stand_for_are_refused_before_training(tmp_path, cat_t
     one_line(invoke("train", *paths, *TINY, "--out", tmp_path / "run"),
              "CORPUS names 100 files one by one", "give their folder, or a glob in quotes")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_read_only_checkpoints_folder_is_refused_before_training(run, monkeypatch):
+    """It was found at the first checkpoint, after an interval of training. (Root may write
+    anywhere, so the test makes os.access say what it says to another user.)"""
+    access = os.access
+
+    def read_only_checkpoints(path, mode, *args, **kwargs):
+        if os.fspath(path).endswith("checkpoints") and mode & os.W_OK:
+            return False
+        return access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", read_only_checkpoints)
+    before = snapshot(run)
+    one_line(invoke(*RESUME, run=run), f"{run / 'checkpoints'}: not writable",
+             "make it writable and resume")
+    assert snapshot(run) == before
