@@ -30,6 +30,7 @@ import numpy as np
 from seqmodels.errors import SeqmodelsError
 from seqmodels.models import reference as ref
 from seqmodels.models.config import CELL_NAMES
+from seqmodels.plotting import one_at_a_time
 
 if TYPE_CHECKING:
     from seqmodels.lm.model import LanguageModel
@@ -340,18 +341,17 @@ def format_table(diagnosis: Diagnosis) -> str:
     return "\n".join(lines)
 
 
+@one_at_a_time
 def plot_gradient_norms(diagnosis: Diagnosis, path: str | Path) -> Path:
     """Write a log-scale PNG of ||dL_T/dh_t|| against T - t, one line per cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global state, so threads may plot
 
     from seqmodels.files import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for c in diagnosis.cells:
         norms = np.asarray(c.norms, np.float64)[::-1]  # k = 0..T-1
         shown = np.where(np.isfinite(norms) & (norms > 0), norms, np.nan)
@@ -366,7 +366,6 @@ def plot_gradient_norms(diagnosis: Diagnosis, path: str | Path) -> Path:
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     return path
 
 

@@ -22,6 +22,7 @@ from seqmodels.forecast.series import (
     scale,
     unscale_target,
 )
+from seqmodels.plotting import one_at_a_time
 from seqmodels.settings import require_memory
 
 SEASONS = {"days=1": 7, "days=7": 52, "hours=1": 24, "minutes=60": 24}  # step -> season
@@ -160,14 +161,10 @@ def format_evaluation(report: dict) -> str:
     return "\n".join(lines)
 
 
+@one_at_a_time
 def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndarray,
               path: Path, target: str) -> None:
     """PNG: actual test values and each forecast's first step, against time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from seqmodels.files import atomic_path
 
     grid = data.parts[2].index.to_numpy()[data.starts[2] + data.config.window]
@@ -175,29 +172,29 @@ def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndar
     xs = times.iloc[grid].to_numpy() if times is not None else grid
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _draw_test(plt, xs, forecasts, actual, path, target, atomic_path)
+        _draw_test(xs, forecasts, actual, path, target, atomic_path)
     except ValueError:  # dates matplotlib cannot place (before year 1 or after 9999)
-        _draw_test(plt, grid, forecasts, actual, path, target, atomic_path, "row of the series")
+        _draw_test(grid, forecasts, actual, path, target, atomic_path, "row of the series")
 
 
-def _draw_test(plt, xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
+def _draw_test(xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
                atomic_path, xlabel: str | None = None) -> None:
     """Draw and write plot_test's figure against xs."""
-    fig, ax = plt.subplots(figsize=(10, 4))
-    try:
-        ax.plot(xs, actual[:, 0], color="black", lw=1.5, label="actual")
-        for name, f in forecasts.items():
-            ax.plot(xs, f[:, 0], lw=1, alpha=0.9 if name == "model" else 0.6, label=name)
-        ax.set_title("test split: one-step-ahead forecasts")
-        ax.set_ylabel(target)
-        if xlabel:
-            ax.set_xlabel(xlabel)
-        ax.legend()
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=80)
-    finally:
-        plt.close(fig)
+    from matplotlib.figure import Figure  # not pyplot: no global state, so threads may plot
+
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
+    ax.plot(xs, actual[:, 0], color="black", lw=1.5, label="actual")
+    for name, f in forecasts.items():
+        ax.plot(xs, f[:, 0], lw=1, alpha=0.9 if name == "model" else 0.6, label=name)
+    ax.set_title("test split: one-step-ahead forecasts")
+    ax.set_ylabel(target)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
 
 
 def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | None = None

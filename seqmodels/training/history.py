@@ -9,6 +9,7 @@ from pathlib import Path
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import atomic_path, read_regular, write_text_atomic
+from seqmodels.plotting import one_at_a_time
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -22,17 +23,16 @@ def write_history(path: Path, rows: list[dict]) -> None:
     write_text_atomic(path, buf.getvalue())
 
 
+@one_at_a_time
 def plot_history(path: Path, rows: list[dict], loss_label: str = "loss") -> None:
     """A PNG of train and validation loss (in loss_label's units) and gradient norms
     against training tokens seen, one point per validation."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global state, so threads may plot
 
     by_tokens = all(isinstance(r.get("tokens"), (int, float)) for r in rows)
     x = [r["tokens"] if by_tokens else r["epoch"] for r in rows]  # older runs: per epoch
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    a, b = fig.subplots(1, 2)
     a.plot(x, [r["loss"] for r in rows], "o-", label="train (mean since the last point)")
     a.plot(x, [r["val_loss"] for r in rows], "o-", label="validation")
     a.set_ylabel(loss_label)
@@ -55,7 +55,6 @@ def plot_history(path: Path, rows: list[dict], loss_label: str = "loss") -> None
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
-    plt.close(fig)
 
 
 MAX_HISTORY_BYTES = 256 * 2**20  # a row per validation: a few hundred bytes each

@@ -238,3 +238,35 @@ def test_the_training_plot_of_zero_gradients_warns_nothing(tmp_path):
         warnings.simplefilter("error")
         plot_history(tmp_path / "training.png", rows)
     assert (tmp_path / "training.png").stat().st_size > 0
+
+
+def test_trainings_in_two_threads_both_plot_and_leave_pyplot_alone(tmp_path):
+    """Two seqmodels.train() calls in two threads of one process both died: the plots went
+    through pyplot's global state; and `matplotlib.use("Agg")` switched a notebook's backend."""
+    import threading
+
+    import matplotlib
+
+    from seqmodels.training.history import plot_history
+
+    backend = matplotlib.get_backend()
+    rows = [{"tokens": t, "epoch": 1, "loss": 3.0 - t / 1000, "val_loss": 3.1 - t / 1000,
+             "grad_norm_mean": 1.0, "grad_norm_max": 2.0} for t in range(100, 2100, 100)]
+    failures = []
+
+    def plots(i):
+        try:
+            for j in range(8):
+                plot_history(tmp_path / f"t{i}-{j}.png", rows[: 2 + j])
+        except Exception as exc:  # the thread's failure, reported below
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=plots, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    assert len(list(tmp_path.glob("*.png"))) == 48
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in tmp_path.glob("*.png"))
+    assert matplotlib.get_backend() == backend
