@@ -257,9 +257,21 @@ def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool 
     suggest `time_column` (not when it was given)."""
     pd = require_pandas()
     candidates = [c for c in frame.columns if c != time_column]
+
+    def share(column: str, thousands: bool = False) -> float:
+        values = frame[column].str.strip()
+        if thousands:
+            values = values.str.replace(r"(?<=\d),(?=\d{3}(?:\D|$))", "", regex=True)
+        return pd.to_numeric(values, errors="coerce").notna().mean()
+
+    grouped = [c for c in candidates if share(c) <= 0.5 < share(c, thousands=True)]
+    if grouped:  # "1,234.5" is no number to read, and the constant ID beside it was taken
+        raise SeqmodelsError(f"{path}: column {grouped[0]!r} writes its numbers with thousands "
+                             f"separators ({frame[grouped[0]].iloc[0].strip()!r}), which are "
+                             f"not read as numbers: remove the separators and name the column "
+                             f"to forecast with `target`")
     if len(candidates) > 1:
-        candidates = [c for c in candidates
-                      if pd.to_numeric(frame[c].str.strip(), errors="coerce").notna().mean() > 0.5]
+        candidates = [c for c in candidates if share(c) > 0.5]
     if len(candidates) != 1:
         more = " (and the timestamps with `time_column`)" if hint and not time_column else ""
         raise SeqmodelsError(f"{path}: name the column to forecast with `target`{more}; "

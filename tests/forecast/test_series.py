@@ -258,3 +258,13 @@ def test_time_column_none_keeps_a_builtin_series_in_row_order():
     assert len(series) == rows  # the rows as they are in the file
     dated = read_series(SeriesConfig(csv="co2").with_defaults())
     assert dated.times is not None
+
+
+def test_a_target_written_with_thousands_separators_is_named_not_passed_over(tmp_path):
+    """'1,234.5' did not count as numeric, so the constant ID column beside it became the target:
+    exit 0, RMSE 0, no note (issue 34)."""
+    rows = [(d, 7, f'"{1000 + 10 * i:,}.5"') for i, d in enumerate(days(40))]
+    path = write_csv(tmp_path / "s.csv", rows, header="date,id,value")
+    with pytest.raises(SeqmodelsError, match="column 'value' writes its numbers with thousands "
+                                             "separators \\('1,000.5'\\)"):
+        read_series(SeriesConfig(csv=str(path), time_column="date"))
