@@ -214,6 +214,7 @@ def read_series(config: SeriesConfig) -> Series:
                              f"rename one of them")
     if frame.empty:
         raise SeqmodelsError(f"{path}: no data rows")
+    _check_header_row(names, path)
     chosen_target = config.target is not None
     time = config.time_source
     target = config.target or _only_numeric_column(frame, time, path, config.time_column is None)
@@ -250,6 +251,20 @@ def read_series(config: SeriesConfig) -> Series:
     series = Series(values.reset_index(drop=True), times, lines, step,
                     hashlib.sha256(raw).hexdigest(), notes)
     return series
+
+
+def _check_header_row(names, path: Path) -> None:
+    """Refuse a first row of numbers or dates: a CSV without a header row, whose first data row
+    would name the columns (and be lost)."""
+    pd = require_pandas()
+    text = pd.Series([str(n) for n in names])
+    numbers = pd.to_numeric(text, errors="coerce").notna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": a name is no date anyway
+        dates = pd.to_datetime(text, errors="coerce").notna() & text.str.contains(r"\d")
+    if (numbers | dates).all():
+        raise SeqmodelsError(f"{path}: its first row ({', '.join(map(str, names))}) holds data, "
+                             f"not column names; add a header row naming the columns")
 
 
 def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool = True) -> str:

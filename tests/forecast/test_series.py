@@ -268,3 +268,20 @@ def test_a_target_written_with_thousands_separators_is_named_not_passed_over(tmp
     with pytest.raises(SeqmodelsError, match="column 'value' writes its numbers with thousands "
                                              "separators \\('1,000.5'\\)"):
         read_series(SeriesConfig(csv=str(path), time_column="date"))
+
+
+@pytest.mark.parametrize("first", ["2021-01-01,5.0", "1,5.0", "0.5,-3"])
+def test_a_csv_without_a_header_row_is_refused(tmp_path, first):
+    """Its first data row named the columns (and was lost), and it trained (issue 34)."""
+    path = tmp_path / "s.csv"
+    path.write_text(first + "\n" + "".join(f"{d},{i}.5\n" for i, d in enumerate(days(30))))
+    with pytest.raises(SeqmodelsError, match="holds data, not column names; add a header row"):
+        read_series(SeriesConfig(csv=str(path)))
+
+
+def test_a_header_with_a_digit_in_a_name_is_a_header(tmp_path):
+    path = write_csv(tmp_path / "s.csv", [(d, i) for i, d in enumerate(days(30))],
+                     header="date,pm2.5")
+    config = SeriesConfig(csv=str(path), time_column="date")
+    read_series(config)
+    assert config.target == "pm2.5"
