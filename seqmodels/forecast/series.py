@@ -397,6 +397,10 @@ def _times(column, name: str, path: Path, lines: list[int]):
         except ValueError:  # offsets that differ from row to row (a daylight-saving change)
             times = _to_datetime(pd, text, utc=True).dt.tz_localize(None)
             note = "timestamps with different UTC offsets were converted to UTC"
+    if note is None and _day_first_is_in_order(pd, text, times):
+        times = _to_datetime(pd, text, dayfirst=True)
+        note = ("the dates were read day first (31/01 is 31 January): read month first they "
+                "were not in increasing order")
     if getattr(times.dt, "tz", None) is not None:  # one offset throughout: keep local times
         note = f"the timestamps' UTC offset ({times.dt.tz}) is left out of the times shown"
         times = times.dt.tz_localize(None)
@@ -431,12 +435,27 @@ def _numeric_times(numbers, text, name: str, path: Path, lines: list[int]):
     return numbers.astype(float) if (numbers % 1).any() else numbers.astype("int64")
 
 
-def _to_datetime(pd, text, utc: bool = False):
+def _to_datetime(pd, text, utc: bool = False, dayfirst: bool = False):
     """pd.to_datetime of each cell, unreadable ones NaT, formats mixed if need be."""
-    times = pd.to_datetime(text, errors="coerce", utc=utc)
+    times = pd.to_datetime(text, errors="coerce", utc=utc, dayfirst=dayfirst)
     if times.isna().any():
-        times = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
+        times = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc, dayfirst=dayfirst)
     return times
+
+
+def _day_first_is_in_order(pd, text, times) -> bool:
+    """Whether dates that are out of order read month first (01/02 as 2 January) are all read
+    and strictly increasing day first: a day-first file, not an unsorted one."""
+    def increasing(values) -> bool:
+        t = values.to_numpy()
+        return bool(values.notna().all() and (t[1:] > t[:-1]).all())
+
+    if len(text) < 2 or increasing(times) or not text.str.contains(r"\d[/.]\d").all():
+        return False
+    try:
+        return increasing(_to_datetime(pd, text, dayfirst=True))
+    except ValueError:  # mixed offsets: not a day-first question
+        return False
 
 
 def _check_order_and_step(times, lines: list, path: Path, allow_irregular: bool):

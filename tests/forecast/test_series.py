@@ -285,3 +285,14 @@ def test_a_header_with_a_digit_in_a_name_is_a_header(tmp_path):
     config = SeriesConfig(csv=str(path), time_column="date")
     read_series(config)
     assert config.target == "pm2.5"
+
+
+def test_day_first_dates_are_read_day_first_when_month_first_is_out_of_order(tmp_path):
+    """31/01/2021-style dates were read month first where they could be, and the file was then
+    called "not in increasing order" (issue 34)."""
+    dates = pd.date_range("2021-01-01", periods=40, freq="D").strftime("%d/%m/%Y")
+    path = write_csv(tmp_path / "s.csv", [(d, i) for i, d in enumerate(dates)])
+    series = read_series(SeriesConfig(csv=str(path), time_column="date"))
+    assert series.times.iloc[0] == pd.Timestamp("2021-01-01")
+    assert series.times.iloc[12] == pd.Timestamp("2021-01-13")
+    assert any("read day first" in note for note in series.notes)
