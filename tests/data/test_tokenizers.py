@@ -198,3 +198,16 @@ def test_the_byte_vocabulary_is_every_byte():
         ByteTokenizer(vocabulary=Vocabulary(["<pad>", "<unk>", "a"]))
     assert tok.decode(tok.encode("é")) == "é" and len(tok.encode("é")) == 2
     assert tok.detokenize([chr(0xC3)]) == "\ufffd"  # half a character reads as U+FFFD
+
+
+@pytest.mark.parametrize("name", ["nltk", "wordpunct"])
+def test_a_line_too_long_for_nltk_is_one_plain_line(monkeypatch, name):
+    """A 200 MB single-line corpus ended with NLTK's ReDoS-guard text ("Pass timeout=None to
+    disable the limit for a trusted pattern"), a hint for NLTK's callers, not ours."""
+    import nltk.redos
+
+    monkeypatch.setattr(nltk.redos, "DEFAULT_TIMEOUT", 1e-9)  # as 5 s is to a 200 MB line
+    tokenizer = WordTokenizer(name)
+    with pytest.raises(SeqmodelsError, match="a line of 200,000 characters takes NLTK's word "
+                                             "tokenizer past its time limit; break the text"):
+        list(tokenizer.tokenize_lines(["word " * 40_000]))

@@ -72,7 +72,12 @@ class WordTokenizer(Tokenizer):
         """Tokens of each line in turn, ending with the newline token where the line does."""
         for line in lines:
             body = line[:-1] if line.endswith(NEWLINE) else line
-            tokens = self._split.tokenize(body)
+            try:
+                tokens = self._split.tokenize(body)
+            except TimeoutError:  # NLTK bounds each regex match in time (its ReDoS guard)
+                raise SeqmodelsError(f"a line of {len(body):,} characters takes NLTK's word "
+                                     f"tokenizer past its time limit; break the text into "
+                                     f"shorter lines, or use `level` char or byte") from None
             if self.stopwords:
                 tokens = [t for t in tokens if t.lower() not in self.stopwords]
             if line.endswith(NEWLINE):
