@@ -147,7 +147,9 @@ def prepare_corpus(
     cache_error = None
     if use_cache:
         try:
-            return _build_entry(config, entry, build)
+            prepared = _build_entry(config, entry, build)
+            prepared.stats["files"] = [s.name for s in sources]  # as above: another process
+            return prepared  # may have finished the entry first, from files of other names
         except OSError as exc:
             cache_error = f"could not write cache {entry}: {exc.strerror or exc}"
     with tempfile.TemporaryDirectory(prefix="seqmodels-") as scratch:

@@ -113,3 +113,27 @@ def test_builtin_kjv_char_and_word(kjv_cache):
     assert 900_000 < word.stats["tokens"] < 1_000_000
     assert 10_000 < len(word.vocab) < 15_000
     assert 0 < word.stats["held_out_oov_rate"] < 0.05
+
+
+def test_an_entry_another_process_finished_first_reports_this_commands_files(tmp_path,
+                                                                              monkeypatch):
+    """Two commands building the same entry (the same text under other names): the one that
+    found it finished reported the other command's file names (issue 34)."""
+    import seqmodels.data.prepare as prepare
+
+    text = "the same text under two names\n" * 50
+    (tmp_path / "a.txt").write_text(text)
+    (tmp_path / "b.txt").write_text(text)
+    prepare_corpus(DataConfig(corpus=[str(tmp_path / "a.txt")]), cache_dir=tmp_path / "c")
+    load = prepare._load_entry
+
+    def not_there_yet(config, entry, hit=True):  # as when this command looked, before the
+        if hit:  # other finished: it builds, then finds the entry made
+            raise prepare.SeqmodelsError("not there yet")
+        return load(config, entry, hit)
+
+    monkeypatch.setattr(prepare, "_load_entry", not_there_yet)
+    with pytest.warns(UserWarning, match="not there yet"):
+        got = prepare_corpus(DataConfig(corpus=[str(tmp_path / "b.txt")]),
+                             cache_dir=tmp_path / "c")
+    assert got.stats["files"] == [str(tmp_path / "b.txt")]
