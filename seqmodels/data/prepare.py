@@ -125,7 +125,15 @@ def prepare_corpus(
     key = cache_key(config, tokenizer, digest)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     entry = root / key
-    if use_cache and (entry / META).is_file():
+    cache_error = None
+    if use_cache:
+        try:
+            present = (entry / META).is_file()
+        except PermissionError as exc:  # a shared cache_dir: another user's entry (0700)
+            present, use_cache = False, False
+            cache_error = (f"could not read cache {entry}: {exc.strerror or exc} (another "
+                           f"user's entry?); tokenized without the cache")
+    if use_cache and present:
         try:
             prepared = _load_entry(config, entry)
             # keyed by content: the entry may have been built from files of other names
@@ -144,7 +152,6 @@ def prepare_corpus(
             raise SeqmodelsError("the corpus changed while it was being read; try again")
         return vocab, stats
 
-    cache_error = None
     if use_cache:
         try:
             prepared = _build_entry(config, entry, build)

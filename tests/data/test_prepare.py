@@ -137,3 +137,23 @@ def test_an_entry_another_process_finished_first_reports_this_commands_files(tmp
         got = prepare_corpus(DataConfig(corpus=[str(tmp_path / "b.txt")]),
                              cache_dir=tmp_path / "c")
     assert got.stats["files"] == [str(tmp_path / "b.txt")]
+
+
+def test_another_users_cache_entry_is_passed_by_not_fatal(tmp_path, monkeypatch):
+    """A shared cache_dir: an entry another user made (0700) stopped the command with
+    "Permission denied" (root reads any folder, so the refusal is simulated)."""
+    from pathlib import Path
+
+    (tmp_path / "a.txt").write_text("some text of mine\n" * 50)
+    is_file = Path.is_file
+
+    def theirs(path):
+        if path.name == "meta.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", theirs)
+    got = prepare_corpus(DataConfig(corpus=[str(tmp_path / "a.txt")]), cache_dir=tmp_path / "c")
+    assert "another user's entry?" in got.stats["cache_error"]
+    assert not (tmp_path / "c").exists()  # nothing written beside their entry
+    assert len(got.splits.train) > 0
