@@ -22,12 +22,34 @@ def native_stderr_muted():
         os.close(devnull)
 
 
+MIN_ADDRESS_SPACE = int(2.75 * 2**30)  # measured: tiny trainings abort natively at 2.5 GB of
+# `ulimit -v` (a thread cannot start) and run at 2.86 GiB; TensorFlow maps 1.9 GiB to load
+
+
+def check_address_space(need: int = MIN_ADDRESS_SPACE) -> None:
+    """Refuse, before TensorFlow loads, an address-space limit (`ulimit -v`) under which it
+    would abort natively (a segfault, "pthread_create failed") rather than raise."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        from seqmodels.errors import SeqmodelsError
+
+        raise SeqmodelsError(f"out of memory: the address-space limit (ulimit -v) is "
+                             f"{soft / 2**30:.2f} GiB, below the {need / 2**30:.2f} GiB TensorFlow "
+                             f"needs to start here (it maps about 1.9 GiB to load, and each "
+                             f"thread more); raise the limit (ulimit -v unlimited)")
+
+
 def import_tf():
     """Return the tensorflow module without its CUDA-probe and oneDNN start-up chatter."""
     if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
         os.environ["KERAS_BACKEND"] = "tensorflow"
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    check_address_space()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
     with contextlib.nullcontext() if verbose else native_stderr_muted():

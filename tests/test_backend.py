@@ -46,3 +46,43 @@ def test_the_cli_trains_whatever_keras_backend_says(tmp_path, cat_text):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r" / "model.keras").is_file()
     assert CliRunner().invoke(cli, ["evaluate", str(tmp_path / "r"), "-q"]).exit_code == 0
+
+
+def test_an_address_space_limit_tensorflow_cannot_start_under_is_one_line(tmp_path, cat_text):
+    """Under `ulimit -v` 1.5-2.5 GB TensorFlow aborted natively ("pthread_create failed", a
+    segfault) or gave a SystemError; below the measured floor it is refused before it loads."""
+    import resource
+
+    (tmp_path / "c.txt").write_text(cat_text)
+    limit = 2 * 10**9
+
+    def small_address_space():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "seqmodels", "train", str(tmp_path / "c.txt"),
+                             "--units", "8", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, preexec_fn=small_address_space,
+                            timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "Error: out of memory: the address-space limit (ulimit -v) is 1.86 GiB, below the 2.75 "
+        "GiB TensorFlow needs to start here (it maps about 1.9 GiB to load, and each thread "
+        "more); raise the limit (ulimit -v unlimited)"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_process_limit_is_named_not_called_a_file(tmp_path, cat_text, monkeypatch):
+    """`ulimit -u 3`: "a file: Resource temporarily unavailable" (issue 34)."""
+    import errno
+
+    import seqmodels.data.prepare
+
+    def no_more_processes(*args, **kwargs):
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(seqmodels.data.prepare, "prepare_corpus", no_more_processes)
+    (tmp_path / "c.txt").write_text(cat_text)
+    result = CliRunner().invoke(cli, ["corpus", str(tmp_path / "c.txt")])
+    assert result.exit_code == 1
+    assert ("could not start a process or thread (Resource temporarily unavailable): the "
+            "limit on processes (ulimit -u) may be reached") in result.output

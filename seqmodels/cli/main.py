@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 from collections.abc import Iterator
@@ -62,6 +63,11 @@ class _Group(CommandGroup):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
             ctx.exit(141)
         except OSError as exc:  # a path the user gave cannot be created, read or written
+            if exc.filename is None and exc.errno == errno.EAGAIN:  # fork or thread refused
+                raise click.ClickException(
+                    f"could not start a process or thread ({exc.strerror or exc}): the limit on "
+                    f"processes (ulimit -u) may be reached; raise it, or give --workers 1 where "
+                    f"the command takes it") from None
             where = exc.filename or "a file"
             raise click.ClickException(_one_line(f"{where}: {exc.strerror or exc}")) from None
         except MemoryError:
