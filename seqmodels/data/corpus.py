@@ -169,6 +169,22 @@ def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, s
             (kjv, "the built-in corpus' own file") for s in sources]
 
 
+def _as_written(path: Path) -> Path:
+    """A path that does not exist as this process's file-system encoding writes it, but does as
+    the bytes UTF-8 or Latin-1 gave it when a run stored it under another locale; else path."""
+    if path.exists() or path.is_symlink():
+        return path
+    text = str(path)
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            other = Path(os.fsdecode(text.encode(encoding, "surrogateescape")))
+        except (UnicodeError, ValueError):
+            continue
+        if other != path and (other.exists() or other.is_symlink()):
+            return other
+    return path
+
+
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     """Turn corpus arguments (files, directories, globs, built-in names) into sources."""
     if not specs:
@@ -177,7 +193,7 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     for spec in specs:
         if not str(spec).strip():
             raise SeqmodelsError("an empty corpus path was given; name a file, folder or glob")
-        path = expand_user(spec)
+        path = _as_written(expand_user(spec))
         if path.is_file():
             sources.append(Source(str(path), path))
         elif path.is_dir():

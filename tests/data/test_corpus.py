@@ -150,3 +150,26 @@ def test_a_file_with_a_byte_order_mark_is_told_its_encoding(tmp_path, encoding, 
                                              f"encoding {encoding}"):
         read_corpus(resolve_sources([str(path)]))
     assert read_corpus(resolve_sources([str(path)]), encoding=encoding).text.startswith("hello")
+
+
+def test_a_path_stored_under_a_utf8_locale_is_found_under_another(tmp_path):
+    """A run trained under a UTF-8 locale stores 'café.txt' in config.json; a command run under
+    a locale whose file-system encoding is ASCII (or Latin-1) encoded that name to other bytes:
+    "no such file" (issue 34). The bytes UTF-8 gave it are tried."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "café.txt"
+    path.write_text("some text\n")
+    stored = tmp_path / "config.json"
+    stored.write_text(json.dumps({"corpus": [str(path)]}))  # as a run keeps it
+    script = ("import json, sys; from seqmodels.data.corpus import resolve_sources; "
+              "[s] = resolve_sources(json.load(open(sys.argv[1]))['corpus']); "
+              "print(sys.getfilesystemencoding(), len(s.read_bytes()))")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0",
+           "PYTHONCOERCECLOCALE": "0"}
+    out = subprocess.run([sys.executable, "-c", script, str(stored)], env=env,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.split() == [b"ascii", b"10"], out.stderr
