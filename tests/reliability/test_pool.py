@@ -135,6 +135,17 @@ def test_the_first_ctrl_c_while_tokenizing_ends_the_command_and_its_workers(tmp_
     assert gone(workers)
 
 
+def test_a_corpus_appended_to_while_it_is_read_is_one_line(tmp_path):
+    """H1's fourth trigger: a file that grows while the workers tokenize it."""
+    proc, _ = tokenizing(tmp_path, 8, 2)
+    with open(tmp_path / "big.txt", "a") as f:
+        f.write("more words written while the command reads\n" * 1000)
+    code, err, _ = finish(proc)
+    assert code == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines() == [f"Error: {tmp_path / 'big.txt'} changed while it was "
+                                        f"being read; try again"]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_the_workers_and_their_tracker_end_with_a_command_that_is_killed(tmp_path, signum):
     """H2: SIGTERM or SIGHUP (a closed terminal) while tokenizing left both workers and
