@@ -1031,7 +1031,7 @@ def test_force_replaces_only_an_earlier_export(run, tmp_path):
     assert again.exit_code == 0 and out.read_bytes()[4:8] == b"TFL3" == first[4:8]
     model = (run / "model.keras").read_bytes()
     one_line(invoke("export", run, "--format", "tflite", "--out", run / "model.keras", "--force"),
-             "model.keras", "not a tflite file")
+             "model.keras", "is a file of the run", "never writes an output over it")
     assert (run / "model.keras").read_bytes() == model
 
 

@@ -216,7 +216,7 @@ def test_patience_and_plateau_follow_the_validation_loss(tmp_path, cyclic, monke
     from seqmodels.training.trainer import Trainer
 
     losses = iter([2.0, 1.5, 1.6, 1.7, 1.4, 1.8, 1.9])
-    monkeypatch.setattr(Trainer, "_validation_loss", lambda self: next(losses))
+    monkeypatch.setattr(Trainer, "_validation_loss", lambda self, *signals: next(losses))
     run = run_train(tmp_path, cyclic, "plateau", epochs=10, patience=2, lr=0.01,
                     schedule="plateau", decay_factor=0.5, steps_per_epoch=2)
     assert run.stop_reason == "early-stopping"
