@@ -86,7 +86,8 @@ def stop_requested() -> bool:
 def _stop_requests() -> Iterator[dict]:
     """Turn SIGINT/SIGTERM into a flag checked between steps (a second Ctrl-C aborts at once)."""
     # a Ctrl-C swallowed before training began (see interrupts) stops it at the first step
-    flag: dict[str, int | None] = {"signal": signal.SIGINT if ctrl_c_pressed() else None}
+    flag: dict[str, int | None] = {"signal": signal.SIGINT if ctrl_c_pressed() else None,
+                                   "signals": 0}  # how many came (validation drops on a new one)
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -95,7 +96,7 @@ def _stop_requests() -> Iterator[dict]:
         if flag["signal"] is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         flag["signal"] = signum
-        flag["signals"] = (flag.get("signals") or 0) + 1
+        flag["signals"] += 1
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     _ACTIVE_STOP_FLAGS.append(flag)
@@ -313,7 +314,7 @@ class Trainer:
         watch = stop if self.distribution is None else None
         with first_traces() if not self._validated else nullcontext():
             for x, y in self.task.validation_batches():
-                if watch is not None and (watch.get("signals") or 0) > signals:
+                if watch is not None and watch["signals"] > signals:
                     raise _SignalWhileValidating
                 s, n = self.eval_step(x, y)
                 total, count = total + float(s), count + int(n)
@@ -396,7 +397,7 @@ class Trainer:
         from tqdm import tqdm
 
         task, config = self.task, self.config
-        signals = (stop or {}).get("signals") or 0  # the one that stopped training validates
+        signals = stop["signals"] if stop else 0  # the one that stopped training validates
         carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
         if self.callbacks is not None:  # disturb them
             self.callbacks.on_test_begin()
