@@ -6,6 +6,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,9 @@ def _codec_name(encoding: str) -> str:
 
 
 def _text_files(folder: Path) -> Iterator[Path]:
-    """The *.txt paths under a folder (links to folders are not followed, as with rglob); a
-    sub-folder that cannot be read is an error, where rglob skipped it without a word."""
+    """The *.txt files under a folder, links to files included (links to folders are not
+    followed, as with rglob); a sub-folder that cannot be read is an error, where rglob skipped
+    it without a word."""
     def unreadable(exc: OSError) -> None:
         raise SeqmodelsError(f"cannot read the folder {exc.filename} in the corpus "
                              f"({exc.strerror or exc}); give it read access, or name only the "
@@ -140,13 +142,14 @@ def _text_files(folder: Path) -> Iterator[Path]:
         for name in names:
             if fnmatch.fnmatchcase(name, "*.txt"):
                 path = Path(top) / name
-                try:
-                    path.stat()  # a folder listed but not searchable (no x bit) fails here
+                try:  # one stat: a folder listed but not searchable (no x bit) fails here
+                    regular = stat.S_ISREG(path.stat().st_mode)
                 except PermissionError as exc:
                     unreadable(PermissionError(exc.errno, exc.strerror, top))
-                except OSError:
-                    pass  # a broken link: is_file() leaves it out, as rglob did
-                yield path
+                except OSError:  # a broken link, left out as rglob's is_file() left it
+                    continue
+                if regular:
+                    yield path
 
 
 def _samples(path: Path) -> bool:
@@ -169,11 +172,10 @@ def input_files(specs: list[str] | tuple[str, ...] | None) -> list[tuple[Path, s
             (kjv, "the built-in corpus' own file") for s in sources]
 
 
-def _as_written(path: Path) -> Path:
-    """A path that does not exist as this process's file-system encoding writes it, but does as
-    the bytes UTF-8 or Latin-1 gave it when a run stored it under another locale; else path."""
-    if path.exists() or path.is_symlink():
-        return path
+def _as_written(path: Path) -> Path | None:
+    """For a path that does not exist as this process's file-system encoding writes it: the
+    path as the bytes UTF-8 or Latin-1 gave it when a run stored it under another locale, if
+    that exists."""
     text = str(path)
     for encoding in ("utf-8", "latin-1"):
         try:
@@ -182,7 +184,7 @@ def _as_written(path: Path) -> Path:
             continue
         if other != path and (other.exists() or other.is_symlink()):
             return other
-    return path
+    return None
 
 
 def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
@@ -193,11 +195,11 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     for spec in specs:
         if not str(spec).strip():
             raise SeqmodelsError("an empty corpus path was given; name a file, folder or glob")
-        path = _as_written(expand_user(spec))
+        path = expand_user(spec)
         if path.is_file():
             sources.append(Source(str(path), path))
         elif path.is_dir():
-            found = sorted(p for p in _text_files(path) if p.is_file() and not _samples(p))
+            found = sorted(p for p in _text_files(path) if not _samples(p))
             if not found:
                 raise SeqmodelsError(f"directory {spec} holds no .txt files")
             sources.extend(Source(str(p), p) for p in found)
@@ -211,6 +213,8 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
             sources.append(Source(spec))
         elif path.exists():
             raise SeqmodelsError(f"{spec} is neither a regular file nor a directory")
+        elif (other := _as_written(path)) is not None:  # stored under another locale
+            sources.extend(resolve_sources([str(other)]))
         else:
             raise SeqmodelsError(
                 f"no such file or directory: {spec} "
