@@ -279,14 +279,15 @@ def _only_numeric_column(frame, time_column: str | None, path: Path, hint: bool 
             values = values.str.replace(r"(?<=\d),(?=\d{3}(?:\D|$))", "", regex=True)
         return pd.to_numeric(values, errors="coerce").notna().mean()
 
-    grouped = [c for c in candidates if share(c) <= 0.5 < share(c, thousands=True)]
+    plain = {c: share(c) for c in candidates}
+    grouped = [c for c in candidates if plain[c] <= 0.5 < share(c, thousands=True)]
     if grouped:  # "1,234.5" is no number to read, and the constant ID beside it was taken
         raise SeqmodelsError(f"{path}: column {grouped[0]!r} writes its numbers with thousands "
                              f"separators ({frame[grouped[0]].iloc[0].strip()!r}), which are "
                              f"not read as numbers: remove the separators and name the column "
                              f"to forecast with `target`")
     if len(candidates) > 1:
-        candidates = [c for c in candidates if share(c) > 0.5]
+        candidates = [c for c in candidates if plain[c] > 0.5]
     if len(candidates) != 1:
         more = " (and the timestamps with `time_column`)" if hint and not time_column else ""
         raise SeqmodelsError(f"{path}: name the column to forecast with `target`{more}; "
@@ -397,8 +398,9 @@ def _times(column, name: str, path: Path, lines: list[int]):
         except ValueError:  # offsets that differ from row to row (a daylight-saving change)
             times = _to_datetime(pd, text, utc=True).dt.tz_localize(None)
             note = "timestamps with different UTC offsets were converted to UTC"
-    if note is None and _day_first_is_in_order(pd, text, times):
-        times = _to_datetime(pd, text, dayfirst=True)
+    day_first = _day_first_in_order(pd, text, times) if note is None else None
+    if day_first is not None:
+        times = day_first
         note = ("the dates were read day first (31/01 is 31 January): read month first they "
                 "were not in increasing order")
     if getattr(times.dt, "tz", None) is not None:  # one offset throughout: keep local times
@@ -443,19 +445,21 @@ def _to_datetime(pd, text, utc: bool = False, dayfirst: bool = False):
     return times
 
 
-def _day_first_is_in_order(pd, text, times) -> bool:
-    """Whether dates that are out of order read month first (01/02 as 2 January) are all read
-    and strictly increasing day first: a day-first file, not an unsorted one."""
+def _day_first_in_order(pd, text, times):
+    """The times read day first, when read month first (01/02 as 2 January) they are out of
+    order and day first they all read and strictly increase: a day-first file, not an unsorted
+    one; else None."""
     def increasing(values) -> bool:
         t = values.to_numpy()
         return bool(values.notna().all() and (t[1:] > t[:-1]).all())
 
     if len(text) < 2 or increasing(times) or not text.str.contains(r"\d[/.]\d").all():
-        return False
+        return None
     try:
-        return increasing(_to_datetime(pd, text, dayfirst=True))
+        day_first = _to_datetime(pd, text, dayfirst=True)
     except ValueError:  # mixed offsets: not a day-first question
-        return False
+        return None
+    return day_first if increasing(day_first) else None
 
 
 def _check_order_and_step(times, lines: list, path: Path, allow_irregular: bool):
