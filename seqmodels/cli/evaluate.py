@@ -22,7 +22,8 @@ from seqmodels.cli.options import NamedPath
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
-    """Loss, perplexity, bits per token and accuracy of a trained RUN on held-out text."""
+    """Loss (per token and per character), perplexity and accuracy of a trained RUN on
+    held-out text."""
     from seqmodels.lm.model import LanguageModel
 
     model = LanguageModel.load(run)
@@ -42,6 +43,8 @@ def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
         ("cross-entropy", f"{metrics.cross_entropy:.4f} nats/token"),
         ("perplexity", f"{metrics.perplexity:.3f}"),
         (f"bits per {unit}", f"{metrics.bits_per_token:.4f}"),
+        ("per character", f"{metrics.nats_per_char:.4f} nats, {metrics.bits_per_char:.4f} bits "
+                          f"({metrics.characters:,} characters)"),
         ("accuracy", f"{100 * metrics.accuracy:.2f}% (top-5 {100 * metrics.top5_accuracy:.2f}%)"),
         ("OOV", f"{metrics.oov:,} ({100 * metrics.oov_rate:.2f}%)"),
     ]

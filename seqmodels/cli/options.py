@@ -25,6 +25,7 @@ from seqmodels.data.config import (
     DataConfig,
     check_fractions,
 )
+from seqmodels.data.tokenizers.subword import DEFAULT_VOCAB_SIZE
 from seqmodels.errors import SeqmodelsError, describe, render
 from seqmodels.lm.config import WindowConfig
 from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, MAX_LAYERS, ModelConfig
@@ -523,8 +524,9 @@ def data_options(f):
     return stack([
         click.argument("corpus", nargs=-1),
         click.option("--level", type=click.Choice(LEVELS), default=d.level, show_default=True,
-                     help="Kind of token: char (code points), word (an NLTK tokenizer) or byte "
-                          "(UTF-8 bytes: any text fits, nothing is unknown)."),
+                     help="Kind of token: char (code points), word (an NLTK tokenizer), byte "
+                          "(UTF-8 bytes: any text fits, nothing is unknown) or subword (byte "
+                          "pairs merged on the training split, as GPT-2's BPE)."),
         click.option("--tokenizer", type=click.Choice(TOKENIZER_CHOICES), default=d.tokenizer,
                      help="Word tokenizer (word level only; default nltk = word_tokenize)."),
         click.option("--lowercase", is_flag=True, help="Lowercase the text first."),
@@ -539,8 +541,10 @@ def data_options(f):
         click.option("--min-freq", type=click.IntRange(min=1), default=d.min_freq,
                      show_default=True,
                      help="Tokens seen fewer times in the training split become <unk>."),
-        click.option("--max-vocab", type=click.IntRange(min=3), default=d.max_vocab,
-                     help="Cap the vocabulary size, <pad> and <unk> included."),
+        click.option("--max-vocab", "--vocab-size", "max_vocab", type=click.IntRange(min=3),
+                     default=d.max_vocab,
+                     help="Cap the vocabulary size, <pad> and <unk> included; at subword level, "
+                          f"the size its merges grow to [default: {DEFAULT_VOCAB_SIZE}]."),
         splits_option(DEFAULT_SPLITS, "Train,validation,test fractions (contiguous)."),
         cache_dir_option,
         click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),

@@ -44,7 +44,7 @@ class DataConfig:
     """Everything that decides how text becomes token ids (stored in every run)."""
 
     corpus: list[str] = field(default_factory=list)  # files, dirs, globs or "kjv"; empty: kjv
-    level: str = "char"  # a kind of token (seqmodels.data.tokenizers.KINDS): char, word
+    level: str = "char"  # a kind of token (tokenizers.KINDS): char, word, byte, subword
     tokenizer: str | None = None  # word level: nltk (default), treebank, wordpunct, whitespace
     lowercase: bool = False
     normalize: str = "NFC"

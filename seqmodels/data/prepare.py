@@ -16,7 +16,7 @@ import numpy as np
 from seqmodels.data.chunks import CHUNK_BYTES, stream_digest
 from seqmodels.data.config import DataConfig
 from seqmodels.data.corpus import read_corpus, resolve_sources
-from seqmodels.data.streaming import write_ids
+from seqmodels.data.streaming import train_tokenizer, write_ids
 from seqmodels.data.tokenizers import Tokenizer, make_tokenizer
 from seqmodels.data.vocab import Vocabulary
 from seqmodels.data.windows import Splits, check_fractions, split_bounds, split_ids
@@ -30,6 +30,9 @@ from seqmodels.files import (
     write_json_atomic,
 )
 
+# a tokenizer that learns from text learns from the training split's share of the bytes; where
+# the training split in tokens ends before that, it learns again from what that split holds
+TRAINING_TRIES = 3
 CACHE_VERSION = 3  # 2: meta.json holds digests of the vocabulary and the ids; 3: new key
 VOCABULARY, IDS, META = "vocabulary.json", "ids.npy", "meta.json"  # a cache entry's files
 
@@ -143,13 +146,24 @@ def prepare_corpus(
             warnings.warn(f"rebuilding a damaged cache entry: {exc}", stacklevel=2)
 
     def build(folder: Path) -> tuple[Vocabulary, dict]:
-        vocab, stats, read_digest = write_ids(
-            sources, tokenizer, config.encoding, config.errors,
-            lambda n: split_bounds(n, config.splits)[0],
-            lambda counts: tokenizer.fit(counts, config.min_freq, config.max_vocab),
-            folder, workers, chunk_bytes, progress)
-        if read_digest != digest:
-            raise SeqmodelsError("the corpus changed while it was being read; try again")
+        limit = None
+        for _ in range(TRAINING_TRIES):
+            if tokenizer.trained:
+                learnt = train_tokenizer(sources, tokenizer, config.encoding, config.errors,
+                                         config.splits[0], config.max_vocab, limit, chunk_bytes)
+            vocab, stats, read_digest = write_ids(
+                sources, tokenizer, config.encoding, config.errors,
+                lambda n: split_bounds(n, config.splits)[0],
+                lambda counts: tokenizer.fit(counts, config.min_freq, config.max_vocab),
+                folder, workers, chunk_bytes, progress)
+            if read_digest != digest:
+                raise SeqmodelsError("the corpus changed while it was being read; try again")
+            if not tokenizer.trained:
+                break
+            stats["tokenizer_bytes"] = learnt
+            limit = _training_split_bytes(folder / IDS, vocab, stats["tokens"], config.splits)
+            if limit >= learnt:  # it learnt from the training split alone
+                break
         return vocab, stats
 
     if use_cache:
@@ -275,6 +289,18 @@ def _scan_ids(path: Path, ids: np.memmap, chunk: int = 4 * 2**20) -> tuple[int, 
             largest = max(largest, int(part.max()))
             done += len(part)
     return largest, digest.hexdigest()
+
+
+def _training_split_bytes(path: Path, vocab: Vocabulary, n: int,
+                          splits: tuple[float, float, float]) -> int:
+    """UTF-8 bytes of the training split of the ids at path (tokens are bytes, as latin-1)."""
+    sizes = np.array([len(t) for t in vocab.tokens], dtype=np.int64)
+    ids = np.load(path, mmap_mode="r", allow_pickle=False)
+    stop, total = split_bounds(n, splits)[0], 0
+    for start in range(0, stop, 1 << 20):
+        total += int(sizes[ids[start:min(stop, start + (1 << 20))]].sum())
+    del ids
+    return total
 
 
 def _file_digest(path: Path) -> str:

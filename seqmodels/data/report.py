@@ -17,6 +17,8 @@ def corpus_report(prepared: PreparedCorpus, seq_len: int = 100, stride: int | No
         "level": config.level,
         "tokenizer": prepared.tokenizer().name,
         "tokens": stats["tokens"],
+        "characters_per_token": stats["characters"] / max(stats["tokens"], 1),
+        "tokenizer_bytes": stats.get("tokenizer_bytes"),
         "vocab_size": stats["vocab_size"],
         "distinct_train_tokens": stats["distinct_train_tokens"],
         "min_freq": config.min_freq,
@@ -42,15 +44,18 @@ def format_corpus_report(r: dict) -> str:
     files = r["files"]
     shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     cap = f", max-vocab {r['max_vocab']}" if r["max_vocab"] else ""
+    tokenizer = "" if r["tokenizer"] == r["level"] else f", tokenizer {r['tokenizer']}"
+    how = (f"merges learnt on the training split's {r['tokenizer_bytes']:,} bytes"
+           if r.get("tokenizer_bytes") is not None else f"min-freq {r['min_freq']}{cap}")
     sp, w = r["splits"], r["windows"]
     cache = r["cache"]
     rows = [
         ("files", f"{len(files)} ({shown})"),
         ("characters", f"{r['characters']:,}"),
-        ("tokens", f"{r['tokens']:,} ({r['level']} level, tokenizer {r['tokenizer']})"),
+        ("tokens", f"{r['tokens']:,} ({r['level']} level{tokenizer}, "
+                   f"{r['characters'] / max(r['tokens'], 1):.2f} characters per token)"),
         ("vocabulary", f"{r['vocab_size']:,} ids incl. <pad>, <unk> "
-                       f"({r['distinct_train_tokens']:,} distinct training tokens, "
-                       f"min-freq {r['min_freq']}{cap})"),
+                       f"({r['distinct_train_tokens']:,} distinct training tokens, {how})"),
         ("coverage", f"{100 * r['train_coverage']:.2f}% of training tokens"),
         ("held-out OOV", f"{100 * r['held_out_oov_rate']:.2f}% "
                          f"({r['held_out_oov']:,} of {r['held_out_tokens']:,} val+test tokens)"),

@@ -51,14 +51,24 @@ def _init_worker(tokenizer: Tokenizer) -> None:
     _WORKER = tokenizer
 
 
-def _init_pool_worker(config: dict) -> None:
-    """A worker process: it rebuilds the tokenizer from its settings once. Ctrl-C is the
+def _init_pool_worker(config: dict, vocabulary: dict | None) -> None:
+    """A worker process: it rebuilds the tokenizer from its settings (and the vocabulary a
+    trained kind learnt before encoding) once. Ctrl-C is the
     command's to handle (it ends the workers), so a worker ignores it rather than print a
     traceback of its own."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker(tokenizer_from_config(config))
+    vocab = None if vocabulary is None else Vocabulary.from_json(vocabulary)
+    _init_worker(tokenizer_from_config(config, vocab))
+
+
+def _normalised(piece: Piece, tokenizer: Tokenizer) -> str:
+    """A piece's text as the whole-text path reads it."""
+    part = tokenizer.normalise(piece.text)
+    if piece.final and part and not part.endswith("\n"):
+        part += "\n"  # read_corpus ends every non-empty file with a line break
+    return part
 
 
 def tokenize_chunk(pieces: list[Piece]) -> ChunkResult:
@@ -66,9 +76,7 @@ def tokenize_chunk(pieces: list[Piece]) -> ChunkResult:
     tokenizer = _WORKER
     parts, file_chars = [], []
     for piece in pieces:
-        part = tokenizer.normalise(piece.text)
-        if piece.final and part and not part.endswith("\n"):
-            part += "\n"  # read_corpus ends every non-empty file with a line break
+        part = _normalised(piece, tokenizer)
         parts.append(part)
         file_chars.append((piece.source, len(part)))
     text = "".join(parts)
@@ -100,7 +108,8 @@ def _results(jobs: Iterator[list[Piece]], tokenizer: Tokenizer, workers: int
             check_ctrl_c()
             yield tokenize_chunk(job)
         return
-    pool = _Workers(workers, tokenizer.to_config())
+    learnt = tokenizer.vocabulary.to_json() if tokenizer.trained else None
+    pool = _Workers(workers, tokenizer.to_config(), learnt)
     try:
         busy: deque[int] = deque()  # workers in the order their jobs were given
         for w in range(workers):
@@ -128,7 +137,7 @@ class _Workers:
     ours writes to a pipe, so nothing can block on the pipe of a process that has died (which
     hung ProcessPoolExecutor's shutdown for good after any error while it was busy)."""
 
-    def __init__(self, count: int, config: dict) -> None:
+    def __init__(self, count: int, config: dict, vocabulary: dict | None = None) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")  # not fork: TensorFlow's threads may run
@@ -136,7 +145,7 @@ class _Workers:
         try:
             for _ in range(count):
                 mine, theirs = ctx.Pipe()
-                process = ctx.Process(target=_serve, args=(theirs, config), daemon=True,
+                process = ctx.Process(target=_serve, args=(theirs, config, vocabulary), daemon=True,
                                       name="seqmodels-tokenizer")
                 process.start()
                 theirs.close()  # so a worker's death reaches its pipe as the end of file
@@ -184,9 +193,9 @@ class _Workers:
             "corpus without `if __name__ == \"__main__\":`); set `workers` to 1")
 
 
-def _serve(conn, config: dict) -> None:
+def _serve(conn, config: dict, vocabulary: dict | None) -> None:
     """A worker process: tokenize each job received until the pipe closes or a None comes."""
-    _init_pool_worker(config)
+    _init_pool_worker(config, vocabulary)
     while True:
         try:
             job = conn.recv()
@@ -210,6 +219,35 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def train_tokenizer(sources: list[Source], tokenizer: Tokenizer, encoding: str, errors: str,
+                    fraction: float, vocab_size: int | None, limit: int | None = None,
+                    chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Train a tokenizer that learns from text (its `trained` set) on the lines of the first
+    `fraction` of the corpus' normalised UTF-8 bytes (at most limit bytes); returns the bytes
+    it learnt from. The corpus is read twice (its size, then its lines), never held whole."""
+    def texts() -> Iterator[str]:
+        for piece in ChunkReader(sources, encoding, errors, chunk_bytes):
+            check_ctrl_c()
+            yield _normalised(piece, tokenizer)
+
+    total = sum(len(text.encode("utf-8", "surrogatepass")) for text in texts())
+    budget = int(total * fraction) if limit is None else min(limit, int(total * fraction))
+    used = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal used
+        for text in texts():
+            for line in text.splitlines(keepends=True):
+                size = len(line.encode("utf-8", "surrogatepass"))
+                if used + size > budget:
+                    return
+                used += size
+                yield line[:-1] if line.endswith("\n") else line
+
+    tokenizer.train(lines(), vocab_size)
+    return used
 
 
 def write_ids(

@@ -22,10 +22,13 @@ FORMAT_VERSION = 1
 
 
 class Vocabulary:
-    """An ordered token list: id i is tokens[i]; 0 is <pad>, 1 is <unk>."""
+    """An ordered token list: id i is tokens[i]; 0 is <pad>, 1 is <unk>. A subword vocabulary
+    also holds the merges that make its tokens, in the order they apply."""
 
-    def __init__(self, tokens: Sequence[str]) -> None:
+    def __init__(self, tokens: Sequence[str],
+                 merges: Sequence[tuple[str, str]] | None = None) -> None:
         tokens = list(tokens)
+        self.merges = None if merges is None else [(a, b) for a, b in merges]
         if tokens[:2] != [PAD, UNK]:
             raise SeqmodelsError("a vocabulary must start with <pad> and <unk>")
         if len(set(tokens)) != len(tokens):
@@ -64,7 +67,8 @@ class Vocabulary:
         return token in self.index
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self.tokens == other.tokens
+        return (isinstance(other, Vocabulary) and self.tokens == other.tokens
+                and self.merges == other.merges)
 
     def id_dtype(self) -> np.dtype:
         """The smallest unsigned integer type that holds every id."""
@@ -95,7 +99,8 @@ class Vocabulary:
 
     def to_json(self) -> dict:
         """A JSON-ready dict with the format name and version."""
-        return {"format": FORMAT, "version": FORMAT_VERSION, "tokens": self.tokens}
+        merges = {} if self.merges is None else {"merges": [list(m) for m in self.merges]}
+        return {"format": FORMAT, "version": FORMAT_VERSION, "tokens": self.tokens, **merges}
 
     @classmethod
     def from_json(cls, obj: object, where: str = "vocabulary") -> Vocabulary:
@@ -110,8 +115,14 @@ class Vocabulary:
         except UnicodeEncodeError as exc:  # a decoded corpus never holds a lone surrogate
             raise SeqmodelsError(f"{where}: a token holds {exc.object[exc.start]!r}, a lone "
                                  f"surrogate, which no decoded text has") from None
+        merges = obj.get("merges")
+        if merges is not None and not (
+                isinstance(merges, list) and all(
+                    isinstance(m, list) and len(m) == 2 and all(isinstance(t, str) for t in m)
+                    for m in merges)):
+            raise SeqmodelsError(f"{where}: 'merges' must be a list of pairs of strings")
         try:
-            return cls(tokens)
+            return cls(tokens, merges)
         except SeqmodelsError as exc:
             raise SeqmodelsError(f"{where}: {exc}") from None
 

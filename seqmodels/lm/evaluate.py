@@ -27,6 +27,9 @@ class Metrics:
     cross_entropy: float  # nats per token
     perplexity: float
     bits_per_token: float  # bits per character at char level
+    characters: int | None  # characters of the text scored (None: a model without tokenizer)
+    nats_per_char: float | None  # the cross-entropy of all predictions over those characters
+    bits_per_char: float | None
     accuracy: float  # next-token top-1
     top5_accuracy: float
     oov: int  # predicted tokens that are <unk> in the evaluated text
@@ -38,18 +41,19 @@ class Metrics:
         return asdict(self)
 
 
-def text_ids(model: LanguageModel, corpus: str | Path | list[str] | None = None,
-             text: str | None = None, cache_dir: str | Path | None = None,
-             progress: bool = False) -> np.ndarray:
+def text_and_characters(model: LanguageModel, corpus: str | Path | list[str] | None = None,
+                        text: str | None = None, cache_dir: str | Path | None = None,
+                        progress: bool = False) -> tuple[np.ndarray, int | None]:
     """The ids of what LanguageModel.evaluate scores: corpus files read as the run's corpus
-    was, a string, or (neither) the test split of the run's own corpus."""
+    was, a string, or (neither) the test split of the run's own corpus; and the characters of
+    the text read (None for a test split: its tokens are decoded to count them)."""
     from seqmodels.data.prepare import corpus_test_ids, corpus_text
 
     tokenizer = model._text()
     if corpus and text is not None:
         raise SeqmodelsError("give `corpus` files or a `text`, not both")
     if text is not None:
-        return tokenizer.encode(text)
+        return tokenizer.encode(text), len(tokenizer.normalise(text))
     if not corpus:
         if not model.settings:
             raise SeqmodelsError("this model was not trained in a run, so it has no test split; "
@@ -60,7 +64,7 @@ def text_ids(model: LanguageModel, corpus: str | Path | list[str] | None = None,
         return corpus_test_ids(model.data, model.settings.get("corpus_digest"),
                                tokenizer.vocabulary, cache_dir, progress,
                                (run.config, run.vocab) if run else ("its settings",
-                                                                     "its vocabulary"))
+                                                                     "its vocabulary")), None
     if isinstance(corpus, (str, Path)):  # one file, not the characters of its name
         corpus = [str(corpus)]
     data = model.data
@@ -70,7 +74,7 @@ def text_ids(model: LanguageModel, corpus: str | Path | list[str] | None = None,
         raise SeqmodelsError(f"{exc.problem}; text is read as the run's was ({data.encoding}, "
                              f"errors {data.errors}): convert the file to "
                              f"{data.encoding}") from None
-    return tokenizer.vocabulary.encode(tokenizer.tokenize(read))
+    return tokenizer.vocabulary.encode(tokenizer.tokenize(read)), len(read)
 
 
 def metric_step(network, jit_compile: bool | None = None):
@@ -108,8 +112,11 @@ def evaluate_ids(
     context: int | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    characters: int | None = None,
 ) -> Metrics:
-    """Predict every token of ids from the ones before it and summarise the errors.
+    """Predict every token of ids from the ones before it and summarise the errors; per
+    character, over `characters` (the text's own count, when ids are a whole text) or the
+    characters the predicted tokens decode to.
 
     With context=None the model walks the text once with its state carried, so each token is
     predicted from all the text before it. With context=T the text is cut into windows of T
@@ -166,6 +173,12 @@ def evaluate_ids(
                              f"with too high an `lr`); nothing to report")
     targets = ids[1 : n + 1]
     oov = int(np.count_nonzero(targets == UNK_ID))
+    if (characters is None or n < len(ids) - 1) and model.tokenizer is not None:
+        characters = len(model.tokenizer.decode(targets))  # windows leave the tail unscored
+    per_char = total / max(1, characters) if characters is not None else None
     return Metrics(tokens=n, cross_entropy=ce, perplexity=perplexity(ce),
-                   bits_per_token=ce / math.log(2), accuracy=top1 / n, top5_accuracy=top5 / n,
+                   bits_per_token=ce / math.log(2), characters=characters,
+                   nats_per_char=per_char,
+                   bits_per_char=None if per_char is None else per_char / math.log(2),
+                   accuracy=top1 / n, top5_accuracy=top5 / n,
                    oov=oov, oov_rate=oov / n, context=context)

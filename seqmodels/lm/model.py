@@ -231,14 +231,15 @@ class LanguageModel:
     def evaluate(self, corpus: str | Path | list[str] | None = None, text: str | None = None,
                  context: int | None = None, cache_dir: str | Path | None = None,
                  progress: bool = False) -> Metrics:
-        """Cross-entropy, perplexity, bits per token and accuracy on text: corpus files (paths,
-        folders, globs) or a string, read as the run's corpus was; neither: the run's own test
-        split. context=None carries the state through the whole text; context=T scores windows
-        of T predictions from a zero state."""
-        from seqmodels.lm.evaluate import evaluate_ids, text_ids
+        """Cross-entropy (per token and per character), perplexity and accuracy on text: corpus
+        files (paths, folders, globs) or a string, read as the run's corpus was; neither: the
+        run's own test split. context=None carries the state through the whole text; context=T
+        scores windows of T predictions from a zero state."""
+        from seqmodels.lm.evaluate import evaluate_ids, text_and_characters
 
-        ids = text_ids(self, corpus, text, cache_dir, progress)
-        return evaluate_ids(self, ids, context=context, progress=progress)
+        ids, characters = text_and_characters(self, corpus, text, cache_dir, progress)
+        return evaluate_ids(self, ids, context=context, progress=progress,
+                            characters=characters)
 
     def export(self, fmt: str = "savedmodel", out: str | Path | None = None,
                force: bool = False) -> Path:

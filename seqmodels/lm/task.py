@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from seqmodels.data.prepare import PreparedCorpus
+from seqmodels.data.tokenizers import Tokenizer
 from seqmodels.data.windows import require_windows, stream_dataset, stream_layout, window_dataset
 from seqmodels.errors import SeqmodelsError
 from seqmodels.lm.config import WindowConfig
@@ -24,10 +25,24 @@ def cross_entropy(y, logits):
     return import_tf().nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
 
 
-def language_metrics(val_loss: float) -> dict[str, float]:
-    """History columns of a validation cross-entropy: perplexity and bits per token."""
+def language_metrics(val_loss: float, tokens_per_char: float) -> dict[str, float]:
+    """History columns of a validation cross-entropy: perplexity, bits per token, and nats and
+    bits per character (so levels compare), at the validation text's tokens per character."""
+    per_char = val_loss * tokens_per_char
     return {"val_perplexity": perplexity(val_loss),  # None (an empty cell) if it overflows
-            "val_bits_per_token": val_loss / math.log(2)}
+            "val_bits_per_token": val_loss / math.log(2),
+            "val_nats_per_char": per_char, "val_bits_per_char": per_char / math.log(2)}
+
+
+SAMPLED_TOKENS = 200_000  # tokens per character is measured on at most this many
+
+
+def tokens_per_char(tokenizer: Tokenizer, ids: Any) -> float:
+    """Tokens per character of the text that ids stand for (the first SAMPLED_TOKENS of them,
+    decoded; at word level the characters are those NLTK's detokenizer writes back, within
+    about 0.2% of the text's own on the built-in corpus)."""
+    sample = ids[:SAMPLED_TOKENS]
+    return len(sample) / max(1, len(tokenizer.decode(sample)))
 
 
 def validation_ids(prepared: PreparedCorpus, windows: WindowConfig) -> tuple[Any, str]:
@@ -85,6 +100,7 @@ def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainC
     B, T = config.batch_size, windows.seq_len
     steps = steps_per_epoch(prepared, config, windows)
     val, _ = validation_ids(prepared, windows)
+    ratio = tokens_per_char(prepared.tokenizer(), val[1:])  # the targets validation predicts
     network = model.network
     fast = fused.use_fused(network)  # on CPU devices; GPUs keep Keras' cuDNN kernels
     if windows.stateful:
@@ -114,7 +130,8 @@ def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainC
 
     return Task(network, cross_entropy, dataset, steps, validation_batches,
                 save_best=model.save, load_best=load_best, write_files=write_files,
-                val_metrics=language_metrics, val_tokens=len(val) - 1, batch_tokens=B * T,
+                val_metrics=lambda loss: language_metrics(loss, ratio), val_tokens=len(val) - 1,
+                batch_tokens=B * T,
                 loss_label="cross-entropy (nats/token)",
                 start_epoch=model.reset_states if windows.stateful else None,
                 state_variables=model.carried_states, batch_size=B,

@@ -11,6 +11,7 @@ from seqmodels.data.tokenizers import (
     NEWLINE,
     ByteTokenizer,
     CharTokenizer,
+    SubwordTokenizer,
     Tokenizer,
     WordTokenizer,
     make_tokenizer,
@@ -111,7 +112,8 @@ def test_never_downloads(monkeypatch):
 
 
 def test_one_registry_names_every_kind():
-    assert KINDS == {"char": CharTokenizer, "word": WordTokenizer, "byte": ByteTokenizer}
+    assert KINDS == {"char": CharTokenizer, "word": WordTokenizer, "byte": ByteTokenizer,
+                     "subword": SubwordTokenizer}
     assert all(issubclass(kind, Tokenizer) and kind.level == level
                for level, kind in KINDS.items())
     assert isinstance(make_tokenizer(DataConfig(level="word", tokenizer="whitespace")),

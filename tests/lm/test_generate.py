@@ -1,6 +1,7 @@
 """Generation: greedy equals the full model's argmax, seeds, batches, prompts, stop-at, CLI."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -117,10 +118,10 @@ def runs(tmp_path_factory, train_tiny):
     corpus.write_text("the cat sat on the mat .\nthe dog sat on the log .\n" * 80)
     return {level: train_tiny(corpus, root / level, level=level, cache_dir=root / "cache",
                               epochs=3, batch_size=8, seq_len=12, lr=0.01)
-            for level in ("char", "word", "byte")}
+            for level in ("char", "word", "byte", "subword")}
 
 
-@pytest.mark.parametrize("level", ["char", "word", "byte"])
+@pytest.mark.parametrize("level", ["char", "word", "byte", "subword"])
 def test_streamed_pieces_add_up_to_the_sample(runs, level):
     pieces = []
     [sample] = seqmodels.load(runs[level]).generate("the", 40, SamplingConfig(seed=1),
@@ -290,3 +291,24 @@ def test_a_byte_level_model_takes_any_prompt_and_writes_utf8(runs):
     [sample] = model.generate("the © caf\u00e9", 60, SamplingConfig(seed=3))
     assert sample["prompt"] == "the © caf\u00e9" and sample["tokens"] == 60
     assert model.evaluate(text="the © sat.\n").oov == 0
+
+
+def test_levels_compare_per_character_over_the_same_characters(runs):
+    """The same text scored at every level: per-character figures divide each level's total
+    nats by the text's own character count, so one number compares char, word and subword."""
+    text = "the cat sat on the log .\nthe dog sat on the mat .\n"
+    for level in ("char", "word", "subword"):
+        m = seqmodels.load(runs[level]).evaluate(text=text)
+        assert m.characters == len(text)
+        assert m.nats_per_char == pytest.approx(m.cross_entropy * m.tokens / len(text))
+        assert m.bits_per_char == pytest.approx(m.nats_per_char / math.log(2))
+    windowed = seqmodels.load(runs["word"]).evaluate(text=text, context=4)  # tail unscored
+    assert windowed.characters < len(text)
+
+
+def test_a_subword_model_writes_words_and_keeps_its_merges(runs):
+    model = seqmodels.load(runs["subword"])
+    assert model.tokenizer.level == "subword" and model.vocabulary.merges
+    assert len(model.tokenizer.encode("the cat sat")) < len("the cat sat") / 2
+    history = (runs["subword"] / "history.csv").read_text().splitlines()
+    assert "val_bits_per_char" in history[0].split(",")

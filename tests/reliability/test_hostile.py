@@ -2213,7 +2213,7 @@ def test_tokenizer_workers_leave_ctrl_c_to_the_command():
 
     settings = CharTokenizer().to_config()
     with ProcessPoolExecutor(1, multiprocessing.get_context("spawn"),
-                             initializer=_init_pool_worker, initargs=(settings,)) as pool:
+                             initializer=_init_pool_worker, initargs=(settings, None)) as pool:
         assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
 
 

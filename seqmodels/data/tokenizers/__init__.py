@@ -11,20 +11,20 @@ from typing import Any
 from seqmodels.data.tokenizers.base import NEWLINE, NORMAL_FORMS, Tokenizer, normalise
 from seqmodels.data.tokenizers.bytes import ByteTokenizer
 from seqmodels.data.tokenizers.char import CharTokenizer
+from seqmodels.data.tokenizers.subword import SubwordTokenizer
 from seqmodels.data.tokenizers.words import WordTokenizer
 from seqmodels.data.vocab import Vocabulary
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import read_regular
 
 KINDS: dict[str, type[Tokenizer]] = {cls.level: cls for cls in (CharTokenizer, WordTokenizer,
-                                                                 ByteTokenizer)}
+                                                                 ByteTokenizer, SubwordTokenizer)}
 LEVELS = tuple(KINDS)
 TOKENIZER_CHOICES = tuple(name for kind in KINDS.values() for name in kind.choices)
 
 __all__ = ["KINDS", "LEVELS", "NEWLINE", "NORMAL_FORMS", "TOKENIZER_CHOICES", "ByteTokenizer",
-           "CharTokenizer",
-           "Tokenizer", "WordTokenizer", "make_tokenizer", "normalise", "read_stopwords",
-           "tokenizer_from_config"]
+           "CharTokenizer", "SubwordTokenizer", "Tokenizer", "WordTokenizer", "make_tokenizer",
+           "normalise", "read_stopwords", "tokenizer_from_config"]
 
 
 def _kind(level: str) -> type[Tokenizer]:

@@ -39,6 +39,8 @@ class Tokenizer(ABC):
     # True when a token's text never depends on its neighbours, so generated text can be
     # shown a token at a time (a word detokenizer joins "do" "n't"; characters are just text)
     token_by_token: ClassVar[bool] = False
+    # True when the tokenizer learns from the training text before encoding it (train())
+    trained: ClassVar[bool] = False
 
     def __init__(self, normalize: str = "NFC", lowercase: bool = False,
                  vocabulary: Vocabulary | None = None) -> None:
@@ -116,6 +118,12 @@ class Tokenizer(ABC):
         """Use a vocabulary (read from where), refused if this kind could not have made it."""
         self.check_vocabulary(vocabulary, where)
         self._vocabulary = vocabulary
+
+    def train(self, lines: Iterable[str], vocab_size: int | None = None) -> Vocabulary:
+        """Learn from normalised training lines (kinds with `trained` set); returns the
+        vocabulary learnt."""
+        raise SeqmodelsError(f"a {self.level}-level tokenizer learns nothing from text; fit "
+                             f"its vocabulary on token counts")
 
     def fit(self, counts: Mapping[str, int], min_freq: int = 1,
             max_size: int | None = None) -> Vocabulary:
