@@ -135,4 +135,18 @@ def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainC
                 loss_label="cross-entropy (nats/token)",
                 start_epoch=model.reset_states if windows.stateful else None,
                 state_variables=model.carried_states, batch_size=B,
-                forward=fused.forward(network, fast), jit=fused.use_xla(network, fast))
+                forward=fused.forward(network, fast), jit=fused.use_xla(network, fast),
+                **sampled_training(network, config, fast))
+
+
+def sampled_training(network: Any, config: TrainConfig, fast: bool) -> dict[str, Any]:
+    """The Task settings of a sampled-softmax training loss, when the run uses one."""
+    from seqmodels.lm.sampled import features, sampled_objective, samples_for
+
+    V = int(network.get_layer("logits").units)
+    k = samples_for(config.sampled_softmax, V)
+    if not k:
+        return {}
+    return {"training": (sampled_objective(network, k), features(network, fast)),
+            "training_note": f"training loss: a softmax over the true token and {k:,} sampled "
+                             f"of {V:,} ids (validation: the full softmax)"}

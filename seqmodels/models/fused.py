@@ -90,15 +90,18 @@ def xla_pays_off(model: Any) -> bool:
     return bool(units) and min(units) >= XLA_MIN_UNITS
 
 
-def logits(model: Any, x: Any, training: bool = False) -> Any:
-    """The model's outputs for x, with every recurrent layer on the fused path.
+def logits(model: Any, x: Any, training: bool = False, fast: bool = True,
+           head: bool = True) -> Any:
+    """The model's outputs for x, with every recurrent layer on the fused path (unless fast
+    is False: Keras' own layers); head=False stops under the last layer (the logits).
 
     training=False runs the forward recurrence alone (nothing kept for a backward pass).
     """
-    sequences = ({keras.layers.LSTM: lstm_sequence, keras.layers.GRU: gru_sequence} if training
+    sequences = ({} if not fast else
+                 {keras.layers.LSTM: lstm_sequence, keras.layers.GRU: gru_sequence} if training
                  else {keras.layers.LSTM: lstm_recurrence, keras.layers.GRU: gru_recurrence})
     h = x
-    for layer in model.layers:
+    for layer in model.layers if head else model.layers[:-1]:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if type(layer) in sequences:

@@ -48,6 +48,9 @@ class TrainConfig:
     on_nan: str = "stop"  # "stop" | "rollback": reload the last checkpoint at half the rate
     xla: bool | None = None  # compile steps with XLA; None: where the task says it pays off
     eval_every: int | None = None  # steps between validations (None: schedule.eval_every)
+    # training loss over the true token and this many sampled ids (0: the full softmax; None:
+    # chosen from the vocabulary size, seqmodels.lm.sampled.samples_for)
+    sampled_softmax: int | None = None
 
     def validate(self) -> TrainConfig:
         """Raise SeqmodelsError for settings that cannot work."""
@@ -65,6 +68,8 @@ class TrainConfig:
             settings.check_float32(name, getattr(self, name))  # the optimizer's float32
         if self.warmup < 0:
             raise SeqmodelsError("`warmup` must be at least 0")
+        if self.sampled_softmax is not None and self.sampled_softmax < 0:
+            raise SeqmodelsError("`sampled_softmax` must be at least 0 (0: the full softmax)")
         if self.eval_every is not None and self.eval_every < 1:
             raise SeqmodelsError("`eval_every` must be at least 1")
         if self.max_time is not None and not self.max_time > 0:

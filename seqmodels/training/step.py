@@ -64,23 +64,27 @@ def clip_gradients(grads: list, norm, config: TrainConfig) -> list:
 
 
 def make_steps(model, optimizer, config: TrainConfig, objective: Objective,
-               forward: Forward | None = None, jit: bool = False):
+               forward: Forward | None = None, jit: bool = False,
+               training: tuple[Objective, Forward] | None = None):
     """Compiled train and eval steps; the train step reports the pre-clipping gradient norm.
 
     eval_step(x, y) returns (sum of the objective, number of elements) so means over a whole
     split are exact. forward(x, training) computes the model's outputs (default: calling the
     model; a task may give a faster path with the same maths); jit compiles with XLA.
+    training: the (objective, forward) the train step uses instead (a cheaper loss).
     """
     from seqmodels.backend import import_tf
 
     tf = import_tf()
     variables = model.trainable_variables
     forward = forward or model
+    train_objective, train_forward = training or (objective, forward)
 
     @tf.function(reduce_retracing=True, jit_compile=jit)
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss, penalty = loss_terms(model, x, y, objective, forward, training=True)
+            loss, penalty = loss_terms(model, x, y, train_objective, train_forward,
+                                       training=True)
             total = loss + penalty
         grads = dense_gradients(tape.gradient(total, variables))
         norm = tf.linalg.global_norm(grads)

@@ -58,6 +58,10 @@ class Task:
     batch_size: int = 0  # the global batch, for the token counts of distributed batches
     forward: Callable | None = None  # (x, training) -> outputs; None: calling net
     jit: bool = False  # compile the steps with XLA when the config leaves it to the task
+    # the (objective, forward) training steps use instead of objective and forward (a cheaper
+    # loss, such as a sampled softmax); validation keeps objective and forward
+    training: tuple[Callable, Callable] | None = None
+    training_note: str = ""  # what the training loss is, when it is not `objective`
 
 
 class Interrupted(ResumableError):
@@ -187,10 +191,12 @@ class Trainer:
             self.optimizer.build(task.net.trainable_variables)
         jit = config.xla if config.xla is not None else task.jit
         self.train_step, self.eval_step = make_steps(task.net, self.optimizer, config,
-                                                     task.objective, task.forward, jit)
+                                                     task.objective, task.forward, jit,
+                                                     task.training)
         if distribution is not None:
             self.train_step = make_train_step(distribution, task.net, self.optimizer, config,
-                                              task.objective, task.forward)
+                                              *(task.training or (task.objective,
+                                                                  task.forward)))
         self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
         self._validated = False  # the first validation traces the evaluation step
 
@@ -384,7 +390,8 @@ class Trainer:
             start = ""
         tqdm.write(render(
             f"Training in {run}: {start}{task.net.count_params():,} parameters, "
-            f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; budget: "
+            f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; "
+            f"{task.training_note + '; ' if task.training_note else ''}budget: "
             f"{budget}; validation on {task.val_tokens:,} {task.unit} at each epoch's end"
             f"{f', every {every:,} steps' if every < task.steps else ''} and when training "
             f"stops."), file=sys.stderr)

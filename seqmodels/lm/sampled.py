@@ -1,0 +1,68 @@
+"""Sampled softmax: a training loss over the true token and K sampled ones instead of every id,
+for vocabularies large enough that the output layer dominates a step (validation and
+evaluation keep the full softmax)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+AUTO_SAMPLES = 1024  # samples when the setting is left to the run (see the README's table)
+AUTO_FROM = 8192  # ... for vocabularies of at least this many ids; smaller: the full softmax
+
+
+def samples_for(setting: int | None, vocab_size: int) -> int:
+    """Samples per step a run uses (0: the full softmax): the setting, or the automatic rule
+    when it is None; never as many as the vocabulary holds."""
+    k = (AUTO_SAMPLES if vocab_size >= AUTO_FROM else 0) if setting is None else setting
+    return k if 0 < k < vocab_size - 2 else 0
+
+
+def features(model: Any, fast: bool):
+    """(x, training) -> the outputs of the layer under the logits (B, T, H)."""
+    from seqmodels.models import fused
+
+    return lambda x, training=False: fused.logits(model, x, training, fast=fast, head=False)
+
+
+def sampled_objective(model: Any, samples: int):
+    """(targets (B, T), features (B, T, H)) -> each token's sampled-softmax loss (B, T): the
+    true id's logit against `samples` ids drawn log-uniformly over the ids past <pad> and
+    <unk>, with replacement, each drawn logit less the log of its expected count (a draw of the
+    true id is masked). The sum over the draws is an importance-sampled estimate of the other
+    ids' share of the softmax's normaliser (Bengio and Senecal), so the loss estimates the full
+    cross-entropy and tends to it as the draws grow."""
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
+    head = model.get_layer("logits")
+    V = int(head.units)
+    span = V - 2  # ids 2..V-1; a frequency-ranked vocabulary puts its common tokens first
+    log_span = math.log(span + 1)
+
+    def expected_log(ids):  # the log of an id's expected count among the draws
+        r = tf.cast(ids - 2, tf.float32)
+        q = (tf.math.log(r + 2.0) - tf.math.log(r + 1.0)) / log_span
+        return tf.math.log(q * samples)
+
+    def objective(y, h):
+        kernel = tf.convert_to_tensor(head.kernel)  # (H, V)
+        bias = tf.convert_to_tensor(head.bias)
+        shape = tf.shape(y)
+        flat = tf.reshape(h, [-1, kernel.shape[0]])
+        labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        u = tf.random.uniform([samples])
+        drawn = tf.cast(tf.exp(u * log_span), tf.int32) + 1  # 1..span, log-uniformly
+        drawn = tf.clip_by_value(drawn, 2, V - 1)  # ids; the clip only guards rounding
+        w_true = tf.gather(kernel, labels, axis=1)  # (H, N)
+        true = tf.reduce_sum(flat * tf.transpose(w_true), -1) + tf.gather(bias, labels)
+        sampled = (tf.matmul(flat, tf.gather(kernel, drawn, axis=1)) + tf.gather(bias, drawn)
+                   - expected_log(drawn))  # (N, K)
+        hit = tf.equal(labels[:, None], drawn[None, :])
+        sampled = tf.where(hit, tf.fill(tf.shape(sampled), -1e9), sampled)
+        logits = tf.concat([true[:, None], sampled], axis=1)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.zeros_like(labels), logits=logits)
+        return tf.reshape(loss, shape)
+
+    return objective
