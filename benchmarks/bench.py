@@ -366,8 +366,8 @@ def _torch_quality(prepared, budget: float, seed: int, lr: float = 2e-3) -> dict
 def train_for(prepared, data, model, config, windows, budget: float, seed: int = 1,
               context: int | None = None) -> dict:
     """Train with seqmodels' train() for budget seconds; the test loss (windows of context,
-    default the run's T, from a zero state, nats/token), steps made and training tokens/s
-    (wall)."""
+    default the run's T, from a zero state, nats/token, and bits/char), steps made, training
+    tokens/s (wall) and the best model."""
     import dataclasses
     import tempfile
 
@@ -379,7 +379,8 @@ def train_for(prepared, data, model, config, windows, budget: float, seed: int =
         run = train(data, model, config, windows, out=f"{tmp}/run")
         last = run.history[-1]
         test = evaluate_ids(run.model, prepared.splits.test, context=context or windows.seq_len)
-    return {"test": test.cross_entropy, "steps": int(last["global_step"]),
+    return {"test": test.cross_entropy, "bits_per_char": test.bits_per_char,
+            "steps": int(last["global_step"]), "model": run.model,
             "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history)}
 
 

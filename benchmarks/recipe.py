@@ -1,6 +1,8 @@
 """The default recipe, chosen by measurement: each variant trains for the same budget (char
 level, 2 x 256 LSTM unless the variant says otherwise) and its best weights are scored on the
-test split, in windows of 100 tokens from a zero state whatever T the variant trained with.
+test split, in windows of 100 tokens from a zero state whatever T the variant trained with,
+in nats per token and in bits per character (the characters the scored tokens stand for), so
+that levels compare.
 
 Run as `python -m benchmarks.recipe [--corpus kjv|pydoc] [--budget 3m] [--only NAME ...]`;
 prints one row a variant. `kjv` is the built-in corpus; `pydoc` is the English text of
@@ -38,6 +40,16 @@ VARIANTS = {  # name -> settings of the Data, Model, Train and Window configs (t
     "gru-normal-lr4e-3": {**NOW, "cell": "gru"},
     "word-keras-init": {**BEFORE, "level": "word"},
     "word-normal-lr4e-3": {**NOW, "level": "word"},
+    # levels that compare (issue 30), by bits per character; the defaults otherwise
+    "char": {},
+    "word-full-softmax": {"level": "word", "sampled_softmax": 0},
+    "word-sampled-256": {"level": "word", "sampled_softmax": 256},
+    "word-sampled-1024": {"level": "word", "sampled_softmax": 1024},
+    "subword-512": {"level": "subword", "max_vocab": 512},
+    "subword-1024": {"level": "subword", "max_vocab": 1024},
+    "subword-2048": {"level": "subword", "max_vocab": 2048},
+    "subword-8192": {"level": "subword", "max_vocab": 8192},
+    "subword-2048-gru": {"level": "subword", "max_vocab": 2048, "cell": "gru"},
 }
 
 
@@ -58,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     from seqmodels.data.config import DataConfig
     from seqmodels.data.prepare import prepare_corpus
     from seqmodels.lm.config import WindowConfig
+    from seqmodels.lm.generate import SamplingConfig
     from seqmodels.models.config import ModelConfig
     from seqmodels.training.config import TrainConfig, parse_duration
 
@@ -66,12 +79,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", choices=("kjv", "pydoc"), default="kjv")
     parser.add_argument("--budget", default="3m", help="training time of each variant")
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants only")
+    parser.add_argument("--samples", action="store_true",
+                        help="print 60 tokens each model writes (temperature 0.8, seed 1)")
     args = parser.parse_args(argv)
     budget = parse_duration(args.budget)
     fields = {cls: {f.name for f in dataclasses.fields(cls)}
               for cls in (DataConfig, ModelConfig, TrainConfig, WindowConfig)}
     print(f"{f'variant ({args.corpus}, {args.budget})':<34}{'test nats/token':>16}"
-          f"{'steps':>8}{'tokens/s':>10}", flush=True)
+          f"{'bits/char':>10}{'steps':>8}{'tokens/s':>10}", flush=True)
     with tempfile.TemporaryDirectory(prefix="seqmodels-recipe-") as tmp:
         corpus = corpus_files(args.corpus, tmp)
         for name in args.only or VARIANTS:
@@ -85,8 +100,12 @@ def main(argv: list[str] | None = None) -> None:
             prepared = prepare_corpus(data)
             result = train_for(prepared, data, model, config, windows, budget,
                                context=EVAL_CONTEXT)
-            print(f"{name:<34}{result['test']:>16.3f}{result['steps']:>8,}"
-                  f"{result['tokens_per_s']:>10,.0f}", flush=True)
+            print(f"{name:<34}{result['test']:>16.3f}{result['bits_per_char']:>10.3f}"
+                  f"{result['steps']:>8,}{result['tokens_per_s']:>10,.0f}", flush=True)
+            if args.samples:
+                [sample] = result["model"].generate("\n", 60, SamplingConfig(temperature=0.8,
+                                                                             seed=1))
+                print("    " + sample["text"].replace("\n", "\n    "), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`seqmodels generate`: text from a trained run."""
+"""`seqmodels generate-text` (alias `generate`): text from a trained run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from seqmodels.cli.options import (
     Finite,
     NamedPath,
 )
+from seqmodels.lm.beam import MAX_BEAM
 from seqmodels.lm.generate import MAX_SEED, SamplingConfig
 
 SAMPLING = SamplingConfig()  # the defaults of the sampling options
@@ -47,14 +48,35 @@ def _prompt(ctx, param, value: str | None) -> str | None:
 @click.option("--skip-unknown", is_flag=True,
               help="Char level: drop prompt characters outside the vocabulary instead of failing "
                    "(word level always maps unknown words to <unk>).")
+@click.option("--beam", type=click.IntRange(1, MAX_BEAM), default=None,
+              help="Beam search: keep the N likeliest continuations at each step and print the "
+                   "best (--num-samples: the best few) instead of sampling.")
+@click.option("--length-penalty", type=Finite(min=0), default=1.0, show_default=True,
+              help="Beam search: rank continuations by log-probability / tokens ** this "
+                   "(0: the raw sum, which favours those that --stop-at ends early).")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True)
-def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
-             skip_unknown, fmt) -> None:
-    """Generate text from a trained RUN, streaming a single sample as it is produced."""
+@click.pass_context
+def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
+             skip_unknown, beam, length_penalty, fmt) -> None:
+    """Generate text from a trained RUN, streaming a single sample as it is produced (or the
+    likeliest continuations, with --beam)."""
     if stop_at == "":
         raise click.BadParameter("an empty text would end every sample at once; give the text "
                                  "to stop at", param_hint="--stop-at")
+    if beam is not None:
+        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p",
+                                                            "seed")
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"--beam searches for the likeliest text and samples "
+                                   f"nothing: {', '.join(given)} do nothing there")
+        if num_samples > beam:
+            raise click.UsageError(f"--num-samples {num_samples} is more than the --beam "
+                                   f"{beam} continuations a beam keeps")
+        _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_unknown,
+              fmt)
+        return
     if temperature == 0 and (top_k is not None or top_p is not None):
         raise click.UsageError("-t 0 samples greedily (the most likely token); --top-k and "
                                "--top-p do nothing there")
@@ -77,3 +99,21 @@ def generate(run, prompt, length, temperature, top_k, top_p, num_samples, seed, 
         for i, sample in enumerate(samples):
             click.echo(f"--- sample {i + 1} ---")
             click.echo(sample["prompt"] + sample["text"])
+
+
+def _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_unknown,
+          fmt) -> None:
+    """Print the best continuations a beam search finds."""
+    from seqmodels.lm.model import LanguageModel
+
+    model = LanguageModel.load(run)
+    samples = model.beam_search(prompt, length, beam, num_samples, stop_at, length_penalty,
+                                skip_unknown)
+    for i, sample in enumerate(samples):
+        if fmt == "jsonl":
+            click.echo(json.dumps({"sample": i, **sample}, ensure_ascii=False))
+            continue
+        if num_samples > 1:
+            click.echo(f"--- continuation {i + 1} (log-probability {sample['log_prob']:.3f}, "
+                       f"{sample['tokens']} tokens) ---")
+        click.echo(sample["prompt"] + sample["text"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import sys
 import warnings
@@ -90,8 +91,11 @@ def cli() -> None:
     """
 
 
-for command in (corpus, train, evaluate, generate, export, diagnose, forecast):
+for command in (corpus, train, evaluate, export, diagnose, forecast):
     cli.add_command(command)
+cli.add_command(generate, "generate-text")  # the design card's name
+cli.add_command(copy.copy(generate), "generate")  # its alias, as earlier releases named it
+cli.commands["generate"].hidden = True
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ a one-step signature, or a TensorFlow Lite or ONNX file of the one-step signatur
 
 The one-step signature takes token ids (B,) and the recurrent state and returns the next-token
 logits (B, V) and the new state, so a server or an app generates with O(1) work per token, as
-`seqmodels generate` does. States are named state_0, state_1, ...: per layer [h, c] for an
+`seqmodels generate-text` does. States are named state_0, state_1, ...: per layer [h, c] for an
 LSTM, [h] for a GRU or SimpleRNN, each (B, units), zeros at the start of a text. A token id
 outside [0, V) gives NaN logits and a NaN state in every format (TFLite and ONNX have no
 error to raise), never another token's logits.

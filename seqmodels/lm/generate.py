@@ -299,6 +299,67 @@ def generator(model: LanguageModel, sampling: SamplingConfig) -> Generator:
     return made
 
 
+def _prompt_ids(model: LanguageModel, prompt: str | None, skip_unknown: bool,
+                seed: int | None) -> tuple[str, list[int]]:
+    """The prompt (default: the tokenizer's) as the model continues it, and its ids; what to
+    warn about (say, prompt words outside the vocabulary) is a warning."""
+    tokenizer = model._text()
+    if prompt is None:
+        prompt = tokenizer.default_prompt(_training_lines(model) if model.settings else [],
+                                          np.random.default_rng(seed))
+    ids, notes = tokenizer.encode_prompt(prompt, skip_unknown)
+    for note in notes:
+        warnings.warn(note, stacklevel=4)
+    if notes:  # show the prompt the model really continues
+        prompt = tokenizer.decode(ids)
+    return prompt, ids
+
+
+def _check_stop(tokenizer: Tokenizer, stop_at: str | None) -> None:
+    never = tokenizer.missing_characters(stop_at or "")
+    if never:
+        raise SeqmodelsError(f"`stop_at` {stop_at!r} holds {', '.join(map(repr, never))}, "
+                             f"which the run's vocabulary lacks, so no sample could ever "
+                             f"produce it")
+
+
+def beam_samples(model: LanguageModel, prompt: str | None, length: int, beam: int,
+                 num_samples: int = 1, stop_at: str | None = None,
+                 length_penalty: float = 1.0, skip_unknown: bool = False) -> list[dict]:
+    """LanguageModel.beam_search: the most likely continuations a beam search finds."""
+    from seqmodels.backend import import_tf
+    from seqmodels.lm.beam import beam_search
+
+    tf = import_tf()
+    check_request(length, num_samples, stop_at, SamplingConfig())
+    if isinstance(beam, bool) or not isinstance(beam, int) or num_samples > beam:
+        raise SeqmodelsError(f"`num_samples` {num_samples} must be at most `beam` {beam}: a "
+                             f"beam keeps that many continuations")
+    tokenizer = model._text()
+    _check_stop(tokenizer, stop_at)
+    prompt, ids = _prompt_ids(model, prompt, skip_unknown, None)
+    states = generator(model, SamplingConfig(temperature=0))._prime(
+        tf.constant(np.asarray(ids[:-1], dtype=np.int32)[None, :]), model.initial_state(1))
+    window = 4 * len(stop_at or "") + 4  # tokens that can hold a new match (a byte: 1/4 char)
+
+    def finished(found: list[int]) -> bool:
+        return stop_at in tokenizer.decode(found[-window:])
+
+    found = beam_search(model.step, states, ids[-1], length, beam, length_penalty,
+                        banned=[PAD_ID, UNK_ID][: max(0, model.vocab_size - 1)],
+                        finished=finished if stop_at else None,
+                        select=lambda s, rows: [tf.gather(x, rows) for x in s])
+    samples = []
+    for h in found[:num_samples]:
+        text = tokenizer.continuation(prompt, tokenizer.decode(h.ids))
+        if stop_at and stop_at in text:
+            text = text[: text.index(stop_at) + len(stop_at)]
+        samples.append({"prompt": prompt, "text": text, "tokens": len(h.ids),
+                        "log_prob": h.log_prob, "score": h.score, "beam": beam,
+                        "length_penalty": length_penalty, "length": length})
+    return samples
+
+
 def generate(model: LanguageModel, prompt: str | None, length: int,
              sampling: SamplingConfig | None = None, num_samples: int = 1,
              stop_at: str | None = None, on_text: Callable[[str], None] | None = None,
@@ -308,19 +369,8 @@ def generate(model: LanguageModel, prompt: str | None, length: int,
     sampling = sampling or SamplingConfig()
     check_request(length, num_samples, stop_at, sampling)
     tokenizer = model._text()
-    never = tokenizer.missing_characters(stop_at or "")
-    if never:
-        raise SeqmodelsError(f"`stop_at` {stop_at!r} holds {', '.join(map(repr, never))}, "
-                             f"which the run's vocabulary lacks, so no sample could ever "
-                             f"produce it")
-    if prompt is None:
-        prompt = tokenizer.default_prompt(_training_lines(model) if model.settings else [],
-                                          np.random.default_rng(sampling.seed))
-    ids, notes = tokenizer.encode_prompt(prompt, skip_unknown)
-    for note in notes:
-        warnings.warn(note, stacklevel=3)
-    if notes:  # show the prompt the model really continues
-        prompt = tokenizer.decode(ids)
+    _check_stop(tokenizer, stop_at)
+    prompt, ids = _prompt_ids(model, prompt, skip_unknown, sampling.seed)
     check_memory(model, len(ids), length, num_samples, held=num_samples > 1 or not on_text)
     prompts = np.tile(np.asarray(ids, dtype=np.int32), (num_samples, 1))
     samples = [SampleText(tokenizer, prompt) for _ in range(num_samples)]

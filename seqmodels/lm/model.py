@@ -228,6 +228,18 @@ class LanguageModel:
         return generate(self, prompt, length, sampling, num_samples, stop_at, on_text,
                         skip_unknown)
 
+    def beam_search(self, prompt: str | None = None, length: int = 100, beam: int = 4,
+                    num_samples: int = 1, stop_at: str | None = None,
+                    length_penalty: float = 1.0, skip_unknown: bool = False) -> list[dict]:
+        """The num_samples most likely continuations of a prompt that a beam of `beam` finds,
+        each of at most `length` tokens (ended early by stop_at), ranked by log-probability /
+        tokens ** length_penalty. Each: {"prompt", "text", "tokens", "log_prob", "score",
+        "beam", "length_penalty"}."""
+        from seqmodels.lm.generate import beam_samples
+
+        return beam_samples(self, prompt, length, beam, num_samples, stop_at, length_penalty,
+                            skip_unknown)
+
     def evaluate(self, corpus: str | Path | list[str] | None = None, text: str | None = None,
                  context: int | None = None, cache_dir: str | Path | None = None,
                  progress: bool = False) -> Metrics:

@@ -1,4 +1,4 @@
-"""Models that ship with seqmodels, found by name: `seqmodels generate builtin`,
+"""Models that ship with seqmodels, found by name: `seqmodels generate-text builtin`,
 `seqmodels train my-texts/ --init-from builtin`, `seqmodels.load("builtin")`."""
 
 from __future__ import annotations
