@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -54,16 +55,30 @@ def _prompt(ctx, param, value: str | None) -> str | None:
 @click.option("--length-penalty", type=Finite(min=0), default=1.0, show_default=True,
               help="Beam search: rank continuations by log-probability / tokens ** this "
                    "(0: the raw sum, which favours those that --stop-at ends early).")
+@click.option("--interactive", "-i", is_flag=True,
+              help="A prompt loop that keeps the model loaded: each line you type is continued "
+                   "at once; :keep carries the state from one to the next, :choose N lets you "
+                   "pick each token among the N likeliest (:help lists the commands).")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
               show_default=True)
 @click.pass_context
 def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
-             skip_unknown, beam, length_penalty, fmt) -> None:
+             skip_unknown, beam, length_penalty, interactive, fmt) -> None:
     """Generate text from a trained RUN, streaming a single sample as it is produced (or the
     likeliest continuations, with --beam)."""
     if stop_at == "":
         raise click.BadParameter("an empty text would end every sample at once; give the text "
                                  "to stop at", param_hint="--stop-at")
+    if interactive:
+        given = [f"--{name.replace('_', '-')}" for name in ("prompt", "num_samples", "stop_at",
+                                                            "beam", "fmt")
+                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"--interactive reads its prompts as you type them, one "
+                                   f"sample at a time: {', '.join(given)} do not apply")
+        _interactive(run, length, SamplingConfig(temperature=temperature, top_k=top_k,
+                                                 top_p=top_p, seed=seed))
+        return
     if beam is not None:
         given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p",
                                                             "seed")
@@ -117,3 +132,19 @@ def _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_
             click.echo(f"--- continuation {i + 1} (log-probability {sample['log_prob']:.3f}, "
                        f"{sample['tokens']} tokens) ---")
         click.echo(sample["prompt"] + sample["text"])
+
+
+def _interactive(run, length: int, sampling: SamplingConfig) -> None:
+    """The prompt loop of --interactive, on this terminal."""
+    from seqmodels.lm.generate import check_request
+    from seqmodels.lm.interactive import run_session
+    from seqmodels.lm.model import LanguageModel
+
+    check_request(length, 1, None, sampling)
+    model = LanguageModel.load(run)
+
+    def write(text: str) -> None:
+        click.echo(text, nl=False)
+        sys.stdout.flush()
+
+    run_session(model, sampling, length, input, write)
