@@ -30,8 +30,9 @@ STEP, SERVE = "step", "serving_default"
 ONNX_OPSET = 17
 
 
-def _archive(model: LanguageModel):
-    """A keras ExportArchive with the serving (ids (B, T) -> logits) and step signatures."""
+def _archive(model: LanguageModel, text_in: bool = False):
+    """A keras ExportArchive with the serving (ids (B, T) -> logits) and step signatures, and
+    (text_in) the encode signature where TensorFlow ops can split the text."""
     from seqmodels.backend import import_keras, import_tf
 
     tf, keras = import_tf(), import_keras()
@@ -65,10 +66,101 @@ def _archive(model: LanguageModel):
 
     archive.add_endpoint(SERVE, serve, input_signature=[
         tf.TensorSpec((None, None), tf.int32, name="ids")])
+    if text_in:
+        _add_encode(archive, model)
     archive.add_endpoint(STEP, step, input_signature=[
         tf.TensorSpec((None,), tf.int32, name="token"),
         [tf.TensorSpec((None, n), tf.float32, name=f"state_{i}") for i, n in enumerate(sizes)]])
     return archive
+
+
+ENCODE = "encode"  # text (a string) -> ids (T,): characters and bytes, in TensorFlow ops
+TOKENIZER_FORMAT, TOKENIZER_VERSION = "seqmodels.tokenizer", 1
+TOKENIZER_FILE = "tokenizer.json"  # in a SavedModel's assets.extra; beside a TFLite/ONNX file
+
+
+def text_in_graph(model: LanguageModel) -> bool:
+    """Whether TensorFlow ops can turn text into the model's ids: characters (split into code
+    points) and bytes, with no normalisation beyond lowercasing."""
+    tokenizer = model._text()
+    return tokenizer.level in ("char", "byte") and tokenizer.normalize in ("none", "NFC")
+
+
+def _add_encode(archive, model: LanguageModel) -> None:
+    """The encode signature: a string's characters (or bytes) looked up in the vocabulary,
+    <unk> for those it lacks. NFC text is assumed (TensorFlow has no Unicode normaliser)."""
+    from seqmodels.backend import import_tf
+    from seqmodels.data.vocab import UNK_ID
+
+    tf = import_tf()
+    tokenizer = model._text()
+    tokens = model.vocabulary.tokens
+    as_bytes = tokenizer.level == "byte"
+    keys = [t.encode("latin-1") if as_bytes else t.encode("utf-8") for t in tokens[2:]]
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.range(2, len(tokens),
+                                                                        dtype=tf.int32)),
+        default_value=UNK_ID)
+    archive.track(table)
+    lowercase = tokenizer.lowercase
+
+    def encode(text):
+        if lowercase:
+            text = tf.strings.lower(text, encoding="utf-8")
+        pieces = (tf.strings.bytes_split(text) if as_bytes
+                  else tf.strings.unicode_split(text, "UTF-8"))
+        return {"ids": table.lookup(pieces)}
+
+    archive.add_endpoint(ENCODE, encode, input_signature=[
+        tf.TensorSpec((), tf.string, name="text")])
+
+
+def tokenizer_document(model: LanguageModel) -> dict:
+    """What a server needs to turn text into the model's ids without the run: the tokenizer's
+    settings, its vocabulary (with a subword vocabulary's merges) and how to apply them."""
+    tokenizer = model._text()
+    how = {
+        "char": "each character (NFC-normalised, lowercased if set) is a token",
+        "byte": "each byte of the UTF-8 text is a token (token i of the vocabulary is the byte "
+                "whose value is the code point of its one character)",
+        "subword": "GPT-2's byte-level BPE: split the UTF-8 bytes of each line by GPT-2's "
+                   "pattern, apply the merges in order within each piece; a line break is a "
+                   "token of its own (seqmodels.data.tokenizers.tokenizer_from_config, or "
+                   "Hugging Face tokenizers' BPE with these merges)",
+        "word": "NLTK's tokenizer named in `tokenizer.name`, a line at a time, the line break a "
+                "token (seqmodels.data.tokenizers.tokenizer_from_config)",
+    }[tokenizer.level]
+    return {"format": TOKENIZER_FORMAT, "version": TOKENIZER_VERSION,
+            "tokenizer": tokenizer.to_config(), "vocabulary": model.vocabulary.to_json(),
+            "unknown_id": 1, "how": how}
+
+
+def read_tokenizer(path: str | Path):
+    """The tokenizer (with its vocabulary) an export carries: a SavedModel folder, a TFLite or
+    ONNX file (its .tokenizer.json beside it), or that JSON file itself."""
+    from seqmodels.data.tokenizers import tokenizer_from_config
+    from seqmodels.data.vocab import Vocabulary
+    from seqmodels.files import check_format, read_json
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / MARK.parent / TOKENIZER_FILE
+    elif not path.name.endswith(".json"):
+        path = beside(path)
+    doc = check_format(read_json(path), TOKENIZER_FORMAT, TOKENIZER_VERSION, str(path),
+                       "tokenizer")
+    if not isinstance(doc.get("tokenizer"), dict):
+        raise SeqmodelsError(f"{path}: no tokenizer settings")
+    vocab = Vocabulary.from_json(doc.get("vocabulary"), f"{path} (vocabulary)")
+    try:
+        return tokenizer_from_config(doc["tokenizer"], vocab)
+    except (TypeError, KeyError) as exc:
+        raise SeqmodelsError(f"{path}: its tokenizer settings are damaged ({exc})") from None
+
+
+def beside(out: Path) -> Path:
+    """Where a TFLite or ONNX export's tokenizer goes: model.tflite -> model.tokenizer.json."""
+    return out.with_name(out.stem + ".tokenizer.json")
 
 
 def check_export(fmt: str, out: str | Path, force: bool = False) -> Path:
@@ -97,9 +189,12 @@ def export(model: LanguageModel, fmt: str, out: str | Path, force: bool = False)
     except OSError as exc:
         raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
     try:
-        _archive(model).write_out(str(tmp), verbose=False)
+        _archive(model, fmt == "savedmodel" and text_in_graph(model)).write_out(
+            str(tmp), verbose=False)
+        document = json.dumps(tokenizer_document(model), ensure_ascii=False)
         if fmt == "savedmodel":
             _mark(tmp, model.path)
+            (tmp / MARK.parent / TOKENIZER_FILE).write_text(document, encoding="utf-8")
         else:
             data = _tflite(tmp)
             shutil.rmtree(tmp)
@@ -109,6 +204,10 @@ def export(model: LanguageModel, fmt: str, out: str | Path, force: bool = False)
         _check_out(out, fmt, force)  # again: something may have appeared at out meanwhile
         if out.is_dir() and not out.is_symlink():  # an earlier SavedModel, and --force
             shutil.rmtree(out)
+        if fmt != "savedmodel":  # the tokenizer first: a model file never lacks its own
+            from seqmodels.files import write_text_atomic
+
+            write_text_atomic(beside(out), document)
         tmp.replace(out)
     except OSError as exc:
         raise SeqmodelsError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
@@ -150,8 +249,10 @@ def _is_our_savedmodel(path: Path) -> bool:
                 "assets": "dir", "assets.extra": "dir"}
     if any(expected.get(name) != kind(path / name) for name in os.listdir(path)):
         return False
-    inside = {"assets": [], "assets.extra": [MARK.name]}
-    if any(os.listdir(path / d) != names for d, names in inside.items() if (path / d).exists()):
+    extra = sorted(os.listdir(path / "assets.extra"))  # an older export has no tokenizer
+    if extra not in ([MARK.name], sorted([MARK.name, TOKENIZER_FILE])):
+        return False
+    if (path / "assets").exists() and os.listdir(path / "assets"):
         return False
     variables = path / "variables"
     return not variables.exists() or all(
@@ -263,6 +364,7 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
                 raise SeqmodelsError(f"{out}: {parent} is not a folder; choose another `out`")
             break
     if not out.exists() and not out.is_symlink():
+        _check_beside(out, fmt, force)
         return
     if (out / RunDir.CONFIG).is_file():  # `force` would be refused too: never suggest it
         raise SeqmodelsError(f"{out} is a run directory, which an export never replaces; "
@@ -281,6 +383,20 @@ def _check_out(out: Path, fmt: str, force: bool) -> None:
         if not _is_export(out, fmt):
             raise SeqmodelsError(f"{out} exists and is not a {fmt} file; `force` replaces only "
                                  f"an earlier export, so choose another `out`")
+        _check_beside(out, fmt, force)
+
+
+def _check_beside(out: Path, fmt: str, force: bool) -> None:
+    """The tokenizer a TFLite or ONNX export writes beside it is replaced on the same terms."""
+    side = beside(out)
+    if fmt == "savedmodel" or not (side.exists() or side.is_symlink()):
+        return
+    if not force:
+        raise SeqmodelsError(f"{side} exists (the tokenizer an export writes beside "
+                             f"{out.name}); pass `force` to replace it")
+    from seqmodels.files import check_output
+
+    check_output(side, force)
 
 
 def _is_export(path: Path, fmt: str) -> bool:

@@ -145,3 +145,30 @@ def test_an_export_over_a_run_directory_never_suggests_force(run):
                                           "--out", str(run), *force])
         assert result.exit_code != 0 and "--force" not in result.stderr, result.stderr
         assert f"{run} is a run directory, which an export never replaces" in result.stderr
+
+
+def test_exports_carry_their_tokenizer(run, tmp_path):
+    """A server turns text into ids without the run: the SavedModel's encode signature (char
+    level, in TensorFlow ops) and the tokenizer JSON every export carries agree with the run."""
+    import tensorflow as tf
+
+    model = seqmodels.load(run)
+    text = "the cat sat"
+    want = model.tokenizer.encode(text).tolist()
+    path = model.export("savedmodel", tmp_path / "sm")
+    loaded = tf.saved_model.load(str(path))
+    got = loaded.signatures[lm_export.ENCODE](text=tf.constant(text))["ids"]
+    assert np.asarray(got).tolist() == want
+    unknown = loaded.signatures[lm_export.ENCODE](text=tf.constant("Q"))["ids"]
+    assert np.asarray(unknown).tolist() == [1]  # <unk>
+    assert lm_export.read_tokenizer(path).encode(text).tolist() == want
+    model.export("savedmodel", tmp_path / "sm", force=True)  # its own export, tokenizer and all
+    lite = model.export("tflite", tmp_path / "m.tflite")
+    assert lm_export.read_tokenizer(lite).decode(want) == text
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "tflite", "--out",
+                                      str(tmp_path / "m.tflite")])
+    assert result.exit_code != 0 and "exists" in result.output
+    (tmp_path / "m.tflite").unlink()  # the model gone, its tokenizer left: still refused
+    result = CliRunner().invoke(cli, ["export", str(run), "--format", "tflite", "--out",
+                                      str(tmp_path / "m.tflite")])
+    assert result.exit_code != 0 and "m.tokenizer.json exists" in result.output

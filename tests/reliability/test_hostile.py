@@ -1934,7 +1934,8 @@ def test_export_removes_what_a_killed_export_of_the_same_name_left(run, tmp_path
     other.mkdir()
     result = invoke("export", run, "--format", "tflite", "--out", folder / "sm")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["sm", alive.name, other.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["sm", "sm.tokenizer.json",
+                                                               alive.name, other.name])
 
 
 def test_an_out_that_is_a_file_is_not_called_a_run_to_resume(tmp_path, cat_text):
@@ -2041,7 +2042,8 @@ def test_a_long_multibyte_export_name_is_cut_between_characters(run, tmp_path):
     out = tmp_path / "ex" / ("é" * 120)  # 240 bytes: the temporary's cut is inside an 'é'
     result = invoke("export", run, "--format", "tflite", "--out", out)
     assert result.exit_code == 0, result.output
-    assert out.is_file() and [p.name for p in out.parent.iterdir()] == [out.name]
+    assert out.is_file() and sorted(p.name for p in out.parent.iterdir()) == [
+        out.name, out.name + ".tokenizer.json"]  # the tokenizer beside it, 255 bytes long
 
 
 def test_a_samples_txt_beside_a_config_json_that_is_not_a_run_is_text(tmp_path, cat_text,
