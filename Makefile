@@ -44,7 +44,7 @@ demo: install ## train a char LSTM on the built-in corpus for 150 s, evaluate it
 	$(SEQ) corpus --quiet
 	$(SEQ) train $(DEMO_ARGS) --out $(DEMO_RUN)
 	$(SEQ) evaluate $(DEMO_RUN) --quiet
-	$(SEQ) generate $(DEMO_RUN) --prompt "And God said" --length 400 --temperature 0.8 --seed 1
+	$(SEQ) generate-text $(DEMO_RUN) --prompt "And God said" --length 400 --temperature 0.8 --seed 1
 
 bench: install ## measure training, evaluation and generation speed against the baselines
 	$(PY) -m benchmarks.bench $(BENCH_ARGS)

@@ -59,13 +59,13 @@ class Session:
         tf = import_tf()
         state, last = self._start(prompt)
         sample = SampleText(self.tokenizer, prompt)
-        token, done = tf.constant([last]), 0
-        while done < self.length:
+        token, done, size = tf.constant([last]), 0, tf.constant(min(CHUNK, self.length))
+        while done < self.length:  # chunks of one size (one XLA compilation), as stream() does
             n = min(CHUNK, self.length - done)
             ids, token, state = self.generator._run(token, state, self.generator.seed,
-                                                    tf.constant(done), tf.constant(n))
+                                                    tf.constant(done), size)
             done += n
-            row = ids.numpy()[0]
+            row = ids.numpy()[0][:n]
             if (row < 0).any():
                 raise SeqmodelsError("the model's outputs are not finite numbers for this text")
             sample.add(self.tokenizer.vocabulary.decode(row))

@@ -120,14 +120,22 @@ def test_one_registry_names_every_kind():
                       WordTokenizer)
 
 
+def _trained_subwords() -> SubwordTokenizer:
+    tokenizer = SubwordTokenizer(lowercase=True)
+    tokenizer.train(tokenizer.normalise(TEXT).splitlines(), 300)
+    return tokenizer
+
+
 @pytest.mark.parametrize("tokenizer", [
     CharTokenizer(), CharTokenizer(normalize="NFKC", lowercase=True), WordTokenizer(),
     WordTokenizer("wordpunct", ["the", "And"], normalize="none", lowercase=True),
-    ByteTokenizer(),
-], ids=["char", "char-nfkc-lower", "word", "wordpunct-stopwords-lower", "byte"])
+    ByteTokenizer(), _trained_subwords(),
+], ids=["char", "char-nfkc-lower", "word", "wordpunct-stopwords-lower", "byte", "subword"])
 def test_settings_round_trip_for_every_kind(tokenizer):
-    """to_config() rebuilds a tokenizer that splits, joins, fits and encodes alike."""
-    again = tokenizer_from_config(tokenizer.to_config())
+    """to_config() rebuilds a tokenizer that splits, joins, fits and encodes alike (a kind
+    that learns from text, with the vocabulary it learnt: its merges split the text)."""
+    again = tokenizer_from_config(tokenizer.to_config(),
+                                  tokenizer.vocabulary if tokenizer.trained else None)
     assert type(again) is type(tokenizer) and again.to_config() == tokenizer.to_config()
     assert again.fingerprint() == tokenizer.fingerprint()
     assert again.tokenize(again.normalise(TEXT)) == tokenizer.tokenize(tokenizer.normalise(TEXT))
