@@ -59,13 +59,13 @@ class Session:
         tf = import_tf()
         state, last = self._start(prompt)
         sample = SampleText(self.tokenizer, prompt)
-        token, done, size = tf.constant([last]), 0, tf.constant(min(CHUNK, self.length))
-        while done < self.length:  # chunks of one size (one XLA compilation), as stream() does
-            n = min(CHUNK, self.length - done)
+        token, done = tf.constant([last]), 0
+        while done < self.length:  # the last chunk is cut to size (a compilation of its own),
+            n = min(CHUNK, self.length - done)  # so the state kept is that of the text shown
             ids, token, state = self.generator._run(token, state, self.generator.seed,
-                                                    tf.constant(done), size)
+                                                    tf.constant(done), tf.constant(n))
             done += n
-            row = ids.numpy()[0][:n]
+            row = ids.numpy()[0]
             if (row < 0).any():
                 raise SeqmodelsError("the model's outputs are not finite numbers for this text")
             sample.add(self.tokenizer.vocabulary.decode(row))
