@@ -110,8 +110,9 @@ class Tokenizer(ABC):
     def vocabulary(self) -> Vocabulary:
         """The ids of the tokens (fitted on a training split)."""
         if self._vocabulary is None:
-            raise SeqmodelsError("this tokenizer has no vocabulary yet; fit it on a training "
-                                 "split first")
+            how = "train() it on" if self.trained else "fit() it on the token counts of"
+            raise SeqmodelsError(f"this tokenizer has no vocabulary yet; {how} a training "
+                                 f"split first (prepare_corpus does)")
         return self._vocabulary
 
     def set_vocabulary(self, vocabulary: Vocabulary, where: str = "the vocabulary") -> None:
