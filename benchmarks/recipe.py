@@ -45,6 +45,7 @@ VARIANTS = {  # name -> settings of the Data, Model, Train and Window configs (t
     "word-full-softmax": {"level": "word", "sampled_softmax": 0},
     "word-sampled-256": {"level": "word", "sampled_softmax": 256},
     "word-sampled-1024": {"level": "word", "sampled_softmax": 1024},
+    "subword-384": {"level": "subword", "max_vocab": 384},
     "subword-512": {"level": "subword", "max_vocab": 512},
     "subword-1024": {"level": "subword", "max_vocab": 1024},
     "subword-2048": {"level": "subword", "max_vocab": 2048},

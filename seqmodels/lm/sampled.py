@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-AUTO_SAMPLES = 1024  # samples when the setting is left to the run (see the README's table)
+AUTO_SAMPLES = 256  # samples when the setting is left to the run (see the README's table)
 AUTO_FROM = 8192  # ... for vocabularies of at least this many ids; smaller: the full softmax
 
 
@@ -26,12 +26,13 @@ def features(model: Any, fast: bool):
 
 
 def sampled_objective(model: Any, samples: int):
-    """(targets (B, T), features (B, T, H)) -> each token's sampled-softmax loss (B, T): the
-    true id's logit against `samples` ids drawn log-uniformly over the ids past <pad> and
-    <unk>, with replacement, each drawn logit less the log of its expected count (a draw of the
-    true id is masked). The sum over the draws is an importance-sampled estimate of the other
-    ids' share of the softmax's normaliser (Bengio and Senecal), so the loss estimates the full
-    cross-entropy and tends to it as the draws grow."""
+    """(targets (B, T), features (B, T, H)) -> each token's sampled-softmax loss (B, T), as
+    TensorFlow's sampled_softmax_loss computes it (Jean et al. 2015) with draws taken with
+    replacement: a softmax over the true id and `samples` ids drawn log-uniformly over the ids
+    past <pad> and <unk>, every logit less the log of its expected count among the draws (a
+    draw of the true id is masked). Written out so that XLA compiles it. Its value is not the
+    cross-entropy (with many draws it tends to log(Z - e^s_y) - s_y + log(K q_y)); only the
+    gradient's direction is what training wants from it."""
     from seqmodels.backend import import_tf
 
     tf = import_tf()
@@ -55,7 +56,9 @@ def sampled_objective(model: Any, samples: int):
         drawn = tf.cast(tf.exp(u * log_span), tf.int32) + 1  # 1..span, log-uniformly
         drawn = tf.clip_by_value(drawn, 2, V - 1)  # ids; the clip only guards rounding
         w_true = tf.gather(kernel, labels, axis=1)  # (H, N)
-        true = tf.reduce_sum(flat * tf.transpose(w_true), -1) + tf.gather(bias, labels)
+        true_shift = expected_log(labels)
+        true = (tf.reduce_sum(flat * tf.transpose(w_true), -1) + tf.gather(bias, labels)
+                - true_shift)
         sampled = (tf.matmul(flat, tf.gather(kernel, drawn, axis=1)) + tf.gather(bias, drawn)
                    - expected_log(drawn))  # (N, K)
         hit = tf.equal(labels[:, None], drawn[None, :])

@@ -82,13 +82,15 @@ def steps_per_epoch(prepared: PreparedCorpus, config: TrainConfig, windows: Wind
 def language_steps(network: Any, optimizer: Any, config: TrainConfig, fast: bool | None = None):
     """The compiled (train_step, eval_step) of a language network, as `seqmodels train` runs
     them: through the fused CPU recurrence where it applies (fast=None), with XLA where that
-    pays off (unless config.xla says)."""
+    pays off (unless config.xla says), on a sampled softmax where the config or the vocabulary
+    size asks for one."""
     from seqmodels.models import fused
     from seqmodels.training.step import make_steps
 
     fast = fused.use_fused(network, fast)
     return make_steps(network, optimizer, config, cross_entropy, fused.forward(network, fast),
-                      jit=fused.use_xla(network, fast, config.xla))
+                      jit=fused.use_xla(network, fast, config.xla),
+                      training=sampled_training(network, config, fast).get("training"))
 
 
 def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainConfig,

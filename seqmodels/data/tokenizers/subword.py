@@ -14,7 +14,7 @@ from seqmodels.data.tokenizers.bytes import BYTES
 from seqmodels.data.vocab import PAD, UNK, Vocabulary
 from seqmodels.errors import SeqmodelsError
 
-DEFAULT_VOCAB_SIZE = 2048  # ids, <pad> and <unk> included (see the README's subword recipe)
+DEFAULT_VOCAB_SIZE = 512  # ids, <pad> and <unk> included (see the README's subword recipe)
 FIRST_MERGED = 2 + len(BYTES)  # ids below are <pad>, <unk> and the 256 bytes
 MIN_FREQUENCY = 2  # a pair seen once in the training split is not merged
 
