@@ -69,10 +69,12 @@ class SubwordTokenizer(Tokenizer):
         super().__init__(**settings)
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings and the version of `tokenizers`, which learns and applies the merges."""
+        """The settings, the version of `tokenizers`, which learns and applies the merges, and
+        the size they grow to when `max_vocab` leaves it to the default."""
         import tokenizers
 
-        return {**self.to_config(), "tokenizers": tokenizers.__version__}
+        return {**self.to_config(), "tokenizers": tokenizers.__version__,
+                "default_vocab_size": DEFAULT_VOCAB_SIZE}
 
     # -------------------------------------------------------------- learning the merges
 
