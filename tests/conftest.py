@@ -58,6 +58,17 @@ def cat_text():
     return CAT_TEXT
 
 
+@pytest.fixture(scope="session")
+def sentence_run(tmp_path_factory, train_tiny):
+    """A tiny char model trained once a session on two sentences ending in '.', for what reads
+    a model without changing it (beam search, the interactive loop)."""
+    root = tmp_path_factory.mktemp("sentences")
+    corpus = root / "c.txt"
+    corpus.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60)
+    return train_tiny(corpus, root / "run", cache_dir=root / "cache", epochs=4, batch_size=8,
+                      seq_len=16, lr=0.02)
+
+
 @pytest.fixture
 def corpus(tmp_path, cat_text):
     """cat_text in a file."""

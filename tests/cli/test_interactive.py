@@ -11,12 +11,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, train_tiny):
-    root = tmp_path_factory.mktemp("interactive")
-    corpus = root / "c.txt"
-    corpus.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60)
-    return train_tiny(corpus, root / "run", cache_dir=root / "cache", epochs=3, batch_size=8,
-                      seq_len=16, lr=0.02)
+def run(sentence_run):
+    return sentence_run
 
 
 class Terminal:

@@ -65,12 +65,8 @@ def test_banned_ids_and_bad_settings():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, train_tiny):
-    root = tmp_path_factory.mktemp("beam")
-    corpus = root / "c.txt"
-    corpus.write_text("the cat sat on the mat.\nthe dog sat on the log.\n" * 60)
-    return train_tiny(corpus, root / "run", cache_dir=root / "cache", epochs=4, batch_size=8,
-                      seq_len=16, lr=0.02)
+def run(sentence_run):
+    return sentence_run
 
 
 def test_a_model_beam_is_at_least_as_likely_as_greedy(run):
