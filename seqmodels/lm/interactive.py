@@ -35,6 +35,7 @@ class Session:
         self.choose = 0  # 0: sample; n: the user picks among the n likeliest
         self.state: list[Any] | None = None  # after the last token fed, when kept
         self.last: int | None = None  # the last token, not fed yet
+        self.turns = 0  # texts sampled so far
 
     def _start(self, prompt: str) -> tuple[list[Any], int]:
         """The state after all but the last token of the prompt (after the kept text, when
@@ -54,7 +55,7 @@ class Session:
     def continue_text(self, prompt: str, on_text: Callable[[str], None]) -> str:
         """Sample `length` tokens after the prompt; on_text gets the text as it settles."""
         from seqmodels.backend import import_tf
-        from seqmodels.lm.generate import CHUNK, SampleText
+        from seqmodels.lm.generate import CHUNK, MAX_SEED, SampleText
 
         tf = import_tf()
         state, last = self._start(prompt)
@@ -74,7 +75,9 @@ class Session:
         if piece := sample.take_rest():
             on_text(piece)
         self.state, self.last = state, int(token.numpy()[0])
-        self.generator.reseed(None if self.sampling.seed is None else self.sampling.seed + 1)
+        self.turns += 1  # the next text draws anew (reproducibly, when a seed was given)
+        self.generator.reseed(None if self.sampling.seed is None
+                              else (self.sampling.seed + self.turns) % (MAX_SEED + 1))
         return sample.text()
 
     def top(self, state: list[Any], token: int, n: int) -> tuple[list[tuple[int, str, float]],
