@@ -71,14 +71,19 @@ def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, s
                                  "to stop at", param_hint="--stop-at")
     if interactive:
         given = [f"--{name.replace('_', '-')}" for name in ("prompt", "num_samples", "stop_at",
-                                                            "beam", "fmt")
+                                                            "beam", "length_penalty", "fmt")
                  if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        given = ["--format" if g == "--fmt" else g for g in given]
         if given:
             raise click.UsageError(f"--interactive reads its prompts as you type them, one "
                                    f"sample at a time: {', '.join(given)} do not apply")
         _interactive(run, length, SamplingConfig(temperature=temperature, top_k=top_k,
                                                  top_p=top_p, seed=seed))
         return
+    if beam is None and (ctx.get_parameter_source("length_penalty")
+                         is not click.core.ParameterSource.DEFAULT):
+        raise click.UsageError("--length-penalty ranks the continuations of a beam search; "
+                               "give --beam N")
     if beam is not None:
         given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p",
                                                             "seed")

@@ -28,7 +28,6 @@ from seqmodels.data.config import (
 from seqmodels.data.tokenizers.subword import DEFAULT_VOCAB_SIZE
 from seqmodels.errors import SeqmodelsError, describe, render
 from seqmodels.lm.config import WindowConfig
-from seqmodels.lm.sampled import AUTO_FROM, AUTO_SAMPLES
 from seqmodels.models.config import CELL_NAMES, EMBEDDING_INITS, MAX_LAYERS, ModelConfig
 from seqmodels.training.config import (
     DEFAULT_LR,
@@ -434,12 +433,6 @@ def run_options(defaults: TrainConfig):
                           "times."),
         click.option("--log-every", type=click.IntRange(min=1), default=None,
                      help="Print a progress line to stderr every N steps (for logs and pipes)."),
-        click.option("--sampled-softmax", type=click.IntRange(min=0),
-                     default=defaults.sampled_softmax, metavar="K",
-                     help="Train on a softmax over the true token and K sampled ids (0: the "
-                          "full softmax); validation and evaluation use the full one [default: "
-                          f"{AUTO_SAMPLES} for vocabularies of {AUTO_FROM:,} ids or more, else "
-                          "0]."),
         click.option("--xla/--no-xla", default=defaults.xla,
                      help="Compile the training and evaluation steps with XLA [default: on for "
                           "LSTM/GRU language models of 64 units or more on a CPU, where it "

@@ -32,6 +32,7 @@ from seqmodels.cli.options import (
 )
 from seqmodels.errors import ResumableError
 from seqmodels.lm.config import WindowConfig
+from seqmodels.lm.sampled import AUTO_FROM, AUTO_SAMPLES
 from seqmodels.lm.samples import MAX_SAMPLE_LENGTH
 from seqmodels.lm.train import train as train_run
 from seqmodels.models.config import ModelConfig
@@ -79,6 +80,11 @@ def shell_quoted(path: object) -> str:
               help="Start a new run from this run's model (or a built-in one by name): its "
                    "shape and weights, and for the tokens both vocabularies share, their rows; "
                    "the corpus, rate, schedule and budget are this run's own.")
+@click.option("--sampled-softmax", type=click.IntRange(min=0), default=None, metavar="K",
+              help="Train on a softmax over the true token and K ids drawn log-uniformly (0: "
+                   "the full softmax); validation and evaluation use the full one [default: "
+                   f"{AUTO_SAMPLES} for vocabularies of {AUTO_FROM:,} ids or more ranked by "
+                   "frequency (char, word, byte), else 0].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, samples or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""

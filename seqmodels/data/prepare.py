@@ -32,7 +32,8 @@ from seqmodels.files import (
 
 # a tokenizer that learns from text learns from the training split's share of the bytes; where
 # the training split in tokens ends before that, it learns again from what that split holds
-TRAINING_TRIES = 3
+TRAINING_TRIES = 4
+TRAINING_MARGIN = 0.98  # each try after the first learns on this share of what the split held
 CACHE_VERSION = 3  # 2: meta.json holds digests of the vocabulary and the ids; 3: new key
 VOCABULARY, IDS, META = "vocabulary.json", "ids.npy", "meta.json"  # a cache entry's files
 
@@ -147,7 +148,7 @@ def prepare_corpus(
 
     def build(folder: Path) -> tuple[Vocabulary, dict]:
         limit = None
-        for _ in range(TRAINING_TRIES):
+        for tries in range(TRAINING_TRIES):
             if tokenizer.trained:
                 learnt = train_tokenizer(sources, tokenizer, config.encoding, config.errors,
                                          config.splits[0], config.max_vocab, limit, chunk_bytes)
@@ -161,9 +162,15 @@ def prepare_corpus(
             if not tokenizer.trained:
                 break
             stats["tokenizer_bytes"] = learnt
-            limit = _training_split_bytes(folder / IDS, vocab, stats["tokens"], config.splits)
-            if limit >= learnt:  # it learnt from the training split alone
+            held = _training_split_bytes(folder / IDS, vocab, stats["tokens"], config.splits)
+            if held >= learnt:  # it learnt from the training split alone
                 break
+            limit = int(held * TRAINING_MARGIN ** (tries + 1))  # less each time
+        else:
+            raise SeqmodelsError(f"the subword merges kept reaching past the training split "
+                                 f"({TRAINING_TRIES} tries): its text compresses much worse than "
+                                 f"the rest; give the training split a larger part with "
+                                 f"`splits`, or use `level` byte or char")
         return vocab, stats
 
     if use_cache:

@@ -77,6 +77,15 @@ def text_and_characters(model: LanguageModel, corpus: str | Path | list[str] | N
     return tokenizer.vocabulary.encode(tokenizer.tokenize(read)), len(read)
 
 
+COUNT_BLOCK = 1 << 18  # tokens decoded at a time when counting characters
+
+
+def decoded_characters(tokenizer, ids: np.ndarray) -> int:
+    """Characters the ids decode to, a block at a time (ids may be a memory map)."""
+    return sum(len(tokenizer.decode(np.asarray(ids[start:start + COUNT_BLOCK])))
+               for start in range(0, len(ids), COUNT_BLOCK))
+
+
 def metric_step(network, jit_compile: bool | None = None):
     """A compiled (x, y) -> (sum CE, top-1 hits, top-5 hits) over one batch of a network.
 
@@ -174,7 +183,7 @@ def evaluate_ids(
     targets = ids[1 : n + 1]
     oov = int(np.count_nonzero(targets == UNK_ID))
     if (characters is None or n < len(ids) - 1) and model.tokenizer is not None:
-        characters = len(model.tokenizer.decode(targets))  # windows leave the tail unscored
+        characters = decoded_characters(model.tokenizer, targets)  # windows leave a tail
     per_char = total / max(1, characters) if characters is not None else None
     return Metrics(tokens=n, cross_entropy=ce, perplexity=perplexity(ce),
                    bits_per_token=ce / math.log(2), characters=characters,

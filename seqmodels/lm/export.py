@@ -82,8 +82,9 @@ TOKENIZER_FILE = "tokenizer.json"  # in a SavedModel's assets.extra; beside a TF
 def text_in_graph(model: LanguageModel) -> bool:
     """Whether TensorFlow ops can turn text into the model's ids: characters (split into code
     points) and bytes, with no normalisation beyond lowercasing."""
-    tokenizer = model._text()
-    return tokenizer.level in ("char", "byte") and tokenizer.normalize in ("none", "NFC")
+    tokenizer = model.tokenizer
+    return (tokenizer is not None and tokenizer.level in ("char", "byte")
+            and tokenizer.normalize in ("none", "NFC"))
 
 
 def _add_encode(archive, model: LanguageModel) -> None:
@@ -191,10 +192,12 @@ def export(model: LanguageModel, fmt: str, out: str | Path, force: bool = False)
     try:
         _archive(model, fmt == "savedmodel" and text_in_graph(model)).write_out(
             str(tmp), verbose=False)
-        document = json.dumps(tokenizer_document(model), ensure_ascii=False)
+        document = (json.dumps(tokenizer_document(model), ensure_ascii=False)
+                    if model.tokenizer is not None else None)  # a bare network: ids only
         if fmt == "savedmodel":
             _mark(tmp, model.path)
-            (tmp / MARK.parent / TOKENIZER_FILE).write_text(document, encoding="utf-8")
+            if document is not None:
+                (tmp / MARK.parent / TOKENIZER_FILE).write_text(document, encoding="utf-8")
         else:
             data = _tflite(tmp)
             shutil.rmtree(tmp)
@@ -204,8 +207,8 @@ def export(model: LanguageModel, fmt: str, out: str | Path, force: bool = False)
         _check_out(out, fmt, force)  # again: something may have appeared at out meanwhile
         if out.is_dir() and not out.is_symlink():  # an earlier SavedModel, and --force
             shutil.rmtree(out)
-        if fmt != "savedmodel":  # the tokenizer first: a model file never lacks its own
-            from seqmodels.files import write_text_atomic
+        if fmt != "savedmodel" and document is not None:  # the tokenizer first: a model
+            from seqmodels.files import write_text_atomic  # file never lacks its own
 
             write_text_atomic(beside(out), document)
         tmp.replace(out)
@@ -394,9 +397,16 @@ def _check_beside(out: Path, fmt: str, force: bool) -> None:
     if not force:
         raise SeqmodelsError(f"{side} exists (the tokenizer an export writes beside "
                              f"{out.name}); pass `force` to replace it")
-    from seqmodels.files import check_output
+    from seqmodels.files import check_output, read_json
 
     check_output(side, force)
+    try:
+        ours = isinstance(doc := read_json(side), dict) and doc.get("format") == TOKENIZER_FORMAT
+    except SeqmodelsError:
+        ours = False
+    if not ours:
+        raise SeqmodelsError(f"{side} exists and is not a tokenizer that seqmodels exported; "
+                             f"`force` replaces only that, so move it or choose another `out`")
 
 
 def _is_export(path: Path, fmt: str) -> bool:

@@ -115,7 +115,7 @@ def run_session(model: LanguageModel, sampling: SamplingConfig, length: int,
                   f"\n")
         elif command.startswith(":choose"):
             arg = command[len(":choose"):].strip()
-            if not arg.isdigit():
+            if not (arg.isascii() and arg.isdigit()):
                 write("give the number of tokens to choose among, e.g. :choose 5\n")
                 continue
             session.choose = int(arg)
@@ -125,7 +125,10 @@ def run_session(model: LanguageModel, sampling: SamplingConfig, length: int,
         elif not line:
             write("type a prompt (or :help)\n")
         elif session.choose:
-            _choose(session, line, read, write)
+            try:
+                _choose(session, line, read, write)
+            except SeqmodelsError as exc:
+                write(f"error: {exc}\n")
         else:
             try:
                 session.continue_text(line, write)
@@ -150,7 +153,8 @@ def _choose(session: Session, prompt: str, read: Callable[[str], str],
         answer = answer.strip()
         if answer.lower() == "q":
             break
-        if answer and not (answer.isdigit() and 1 <= int(answer) <= len(options)):
+        if answer and not (answer.isascii() and answer.isdigit()
+                           and 1 <= int(answer) <= len(options)):
             write(f"give a number from 1 to {len(options)}\n")
             continue
         token = options[int(answer or 1) - 1][0]

@@ -11,11 +11,13 @@ AUTO_SAMPLES = 256  # samples when the setting is left to the run (see the READM
 AUTO_FROM = 8192  # ... for vocabularies of at least this many ids; smaller: the full softmax
 
 
-def samples_for(setting: int | None, vocab_size: int) -> int:
+def samples_for(setting: int | None, vocab_size: int, ranked: bool = True) -> int:
     """Samples per step a run uses (0: the full softmax): the setting, or the automatic rule
-    when it is None; never as many as the vocabulary holds."""
-    k = (AUTO_SAMPLES if vocab_size >= AUTO_FROM else 0) if setting is None else setting
-    return k if 0 < k < vocab_size - 2 else 0
+    when it is None (only for a vocabulary ranked by frequency, which the log-uniform draws
+    assume); never as many as the vocabulary holds."""
+    auto = AUTO_SAMPLES if vocab_size >= AUTO_FROM and ranked else 0
+    k = auto if setting is None else setting
+    return k if 0 < k < vocab_size - 1 else 0
 
 
 def features(model: Any, fast: bool):
@@ -28,8 +30,9 @@ def features(model: Any, fast: bool):
 def sampled_objective(model: Any, samples: int):
     """(targets (B, T), features (B, T, H)) -> each token's sampled-softmax loss (B, T), as
     TensorFlow's sampled_softmax_loss computes it (Jean et al. 2015) with draws taken with
-    replacement: a softmax over the true id and `samples` ids drawn log-uniformly over the ids
-    past <pad> and <unk>, every logit less the log of its expected count among the draws (a
+    replacement: a softmax over the true id and `samples` ids drawn log-uniformly over every id
+    but <pad> (<unk> the first: a target where a vocabulary was capped), every logit less the
+    log of its expected count among the draws (a
     draw of the true id is masked). Written out so that XLA compiles it. Its value is not the
     cross-entropy (with many draws it tends to log(Z - e^s_y) - s_y + log(K q_y)); only the
     gradient's direction is what training wants from it."""
@@ -38,11 +41,11 @@ def sampled_objective(model: Any, samples: int):
     tf = import_tf()
     head = model.get_layer("logits")
     V = int(head.units)
-    span = V - 2  # ids 2..V-1; a frequency-ranked vocabulary puts its common tokens first
+    span = V - 1  # ids 1..V-1; a frequency-ranked vocabulary puts its common tokens first
     log_span = math.log(span + 1)
 
     def expected_log(ids):  # the log of an id's expected count among the draws
-        r = tf.cast(ids - 2, tf.float32)
+        r = tf.cast(tf.maximum(ids - 1, 0), tf.float32)  # <pad> is never a target
         q = (tf.math.log(r + 2.0) - tf.math.log(r + 1.0)) / log_span
         return tf.math.log(q * samples)
 
@@ -53,8 +56,8 @@ def sampled_objective(model: Any, samples: int):
         flat = tf.reshape(h, [-1, kernel.shape[0]])
         labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
         u = tf.random.uniform([samples])
-        drawn = tf.cast(tf.exp(u * log_span), tf.int32) + 1  # 1..span, log-uniformly
-        drawn = tf.clip_by_value(drawn, 2, V - 1)  # ids; the clip only guards rounding
+        drawn = tf.cast(tf.exp(u * log_span), tf.int32)  # 1..span, log-uniformly
+        drawn = tf.clip_by_value(drawn, 1, V - 1)  # ids; the clip only guards rounding
         w_true = tf.gather(kernel, labels, axis=1)  # (H, N)
         true_shift = expected_log(labels)
         true = (tf.reduce_sum(flat * tf.transpose(w_true), -1) + tf.gather(bias, labels)

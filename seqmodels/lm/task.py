@@ -138,15 +138,17 @@ def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainC
                 start_epoch=model.reset_states if windows.stateful else None,
                 state_variables=model.carried_states, batch_size=B,
                 forward=fused.forward(network, fast), jit=fused.use_xla(network, fast),
-                **sampled_training(network, config, fast))
+                **sampled_training(network, config, fast, prepared.tokenizer().ranked))
 
 
-def sampled_training(network: Any, config: TrainConfig, fast: bool) -> dict[str, Any]:
-    """The Task settings of a sampled-softmax training loss, when the run uses one."""
+def sampled_training(network: Any, config: TrainConfig, fast: bool,
+                     ranked: bool = True) -> dict[str, Any]:
+    """The Task settings of a sampled-softmax training loss, when the run uses one (ranked:
+    whether the vocabulary's ids are ranked by frequency)."""
     from seqmodels.lm.sampled import features, sampled_objective, samples_for
 
     V = int(network.get_layer("logits").units)
-    k = samples_for(config.sampled_softmax, V)
+    k = samples_for(config.sampled_softmax, V, ranked)
     if not k:
         return {}
     return {"training": (sampled_objective(network, k), features(network, fast)),

@@ -84,7 +84,10 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> TrainConfig:
-        """Rebuild and validate from to_json()'s dict; unknown keys are refused."""
+        """Rebuild and validate from to_json()'s dict; unknown keys are refused. A run stored
+        before the sampled softmax existed trained on the full softmax, and keeps it."""
+        if isinstance(data, dict) and "sampled_softmax" not in data:
+            data = {**data, "sampled_softmax": 0}
         return settings.from_json(cls, data, "training").validate()
 
     def with_changes(self, changes: dict[str, Any] | None) -> TrainConfig:

@@ -86,3 +86,20 @@ def test_options_that_do_not_apply_are_refused(run):
 
     out = CliRunner().invoke(cli, ["generate-text", str(run), "-i", "--beam", "2"])
     assert out.exit_code == 2 and "--beam do not apply" in out.output
+
+
+def test_odd_answers_and_bad_prompts_keep_the_session(run):
+    """'²' is a digit to str.isdigit but not to int(); a prompt of unknown characters alone is
+    an error: both are said in the session, which goes on."""
+    import seqmodels
+    from seqmodels.lm.generate import SamplingConfig
+    from seqmodels.lm.interactive import run_session
+
+    lines = iter([":choose \u00b2", ":choose 2", "the", "\u00b2", "q", "\u00e9\u00e9", ":quit"])
+    shown = []
+    run_session(seqmodels.load(run), SamplingConfig(seed=1), 4, lambda prompt: next(lines),
+                shown.append)
+    text = "".join(shown)
+    assert "give the number of tokens to choose among" in text
+    assert "give a number from 1 to 2" in text
+    assert "error: " in text and "empty" in text

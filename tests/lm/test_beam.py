@@ -99,3 +99,5 @@ def test_generate_text_is_the_command_and_generate_its_alias(run):
     assert "generate-text" in runner.invoke(cli, ["--help"]).output
     refused = runner.invoke(cli, ["generate-text", str(run), "--beam", "2", "--top-k", "3"])
     assert refused.exit_code == 2 and "--beam" in refused.output
+    alone = runner.invoke(cli, ["generate-text", str(run), "--length-penalty", "0.5"])
+    assert alone.exit_code == 2 and "give --beam N" in alone.output

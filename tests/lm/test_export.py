@@ -172,3 +172,22 @@ def test_exports_carry_their_tokenizer(run, tmp_path):
     result = CliRunner().invoke(cli, ["export", str(run), "--format", "tflite", "--out",
                                       str(tmp_path / "m.tflite")])
     assert result.exit_code != 0 and "m.tokenizer.json exists" in result.output
+
+
+def test_a_network_without_a_tokenizer_exports_ids_only(tmp_path):
+    from seqmodels.lm.model import LanguageModel
+    from seqmodels.models.config import ModelConfig
+
+    bare = LanguageModel.build(ModelConfig(units=8, layers=1, embedding_dim=4), vocab_size=12)
+    path = bare.export("tflite", tmp_path / "bare.tflite")
+    assert path.is_file() and not lm_export.beside(path).exists()
+
+
+def test_force_replaces_only_a_tokenizer_seqmodels_wrote(run, tmp_path):
+    model = seqmodels.load(run)
+    out = model.export("tflite", tmp_path / "m.tflite")
+    model.export("tflite", out, force=True)  # its own: replaced
+    lm_export.beside(out).write_text('{"mine": true}')  # the user's file of that name
+    with pytest.raises(seqmodels.SeqmodelsError, match="not a tokenizer that seqmodels"):
+        model.export("tflite", out, force=True)
+    assert lm_export.beside(out).read_text() == '{"mine": true}'

@@ -13,6 +13,17 @@ def test_samples_for_the_setting_and_the_vocabulary():
     assert samples_for(None, AUTO_FROM - 1) == 0  # small vocabularies: the full softmax
     assert samples_for(0, 50_000) == 0 and samples_for(64, 500) == 64
     assert samples_for(600, 500) == 0  # as many samples as ids: the full softmax is cheaper
+    assert samples_for(None, 50_000, ranked=False) == 0  # subwords: not ranked by frequency
+    assert samples_for(64, 50_000, ranked=False) == 64  # ... unless asked
+
+
+def test_runs_stored_before_it_keep_the_full_softmax():
+    from seqmodels.training.config import TrainConfig
+
+    stored = TrainConfig().to_json()
+    del stored["sampled_softmax"]
+    assert TrainConfig.from_json(stored).sampled_softmax == 0
+    assert TrainConfig.from_json(TrainConfig().to_json()).sampled_softmax is None
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -30,17 +41,20 @@ def test_many_samples_give_the_full_cross_entropy(fast):
     for w in net.get_layer("logits").weights:  # a spread of logits, not uniform ones
         w.assign(rng.normal(0, 1.0, w.shape).astype("float32"))
     x = rng.integers(2, V, (4, 12)).astype("int32")
-    y = rng.integers(2, V, (4, 12)).astype("int32")
+    y = rng.integers(1, V, (4, 12)).astype("int32")
+    y[0, :3] = 1  # <unk>, a target wherever a vocabulary was capped
     logits = np.asarray(net(x), np.float64)  # (4, 12, V)
     true = np.take_along_axis(logits, y[..., None], -1)[..., 0]
     others = np.log(np.exp(logits).sum(-1) - np.exp(true))
     K = 20_000
-    r = y - 2.0  # ids past <pad> and <unk>, log-uniformly drawn
-    q = (np.log(r + 2) - np.log(r + 1)) / np.log(V - 2 + 1)
+    r = y - 1.0  # every id but <pad>, log-uniformly drawn
+    q = (np.log(r + 2) - np.log(r + 1)) / np.log(V - 1 + 1)
     want = np.mean(others - true + np.log(K * q))
     h = features(net, fast)(x)
     assert h.shape == (4, 12, 16)
     tf.random.set_seed(1)
+    few = sampled_objective(net, 8)(y, h)
+    assert np.isfinite(np.asarray(few)).all()  # an <unk> target too
     many = np.mean([float(tf.reduce_mean(sampled_objective(net, K)(y, h))) for _ in range(5)])
     assert many == pytest.approx(want, rel=0.02)
     full = float(tf.reduce_mean(cross_entropy(y, net(x))))

@@ -41,6 +41,9 @@ class Tokenizer(ABC):
     token_by_token: ClassVar[bool] = False
     # True when the tokenizer learns from the training text before encoding it (train())
     trained: ClassVar[bool] = False
+    # True when its vocabulary ranks ids by frequency, most frequent first (what a sampled
+    # softmax's log-uniform draws assume)
+    ranked: ClassVar[bool] = True
 
     def __init__(self, normalize: str = "NFC", lowercase: bool = False,
                  vocabulary: Vocabulary | None = None) -> None:

@@ -63,6 +63,7 @@ class SubwordTokenizer(Tokenizer):
 
     level = "subword"
     trained = True  # the merges are learnt from the training text before it is encoded
+    ranked = False  # bytes in byte order, then merged tokens in the order they were learnt
 
     def __init__(self, **settings: Any) -> None:
         self._bpe = None
