@@ -83,7 +83,7 @@ def text_in_graph(model: LanguageModel) -> bool:
     """Whether TensorFlow ops can turn text into the model's ids: characters (split into code
     points) and bytes, with no normalisation beyond lowercasing."""
     tokenizer = model.tokenizer
-    return (tokenizer is not None and tokenizer.level in ("char", "byte")
+    return (tokenizer is not None and tokenizer.graph_split is not None
             and tokenizer.normalize in ("none", "NFC"))
 
 
@@ -96,7 +96,7 @@ def _add_encode(archive, model: LanguageModel) -> None:
     tf = import_tf()
     tokenizer = model._text()
     tokens = model.vocabulary.tokens
-    as_bytes = tokenizer.level == "byte"
+    as_bytes = tokenizer.graph_split == "bytes"
     keys = [t.encode("latin-1") if as_bytes else t.encode("utf-8") for t in tokens[2:]]
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.range(2, len(tokens),
@@ -120,20 +120,9 @@ def tokenizer_document(model: LanguageModel) -> dict:
     """What a server needs to turn text into the model's ids without the run: the tokenizer's
     settings, its vocabulary (with a subword vocabulary's merges) and how to apply them."""
     tokenizer = model._text()
-    how = {
-        "char": "each character (NFC-normalised, lowercased if set) is a token",
-        "byte": "each byte of the UTF-8 text is a token (token i of the vocabulary is the byte "
-                "whose value is the code point of its one character)",
-        "subword": "GPT-2's byte-level BPE: split the UTF-8 bytes of each line by GPT-2's "
-                   "pattern, apply the merges in order within each piece; a line break is a "
-                   "token of its own (seqmodels.data.tokenizers.tokenizer_from_config, or "
-                   "Hugging Face tokenizers' BPE with these merges)",
-        "word": "NLTK's tokenizer named in `tokenizer.name`, a line at a time, the line break a "
-                "token (seqmodels.data.tokenizers.tokenizer_from_config)",
-    }[tokenizer.level]
     return {"format": TOKENIZER_FORMAT, "version": TOKENIZER_VERSION,
             "tokenizer": tokenizer.to_config(), "vocabulary": model.vocabulary.to_json(),
-            "unknown_id": 1, "how": how}
+            "unknown_id": 1, "how": tokenizer.how_to_apply}
 
 
 def read_tokenizer(path: str | Path):

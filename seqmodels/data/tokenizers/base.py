@@ -44,6 +44,9 @@ class Tokenizer(ABC):
     # True when its vocabulary ranks ids by frequency, most frequent first (what a sampled
     # softmax's log-uniform draws assume)
     ranked: ClassVar[bool] = True
+    # how TensorFlow ops split a text into its tokens ("chars": code points, "bytes"), or None
+    graph_split: ClassVar[str | None] = None
+    how_to_apply: ClassVar[str] = ""  # in words, for a server that has no seqmodels (exports)
 
     def __init__(self, normalize: str = "NFC", lowercase: bool = False,
                  vocabulary: Vocabulary | None = None) -> None:

@@ -20,6 +20,9 @@ class ByteTokenizer(Tokenizer):
 
     level = "byte"
     unit, unit_short = "byte", "byte"
+    graph_split = "bytes"
+    how_to_apply = ("each byte of the UTF-8 text is a token (token i of the vocabulary is the "
+                    "byte whose value is the code point of its one character)")
 
     def tokenize_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
         """The bytes of each line."""

@@ -17,6 +17,8 @@ class CharTokenizer(Tokenizer):
     level = "char"
     unit, unit_short = "character", "char"
     token_by_token = True
+    graph_split = "chars"
+    how_to_apply = "each character (NFC-normalised, lowercased if set) is a token"
 
     def tokenize_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
         """The characters of each line."""

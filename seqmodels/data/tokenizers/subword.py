@@ -64,6 +64,10 @@ class SubwordTokenizer(Tokenizer):
     level = "subword"
     trained = True  # the merges are learnt from the training text before it is encoded
     ranked = False  # bytes in byte order, then merged tokens in the order they were learnt
+    how_to_apply = ("GPT-2's byte-level BPE: split the UTF-8 bytes of each line by GPT-2's "
+                    "pattern, apply the merges in order within each piece; a line break is a "
+                    "token of its own (seqmodels.data.tokenizers.tokenizer_from_config, or "
+                    "Hugging Face tokenizers' BPE with these merges)")
 
     def __init__(self, **settings: Any) -> None:
         self._bpe = None

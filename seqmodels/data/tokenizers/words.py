@@ -33,6 +33,8 @@ class WordTokenizer(Tokenizer):
 
     level = "word"
     choices = ("nltk", "treebank", "wordpunct", "whitespace")  # nltk: word_tokenize
+    how_to_apply = ("NLTK's tokenizer named in `tokenizer.name`, a line at a time, the line "
+                    "break a token (seqmodels.data.tokenizers.tokenizer_from_config)")
 
     def __init__(self, name: str | None = None, stopwords: Iterable[str] = (),
                  **settings: Any) -> None:
