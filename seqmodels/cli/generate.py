@@ -7,10 +7,7 @@ import sys
 
 import click
 
-from seqmodels.cli.options import (
-    Finite,
-    NamedPath,
-)
+from seqmodels.cli.options import Finite, NamedPath, given_options, option_name
 from seqmodels.lm.beam import MAX_BEAM
 from seqmodels.lm.generate import MAX_SEED, SamplingConfig
 
@@ -69,25 +66,22 @@ def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, s
     if stop_at == "":
         raise click.BadParameter("an empty text would end every sample at once; give the text "
                                  "to stop at", param_hint="--stop-at")
+    given = given_options(ctx)
     if interactive:
-        given = [f"--{name.replace('_', '-')}" for name in ("prompt", "num_samples", "stop_at",
-                                                            "beam", "length_penalty", "fmt")
-                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
-        given = ["--format" if g == "--fmt" else g for g in given]
+        given = [option_name(name) for name in ("prompt", "num_samples", "stop_at", "beam",
+                                                "length_penalty", "fmt") if name in given]
         if given:
             raise click.UsageError(f"--interactive reads its prompts as you type them, one "
                                    f"sample at a time: {', '.join(given)} do not apply")
         _interactive(run, length, SamplingConfig(temperature=temperature, top_k=top_k,
                                                  top_p=top_p, seed=seed))
         return
-    if beam is None and (ctx.get_parameter_source("length_penalty")
-                         is not click.core.ParameterSource.DEFAULT):
+    if beam is None and "length_penalty" in given:
         raise click.UsageError("--length-penalty ranks the continuations of a beam search; "
                                "give --beam N")
     if beam is not None:
-        given = [f"--{name.replace('_', '-')}" for name in ("temperature", "top_k", "top_p",
-                                                            "seed")
-                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+        given = [option_name(name) for name in ("temperature", "top_k", "top_p", "seed")
+                 if name in given]
         if given:
             raise click.UsageError(f"--beam searches for the likeliest text and samples "
                                    f"nothing: {', '.join(given)} do nothing there")

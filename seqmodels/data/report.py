@@ -53,7 +53,7 @@ def format_corpus_report(r: dict) -> str:
         ("files", f"{len(files)} ({shown})"),
         ("characters", f"{r['characters']:,}"),
         ("tokens", f"{r['tokens']:,} ({r['level']} level{tokenizer}, "
-                   f"{r['characters'] / max(r['tokens'], 1):.2f} characters per token)"),
+                   f"{r['characters_per_token']:.2f} characters per token)"),
         ("vocabulary", f"{r['vocab_size']:,} ids incl. <pad>, <unk> "
                        f"({r['distinct_train_tokens']:,} distinct training tokens, {how})"),
         ("coverage", f"{100 * r['train_coverage']:.2f}% of training tokens"),

@@ -95,6 +95,10 @@ class Generator:
         seed = seed if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = self.tf.constant([seed, 0], self.tf.int64)
 
+    def prime(self, ids: np.ndarray, states: list[Any]) -> list[Any]:
+        """The states after feeding ids (S, P) from states, in one compiled loop."""
+        return self._prime(self.tf.constant(np.asarray(ids, dtype=np.int32)), states)
+
     def stream(self, prompts: np.ndarray, length: int, chunk: int = CHUNK) -> Iterator[np.ndarray]:
         """Yield generated ids (S, <=chunk) chunk by chunk after priming on prompts (S, P)."""
         tf = self.tf
@@ -103,8 +107,7 @@ class Generator:
             raise SeqmodelsError("a prompt needs at least one token")
         if length < 1:
             raise SeqmodelsError("`length` must be at least 1")
-        states = self._initial_states(prompts.shape[0])
-        states = self._prime(tf.constant(prompts[:, :-1]), states)
+        states = self.prime(prompts[:, :-1], self._initial_states(prompts.shape[0]))
         token = tf.constant(prompts[:, -1])
         done, size = 0, tf.constant(min(chunk, length))
         while done < length:
@@ -338,8 +341,8 @@ def beam_samples(model: LanguageModel, prompt: str | None, length: int, beam: in
     tokenizer = model._text()
     _check_stop(tokenizer, stop_at)
     prompt, ids = _prompt_ids(model, prompt, skip_unknown, None)
-    states = generator(model, SamplingConfig(temperature=0))._prime(
-        tf.constant(np.asarray(ids[:-1], dtype=np.int32)[None, :]), model.initial_state(1))
+    states = generator(model, SamplingConfig(temperature=0)).prime([ids[:-1]],
+                                                                   model.initial_state(1))
     window = 4 * len(stop_at or "") + 4  # tokens that can hold a new match (a byte: 1/4 char)
 
     def finished(found: list[int]) -> bool:

@@ -40,17 +40,12 @@ class Session:
     def _start(self, prompt: str) -> tuple[list[Any], int]:
         """The state after all but the last token of the prompt (after the kept text, when
         kept), and that last token."""
-        from seqmodels.backend import import_tf
-
-        tf = import_tf()
         ids, _ = self.tokenizer.encode_prompt(prompt, skip_unknown=True)
         if self.keep and self.state is not None:
             state, ids = self.state, [self.last, *ids]
         else:
             state = self.model.initial_state(1)
-        state = self.generator._prime(tf.constant(np.asarray(ids[:-1], np.int32)[None, :]),
-                                      state)
-        return state, ids[-1]
+        return self.generator.prime([ids[:-1]], state), ids[-1]
 
     def continue_text(self, prompt: str, on_text: Callable[[str], None]) -> str:
         """Sample `length` tokens after the prompt; on_text gets the text as it settles."""

@@ -41,8 +41,10 @@ def tokens_per_char(tokenizer: Tokenizer, ids: Any) -> float:
     """Tokens per character of the text that ids stand for (the first SAMPLED_TOKENS of them,
     decoded; at word level the characters are those NLTK's detokenizer writes back, within
     about 0.2% of the text's own on the built-in corpus)."""
+    from seqmodels.lm.evaluate import decoded_characters
+
     sample = ids[:SAMPLED_TOKENS]
-    return len(sample) / max(1, len(tokenizer.decode(sample)))
+    return len(sample) / max(1, decoded_characters(tokenizer, sample))
 
 
 def validation_ids(prepared: PreparedCorpus, windows: WindowConfig) -> tuple[Any, str]:
@@ -102,7 +104,8 @@ def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainC
     B, T = config.batch_size, windows.seq_len
     steps = steps_per_epoch(prepared, config, windows)
     val, _ = validation_ids(prepared, windows)
-    ratio = tokens_per_char(prepared.tokenizer(), val[1:])  # the targets validation predicts
+    tokenizer = prepared.tokenizer()
+    ratio = tokens_per_char(tokenizer, val[1:])  # the targets validation predicts
     network = model.network
     fast = fused.use_fused(network)  # on CPU devices; GPUs keep Keras' cuDNN kernels
     if windows.stateful:
@@ -138,7 +141,7 @@ def language_task(model: LanguageModel, prepared: PreparedCorpus, config: TrainC
                 start_epoch=model.reset_states if windows.stateful else None,
                 state_variables=model.carried_states, batch_size=B,
                 forward=fused.forward(network, fast), jit=fused.use_xla(network, fast),
-                **sampled_training(network, config, fast, prepared.tokenizer().ranked))
+                **sampled_training(network, config, fast, tokenizer.ranked))
 
 
 def sampled_training(network: Any, config: TrainConfig, fast: bool,

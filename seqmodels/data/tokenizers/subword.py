@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from seqmodels.errors import SeqmodelsError
 DEFAULT_VOCAB_SIZE = 512  # ids, <pad> and <unk> included (see the README's subword recipe)
 FIRST_MERGED = 2 + len(BYTES)  # ids below are <pad>, <unk> and the 256 bytes
 MIN_FREQUENCY = 2  # a pair seen once in the training split is not merged
+BATCH_LINES = 4096  # lines handed to `tokenizers` in one call
 
 
 @cache
@@ -156,25 +158,21 @@ class SubwordTokenizer(Tokenizer):
     def tokenize_lines(self, lines: Iterable[str]) -> Iterator[list[str]]:
         """The subwords of each line (its line break the last, on its own)."""
         tokens = self.vocabulary.tokens
-        batch = []
-        for line in lines:
-            batch.append(line)
-            if len(batch) == 4096:
-                yield from ([tokens[i] for i in ids] for ids in self._split(batch))
-                batch = []
-        if batch:
-            yield from ([tokens[i] for i in ids] for ids in self._split(batch))
+        return ([tokens[i] for i in ids] for ids in self._split(lines))
 
-    def _split(self, lines: list[str]) -> list[list[int]]:
-        """Ids of each line: its body, then the line break as its own token."""
-        bodies = [line[:-1] if line.endswith(NEWLINE) else line for line in lines]
+    def _split(self, lines: Iterable[str]) -> Iterator[list[int]]:
+        """Ids of each line: its body, then the line break as its own token (lines encoded
+        BATCH_LINES at a time)."""
         newline = self.vocabulary.index[NEWLINE]
-        return [ids + [newline] if line.endswith(NEWLINE) else ids
-                for line, ids in zip(lines, self._line_ids(bodies))]
-
-    def tokenize(self, text: str) -> list[str]:
-        """The subwords of a text."""
-        return [t for line in self.tokenize_lines(text.splitlines(keepends=True)) for t in line]
+        batch: list[str] = []
+        for line in chain(lines, [None]):  # None: the end, which sends the last batch
+            if line is not None:
+                batch.append(line)
+            if batch and (line is None or len(batch) == BATCH_LINES):
+                bodies = [b[:-1] if b.endswith(NEWLINE) else b for b in batch]
+                yield from (ids + [newline] if b.endswith(NEWLINE) else ids
+                            for b, ids in zip(batch, self._line_ids(bodies)))
+                batch = []
 
     def detokenize(self, tokens: Iterable[str]) -> str:
         """The tokens' bytes decoded (U+FFFD where they are not UTF-8)."""
@@ -182,9 +180,7 @@ class SubwordTokenizer(Tokenizer):
 
     def chunk_ids(self, text: str) -> tuple[np.ndarray, list[str] | None]:
         """The vocabulary's ids themselves, with the whole vocabulary as the distinct tokens."""
-        lines = text.splitlines(keepends=True)
-        ids = [i for start in range(0, len(lines), 4096)
-               for line_ids in self._split(lines[start:start + 4096]) for i in line_ids]
+        ids = [i for line_ids in self._split(text.splitlines(keepends=True)) for i in line_ids]
         return np.asarray(ids, dtype="<u4"), list(self.vocabulary.tokens)
 
     # -------------------------------------------------------------- prompts and samples
