@@ -100,7 +100,7 @@ def metric_step(network, jit_compile: bool | None = None):
     jit_compile = fused.use_xla(network, fast, jit_compile)
     forward = fused.forward(network, fast)
 
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    @tf.function(reduce_retracing=True, autograph=False, jit_compile=jit_compile)
     def step(x, y):
         logits = forward(x, training=False)  # (B, L, V)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)  # (B, L)

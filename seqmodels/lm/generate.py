@@ -60,7 +60,7 @@ class Generator:
         special[[PAD_ID, UNK_ID][: max(0, vocab_size - 1)]] = -np.inf
         special = tf.constant(special)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def prime(prompt, states):  # prompt (S, P-1): feed all but the last prompt token
             def body(t, states):
                 _, states = step(prompt[:, t], states)
@@ -69,7 +69,7 @@ class Generator:
             _, states = tf.while_loop(lambda t, s: t < tf.shape(prompt)[1], body, (0, states))
             return states
 
-        @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+        @tf.function(reduce_retracing=True, autograph=False, jit_compile=jit_compile)
         def run(token, states, seed, offset, n):  # token (S,) -> tokens (S, n), last, states
             out = tf.TensorArray(tf.int32, size=n)
 

@@ -80,7 +80,9 @@ def make_steps(model, optimizer, config: TrainConfig, objective: Objective,
     forward = forward or model
     train_objective, train_forward = training or (objective, forward)
 
-    @tf.function(reduce_retracing=True, jit_compile=jit)
+    # autograph=False: the steps are written in TensorFlow ops (tf.cond, tf.while_loop), so
+    # converting their Python (seconds of every run's start) buys nothing
+    @tf.function(reduce_retracing=True, jit_compile=jit, autograph=False)
     def train_step(x, y):
         with tf.GradientTape() as tape:
             loss, penalty = loss_terms(model, x, y, train_objective, train_forward,
@@ -90,13 +92,20 @@ def make_steps(model, optimizer, config: TrainConfig, objective: Objective,
         norm = tf.linalg.global_norm(grads)
         finite = tf.math.is_finite(total) & tf.math.is_finite(norm)
         grads = clip_gradients(grads, norm, config)
-        if finite:
-            optimizer.apply(grads, variables)
+        tf.cond(finite, lambda: _applied(optimizer, grads, variables), tf.no_op)
         return loss, norm, finite
 
-    @tf.function(reduce_retracing=True, jit_compile=jit)
+    @tf.function(reduce_retracing=True, jit_compile=jit, autograph=False)
     def eval_step(x, y):
         losses = objective(y, forward(x, training=False))
         return tf.reduce_sum(losses), tf.size(losses)
 
     return train_step, eval_step
+
+
+def _applied(optimizer, grads: list, variables: list):
+    """The optimizer's update as a branch of tf.cond (which needs an op to return)."""
+    from seqmodels.backend import import_tf
+
+    optimizer.apply(grads, variables)
+    return import_tf().no_op()
