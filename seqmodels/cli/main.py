@@ -101,7 +101,9 @@ cli.commands["generate"].hidden = True
 def main() -> None:
     """Console-script entry point."""
     from seqmodels.interrupts import record_ctrl_c
+    from seqmodels.training.timing import mark_process_start
 
+    mark_process_start()  # a --max-time budget counts from here
     record_ctrl_c()
     cli(prog_name="seqmodels", auto_envvar_prefix="SEQMODELS")
 

@@ -41,6 +41,7 @@ from seqmodels.training.config import (
     parse_duration,
 )
 from seqmodels.training.distribute import STRATEGIES
+from seqmodels.training.timing import command_started
 
 T = TypeVar("T")
 
@@ -476,7 +477,8 @@ def run_options_from(kw: dict[str, Any], callbacks: list | None = None) -> RunOp
                       workers=kw.get("workers"), strategy=kw.get("strategy", "default"),
                       cluster=kw.get("workers_spec"), worker_index=kw.get("worker_index"),
                       callbacks=list(callbacks if callbacks is not None else kw["callback"]),
-                      cache_dir=kw.get("cache_dir"), use_cache=not kw.get("no_cache", False))
+                      cache_dir=kw.get("cache_dir"), use_cache=not kw.get("no_cache", False),
+                      started=command_started())
 
 
 def window_options(defaults: WindowConfig):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ def train_forecaster(series: SeriesConfig | None = None, model: ModelConfig | No
     `changes` (epochs, max_time, on_nan, xla). model defaults to default_model(), config to
     default_train_config(); of `options`, progress, log_every and callbacks apply."""
     options = (options or RunOptions()).validate()
+    if options.started is None:  # a budget counts from here
+        options = dataclasses.replace(options, started=time.monotonic())
     if options.strategy != "default":
         raise SeqmodelsError("forecasters train on one device; `strategy` applies to language "
                              "models")
@@ -95,7 +98,8 @@ def _train(series: SeriesConfig, model: ModelConfig, config: TrainConfig, data,
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     task = forecast_task(data, model, config)
-    trainer = Trainer(task, config, None, options.callbacks, options.progress, options.log_every)
+    trainer = Trainer(task, config, None, options.callbacks, options.progress, options.log_every,
+                      options.started)
     if stored is not None:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ class Run:
     history: list[dict]  # one row per validation
     stop_reason: str = "completed"  # max-time, early-stopping, callback
     full_val_loss: float | None = None  # with eval_tokens: the best model on the whole split
+    time_spent: dict[str, float] = dataclasses.field(default_factory=dict)  # seconds by part
 
     @property
     def best_val_loss(self) -> float | None:
@@ -50,6 +53,8 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
     runs: progress, workers, strategy, callbacks, cache. A cluster worker that is not the chief
     writes no run directory and returns a Run whose path is None."""
     options = (options or RunOptions()).validate()
+    if options.started is None:  # a budget counts from here
+        options = dataclasses.replace(options, started=time.monotonic())
     start = model if isinstance(model, LanguageModel) else None
     if resume is not None:
         given = [name for name, value in (("data", data), ("model", model), ("config", config),
@@ -276,7 +281,8 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
     # every worker drives the user's callbacks, as Keras does; samples go to the chief's run
     callbacks = [c.callback(model) if isinstance(c, Samples) else c for c in options.callbacks
                  if chief or not isinstance(c, Samples)]
-    trainer = Trainer(task, config, dist, callbacks, options.progress, options.log_every)
+    trainer = Trainer(task, config, dist, callbacks, options.progress, options.log_every,
+                      options.started)
     if not chief:
         settings = {"data": data.to_json(), "model": model_config.to_json(),
                     "train": config.to_json(), "windows": windows.to_json(), "vocab_size": V}
@@ -294,7 +300,8 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
     run, stop_reason = trainer.train(run_dir, resuming, settings, f"{model_config.cell}-"
                                                                     f"{data.level}")
     best = LanguageModel.load(run)
-    result = Run(run.path, best.settings, best, run.read_history(), stop_reason)
+    result = Run(run.path, best.settings, best, run.read_history(), stop_reason,
+                 time_spent=trainer.time_spent)
     val, _ = validation_ids(prepared, windows)
     if len(val) < len(prepared.splits.val):  # eval_tokens validated a slice
         result.full_val_loss = full_validation(best, prepared, windows, options.progress)

@@ -135,6 +135,8 @@ class RunOptions:
     callbacks: list = field(default_factory=list)  # keras.callbacks.Callback objects
     cache_dir: str | Path | None = None  # where encoded corpora are kept
     use_cache: bool = True  # False: neither read nor write that cache
+    # the time.monotonic() a `max_time` budget counts from (None: the call that trains)
+    started: float | None = None
 
     def validate(self) -> RunOptions:
         """Raise SeqmodelsError for options that cannot work together."""

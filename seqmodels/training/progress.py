@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.settings import is_finite, is_number
+from seqmodels.training.timing import check_time_spent
 
 _COUNTS = ("epoch", "step", "global_step", "epochs_without_improvement", "rollbacks", "tokens",
            "last_validated_step")
@@ -54,6 +55,7 @@ class Progress:
     lr_scale: float = 1.0  # halved at each rollback, on top of the schedule
     tokens: int = 0  # training tokens seen
     last_validated_step: int = 0  # global step of the last validation
+    time_spent: dict = field(default_factory=dict)  # wall seconds by part (training.timing)
 
     def to_json(self) -> dict:
         """A JSON-ready dict."""
@@ -95,6 +97,7 @@ class Progress:
         if p.epoch > p.global_step:  # every epoch done took at least one step
             raise SeqmodelsError(f"{where}: progress says {p.epoch} epoch(s) done in "
                                  f"{p.global_step} step(s), which cannot be true")
+        p.time_spent = check_time_spent(p.time_spent, where)
         _check_history(p.history, p.global_step, where)
         last = p.history[-1] if p.history else {}
         if p.last_validated_step and (not last or last.get(

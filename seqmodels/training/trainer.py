@@ -29,8 +29,12 @@ from seqmodels.training.distribute import MAX_TIME, NO_STOP, SIGNAL
 from seqmodels.training.progress import IntervalStats, Progress
 from seqmodels.training.rundir import RunDir
 from seqmodels.training.schedule import eval_every, schedule_lr
+from seqmodels.training.timing import TimeSpent
 
 MAX_ROLLBACKS = 3
+BUDGET_VALIDATION_SHARE = 0.03  # of a `max_time` budget, at most, for validations before the last
+RESERVE_MARGIN, RESERVE_SECONDS = 1.15, 0.5  # on the foreseen end of a budgeted run
+COUNTED = "this process's start-up and the final validation included"  # what a budget counts
 
 
 @dataclass
@@ -171,6 +175,13 @@ def validation_due(p: Progress, every: int, steps: int, stopping: bool = False) 
     return unvalidated and (p.step >= steps or stopping or p.global_step % every == 0)
 
 
+def validation_affordable(spent: float, one: float, budget: float) -> bool:
+    """Whether, `spent` seconds of validation into a budget, one more validation of `one`
+    seconds before the final one (as long) keeps them all within BUDGET_VALIDATION_SHARE of it
+    (always without a budget)."""
+    return not budget or spent + 2 * one <= BUDGET_VALIDATION_SHARE * budget
+
+
 class Trainer:
     """Trains one task by one TrainConfig: it makes the optimizer and the compiled steps of the
     task's loss, and in a run directory starts or resumes (`train`), or, as a cluster worker that
@@ -178,12 +189,23 @@ class Trainer:
 
     def __init__(self, task: Task, config: TrainConfig, distribution: Any = None,
                  callbacks: list | None = None, progress: bool = False,
-                 log_every: int | None = None) -> None:
+                 log_every: int | None = None, started: float | None = None) -> None:
+        """started: the time.monotonic() a `max_time` budget counts from (None: when training
+        begins)."""
         from seqmodels.training.distribute import make_train_step, scope
         from seqmodels.training.step import make_optimizer, make_steps
 
         self.task, self.config, self.distribution = task, config, distribution
-        self.progress, self.log_every = progress, log_every
+        self.progress, self.log_every, self.started = progress, log_every, started
+        self.time: TimeSpent | None = None  # while training
+        self.time_spent: dict[str, float] = {}  # the run's seconds by part, when training ends
+        self._writes: dict[str, float] = {}  # seconds of the latest write of each file
+        self._validation_estimate = 0.0  # seconds of one validation, before one is measured
+        self._validation_measured = 0.0  # seconds of the latest validation
+        self._at_validation = 0.0  # seconds of the latest validation's callbacks (samples)
+        # Keras callbacks of the user's read every epoch's validation: none is skipped for them
+        self._epoch_validations = any(not getattr(c, "seqmodels_own", False)
+                                      for c in callbacks or [])
         if distribution is not None:  # the caller checked it at once; a cheap guard here
             distribution.check_batch(config.batch_size)
         with scope(distribution):
@@ -199,6 +221,18 @@ class Trainer:
                                                                   task.forward)))
         self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
         self._validated = False  # the first validation traces the evaluation step
+
+    def _timed(self, part: str):
+        """Count a block's wall time to part of the run's time (training.timing)."""
+        return self.time.on(part) if self.time is not None else nullcontext()
+
+    @contextmanager
+    def _write(self, what: str, run: RunDir) -> Iterator[None]:
+        """A write of the run's files: timed, and a failure turned into one line (writing)."""
+        start = time.monotonic()
+        with self._timed("writes"), writing(what, run):
+            yield
+        self._writes[what] = time.monotonic() - start
 
     # ------------------------------------------------------------------ sessions
 
@@ -262,7 +296,9 @@ class Trainer:
         """Checkpoint the task's model, optimizer and carried states with the progress (and the
         sums since the last validation)."""
         p.partial = stats.to_json() if stats is not None and stats.steps else {}
-        with writing("checkpoint", run):
+        if self.time is not None:
+            p.time_spent = self.time.totals()
+        with self._write("checkpoint", run):
             checkpoint.write(run, self.task.net, self.optimizer, p,
                              self.task.state_variables())
 
@@ -277,7 +313,7 @@ class Trainer:
 
     def _write_records(self, run: RunDir, p: Progress) -> None:
         """The history and its plot from the validations in the progress."""
-        with writing("history", run):
+        with self._write("history", run):
             run.write_history(p.history, self.task.loss_label)
 
     # ------------------------------------------------------------------ the loop
@@ -285,13 +321,17 @@ class Trainer:
     def _fit(self, run: RunDir, p: Progress) -> str:
         """Train until the epochs, the time budget, early stopping or a signal end it."""
         clock = _Clock(p.seconds)
+        self.time = TimeSpent(p.time_spent, self.started)
         if self.progress:
             self._announce(run, p)
         callbacks = self.callbacks
         if callbacks is not None:
             self.task.net.stop_training = False
             callbacks.set_params({**(callbacks.params or {}), "run_dir": str(run)})
-            callbacks.on_train_begin()
+            with self._timed("callbacks"):
+                callbacks.on_train_begin()
+        if self.config.max_time and not self._validated:
+            self._foresee_validation()
         try:
             with _stop_requests() as stop:
                 while True:
@@ -305,7 +345,13 @@ class Trainer:
                         self._roll_back_or_stop(run, p, str(exc))
         finally:  # also when training fails, so callbacks close their files
             if callbacks is not None:
-                callbacks.on_train_end(logs(p.history[-1]) if p.history else {})
+                with self._timed("callbacks"):
+                    callbacks.on_train_end(logs(p.history[-1]) if p.history else {})
+            self.time_spent = self.time.totals()
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(self.time.summary(), file=sys.stderr)
         if reason == "signal":
             code = 143 if stop["signal"] == signal.SIGTERM else 130  # None: another worker's
             raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step "
@@ -318,15 +364,66 @@ class Trainer:
         only: workers must agree on every batch)."""
         total, count = 0.0, 0
         watch = stop if self.distribution is None else None
-        with first_traces() if not self._validated else nullcontext():
-            for x, y in self.task.validation_batches():
-                if watch is not None and watch["signals"] > signals:
-                    raise _SignalWhileValidating
+        for x, y in self.task.validation_batches():
+            if watch is not None and watch["signals"] > signals:
+                raise _SignalWhileValidating
+            with (first_traces() if not self._validated else nullcontext(),
+                  self._timed("compile") if not self._validated else nullcontext()):
                 s, n = self.eval_step(x, y)
                 total, count = total + float(s), count + int(n)
-        self._validated = True
+            self._validated = True
         loss = total / count
         return loss if self.distribution is None else self.distribution.chief_value(loss)
+
+    def _foresee_validation(self) -> None:
+        """Under a budget: compile the evaluation step for the shapes of the validation
+        batches (a full one and a shorter last one) and time a second pass over the first, so
+        that the validation at the end of the budget is foreseen."""
+        task = self.task
+        carried = [(v, v.numpy()) for _, v in task.state_variables()]
+        batches = list(task.validation_batches())
+        x, y = batches[0]
+        with first_traces(), self._timed("compile"):
+            for shape in {b[0].shape: b for b in batches}.values():
+                float(self.eval_step(*shape)[0])
+        self._validated = True
+        with self._timed("validation"):
+            start = time.monotonic()
+            float(self.eval_step(x, y)[0])
+            one = time.monotonic() - start
+        for var, value in carried:
+            var.assign(value)
+        self._validation_estimate = one * len(batches)
+
+    def _validation_seconds(self) -> float:
+        """Seconds one validation takes with what comes with it (its callbacks, such as
+        samples, and the best model's write): as the latest, or as foreseen."""
+        return ((self._validation_measured or self._validation_estimate) + self._at_validation
+                + self._writes.get("best model", self._writes.get("checkpoint", 0.0)))
+
+    def _reserve(self) -> float:
+        """Seconds a budgeted run needs after its last step: the final validation and what
+        comes with it, the last checkpoint and history, with a margin."""
+        writes = self._writes
+        return RESERVE_SECONDS + RESERVE_MARGIN * (
+            self._validation_seconds() + writes.get("checkpoint", 0.0)
+            + writes.get("history", 0.0))
+
+    def _out_of_time(self) -> bool:
+        """Whether the `max_time` budget, counted from this process's start and its end
+        foreseen (_reserve), is spent."""
+        budget = self.config.max_time
+        return bool(budget) and self.time.elapsed() + self._reserve() >= budget
+
+    def _affordable(self) -> bool:
+        """Whether a validation before the final one keeps this process's validations within
+        BUDGET_VALIDATION_SHARE of the budget (always without a budget, with `eval_every`
+        given, or with Keras callbacks of the user's, which read every epoch's validation)."""
+        config = self.config
+        if config.eval_every is not None or self._epoch_validations:
+            return True
+        return validation_affordable(self.time.here["validation"], self._validation_seconds(),
+                                     config.max_time)
 
     def _batches(self, epoch: int, start: int):
         """The epoch's batches from step `start` on, split over the replicas if distributed."""
@@ -347,11 +444,21 @@ class Trainer:
         code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
         return code if self.distribution is None else self.distribution.agree(code, seconds)
 
-    def _schedule_seconds(self, clock: _Clock) -> float:
-        """Seconds of training that a time-based schedule counts: the chief's, under several
-        workers (each worker's own clock would give each its own learning rate)."""
-        if self.distribution is None or self.distribution.workers == 1:
+    def _budget_seconds(self, clock: _Clock) -> float:
+        """Seconds of training in this process as a time-based schedule counts them: scaled
+        so that the budget's foreseen last step is at `max_time` (start-up and the run's end
+        take their part of it)."""
+        budget = self.config.max_time
+        if not budget:
             return clock.process_seconds()
+        training = budget - (self.time.began - self.time.started) - self._reserve()
+        return self.time.training() * budget / max(1e-3, training)
+
+    def _schedule_seconds(self, clock: _Clock) -> float:
+        """_budget_seconds, the chief's under several workers (each worker's own clock would
+        give each its own learning rate)."""
+        if self.distribution is None or self.distribution.workers == 1:
+            return self._budget_seconds(clock)
         return self.distribution.chief_seconds
 
     def _roll_back_or_stop(self, run: RunDir, p: Progress, what: str) -> None:
@@ -385,34 +492,50 @@ class Trainer:
             start = f"resuming at epoch {p.epoch + 1}, step {p.step}; "
         else:
             budget = (f"{config.epochs} epoch(s)" if not config.max_time else
-                      f"{config.epochs} epoch(s) or {duration_text(config.max_time)}, whichever "
-                      f"comes first")
+                      f"{config.epochs} epoch(s) or {duration_text(config.max_time)} ({COUNTED}),"
+                      f" whichever comes first")
             start = ""
+        when = (f"at each epoch's end{f', every {every:,} steps' if every < task.steps else ''}"
+                f" and when training stops")
+        if config.max_time:
+            if p.global_step and config.epochs > p.epoch:
+                budget += f"; the budget: {COUNTED}"
+            if not (config.eval_every is not None or self._epoch_validations):
+                when = (f"when training stops, and {when.split(' and ')[0]} while validations "
+                        f"take at most {BUDGET_VALIDATION_SHARE:.0%} of the budget")
         tqdm.write(render(
             f"Training in {run}: {start}{task.net.count_params():,} parameters, "
             f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; "
             f"{task.training_note + '; ' if task.training_note else ''}budget: "
-            f"{budget}; validation on {task.val_tokens:,} {task.unit} at each epoch's end"
-            f"{f', every {every:,} steps' if every < task.steps else ''} and when training "
-            f"stops."), file=sys.stderr)
+            f"{budget}; validation on {task.val_tokens:,} {task.unit} {when}."), file=sys.stderr)
 
     def _validate(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float, epoch: int,
                   step: int, clock: _Clock, board, stop: dict | None = None) -> IntervalStats:
         """Validate the weights reached: one history row, the best model kept when it improves,
         the plateau schedule and early stopping's count; returns fresh sums for the next
         stretch. A signal in stop drops it (_SignalWhileValidating)."""
+        with self._timed("validation"):
+            stats = self._validate_timed(run, p, stats, lr, epoch, step, clock, board, stop)
+        self._validation_measured = self.time.last["validation"]  # less its writes, callbacks
+        return stats
+
+    def _validate_timed(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float,
+                        epoch: int, step: int, clock: _Clock, board,
+                        stop: dict | None = None) -> IntervalStats:
         from tqdm import tqdm
 
         task, config = self.task, self.config
         signals = stop["signals"] if stop else 0  # the one that stopped training validates
         carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
         if self.callbacks is not None:  # disturb them
-            self.callbacks.on_test_begin()
+            with self._timed("callbacks"):
+                self.callbacks.on_test_begin()
         try:
             val_loss = self._validation_loss(stop, signals)
         except _SignalWhileValidating:
             if self.callbacks is not None:
-                self.callbacks.on_test_end({})
+                with self._timed("callbacks"):
+                    self.callbacks.on_test_end({})
             for var, value in carried:
                 var.assign(value)
             p.seconds = clock.run_seconds()
@@ -426,9 +549,10 @@ class Trainer:
         p.seconds = clock.run_seconds()
         p.last_validated_step = p.global_step
         metrics = task.val_metrics(val_loss)
-        p.history.append(stats.row(epoch + 1, step, p, lr, val_loss, metrics))
+        p.history.append({**stats.row(epoch + 1, step, p, lr, val_loss, metrics),
+                          **self.time.columns()})
         if p.best_val_loss is None or val_loss < p.best_val_loss:
-            with writing("best model", run):
+            with self._write("best model", run):
                 task.save_best(run)
             p.best_val_loss, p.epochs_without_improvement = val_loss, 0
         else:
@@ -438,7 +562,10 @@ class Trainer:
                 p.plateau_lr = lr / p.lr_scale * config.decay_factor
         row = p.history[-1]
         if self.callbacks is not None:
-            self.callbacks.on_test_end({"loss": val_loss, **metrics})
+            start = time.monotonic()
+            with self._timed("callbacks"):
+                self.callbacks.on_test_end({"loss": val_loss, **metrics})
+            self._at_validation = time.monotonic() - start
         _log(board, run, p.global_step, {f"validation/{k}": row[k] for k in
                                     ("val_loss", *metrics, "tokens_per_s")})
         if self.progress:
@@ -470,7 +597,8 @@ class Trainer:
             if task.start_epoch is not None and p.step == 0:
                 task.start_epoch()
             if callbacks is not None:
-                callbacks.on_epoch_begin(epoch)
+                with self._timed("callbacks"):
+                    callbacks.on_epoch_begin(epoch)
             bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
                        unit="step", leave=False, disable=None if self.progress else True)
             with bar:
@@ -480,9 +608,12 @@ class Trainer:
                                      self._schedule_seconds(clock)) * p.lr_scale
                     self.optimizer.learning_rate.assign(lr)
                     if callbacks is not None:
-                        callbacks.on_train_batch_begin(p.step)
+                        with self._timed("callbacks"):
+                            callbacks.on_train_batch_begin(p.step)
                     t0 = time.perf_counter()
-                    with first_traces() if p.step == start else nullcontext():
+                    first = not shown["steps"]  # of this process: it compiles
+                    with (first_traces() if p.step == start else nullcontext(),
+                          self._timed("compile") if first else nullcontext()):
                         loss, norm, finite = self.train_step(x, y)
                     loss, norm = float(loss), float(norm)
                     now = time.perf_counter()
@@ -510,17 +641,18 @@ class Trainer:
                     _log(board, run, p.global_step, {"train/loss": loss, "train/lr": lr,
                                                 "train/grad_norm_before_clipping": norm})
                     if callbacks is not None:
-                        callbacks.on_train_batch_end(p.step - 1, {
-                            "loss": loss, "grad_norm": norm, "lr": lr, "epoch": epoch,
-                            "step": p.step, "global_step": p.global_step})
+                        with self._timed("callbacks"):
+                            callbacks.on_train_batch_end(p.step - 1, {
+                                "loss": loss, "grad_norm": norm, "lr": lr, "epoch": epoch,
+                                "step": p.step, "global_step": p.global_step})
                     if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                         checkpoint_now()
                     asked = callbacks is not None and bool(task.net.stop_training)
-                    seconds = clock.process_seconds()
-                    out_of_time = bool(config.max_time) and seconds >= config.max_time
-                    code = self._stop_code(stop, out_of_time or asked, seconds)
+                    code = self._stop_code(stop, self._out_of_time() or asked,
+                                           self._budget_seconds(clock))
                     if validation_due(p, every, steps, stopping=bool(code)) and (
-                            code or p.step < steps):  # (an epoch's end validates below)
+                            code or p.step < steps and self._affordable()):  # (an epoch's
+                        # end validates below)
                         stats = self._validate(run, p, stats, lr, epoch, p.step, clock, board,
                                                stop)
                         self._write_records(run, p)
@@ -535,18 +667,20 @@ class Trainer:
                     if callbacks is not None and task.net.stop_training:  # asked at validation
                         checkpoint_now()
                         return "callback"
-            if validation_due(p, every, steps):  # the epoch's end
+            if validation_due(p, every, steps) and (  # the epoch's end; a budget may skip
+                    epoch + 1 == config.epochs or self._affordable()):  # all but the last
                 stats = self._validate(run, p, stats, lr, epoch, steps, clock, board, stop)
             p.epoch, p.step = epoch + 1, 0
             checkpoint_now()
             self._write_records(run, p)
             if callbacks is not None:
-                callbacks.on_epoch_end(epoch, logs(p.history[-1]))
+                with self._timed("callbacks"):
+                    callbacks.on_epoch_end(epoch, logs(p.history[-1]) if p.history else {})
                 if task.net.stop_training:  # e.g. keras.callbacks.EarlyStopping
                     return "callback"
             if config.patience and p.epochs_without_improvement >= config.patience:
                 return "early-stopping"
-            if self._stop_code(stop, False, clock.process_seconds()) == SIGNAL:
+            if self._stop_code(stop, False, self._budget_seconds(clock)) == SIGNAL:
                 return "signal"
         return "completed"
 

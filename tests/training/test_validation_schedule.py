@@ -11,7 +11,7 @@ from seqmodels.data.config import DataConfig
 from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.train import train
 from seqmodels.models.saving import load_model
-from seqmodels.training import checkpoint, trainer
+from seqmodels.training import checkpoint, timing
 from seqmodels.training.config import RunOptions, TrainConfig
 from seqmodels.training.progress import Progress
 from seqmodels.training.rundir import RunDir
@@ -51,7 +51,7 @@ def stop_by_budget_after(monkeypatch, steps: int):
     """Make --max-time run out after `steps` steps (a clock that jumps then); returns the step
     callback that counts them."""
     done = {"steps": 0}
-    monkeypatch.setattr(trainer._Clock, "process_seconds",
+    monkeypatch.setattr(timing.TimeSpent, "elapsed",
                         lambda self: 1e9 if done["steps"] >= steps else 0.0)
     return lambda info: done.update(steps=info["global_step"])
 
