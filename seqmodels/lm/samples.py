@@ -56,6 +56,8 @@ def _define_callback():
         global steps (None: at each validation); the prompt defaults to a newline, else the
         vocabulary's first token."""
 
+        seqmodels_own = True  # reads no validation: a budget may skip validations for it
+
         def __init__(self, language_model, every: int | None = None, prompt: str | None = None,
                      temperatures: tuple[float, ...] = (0.8,), length: int = 200, seed: int = 0,
                      show: bool = True) -> None:

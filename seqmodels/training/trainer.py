@@ -381,11 +381,14 @@ class Trainer:
         that the validation at the end of the budget is foreseen."""
         task = self.task
         carried = [(v, v.numpy()) for _, v in task.state_variables()]
-        batches = list(task.validation_batches())
-        x, y = batches[0]
+        shapes, count = {}, 0  # a batch of each shape, without holding the split
+        for batch in task.validation_batches():
+            shapes.setdefault(tuple(batch[0].shape), batch)
+            count += 1
+        x, y = next(iter(shapes.values()))
         with first_traces(), self._timed("compile"):
-            for shape in {b[0].shape: b for b in batches}.values():
-                float(self.eval_step(*shape)[0])
+            for batch in shapes.values():
+                float(self.eval_step(*batch)[0])
         self._validated = True
         with self._timed("validation"):
             start = time.monotonic()
@@ -393,7 +396,7 @@ class Trainer:
             one = time.monotonic() - start
         for var, value in carried:
             var.assign(value)
-        self._validation_estimate = one * len(batches)
+        self._validation_estimate = one * count
 
     def _validation_seconds(self) -> float:
         """Seconds one validation takes with what comes with it (its callbacks, such as

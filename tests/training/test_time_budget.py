@@ -10,6 +10,7 @@ import pytest
 from seqmodels.data.config import DataConfig
 from seqmodels.errors import SeqmodelsError
 from seqmodels.lm.config import WindowConfig
+from seqmodels.lm.samples import Samples
 from seqmodels.lm.train import train
 from seqmodels.models.config import ModelConfig
 from seqmodels.training import checkpoint, timing
@@ -117,6 +118,10 @@ def test_a_budget_skips_validations_past_its_share_but_never_the_last(tmp_path, 
     watched = budget_run(tmp_path, cyclic, "watched", max_time=600.0, options=RunOptions(
         cache_dir=tmp_path / "cache", callbacks=[keras.callbacks.Callback()]))
     assert [r["global_step"] for r in watched.history] == [3, 6, 9]  # a user's callback: all
+    sampled = budget_run(tmp_path, cyclic, "sampled", max_time=600.0, options=RunOptions(
+        cache_dir=tmp_path / "cache", callbacks=[Samples(length=5, show=False)]))
+    assert [r["global_step"] for r in sampled.history] == [9]  # samples read no validation
+    assert (sampled.path / "samples.txt").read_text().count("step 9") == 1
     unbudgeted = budget_run(tmp_path, cyclic, "unbudgeted")
     assert [r["global_step"] for r in unbudgeted.history] == [3, 6, 9]
     for a, b in zip(*(checkpoint.read(RunDir(r.path).latest_checkpoint()).arrays["weights"]
