@@ -381,7 +381,16 @@ def train_for(prepared, data, model, config, windows, budget: float, seed: int =
         test = evaluate_ids(run.model, prepared.splits.test, context=context or windows.seq_len)
     return {"test": test.cross_entropy, "bits_per_char": test.bits_per_char,
             "steps": int(last["global_step"]), "model": run.model,
-            "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history)}
+            "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history),
+            "around": around_steps(run.time_spent)}
+
+
+def around_steps(spent: dict[str, float]) -> float:
+    """The share of a run's training time (all but start-up) that went around the steps."""
+    from seqmodels.training.timing import OVERHEAD
+
+    training = sum(spent.values()) - spent["startup"]
+    return sum(spent[part] for part in OVERHEAD) / training if training else 0.0
 
 
 def quality(budget: float, seed: int = 1) -> None:

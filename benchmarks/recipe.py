@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     fields = {cls: {f.name for f in dataclasses.fields(cls)}
               for cls in (DataConfig, ModelConfig, TrainConfig, WindowConfig)}
     print(f"{f'variant ({args.corpus}, {args.budget})':<34}{'test nats/token':>16}"
-          f"{'bits/char':>10}{'steps':>8}{'tokens/s':>10}", flush=True)
+          f"{'bits/char':>10}{'steps':>8}{'tokens/s':>10}{'around steps':>14}", flush=True)
     with tempfile.TemporaryDirectory(prefix="seqmodels-recipe-") as tmp:
         corpus = corpus_files(args.corpus, tmp)
         for name in args.only or VARIANTS:
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
             result = train_for(prepared, data, model, config, windows, budget,
                                context=EVAL_CONTEXT)
             print(f"{name:<34}{result['test']:>16.3f}{result['bits_per_char']:>10.3f}"
-                  f"{result['steps']:>8,}{result['tokens_per_s']:>10,.0f}", flush=True)
+                  f"{result['steps']:>8,}{result['tokens_per_s']:>10,.0f}"
+                  f"{result['around']:>14.1%}", flush=True)
             if args.samples:
                 [sample] = result["model"].generate("\n", 60, SamplingConfig(temperature=0.8,
                                                                              seed=1))
