@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import gc
 import sys
 import warnings
 from collections.abc import Iterator
@@ -49,10 +50,11 @@ class _Group(CommandGroup):
             with _warnings_on_stderr(), settings_shown_as(option_name):
                 return super().invoke(ctx)
         except SeqmodelsError as exc:  # its settings named as this command line's options
-            code = getattr(exc, "exit_code", 1)
+            code, message = getattr(exc, "exit_code", 1), _one_line(cli_message(exc))
+            exc.__context__ = exc.__traceback__ = None  # what the error's frames held may go
             if code == 1:
-                raise click.ClickException(_one_line(cli_message(exc))) from None
-            click.echo(_one_line(cli_message(exc)), err=True)
+                raise click.ClickException(message) from None
+            click.echo(message, err=True)
             ctx.exit(code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -105,7 +107,10 @@ def main() -> None:
 
     mark_process_start()  # a --max-time budget counts from here
     record_ctrl_c()
-    cli(prog_name="seqmodels", auto_envvar_prefix="SEQMODELS")
+    try:
+        cli(prog_name="seqmodels", auto_envvar_prefix="SEQMODELS")
+    finally:  # an error's frames may hold objects (TensorFlow's all-reduce thread pool) whose
+        gc.collect()  # finalizers fail once the interpreter shuts down: they run here instead
 
 
 if __name__ == "__main__":  # pragma: no cover
