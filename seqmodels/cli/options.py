@@ -404,10 +404,10 @@ def run_options(defaults: TrainConfig):
     """How a run goes: time budget, seeds, checkpoints, logging, what to do on NaN."""
     return lambda f: stack([
         click.option("--max-time", callback=duration, default=None,
-                     help="Budget for each process's training loop such as 90s, 10m, 2h "
-                          "(start-up and the last validation come on top); stops cleanly and "
-                          "keeps the best model. A resumed run keeps its budget; 'none' removes "
-                          "it."),
+                     help="Wall-time budget of the whole command such as 90s, 10m, 2h "
+                          "(start-up, compilation and the last validation included); stops "
+                          "cleanly and keeps the best model. A resumed run keeps its budget; "
+                          "'none' removes it."),
         click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=defaults.seed,
                      show_default=True, help="Seed for initialisation, shuffling and dropout."),
         click.option("--deterministic", is_flag=True, help="Enable TensorFlow op determinism."),
@@ -417,7 +417,10 @@ def run_options(defaults: TrainConfig):
         click.option("--eval-every", type=click.IntRange(min=1), default=defaults.eval_every,
                      help="Validate every N steps as well as at each epoch's end and when "
                           "training stops [default: often enough for validation to take about "
-                          "5% of the training time, and at least 100 steps apart]."),
+                          "5% of the training time, and at least 100 steps apart; under "
+                          "--max-time, validations past 3% of the budget are skipped, but for "
+                          "the last, unless --eval-every, --patience, --schedule plateau or a "
+                          "--callback needs them]."),
         click.option("--steps-per-epoch", type=click.IntRange(min=1),
                      default=defaults.steps_per_epoch,
                      help="Cap the steps of each epoch (quick runs)."),

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from seqmodels.data.windows import fixed_pipeline
 from seqmodels.files import write_json_atomic
 from seqmodels.forecast.prepare import Prepared
 from seqmodels.forecast.run import SCALER_FORMAT
@@ -49,7 +50,8 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
 
     def dataset(epoch: int):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))
-        return tf.data.Dataset.from_tensor_slices(starts[order]).batch(B).map(make_batch)
+        return fixed_pipeline(tf.data.Dataset.from_tensor_slices(starts[order]).batch(B)
+                              .map(make_batch))
 
     def validation_batches():  # windows of the validation part; their mean squared error
         return ((x, y) for x, y, _ in data.window_chunks(1))  # is in scaled units

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,6 +134,7 @@ def evaluate_ids(
     """
     from tqdm import tqdm
 
+    from seqmodels.backend import first_traces
     from seqmodels.data.windows import window_dataset
 
     ids = np.asarray(ids)
@@ -160,17 +162,19 @@ def evaluate_ids(
         else:
             if context < 1:
                 raise SeqmodelsError("`context` must be at least 1")
-            if "windowed" not in model._cache:
+            new = "windowed" not in model._cache  # its first pass traces each batch shape
+            if new:
                 model._cache["windowed"] = metric_step(model.network)
             step = model._cache["windowed"]
             usable = (n // context) * context
             if usable == 0:
                 raise SeqmodelsError(f"the text has {len(ids)} tokens, too few for one "
                                      f"window of `context` {context}")
-            for x, y in window_dataset(ids[: usable + 1], context, batch_size):
-                s, a, b = step(x, y)
-                total, top1, top5 = total + float(s), top1 + int(a), top5 + int(b)
-                bar.update(int(x.shape[0] * x.shape[1]))
+            with first_traces() if new else nullcontext():
+                for x, y in window_dataset(ids[: usable + 1], context, batch_size):
+                    s, a, b = step(x, y)
+                    total, top1, top5 = total + float(s), top1 + int(a), top5 + int(b)
+                    bar.update(int(x.shape[0] * x.shape[1]))
             n = usable
     ce = total / n
     if not math.isfinite(ce):

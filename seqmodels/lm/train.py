@@ -90,6 +90,8 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
     dist = make_distribution(options.strategy, options.cluster, options.worker_index)
     if dist is not None and dist.is_chief and options.strategy == "multi-worker":
         _check_run_dir(out, resume)
+    if dist is not None and dist.workers > 1:  # a budget counts from when every worker is up,
+        options = dataclasses.replace(options, started=time.monotonic())  # not the wait
     run_dir = resume if resume is not None else out
     try:
         with cluster_errors(dist, run_dir or "RUN"):
@@ -288,7 +290,7 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
                     "train": config.to_json(), "windows": windows.to_json(), "vocab_size": V}
         p, stop_reason, best = trainer.train_as_worker(run.path if resuming else None)
         held = LanguageModel(best, model_config, tokenizer, settings)
-        return Run(None, settings, held, p.history, stop_reason)
+        return Run(None, settings, held, p.history, stop_reason, time_spent=trainer.time_spent)
     if resuming:
         settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
     else:

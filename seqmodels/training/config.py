@@ -39,7 +39,7 @@ class TrainConfig:
     clipnorm: float | None = 1.0  # global norm; None: off
     clipvalue: float | None = None
     patience: int | None = None  # early stopping on validation loss
-    max_time: float | None = None  # seconds of wall clock
+    max_time: float | None = None  # seconds of wall clock, from the start of the command/call
     seed: int = 0
     deterministic: bool = False
     checkpoint_every: int | None = None  # steps; a checkpoint is also written every epoch
@@ -106,7 +106,7 @@ class TrainConfig:
 
     def resume_plan(self, epochs_done: int) -> str:
         """What a run resumed with these settings does, in words (settings marked): which limit
-        stops it first. A budget counts each process's training anew."""
+        stops it first. A budget counts each process anew, from its start."""
         if self.epochs <= epochs_done:
             return (f"no training: its {self.epochs} epoch(s) are done (a larger `epochs` trains "
                     f"on)")
@@ -123,8 +123,9 @@ class TrainConfig:
 
 @dataclass
 class RunOptions:
-    """How this process runs a training: nothing here is stored with the run or changes what it
-    learns, so a resumed run may be given other options."""
+    """How this process runs a training: nothing here is stored with the run, so a resumed run
+    may be given other options (`started` moves where a `max_time` budget ends, so it may
+    change how far training gets)."""
 
     progress: bool = False  # progress bars and messages on stderr
     log_every: int | None = None  # also a progress line every that many steps

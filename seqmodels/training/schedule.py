@@ -9,7 +9,8 @@ from seqmodels.training.config import TrainConfig
 
 def schedule_lr(config: TrainConfig, epoch: int, step: int, steps_per_epoch: int,
                 plateau_lr: float | None = None, seconds: float = 0.0) -> float:
-    """Learning rate at (epoch, step), `seconds` into this process's `max_time` budget.
+    """Learning rate at (epoch, step), `seconds` into this process's `max_time` budget (scaled
+    by the Trainer so that the budget's foreseen last step is at `max_time`).
 
     plateau keeps its own state in plateau_lr; cosine decays to 0 at the last step of the last
     epoch or at the end of the budget, whichever comes first; `warmup` ramps the rate up

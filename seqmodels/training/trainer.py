@@ -34,7 +34,7 @@ from seqmodels.training.timing import TimeSpent
 MAX_ROLLBACKS = 3
 BUDGET_VALIDATION_SHARE = 0.03  # of a `max_time` budget, at most, for validations before the last
 RESERVE_MARGIN, RESERVE_SECONDS = 1.15, 0.5  # on the foreseen end of a budgeted run
-COUNTED = "this process's start-up and the final validation included"  # what a budget counts
+COUNTED = "start-up and the final validation included"  # what a `max_time` budget counts
 
 
 @dataclass
@@ -220,7 +220,10 @@ class Trainer:
                                               *(task.training or (task.objective,
                                                                   task.forward)))
         self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
-        self._validated = False  # the first validation traces the evaluation step
+        self._eval_shapes: set[tuple] = set()  # batch shapes the evaluation step has compiled
+        self._compiled = False  # the first training step traces and compiles
+        self._scheduled = 0.0  # the budget's seconds the schedule has reached
+        self._records: int | None = None  # history rows written by this process
 
     def _timed(self, part: str):
         """Count a block's wall time to part of the run's time (training.timing)."""
@@ -312,9 +315,13 @@ class Trainer:
         return True
 
     def _write_records(self, run: RunDir, p: Progress) -> None:
-        """The history and its plot from the validations in the progress."""
+        """The history and its plot from the validations in the progress (when this process
+        has not written them as they are)."""
+        if self._records == len(p.history):
+            return
         with self._write("history", run):
             run.write_history(p.history, self.task.loss_label)
+        self._records = len(p.history)
 
     # ------------------------------------------------------------------ the loop
 
@@ -330,10 +337,10 @@ class Trainer:
             callbacks.set_params({**(callbacks.params or {}), "run_dir": str(run)})
             with self._timed("callbacks"):
                 callbacks.on_train_begin()
-        if self.config.max_time and not self._validated:
-            self._foresee_validation()
         try:
             with _stop_requests() as stop:
+                if self.config.max_time and p.epoch < self.config.epochs:
+                    self._foresee_validation()
                 while True:
                     try:
                         reason = self._epochs(run, p, clock, stop)
@@ -367,13 +374,22 @@ class Trainer:
         for x, y in self.task.validation_batches():
             if watch is not None and watch["signals"] > signals:
                 raise _SignalWhileValidating
-            with (first_traces() if not self._validated else nullcontext(),
-                  self._timed("compile") if not self._validated else nullcontext()):
-                s, n = self.eval_step(x, y)
-                total, count = total + float(s), count + int(n)
-            self._validated = True
+            s, n = self._evaluate(x, y)
+            total, count = total + s, count + n
         loss = total / count
         return loss if self.distribution is None else self.distribution.chief_value(loss)
+
+    def _evaluate(self, x, y) -> tuple[float, int]:
+        """One validation batch: the sum of its losses and their count (a batch of a shape not
+        seen before traces and compiles the evaluation step: counted as compilation)."""
+        shape = tuple(x.shape)
+        first = shape not in self._eval_shapes
+        with first_traces() if first else nullcontext(), (
+                self._timed("compile") if first else nullcontext()):
+            s, n = self.eval_step(x, y)
+            s, n = float(s), int(n)
+        self._eval_shapes.add(shape)
+        return s, n
 
     def _foresee_validation(self) -> None:
         """Under a budget: compile the evaluation step for the shapes of the validation
@@ -382,21 +398,22 @@ class Trainer:
         task = self.task
         carried = [(v, v.numpy()) for _, v in task.state_variables()]
         shapes, count = {}, 0  # a batch of each shape, without holding the split
-        for batch in task.validation_batches():
-            shapes.setdefault(tuple(batch[0].shape), batch)
-            count += 1
-        x, y = next(iter(shapes.values()))
-        with first_traces(), self._timed("compile"):
-            for batch in shapes.values():
-                float(self.eval_step(*batch)[0])
-        self._validated = True
         with self._timed("validation"):
             start = time.monotonic()
-            float(self.eval_step(x, y)[0])
-            one = time.monotonic() - start
+            for batch in task.validation_batches():
+                shapes.setdefault(tuple(batch[0].shape), batch)
+                count += 1
+            reading = time.monotonic() - start
+        for batch in shapes.values():
+            self._evaluate(*batch)  # compiles it
+        if shapes:
+            with self._timed("validation"):
+                start = time.monotonic()
+                float(self.eval_step(*next(iter(shapes.values())))[0])
+                one = time.monotonic() - start
+            self._validation_estimate = one * count + reading
         for var, value in carried:
             var.assign(value)
-        self._validation_estimate = one * count
 
     def _validation_seconds(self) -> float:
         """Seconds one validation takes with what comes with it (its callbacks, such as
@@ -412,18 +429,20 @@ class Trainer:
             self._validation_seconds() + writes.get("checkpoint", 0.0)
             + writes.get("history", 0.0))
 
-    def _out_of_time(self) -> bool:
-        """Whether the `max_time` budget, counted from this process's start and its end
-        foreseen (_reserve), is spent."""
+    def _out_of_time(self, ahead: float = 0.0) -> bool:
+        """Whether the `max_time` budget, counted from the command's start (or the call's) with
+        its end foreseen (_reserve) and `ahead` seconds more, is spent."""
         budget = self.config.max_time
-        return bool(budget) and self.time.elapsed() + self._reserve() >= budget
+        return bool(budget) and self.time.elapsed() + ahead + self._reserve() >= budget
 
     def _affordable(self) -> bool:
         """Whether a validation before the final one keeps this process's validations within
-        BUDGET_VALIDATION_SHARE of the budget (always without a budget, with `eval_every`
-        given, or with Keras callbacks of the user's, which read every epoch's validation)."""
-        config = self.config
-        if config.eval_every is not None or self._epoch_validations:
+        BUDGET_VALIDATION_SHARE of the budget. Always without a budget; with `eval_every`
+        given; with Keras callbacks of the user's, `patience` or the plateau schedule, which
+        read every validation; and with several workers, which must all validate together."""
+        config, dist = self.config, self.distribution
+        if (config.eval_every is not None or self._epoch_validations or config.patience
+                or config.schedule == "plateau" or (dist is not None and dist.workers > 1)):
             return True
         return validation_affordable(self.time.here["validation"], self._validation_seconds(),
                                      config.max_time)
@@ -455,7 +474,9 @@ class Trainer:
         if not budget:
             return clock.process_seconds()
         training = budget - (self.time.began - self.time.started) - self._reserve()
-        return self.time.training() * budget / max(1e-3, training)
+        scaled = self.time.training() * budget / max(1e-3, training)
+        self._scheduled = max(self._scheduled, scaled)  # a shrinking reserve never turns it back
+        return self._scheduled
 
     def _schedule_seconds(self, clock: _Clock) -> float:
         """_budget_seconds, the chief's under several workers (each worker's own clock would
@@ -614,10 +635,11 @@ class Trainer:
                         with self._timed("callbacks"):
                             callbacks.on_train_batch_begin(p.step)
                     t0 = time.perf_counter()
-                    first = not shown["steps"]  # of this process: it compiles
+                    first = not self._compiled  # of this process: it compiles
                     with (first_traces() if p.step == start else nullcontext(),
                           self._timed("compile") if first else nullcontext()):
                         loss, norm, finite = self.train_step(x, y)
+                    self._compiled = True
                     loss, norm = float(loss), float(norm)
                     now = time.perf_counter()
                     if not bool(finite):
@@ -651,11 +673,13 @@ class Trainer:
                     if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                         checkpoint_now()
                     asked = callbacks is not None and bool(task.net.stop_training)
-                    code = self._stop_code(stop, self._out_of_time() or asked,
-                                           self._budget_seconds(clock))
+                    due = validation_due(p, every, steps) and (  # now, or at the epoch's end
+                        epoch + 1 == config.epochs and p.step >= steps or self._affordable())
+                    ahead = self._validation_seconds() if due else 0.0  # no room left after
+                    code = self._stop_code(stop, self._out_of_time(ahead) or asked,  # it: it is
+                                           self._budget_seconds(clock))  # the final one
                     if validation_due(p, every, steps, stopping=bool(code)) and (
-                            code or p.step < steps and self._affordable()):  # (an epoch's
-                        # end validates below)
+                            code or p.step < steps and due):  # (an epoch's end validates below)
                         stats = self._validate(run, p, stats, lr, epoch, p.step, clock, board,
                                                stop)
                         self._write_records(run, p)

@@ -305,13 +305,14 @@ def test_resume_says_which_limit_stops_it_and_the_summary_what_resume_would_do(t
     assert result.exit_code == 0, result.output
     assert (f"Next: seqmodels train --resume {out} trains for another 2s (its --max-time; give "
             f"another, or --max-time none to stop at --epochs 100000 only).") in result.stderr
-    assert ("budget: 100000 epoch(s) or 2s (this process's start-up and the final validation "
-            "included), whichever comes first; validation on") in result.stderr
+    assert ("budget: 100000 epoch(s) or 2s (start-up and the final validation included), "
+            "whichever comes first; validation on") in result.stderr
     assert re.search(r"^Time: [\d.]+ s in all: start-up [\d.]+ s \([\d.]+%\), compilation .*"
                      r"% of the training time went around the steps\.$", result.stderr, re.M)
     result = train("--resume", str(out), "--sample-every", "0")
     assert ("budget: on to epoch 100000 or for another 2s, whichever comes first (the run's "
-            "--max-time; a new one replaces it)") in result.stderr
+            "--max-time; a new one replaces it); the budget: start-up and the final validation "
+            "included; validation on") in result.stderr
     done = tmp_path / "run's done"  # shell-quoted in the hint (issue 34)
     result = train(str(corpus), "--epochs", "1", "--out", str(done), "--sample-every", "0",
                    *small)

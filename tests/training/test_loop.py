@@ -149,17 +149,18 @@ def test_l2_raises_the_loss_by_the_expected_amount():
     assert float(pen1) == pytest.approx(expected, rel=1e-5)
 
 
-def test_max_time_stops_within_budget_plus_one_step(tmp_path, cyclic):
+def test_max_time_is_the_wall_time_of_the_call(tmp_path, cyclic):
     stamps = []
+    called = time.monotonic()
     run = train(DataConfig(corpus=[str(cyclic)]), ModelConfig(**TINY),
-                TrainConfig(epochs=10_000, batch_size=8, max_time=2.0),
+                TrainConfig(epochs=10_000, batch_size=8, max_time=6.0),
                 WindowConfig(seq_len=16), out=tmp_path / "budget",
                 options=options(tmp_path, lambda info: stamps.append(time.monotonic())))
-    assert run.stop_reason == "max-time"
-    gaps = np.diff(stamps)
-    longest_step = float(np.max(gaps)) if len(gaps) else 0.0
-    # the clock starts just before the first step; the first step includes tracing
-    assert stamps[-1] - stamps[0] <= 2.0 + longest_step
+    took = time.monotonic() - called
+    assert run.stop_reason == "max-time" and len(stamps) > 10
+    longest_step = float(np.max(np.diff(stamps)))
+    # the budget counts the call's start-up, the final validation and the writes too
+    assert took <= 6.0 + longest_step + 1.0
     assert (run.path / "model.keras").is_file() and RunDir(run.path).latest_checkpoint() is not None
 
 

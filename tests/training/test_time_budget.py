@@ -122,6 +122,8 @@ def test_a_budget_skips_validations_past_its_share_but_never_the_last(tmp_path, 
         cache_dir=tmp_path / "cache", callbacks=[Samples(length=5, show=False)]))
     assert [r["global_step"] for r in sampled.history] == [9]  # samples read no validation
     assert (sampled.path / "samples.txt").read_text().count("step 9") == 1
+    patient = budget_run(tmp_path, cyclic, "patient", max_time=600.0, patience=5)
+    assert [r["global_step"] for r in patient.history] == [3, 6, 9]  # patience counts them all
     unbudgeted = budget_run(tmp_path, cyclic, "unbudgeted")
     assert [r["global_step"] for r in unbudgeted.history] == [3, 6, 9]
     for a, b in zip(*(checkpoint.read(RunDir(r.path).latest_checkpoint()).arrays["weights"]
