@@ -373,6 +373,7 @@ def train_for(prepared, data, model, config, windows, budget: float, seed: int =
 
     from seqmodels.lm.evaluate import evaluate_ids
     from seqmodels.lm.train import train
+    from seqmodels.training.timing import around_steps
 
     config = dataclasses.replace(config, max_time=budget, epochs=10_000, seed=seed)
     with tempfile.TemporaryDirectory(prefix="seqmodels-quality-") as tmp:
@@ -383,14 +384,6 @@ def train_for(prepared, data, model, config, windows, budget: float, seed: int =
             "steps": int(last["global_step"]), "model": run.model,
             "tokens_per_s": last["tokens"] / sum(r["seconds"] for r in run.history),
             "around": around_steps(run.time_spent)}
-
-
-def around_steps(spent: dict[str, float]) -> float:
-    """The share of a run's training time (all but start-up) that went around the steps."""
-    from seqmodels.training.timing import OVERHEAD
-
-    training = sum(spent.values()) - spent["startup"]
-    return sum(spent[part] for part in OVERHEAD) / training if training else 0.0
 
 
 def quality(budget: float, seed: int = 1) -> None:

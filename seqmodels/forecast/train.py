@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,7 @@ def train_forecaster(series: SeriesConfig | None = None, model: ModelConfig | No
     runs/<date>-<cell>-series), or go on with the run in `resume`, its settings kept but for
     `changes` (epochs, max_time, on_nan, xla). model defaults to default_model(), config to
     default_train_config(); of `options`, progress, log_every and callbacks apply."""
-    options = (options or RunOptions()).validate()
-    if options.started is None:  # a budget counts from here
-        options = dataclasses.replace(options, started=time.monotonic())
+    options = (options or RunOptions()).validate().starting()  # a budget counts from here
     if options.strategy != "default":
         raise SeqmodelsError("forecasters train on one device; `strategy` applies to language "
                              "models")

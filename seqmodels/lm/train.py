@@ -52,9 +52,7 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
     weights and, for the tokens the vocabularies share, its rows. `options` say how this process
     runs: progress, workers, strategy, callbacks, cache. A cluster worker that is not the chief
     writes no run directory and returns a Run whose path is None."""
-    options = (options or RunOptions()).validate()
-    if options.started is None:  # a budget counts from here
-        options = dataclasses.replace(options, started=time.monotonic())
+    options = (options or RunOptions()).validate().starting()  # a budget counts from here
     start = model if isinstance(model, LanguageModel) else None
     if resume is not None:
         given = [name for name, value in (("data", data), ("model", model), ("config", config),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,10 @@ class RunOptions:
     use_cache: bool = True  # False: neither read nor write that cache
     # the time.monotonic() a `max_time` budget counts from (None: the call that trains)
     started: float | None = None
+
+    def starting(self) -> RunOptions:
+        """These options with `started` set to now when it is unset (a call that trains)."""
+        return self if self.started is not None else replace(self, started=time.monotonic())
 
     def validate(self) -> RunOptions:
         """Raise SeqmodelsError for options that cannot work together."""

@@ -82,10 +82,14 @@ class TimeSpent:
         wall = sum(totals.values()) or 1.0
         shown = [f"{LABELS[p]} {s:.1f} s ({100 * s / wall:.1f}%)" for p, s in totals.items()
                  if s >= 0.05 or p == "steps"]
-        outside = sum(totals[p] for p in OVERHEAD)
         return (f"Time: {wall:.1f} s in all: {', '.join(shown)}; "
-                f"{100 * outside / max(1e-9, wall - totals['startup']):.1f}% of the training "
-                f"time went around the steps.")
+                f"{around_steps(totals):.1%} of the training time went around the steps.")
+
+
+def around_steps(totals: dict[str, float]) -> float:
+    """The share of a run's training time (all but start-up) that went around the steps."""
+    training = sum(totals.values()) - totals["startup"]
+    return sum(totals[part] for part in OVERHEAD) / training if training > 0 else 0.0
 
 
 

@@ -162,10 +162,6 @@ class _Clock:
         """Wall seconds since the run began, all processes together."""
         return self.before + time.monotonic() - self.started
 
-    def process_seconds(self) -> float:
-        """Wall seconds since this process began training."""
-        return time.monotonic() - self.started
-
 
 def validation_due(p: Progress, every: int, steps: int, stopping: bool = False) -> bool:
     """Whether to validate now: at an epoch's end, at every `every`-th global step (the same
@@ -399,19 +395,16 @@ class Trainer:
         carried = [(v, v.numpy()) for _, v in task.state_variables()]
         shapes, count = {}, 0  # a batch of each shape, without holding the split
         with self._timed("validation"):
-            start = time.monotonic()
             for batch in task.validation_batches():
                 shapes.setdefault(tuple(batch[0].shape), batch)
                 count += 1
-            reading = time.monotonic() - start
+        reading = self.time.last["validation"]
         for batch in shapes.values():
             self._evaluate(*batch)  # compiles it
         if shapes:
             with self._timed("validation"):
-                start = time.monotonic()
                 float(self.eval_step(*next(iter(shapes.values())))[0])
-                one = time.monotonic() - start
-            self._validation_estimate = one * count + reading
+            self._validation_estimate = self.time.last["validation"] * count + reading
         for var, value in carried:
             var.assign(value)
 
@@ -435,17 +428,26 @@ class Trainer:
         budget = self.config.max_time
         return bool(budget) and self.time.elapsed() + ahead + self._reserve() >= budget
 
+    def _skips_validations(self) -> bool:
+        """Whether a budget may skip validations before the final one: not with `eval_every`
+        given; nor with Keras callbacks of the user's, `patience` or the plateau schedule,
+        which read every validation; nor with several workers, who must validate together."""
+        config, dist = self.config, self.distribution
+        return bool(config.max_time) and not (
+            config.eval_every is not None or self._epoch_validations or config.patience
+            or config.schedule == "plateau" or (dist is not None and dist.workers > 1))
+
     def _affordable(self) -> bool:
         """Whether a validation before the final one keeps this process's validations within
-        BUDGET_VALIDATION_SHARE of the budget. Always without a budget; with `eval_every`
-        given; with Keras callbacks of the user's, `patience` or the plateau schedule, which
-        read every validation; and with several workers, which must all validate together."""
-        config, dist = self.config, self.distribution
-        if (config.eval_every is not None or self._epoch_validations or config.patience
-                or config.schedule == "plateau" or (dist is not None and dist.workers > 1)):
-            return True
-        return validation_affordable(self.time.here["validation"], self._validation_seconds(),
-                                     config.max_time)
+        BUDGET_VALIDATION_SHARE of the budget (always where none is skipped)."""
+        return not self._skips_validations() or validation_affordable(
+            self.time.here["validation"], self._validation_seconds(), self.config.max_time)
+
+    def _validation_allowed(self, p: Progress, every: int, steps: int, epoch: int) -> bool:
+        """Whether a validation is due now (on the schedule, or at the epoch's end) and the
+        budget lets it happen (the last epoch's end always)."""
+        last = epoch + 1 == self.config.epochs and p.step >= steps
+        return validation_due(p, every, steps) and (last or self._affordable())
 
     def _batches(self, epoch: int, start: int):
         """The epoch's batches from step `start` on, split over the replicas if distributed."""
@@ -466,23 +468,23 @@ class Trainer:
         code = SIGNAL if stop["signal"] is not None else MAX_TIME if out_of_time else NO_STOP
         return code if self.distribution is None else self.distribution.agree(code, seconds)
 
-    def _budget_seconds(self, clock: _Clock) -> float:
+    def _budget_seconds(self) -> float:
         """Seconds of training in this process as a time-based schedule counts them: scaled
         so that the budget's foreseen last step is at `max_time` (start-up and the run's end
         take their part of it)."""
         budget = self.config.max_time
         if not budget:
-            return clock.process_seconds()
+            return self.time.training()
         training = budget - (self.time.began - self.time.started) - self._reserve()
         scaled = self.time.training() * budget / max(1e-3, training)
         self._scheduled = max(self._scheduled, scaled)  # a shrinking reserve never turns it back
         return self._scheduled
 
-    def _schedule_seconds(self, clock: _Clock) -> float:
+    def _schedule_seconds(self) -> float:
         """_budget_seconds, the chief's under several workers (each worker's own clock would
         give each its own learning rate)."""
         if self.distribution is None or self.distribution.workers == 1:
-            return self._budget_seconds(clock)
+            return self._budget_seconds()
         return self.distribution.chief_seconds
 
     def _roll_back_or_stop(self, run: RunDir, p: Progress, what: str) -> None:
@@ -519,14 +521,13 @@ class Trainer:
                       f"{config.epochs} epoch(s) or {duration_text(config.max_time)} ({COUNTED}),"
                       f" whichever comes first")
             start = ""
-        when = (f"at each epoch's end{f', every {every:,} steps' if every < task.steps else ''}"
-                f" and when training stops")
-        if config.max_time:
-            if p.global_step and config.epochs > p.epoch:
-                budget += f"; the budget: {COUNTED}"
-            if not (config.eval_every is not None or self._epoch_validations):
-                when = (f"when training stops, and {when.split(' and ')[0]} while validations "
-                        f"take at most {BUDGET_VALIDATION_SHARE:.0%} of the budget")
+        cadence = f"at each epoch's end{f', every {every:,} steps' if every < task.steps else ''}"
+        when = f"{cadence} and when training stops"
+        if config.max_time and p.global_step and config.epochs > p.epoch:
+            budget += f"; the budget: {COUNTED}"
+        if self._skips_validations():
+            when = (f"when training stops, and {cadence} while validations take at most "
+                    f"{BUDGET_VALIDATION_SHARE:.0%} of the budget")
         tqdm.write(render(
             f"Training in {run}: {start}{task.net.count_params():,} parameters, "
             f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; "
@@ -586,10 +587,9 @@ class Trainer:
                 p.plateau_lr = lr / p.lr_scale * config.decay_factor
         row = p.history[-1]
         if self.callbacks is not None:
-            start = time.monotonic()
             with self._timed("callbacks"):
                 self.callbacks.on_test_end({"loss": val_loss, **metrics})
-            self._at_validation = time.monotonic() - start
+            self._at_validation = self.time.last["callbacks"]
         _log(board, run, p.global_step, {f"validation/{k}": row[k] for k in
                                     ("val_loss", *metrics, "tokens_per_s")})
         if self.progress:
@@ -629,7 +629,7 @@ class Trainer:
                 last, start = time.perf_counter(), p.step
                 for x, y in self._batches(epoch, p.step):
                     lr = schedule_lr(config, epoch, p.step, steps, p.plateau_lr,
-                                     self._schedule_seconds(clock)) * p.lr_scale
+                                     self._schedule_seconds()) * p.lr_scale
                     self.optimizer.learning_rate.assign(lr)
                     if callbacks is not None:
                         with self._timed("callbacks"):
@@ -673,11 +673,12 @@ class Trainer:
                     if config.checkpoint_every and p.global_step % config.checkpoint_every == 0:
                         checkpoint_now()
                     asked = callbacks is not None and bool(task.net.stop_training)
-                    due = validation_due(p, every, steps) and (  # now, or at the epoch's end
-                        epoch + 1 == config.epochs and p.step >= steps or self._affordable())
-                    ahead = self._validation_seconds() if due else 0.0  # no room left after
-                    code = self._stop_code(stop, self._out_of_time(ahead) or asked,  # it: it is
-                                           self._budget_seconds(clock))  # the final one
+                    # a validation due now or at the epoch's end that would leave the budget no
+                    # room after it is the final one: training stops here
+                    due = self._validation_allowed(p, every, steps, epoch)
+                    ahead = self._validation_seconds() if due else 0.0
+                    code = self._stop_code(stop, self._out_of_time(ahead) or asked,
+                                           self._budget_seconds())
                     if validation_due(p, every, steps, stopping=bool(code)) and (
                             code or p.step < steps and due):  # (an epoch's end validates below)
                         stats = self._validate(run, p, stats, lr, epoch, p.step, clock, board,
@@ -694,8 +695,7 @@ class Trainer:
                     if callbacks is not None and task.net.stop_training:  # asked at validation
                         checkpoint_now()
                         return "callback"
-            if validation_due(p, every, steps) and (  # the epoch's end; a budget may skip
-                    epoch + 1 == config.epochs or self._affordable()):  # all but the last
+            if self._validation_allowed(p, every, steps, epoch):  # the epoch's end
                 stats = self._validate(run, p, stats, lr, epoch, steps, clock, board, stop)
             p.epoch, p.step = epoch + 1, 0
             checkpoint_now()
@@ -707,7 +707,7 @@ class Trainer:
                     return "callback"
             if config.patience and p.epochs_without_improvement >= config.patience:
                 return "early-stopping"
-            if self._stop_code(stop, False, self._budget_seconds(clock)) == SIGNAL:
+            if self._stop_code(stop, False, self._budget_seconds()) == SIGNAL:
                 return "signal"
         return "completed"
 
