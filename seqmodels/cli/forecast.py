@@ -57,7 +57,7 @@ def forecast() -> None:
     """Forecast numeric time series from CSV files with LSTM/GRU/SimpleRNN regression.
 
     CSV is a file path or a built-in series (co2, sunspots, nile: real public-domain data
-    installed with seqmodels). Needs the extra: pip install 'seqmodels[forecast]'.
+    installed with seqmodels). Needs the extra: pip install 'seqmodels-rnn[forecast]'.
     """
 
 

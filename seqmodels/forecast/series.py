@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from seqmodels import settings
+from seqmodels.distribution import pip_install
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import expand_user
 
@@ -41,7 +42,7 @@ BUILTIN_SERIES = {
     "nile": BuiltinSeries("year", "volume", "yearly Nile flow at Aswan, 1871-1970"),
 }
 DATA_FOLDER = Path(__file__).parent / "data"
-EXTRA_HINT = "pip install 'seqmodels[forecast]'"
+EXTRA_HINT = pip_install("forecast")
 
 
 def require_pandas():

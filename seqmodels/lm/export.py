@@ -18,6 +18,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seqmodels.distribution import pip_install
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import require_utf8
 from seqmodels.training.rundir import RunDir
@@ -289,8 +290,7 @@ def _import_tf2onnx():
     try:
         import tf2onnx
     except ImportError:
-        raise SeqmodelsError("ONNX export needs tf2onnx: pip install 'seqmodels[onnx]'"
-                             ) from None
+        raise SeqmodelsError(f"ONNX export needs tf2onnx: {pip_install('onnx')}") from None
     return tf2onnx
 
 

