@@ -284,3 +284,57 @@ def test_a_callback_that_fails_as_keras_sets_it_up_is_one_line(tmp_path, cyclic,
         "SetParams", "set_params")
     assert len(lines) == 1 and f"TypeError: {what} boom" in lines[0], result.stderr
     assert "--resume" not in lines[0]
+
+
+class ReadsTheOptimizer(keras.callbacks.Callback):
+    """Reads what W&B's WandbMetricsLogger reads: model.optimizer's learning rate (a variable,
+    a tensor or a schedule) and its iterations, at every batch and epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def _read(self, when):
+        optimizer = self.model.optimizer
+        rate = optimizer.learning_rate
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            rate = rate(optimizer.iterations)
+        self.rows.append((when, int(keras.ops.convert_to_numpy(optimizer.iterations)),
+                          float(keras.ops.convert_to_numpy(rate)),
+                          optimizer.get_config()["name"]))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._read("batch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._read("epoch")
+
+
+def test_tracker_callbacks_read_the_optimizer_and_write_their_files(tmp_path, cyclic):
+    """Trackers read model.optimizer (it failed: the network was never compiled), may not set
+    it (the loop sets the rate), and the saved model holds no optimizer state."""
+    reader = ReadsTheOptimizer()
+    board, log = tmp_path / "board", tmp_path / "log.csv"
+    run = train(DataConfig(corpus=[str(cyclic)]), TINY, settings(lr=0.003), WINDOWS,
+                out=tmp_path / "run", options=RunOptions(callbacks=[
+                    reader, keras.callbacks.TensorBoard(str(board), write_graph=False),
+                    keras.callbacks.CSVLogger(str(log))]))
+    batches = [row for row in reader.rows if row[0] == "batch"]
+    assert [row[1] for row in batches] == list(range(1, 11))  # 2 epochs of 5 steps
+    assert {round(row[2], 6) for row in reader.rows} == {0.003}
+    assert {row[3].split("_")[0] for row in reader.rows} == {"adam"}
+    assert [row[1] for row in reader.rows if row[0] == "epoch"] == [5, 10]
+    with open(log) as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert list(board.rglob("events.out.tfevents.*"))
+    assert not hasattr(run.model.network, "optimizer") or run.model.network.optimizer is None
+
+
+def test_a_callback_cannot_change_the_optimizer(tmp_path, cyclic):
+    class Replaces(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.model.optimizer = keras.optimizers.SGD()
+
+    with pytest.raises(SeqmodelsError, match="cannot replace model.optimizer.*do not apply"):
+        train(DataConfig(corpus=[str(cyclic)]), TINY, settings(), WINDOWS,
+              out=tmp_path / "run", options=RunOptions(callbacks=[Replaces()]))
