@@ -43,16 +43,34 @@ def check_address_space(need: int = MIN_ADDRESS_SPACE) -> None:
                              f"thread more); raise the limit (ulimit -v unlimited)")
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables while TensorFlow and Keras load (they read them then), and
+    put the user's own back afterwards: importing seqmodels' models leaves os.environ as it
+    was."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def import_tf():
     """Return the tensorflow module without its CUDA-probe and oneDNN start-up chatter."""
-    if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
-        os.environ["KERAS_BACKEND"] = "tensorflow"
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     check_address_space()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
-    with contextlib.nullcontext() if verbose else native_stderr_muted():
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")  # the user's, or warnings and up
+    loading = {"TF_CPP_MIN_LOG_LEVEL": level}
+    if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
+        loading["KERAS_BACKEND"] = "tensorflow"
+    with environment(**loading), (contextlib.nullcontext() if level in ("0", "1")
+                                  else native_stderr_muted()):
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at first use
@@ -67,7 +85,9 @@ def import_keras():
     imported on another backend is refused with one line.
     """
     import_tf()
-    import keras
+    with environment(KERAS_BACKEND="tensorflow") if "keras" not in sys.modules else (
+            contextlib.nullcontext()):
+        import keras
 
     backend = keras.backend.backend()
     if backend != "tensorflow":

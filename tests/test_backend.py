@@ -22,6 +22,24 @@ def test_keras_backend_in_the_environment_is_overridden():
     assert done.stdout.strip() == "tensorflow"
 
 
+def test_loading_tensorflow_leaves_the_users_environment_as_it_was():
+    """TF_CPP_MIN_LOG_LEVEL and KERAS_BACKEND are set while TensorFlow and Keras load, then
+    put back; TensorFlow's C++ logging keeps the quiet level it read (no INFO lines when XLA
+    compiles afterwards)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
+                                                           "KERAS_BACKEND")}
+    code = ("import os; from seqmodels.backend import import_keras; k = import_keras(); "
+            "import tensorflow as tf; "
+            "f = tf.function(lambda x: tf.matmul(x, x), jit_compile=True); f(tf.ones((2, 2))); "
+            "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), os.environ.get('KERAS_BACKEND'), "
+            "k.backend.backend())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "None", "tensorflow"]
+    assert not [line for line in done.stderr.splitlines() if line.startswith("I0000")]
+
+
 def test_keras_imported_on_another_backend_is_refused_in_one_line(monkeypatch):
     import pytest
 

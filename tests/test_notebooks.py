@@ -77,3 +77,15 @@ def test_notebook_runs(path, kernel_env, tmp_path):
               if o.output_type == "error"]
     assert not errors
     assert any(kernel_env.iterdir())  # it wrote its files to the temporary folder
+
+
+def test_a_notebook_kernel_gets_the_notebook_bar(kernel_env, tmp_path):
+    """Under ipykernel stderr is not a terminal: the bar is tqdm's notebook widget, shown."""
+    code = ("from tqdm.notebook import tqdm_notebook\n"
+            "from seqmodels.progress import in_notebook, progress_bar\n"
+            "bar = progress_bar(total=3)\n"
+            "print(in_notebook(), isinstance(bar, tqdm_notebook), bar.disable)")
+    nb = execute(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path)
+    printed = "".join(o["text"] for o in nb.cells[0].outputs
+                      if o.output_type == "stream" and o["name"] == "stdout")
+    assert printed.split() == ["True", "True", "False"]

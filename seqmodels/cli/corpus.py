@@ -8,14 +8,20 @@ from pathlib import Path
 
 import click
 
-from seqmodels.cli.options import NamedPath, data_config_from, data_options, window_options
+from seqmodels.cli.options import (
+    NamedPath,
+    data_config_from,
+    data_options,
+    json_option,
+    window_options,
+)
 from seqmodels.lm.config import WindowConfig
 
 
 @click.command()
 @data_options
 @window_options(WindowConfig())
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 @click.option("--export", type=NamedPath(dir_okay=False), default=None,
               help="Also write the corpus text (decoded, normalised) to this file.")
 @click.option("--force", is_flag=True, help="Let --export replace an existing file.")

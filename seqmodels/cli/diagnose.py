@@ -6,7 +6,7 @@ import json
 
 import click
 
-from seqmodels.cli.options import Finite, NamedPath
+from seqmodels.cli.options import Finite, NamedPath, json_option
 from seqmodels.data.config import LEVELS
 from seqmodels.diagnostics.gradient_norms import DEFAULT_CELLS
 
@@ -37,7 +37,7 @@ FRESH_ONLY = ("cells", "units", "corpus", "level", "recurrent_scale")
 @click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
 @click.option("--cache-dir", type=NamedPath(file_okay=False), default=None,
               help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 def diagnose(run, cells, units, seq_len, batch_size, corpus, level, recurrent_scale, seed, plot,
              force, cache_dir, as_json) -> None:
     """Measure ||dL_T/dh_t|| back through time: vanishing, exploding or healthy gradients.

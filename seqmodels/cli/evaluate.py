@@ -6,7 +6,7 @@ import json
 
 import click
 
-from seqmodels.cli.options import NamedPath
+from seqmodels.cli.options import NamedPath, json_option
 
 
 @click.command()
@@ -19,7 +19,7 @@ from seqmodels.cli.options import NamedPath
                    "[default: carry the state through the whole text].")
 @click.option("--cache-dir", type=NamedPath(file_okay=False), default=None,
               help="Where encoded corpora are cached [default: ~/.cache/seqmodels].")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate(run, corpus, context, cache_dir, as_json, quiet) -> None:
     """Loss (per token and per character), perplexity and accuracy of a trained RUN on

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from seqmodels.cli.options import NamedPath
+from seqmodels.cli.options import NamedPath, json_option
 
 # seqmodels.lm.export.FORMATS, without importing TensorFlow
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -17,12 +19,14 @@ FORMATS = ("savedmodel", "tflite", "onnx")
               help="savedmodel: a folder for TensorFlow Serving and tf.saved_model.load, with "
                    "a whole-sequence signature and a one-step one; tflite: a file holding the "
                    "one-step signature, for phones and microcontrollers; onnx: a file holding the "
-                   "one-step signature, for ONNX Runtime (needs seqmodels[onnx]).")
+                   "one-step signature, for ONNX Runtime (needs the extra: pip install "
+                   "'seqmodels-rnn[onnx]').")
 @click.option("--out", type=NamedPath(), default=None,
               help="Where to write [default: RUN/export/model (savedmodel) or "
                    "RUN/export/model.tflite or model.onnx].")
 @click.option("--force", is_flag=True, help="Replace an earlier export at --out.")
-def export(run, fmt, out, force) -> None:
+@json_option("what was written")
+def export(run, fmt, out, force, as_json) -> None:
     """Export RUN's best model for serving, with a one-step signature (token ids + state ->
     logits + state) so a server or an app generates with O(1) work per token."""
     from seqmodels.lm.export import check_export
@@ -34,4 +38,5 @@ def export(run, fmt, out, force) -> None:
         out = RunDir(export_folder(resolve(run))).export_path(fmt)
     out = check_export(fmt, out, force)  # before loading
     written = LanguageModel.load(run).export(fmt, out, force)
-    click.echo(str(written))
+    click.echo(json.dumps({"run": str(run), "format": fmt, "path": str(written)}) if as_json
+               else str(written))

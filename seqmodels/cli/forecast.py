@@ -14,6 +14,7 @@ from seqmodels.cli.options import (
     check_resume_options,
     config_file_option,
     config_from,
+    json_option,
     model_options,
     optimizer_options,
     resume_changes,
@@ -88,6 +89,7 @@ def forecast() -> None:
 @optimizer_options(default_train_config())
 @run_options(default_train_config())
 @resume_options("<cell>-series")
+@json_option("the run's path and results")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
 def train(csv, **kw) -> None:
     """Train a forecaster on CSV (a file or a built-in series) into a run directory."""
@@ -107,7 +109,14 @@ def train(csv, **kw) -> None:
         for note in run.notes:
             click.echo(f"note: {note}", err=True)
         click.echo(_summary(run), err=True)
-    click.echo(str(run.path))
+    if kw["as_json"]:
+        best = run.best_val_loss
+        click.echo(json.dumps({"run": str(run.path), "stop_reason": run.stop_reason,
+                               "epochs": epochs_done(run.history), "best_val_loss": best,
+                               "best_val_rmse": run.best_val_rmse if best is not None else None,
+                               "target": run.series.target}))
+    else:
+        click.echo(str(run.path))
 
 
 def _check_options(ctx: click.Context, csv: str | None, kw: dict) -> None:
@@ -141,7 +150,7 @@ def _summary(run) -> str:
               help=f"Where to write the test-split plot [default: RUN/{RunDir.FORECAST_PLOT}].")
 @click.option("--no-plot", is_flag=True, help="Write no plot.")
 @click.option("--force", is_flag=True, help="Let --plot replace an existing file.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option()
 def evaluate(run, csv, season, plot, no_plot, force, as_json) -> None:
     """MAE, RMSE, sMAPE on the test split (original units) next to naive baselines.
 
@@ -193,7 +202,8 @@ def _inputs(run: str, csv: str | None) -> list:
 @forecast.command()
 @click.argument("run", type=NamedPath(file_okay=False))
 @click.argument("csv")
-def predict(run, csv) -> None:
+@json_option("the forecast")
+def predict(run, csv, as_json) -> None:
     """Print the next H values after the end of CSV, as CSV (with timestamps when regular)."""
     _needs_pandas()
     import csv as csv_module
@@ -205,6 +215,11 @@ def predict(run, csv) -> None:
     loaded = load_forecast_run(run)
     when, values, header = predict_future(
         loaded, csv, on_note=lambda note: click.echo(f"note: {note}", err=True))
+    if as_json:
+        click.echo(json.dumps({"run": str(run), "time": header, "target": loaded.series.target,
+                               "forecast": [{"time": t, "value": float(v)}
+                                            for t, v in zip(when, values)]}))
+        return
     out = io.StringIO()
     rows = csv_module.writer(out, lineterminator="\n")  # quotes a name holding a comma
     rows.writerow([header, loaded.series.target])

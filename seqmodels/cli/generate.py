@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from seqmodels.cli.options import Finite, NamedPath, given_options, option_name
+from seqmodels.cli.options import Finite, NamedPath, given_options, json_option, option_name
+from seqmodels.cli.outputs import TerminalText
 from seqmodels.lm.beam import MAX_BEAM
 from seqmodels.lm.generate import MAX_SEED, SamplingConfig
 
@@ -57,19 +58,28 @@ def _prompt(ctx, param, value: str | None) -> str | None:
                    "at once; :keep carries the state from one to the next, :choose N lets you "
                    "pick each token among the N likeliest (:help lists the commands).")
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
-              show_default=True)
+              show_default=True,
+              help="text, or jsonl: one JSON line per sample (a stream of them; --json prints "
+                   "one object).")
+@json_option("the samples")
 @click.pass_context
 def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, seed, stop_at,
-             skip_unknown, beam, length_penalty, interactive, fmt) -> None:
+             skip_unknown, beam, length_penalty, interactive, fmt, as_json) -> None:
     """Generate text from a trained RUN, streaming a single sample as it is produced (or the
     likeliest continuations, with --beam)."""
     if stop_at == "":
         raise click.BadParameter("an empty text would end every sample at once; give the text "
                                  "to stop at", param_hint="--stop-at")
     given = given_options(ctx)
+    if as_json and "fmt" in given:
+        raise click.UsageError("--json prints one object; --format jsonl streams a line per "
+                               "sample: give one of them")
+    if as_json:
+        fmt = "json"
     if interactive:
         given = [option_name(name) for name in ("prompt", "num_samples", "stop_at", "beam",
-                                                "length_penalty", "fmt") if name in given]
+                                                "length_penalty", "fmt", "as_json")
+                 if name in given]
         if given:
             raise click.UsageError(f"--interactive reads its prompts as you type them, one "
                                    f"sample at a time: {', '.join(given)} do not apply")
@@ -101,18 +111,21 @@ def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, s
     check_request(length, num_samples, stop_at, sampling)  # before the model loads
     stream = num_samples == 1 and fmt == "text"
     model = LanguageModel.load(run)
+    shown = TerminalText()
     samples = model.generate(prompt, length, sampling, num_samples, stop_at,
-                             on_text=(lambda piece: click.echo(piece, nl=False)) if stream
+                             on_text=(lambda piece: click.echo(shown(piece), nl=False)) if stream
                              else None, skip_unknown=skip_unknown)
     if stream:
         click.echo()
     elif fmt == "jsonl":
         for i, sample in enumerate(samples):
-            click.echo(json.dumps({"sample": i, **sample}, ensure_ascii=False))
+            click.echo(shown(json.dumps({"sample": i, **sample}, ensure_ascii=False)))
+    elif fmt == "json":
+        click.echo(shown(_one_object(samples)))
     else:
         for i, sample in enumerate(samples):
             click.echo(f"--- sample {i + 1} ---")
-            click.echo(sample["prompt"] + sample["text"])
+            click.echo(shown(sample["prompt"] + sample["text"]))
 
 
 def _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_unknown,
@@ -123,14 +136,24 @@ def _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_
     model = LanguageModel.load(run)
     samples = model.beam_search(prompt, length, beam, num_samples, stop_at, length_penalty,
                                 skip_unknown)
+    shown = TerminalText()
+    if fmt == "json":
+        click.echo(shown(_one_object(samples)))
+        return
     for i, sample in enumerate(samples):
         if fmt == "jsonl":
-            click.echo(json.dumps({"sample": i, **sample}, ensure_ascii=False))
+            click.echo(shown(json.dumps({"sample": i, **sample}, ensure_ascii=False)))
             continue
         if num_samples > 1:
             click.echo(f"--- continuation {i + 1} (log-probability {sample['log_prob']:.3f}, "
                        f"{sample['tokens']} tokens) ---")
-        click.echo(sample["prompt"] + sample["text"])
+        click.echo(shown(sample["prompt"] + sample["text"]))
+
+
+def _one_object(samples: list[dict]) -> str:
+    """--json: every sample in one JSON object."""
+    return json.dumps({"samples": [{"sample": i, **sample} for i, sample in enumerate(samples)]},
+                      ensure_ascii=False)
 
 
 def _interactive(run, length: int, sampling: SamplingConfig) -> None:
@@ -142,8 +165,10 @@ def _interactive(run, length: int, sampling: SamplingConfig) -> None:
     check_request(length, 1, None, sampling)
     model = LanguageModel.load(run)
 
+    shown = TerminalText()
+
     def write(text: str) -> None:
-        click.echo(text, nl=False)
+        click.echo(shown(text), nl=False)
         sys.stdout.flush()
 
     run_session(model, sampling, length, input, write)

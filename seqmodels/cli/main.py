@@ -22,6 +22,7 @@ from seqmodels.cli.generate import generate
 from seqmodels.cli.options import CommandGroup, cli_message, option_name
 from seqmodels.cli.train import train
 from seqmodels.errors import SeqmodelsError, render, settings_shown_as
+from seqmodels.progress import messages_shown
 
 
 def _one_line(message: object) -> str:
@@ -47,7 +48,7 @@ class _Group(CommandGroup):
 
     def invoke(self, ctx: click.Context):
         try:
-            with _warnings_on_stderr(), settings_shown_as(option_name):
+            with _warnings_on_stderr(), settings_shown_as(option_name), messages_shown():
                 return super().invoke(ctx)
         except SeqmodelsError as exc:  # its settings named as this command line's options
             code, message = getattr(exc, "exit_code", 1), _one_line(cli_message(exc))

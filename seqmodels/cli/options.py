@@ -61,6 +61,53 @@ class CommandGroup(click.Group):
         return name, command, rest
 
 
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options in sections (data, model, training, run) by
+    the settings class each belongs to."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in help_sections()}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                sections[section_of(param.name)].append(record)
+        for name, records in sections.items():
+            if records:
+                with formatter.section(name):
+                    formatter.write_dl(records)
+
+
+def help_sections() -> list[tuple[str, set[str]]]:
+    """(section title, the option names it holds) in the order --help shows them; the last
+    holds everything else."""
+    def names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    return [("Data options (how text becomes tokens)",
+             names(DataConfig) | {"cache_dir", "no_cache", "workers"}),
+            ("Model options", names(ModelConfig) | {"init_from"}),
+            ("Training options", (names(TrainConfig) | names(WindowConfig) | {"no_clip"})
+             - {"tensorboard", "checkpoint_every", "on_nan", "max_time"}),
+            ("Run options (where, how long, what it shows)", set())]
+
+
+def section_of(name: str) -> str:
+    """The help section an option belongs to."""
+    sections = help_sections()
+    for title, names in sections[:-1]:
+        if name in names:
+            return title
+    return sections[-1][0]
+
+
+def json_option(what: str = "the results"):
+    """--json: one JSON object on stdout instead of text, the same flag on every command that
+    prints results (messages stay on stderr)."""
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print {what} as one JSON object on stdout (messages stay on "
+                             f"stderr).")
+
+
 def option_name(setting: str) -> str:
     """The command-line spelling of a setting in the command that runs: max_time -> --max-time;
     corpus -> CORPUS where it is an argument (train), --corpus where an option (evaluate)."""
@@ -325,18 +372,21 @@ def train_config_from(kw: dict[str, Any], **fixed: Any) -> TrainConfig:
     return config_from(TrainConfig, kw, **fixed)
 
 
-def model_options(defaults: ModelConfig, embedding: bool = True):
+def model_options(defaults: ModelConfig, embedding: bool = True, fitted: str = ""):
     """The recurrent stack: cell, depth, width, dropout and penalties (embedding: a language
-    model's token embedding, and dropout on it)."""
+    model's token embedding, and dropout on it; fitted: when the size is fitted instead of the
+    defaults, in words)."""
+    fitted = f" {fitted}" if fitted else ""
 
     def decorate(f):
         options = [
             click.option("--cell", type=click.Choice(CELL_NAMES), default=defaults.cell,
                          show_default=True, help="Recurrent cell (rnn = SimpleRNN)."),
             click.option("--layers", type=click.IntRange(1, MAX_LAYERS), default=defaults.layers,
-                         show_default=True, help="Recurrent layers stacked."),
+                         show_default=True, help=f"Recurrent layers stacked.{fitted}"),
             click.option("--units", type=click.IntRange(min=1), default=defaults.units,
-                         show_default=True, help="Units (hidden size) of each recurrent layer."),
+                         show_default=True,
+                         help=f"Units (hidden size) of each recurrent layer.{fitted}"),
         ]
         if embedding:
             options += [
@@ -396,7 +446,9 @@ def optimizer_options(defaults: TrainConfig, batch_help: str = "Windows per step
                      default=defaults.clipvalue, help="Clip each gradient element to [-v, v]."),
         click.option("--no-clip", is_flag=True, help="No gradient clipping at all."),
         click.option("--patience", type=click.IntRange(min=1), default=defaults.patience,
-                     help="Stop after this many epochs without a better validation loss."),
+                     help="Stop after this many validations without a better validation loss "
+                          "(a validation comes at each epoch's end, and every --eval-every "
+                          "steps)."),
     ], f)
 
 

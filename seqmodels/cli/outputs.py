@@ -1,4 +1,5 @@
-"""What a command's own output file (a plot, an exported text or series) may never replace."""
+"""What a command writes: its own output files (never one it must not replace), and text as
+standard output can write it."""
 
 from __future__ import annotations
 
@@ -27,3 +28,30 @@ def installed_files() -> list[tuple[Path, str]]:
 
     files = [(p, "a built-in series' own file") for p in sorted(DATA_FOLDER.glob("*.csv"))]
     return [*files, (kjv_path(), "the built-in corpus' own file")]
+
+
+class TerminalText:
+    """Text as standard output can write it: characters its encoding (the locale's) lacks are
+    replaced by '?', and a warning says so once, where Python raised UnicodeEncodeError."""
+
+    def __init__(self) -> None:
+        self.warned = False
+
+    def __call__(self, text: str) -> str:
+        import sys
+
+        import click
+
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        try:
+            text.encode(encoding)
+            return text
+        except LookupError:  # an encoding Python does not know: leave it to the stream
+            return text
+        except UnicodeEncodeError:
+            if not self.warned:
+                self.warned = True
+                click.echo(f"warning: standard output's encoding ({encoding}, from the locale) "
+                           f"cannot write some characters of the text; they are shown as '?' "
+                           f"(a UTF-8 locale, such as LC_ALL=C.UTF-8, shows them)", err=True)
+            return text.encode(encoding, "replace").decode(encoding)

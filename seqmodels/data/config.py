@@ -44,6 +44,9 @@ class DataConfig:
     """Everything that decides how text becomes token ids (stored in every run)."""
 
     corpus: list[str] = field(default_factory=list)  # files, dirs, globs or "kjv"; empty: kjv
+    # texts in memory: written once to files named by their content (prepare.write_texts), which
+    # join the corpus, so a run stores paths as for any file
+    texts: list[str] = field(default_factory=list)
     level: str = "char"  # a kind of token (tokenizers.KINDS): char, word, byte, subword
     tokenizer: str | None = None  # word level: nltk (default), treebank, wordpunct, whitespace
     lowercase: bool = False

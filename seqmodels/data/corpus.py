@@ -202,7 +202,8 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
         elif path.is_dir():
             found = sorted(p for p in _text_files(path) if not _samples(p))
             if not found:
-                raise SeqmodelsError(f"directory {spec} holds no .txt files")
+                raise SeqmodelsError(f"directory {spec} holds no .txt files"
+                                     f"{_other_files_hint(spec, path)}")
             sources.extend(Source(str(p), p) for p in found)
         elif _GLOB_CHARS & set(spec):
             found = expand_pattern(spec)
@@ -225,6 +226,28 @@ def resolve_sources(specs: list[str] | tuple[str, ...] | None) -> list[Source]:
     for s in sources:
         unique.setdefault(s.path.resolve() if s.path else s.name, s)
     return list(unique.values())
+
+
+def _other_files_hint(spec: str, folder: Path, look_at: int = 10_000) -> str:
+    """What a folder without .txt files holds, and the quoted glob that reads its commonest
+    kind ('' when it holds no files with a suffix); at most look_at files are looked at."""
+    counts: dict[str, int] = {}
+    seen = 0
+    for _, _, names in os.walk(folder):
+        for name in names:
+            suffix = Path(name).suffix
+            if suffix and not _GLOB_CHARS & set(suffix):
+                counts[suffix] = counts.get(suffix, 0) + 1
+            seen += 1
+        if seen >= look_at:
+            break
+    if not counts:
+        return ""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    held = ", ".join(f"{n:,} {suffix}" for suffix, n in ranked[:3])
+    pattern = os.path.join(spec.rstrip("/") or "/", "**", f"*{ranked[0][0]}")
+    return (f" (it holds {held} files{' among others' if len(ranked) > 3 else ''}); to read "
+            f"them, give a quoted glob such as '{pattern}'")
 
 
 def compact_specs(specs: list[str]) -> list[str]:

@@ -96,11 +96,46 @@ def default_cache_dir() -> Path:
     return Path(base) / "seqmodels"
 
 
+TEXTS = "texts"  # the cache folder's sub-folder of texts given in memory
+
+
+def write_texts(config: DataConfig, cache_dir: str | Path | None = None) -> DataConfig:
+    """The config with its in-memory `texts` written to files named by their SHA-256 under
+    the cache folder's texts/ (once: the same text is the same file) and added to its corpus;
+    the config itself when it has none."""
+    if not config.texts:
+        return config
+    import dataclasses
+
+    from seqmodels.files import write_text_atomic
+
+    if config.encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise SeqmodelsError("`texts` are strings, written as UTF-8: leave `encoding` at utf-8")
+    folder = (Path(cache_dir) if cache_dir else default_cache_dir()) / TEXTS
+    paths = []
+    for i, text in enumerate(config.texts):
+        if not isinstance(text, str):
+            raise SeqmodelsError(f"`texts` holds strings; item {i} is a "
+                                 f"{type(text).__name__}")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates
+            raise SeqmodelsError(f"`texts` item {i} cannot be written as UTF-8 ({exc.reason} at "
+                                 f"character {exc.start})") from None
+        path = folder / f"{hashlib.sha256(data).hexdigest()}.txt"
+        if not path.is_file() or path.stat().st_size != len(data):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, text)
+        paths.append(str(path))
+    base = list(config.corpus) if config.corpus else []
+    return dataclasses.replace(config, corpus=[*base, *paths], texts=[])
+
+
 def cache_key(config: DataConfig, tokenizer: Tokenizer, content_digest: str) -> str:
     """Hash of the corpus bytes and every setting that changes the ids: the tokenizer's
     fingerprint (its settings, stopwords, library versions) among them."""
     settings = config.to_json()
-    for name in ("corpus", "stopwords"):  # the files' contents count, not their names
+    for name in ("corpus", "stopwords", "texts"):  # the files' contents count, not their names
         settings.pop(name)
     settings["tokenizer"] = tokenizer.fingerprint()
     settings["cache_version"] = CACHE_VERSION
@@ -123,6 +158,7 @@ def prepare_corpus(
     number of distinct tokens, not the corpus size.
     """
     check_fractions(config.splits)
+    config = write_texts(config, cache_dir)
     tokenizer = make_tokenizer(config)  # validates level/tokenizer/stopwords early
     sources = resolve_sources(config.corpus)
     digest = stream_digest(sources)

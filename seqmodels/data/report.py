@@ -5,6 +5,9 @@ from __future__ import annotations
 from seqmodels.data.prepare import PreparedCorpus
 from seqmodels.data.windows import num_windows
 
+MANY_CHARACTERS = 200  # a char vocabulary above this many ids gets its rarest listed
+RAREST_SHOWN = 10
+
 
 def corpus_report(prepared: PreparedCorpus, seq_len: int = 100, stride: int | None = None) -> dict:
     """Sizes, vocabulary, coverage, splits and window counts of a prepared corpus."""
@@ -31,12 +34,32 @@ def corpus_report(prepared: PreparedCorpus, seq_len: int = 100, stride: int | No
         "seq_len": seq_len,
         "stride": stride,
         "windows": {k: num_windows(n, seq_len, stride) for k, n in sizes.items()},
+        "rarest": _rarest(prepared) if (config.level == "char"
+                                        and stats["vocab_size"] > MANY_CHARACTERS) else None,
         "cache": {
             "path": str(prepared.cache_path) if prepared.cache_path else None,
             "hit": prepared.cache_hit,
             "error": stats.get("cache_error"),
         },
     }
+
+
+def _rarest(prepared: PreparedCorpus) -> list[list]:
+    """The RAREST_SHOWN rarest ids of the vocabulary as [token, times in the training split]."""
+    import numpy as np
+
+    tokens = prepared.vocab.tokens
+    counts = np.bincount(np.asarray(prepared.splits.train), minlength=len(tokens))
+    order = sorted(range(2, len(tokens)), key=lambda i: (counts[i], i))[:RAREST_SHOWN]
+    return [[tokens[i], int(counts[i])] for i in order]
+
+
+def _rare_hint(r: dict) -> str:
+    """What the rarest characters are and how to leave them out of the vocabulary."""
+    shown = ", ".join(f"{token!r} x{count:,}" for token, count in r["rarest"])
+    keep = max(MANY_CHARACTERS, r["vocab_size"] // 4)
+    return (f"{shown}; --min-freq 5 or --max-vocab {keep} would read the rare ones as <unk> "
+            f"(a smaller output layer, fewer ids the model sees too seldom to learn)")
 
 
 def format_corpus_report(r: dict) -> str:
@@ -56,6 +79,7 @@ def format_corpus_report(r: dict) -> str:
                    f"{r['characters_per_token']:.2f} characters per token)"),
         ("vocabulary", f"{r['vocab_size']:,} ids incl. <pad>, <unk> "
                        f"({r['distinct_train_tokens']:,} distinct training tokens, {how})"),
+        *([("rarest", _rare_hint(r))] if r.get("rarest") else []),
         ("coverage", f"{100 * r['train_coverage']:.2f}% of training tokens"),
         ("held-out OOV", f"{100 * r['held_out_oov_rate']:.2f}% "
                          f"({r['held_out_oov']:,} of {r['held_out_tokens']:,} val+test tokens)"),

@@ -26,6 +26,7 @@ from seqmodels.data.tokenizers import Tokenizer, tokenizer_from_config
 from seqmodels.data.vocab import UNK_ID, Vocabulary
 from seqmodels.errors import SeqmodelsError
 from seqmodels.interrupts import check_ctrl_c
+from seqmodels.progress import progress_bar
 
 BLOCK_TOKENS = 1 << 18  # ids counted or remapped at a time (1 MB of provisional ids)
 PROVISIONAL = np.dtype("<u4")
@@ -267,8 +268,6 @@ def write_ids(
     split_at(n) gives the end of the training split of n tokens; vocab_from_counts(counts)
     builds the vocabulary from the training split's token counts (the tokenizer's fit).
     """
-    from tqdm import tqdm
-
     total = sum(s.path.stat().st_size for s in sources if not s.builtin)
     workers = default_workers() if workers is None else workers
     if workers < 1:
@@ -279,8 +278,8 @@ def write_ids(
     words: dict[str, int] = {}  # token -> provisional id (when ids are not code points)
     n, blank, top = 0, True, 0
     prov_path = out / "provisional.u32"
-    bar = tqdm(total=total or None, desc="preparing", unit="B", unit_scale=True,
-               unit_divisor=1024, disable=None if progress else True, leave=False)
+    bar = progress_bar(total=total or None, desc="preparing", unit="B", unit_scale=True,
+                       unit_divisor=1024, show=progress, leave=False)
     results = _results(iter(_jobs(reader, chunk_bytes)), tokenizer, workers)
     with bar, open(prov_path, "wb") as prov, closing(results):  # a failure here ends the
         for result in results:  # workers at once, not when the generator is collected

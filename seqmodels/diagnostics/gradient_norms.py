@@ -31,6 +31,7 @@ from seqmodels.errors import SeqmodelsError
 from seqmodels.models import reference as ref
 from seqmodels.models.config import CELL_NAMES
 from seqmodels.plotting import one_at_a_time
+from seqmodels.progress import progress_bar
 
 if TYPE_CHECKING:
     from seqmodels.lm.model import LanguageModel
@@ -117,8 +118,6 @@ def check_memory(batch_size: int, seq_len: int, vocab_size: int, widths: list[in
 def gradient_norms(model: LanguageModel, x: np.ndarray, y: np.ndarray,
                    layer: int = -1) -> np.ndarray:
     """Mean over the batch of ||dL_T/dh_t|| for t = 1..T, (T,), by unrolling the cells."""
-    from tqdm import tqdm
-
     from seqmodels.backend import import_tf
 
     tf = import_tf()
@@ -134,8 +133,8 @@ def gradient_norms(model: LanguageModel, x: np.ndarray, y: np.ndarray,
                   for rl, n in zip(layers, model.state_counts, strict=True)]
         watched = []  # h_t of the chosen layer, t = 1..T, (B, H) each
         # a long -T takes minutes: a bar on a terminal after 2 s shows that it is not stuck
-        for t in tqdm(range(steps), desc=f"unrolling {steps:,} steps (then the backward pass)",
-                      delay=2, leave=False, disable=None, unit="step"):
+        for t in progress_bar(range(steps), delay=2, leave=False, unit="step",
+                              desc=f"unrolling {steps:,} steps (then the backward pass)"):
             h = inputs[:, t]  # (B, E)
             for i, rl in enumerate(layers):
                 h, new = rl.cell(h, states[i], training=False)  # (B, H)
@@ -338,7 +337,20 @@ def format_table(diagnosis: Diagnosis) -> str:
                      f"(slope {c.slope:+.4f})  spectral radius {radius}")
     lines.append(f"(vanishing: rate < {VANISHING_RATE}; exploding: rate > {EXPLODING_RATE}; "
                  f"fitted over T - t = 1..{t - 1})")
+    verdicts = {c.verdict for c in diagnosis.cells}
+    lines.extend(ADVICE[v] for v in ("vanishing", "exploding") if v in verdicts)
     return "\n".join(lines)
+
+
+ADVICE = {  # what to try, by verdict, in the train command's options
+    "vanishing": ("What to try when gradients vanish: a gated cell (train --cell lstm or gru) "
+                  "keeps them over long spans where SimpleRNN loses them; with a gated cell "
+                  "already, shorter windows (-T) train on what the gradient reaches, and "
+                  "--stateful carries the state from window to window."),
+    "exploding": ("What to try when gradients explode: clip them (train --clipnorm 1, the "
+                  "default; never --no-clip here), lower --lr, or use a gated cell (--cell lstm "
+                  "or gru)."),
+}
 
 
 @one_at_a_time

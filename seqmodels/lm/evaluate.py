@@ -12,6 +12,7 @@ import numpy as np
 
 from seqmodels.data.vocab import UNK_ID
 from seqmodels.errors import SeqmodelsError, UndecodableText
+from seqmodels.progress import progress_bar
 from seqmodels.training.history import perplexity
 
 if TYPE_CHECKING:
@@ -132,8 +133,6 @@ def evaluate_ids(
     predicted from all the text before it. With context=T the text is cut into windows of T
     predictions, each starting from a zero state (what a windowed evaluation measures).
     """
-    from tqdm import tqdm
-
     from seqmodels.backend import first_traces
     from seqmodels.data.windows import window_dataset
 
@@ -142,8 +141,8 @@ def evaluate_ids(
     if n < 1:
         raise SeqmodelsError("evaluation needs at least two tokens")
     total, top1, top5 = 0.0, 0, 0
-    bar = tqdm(total=n, desc="evaluating", unit="tok", unit_scale=True, leave=False,
-               disable=None if progress else True)
+    bar = progress_bar(total=n, desc="evaluating", unit="tok", unit_scale=True, leave=False,
+                       show=progress)
     with bar:
         if context is None:
             if "carried" not in model._cache:  # a twin that carries its state, compiled once

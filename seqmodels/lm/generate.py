@@ -31,7 +31,7 @@ MAX_SEED = 2**31 - 1  # the seed's range
 class SamplingConfig:
     """How to pick each next token."""
 
-    temperature: float = 1.0  # 0: greedy
+    temperature: float = 0.8  # 0: greedy; 0.8, as the samples while training
     top_k: int | None = None
     top_p: float | None = None
     seed: int | None = None

@@ -7,7 +7,6 @@ before the run's checks; `SampleCallback` (Keras, loaded on first use) does the 
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import append_text, check_appendable
+from seqmodels.progress import logger
 
 MAX_SAMPLE_LENGTH = 10_000  # tokens: a glance at the model while it trains, not a book
 
@@ -107,8 +107,6 @@ def _define_callback():
 
         def sample(self) -> list[str]:
             """Write one sample per temperature from the current weights; returns the texts."""
-            from tqdm import tqdm
-
             from seqmodels.training.trainer import stop_requested
 
             path, ids, generators = self._ready
@@ -133,9 +131,9 @@ def _define_callback():
                 for t, text in zip(self.temperatures, texts)))
             if self.show:
                 for t, text in zip(self.temperatures, texts):
-                    shown = text.strip().replace("\n", " / ")[:300]
-                    tqdm.write(f"sample at step {self.global_step} (temperature {t:g}): {shown}",
-                               file=sys.stderr)
+                    shown = text.strip()[:300].replace("\n", "\n    ")  # line breaks as written
+                    logger.info(f"sample at step {self.global_step} (temperature {t:g}):\n"
+                                f"    {shown}")
             return texts
 
     return SampleCallback

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seqmodels.data.config import DataConfig
-from seqmodels.data.prepare import PreparedCorpus, prepare_corpus
+from seqmodels.data.prepare import PreparedCorpus, prepare_corpus, write_texts
 from seqmodels.data.vocab import Vocabulary
 from seqmodels.errors import ResumableError, SeqmodelsError
 from seqmodels.files import require_utf8
 from seqmodels.lm.config import WindowConfig
 from seqmodels.lm.model import LanguageModel, load_network, read_settings
 from seqmodels.models.config import ModelConfig
+from seqmodels.progress import logger
 from seqmodels.training.config import RunOptions, TrainConfig
 from seqmodels.training.history import best_val_loss
 from seqmodels.training.rundir import RunDir, versions
@@ -73,6 +73,7 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
             check_start(start, data)
         data, model = data or DataConfig(), model or ModelConfig()
         config, windows = config or TrainConfig(), windows or WindowConfig()
+        data = write_texts(data, options.cache_dir)  # texts in memory become files
         corpus_to_store(data.corpus)  # before anything is read or written
     model.validate()
     config.validate()
@@ -311,15 +312,13 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
 def full_validation(model: LanguageModel, prepared: PreparedCorpus, windows: WindowConfig,
                     progress: bool) -> float:
     """The best model's loss on the whole validation split, said and returned."""
-    from tqdm import tqdm
-
     from seqmodels.lm.evaluate import evaluate_ids
 
     ids = prepared.splits.val
     context = None if windows.stateful else windows.seq_len
     loss = evaluate_ids(model, ids, context=context, progress=progress).cross_entropy
     if progress:
-        tqdm.write(f"best model on the whole validation split ({len(ids) - 1:,} tokens; "
-                   f"eval_tokens validated the first {windows.eval_tokens:,}): val_loss "
-                   f"{loss:.4f}", file=sys.stderr)
+        logger.info(f"best model on the whole validation split ({len(ids) - 1:,} tokens; "
+                    f"eval_tokens validated the first {windows.eval_tokens:,}): val_loss "
+                    f"{loss:.4f}")
     return loss

@@ -128,7 +128,7 @@ class RunOptions:
     may be given other options (`started` moves where a `max_time` budget ends, so it may
     change how far training gets)."""
 
-    progress: bool = False  # progress bars and messages on stderr
+    progress: bool = False  # progress bars, and messages to the `seqmodels` logger
     log_every: int | None = None  # also a progress line every that many steps
     workers: int | None = None  # processes that tokenize a corpus (None: all cores)
     strategy: str = "default"  # default, mirrored (every local device), multi-worker

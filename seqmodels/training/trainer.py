@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import math
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -23,6 +22,7 @@ from seqmodels.backend import first_traces
 from seqmodels.distribution import pip_install
 from seqmodels.errors import ResumableError, SeqmodelsError, render
 from seqmodels.interrupts import ctrl_c_pressed
+from seqmodels.progress import bar_drawn, logger, progress_bar
 from seqmodels.training import checkpoint
 from seqmodels.training.callbacks import keras_callbacks, logs
 from seqmodels.training.config import TrainConfig, duration_text
@@ -37,6 +37,7 @@ BUDGET_VALIDATION_SHARE = 0.03  # of a `max_time` budget, at most, for validatio
 RESERVE_MARGIN, RESERVE_SECONDS = 1.15, 0.5  # on the foreseen end of a budgeted run
 COUNTED = "start-up and the final validation included"  # what a `max_time` budget counts
 
+LOG_SECONDS = 30.0  # a progress line this often when no bar can be drawn
 
 @dataclass
 class Task:
@@ -194,6 +195,9 @@ class Trainer:
 
         self.task, self.config, self.distribution = task, config, distribution
         self.progress, self.log_every, self.started = progress, log_every, started
+        # where no bar can be drawn (stderr a log file or a pipe), a line every LOG_SECONDS
+        self._log_seconds = (LOG_SECONDS if progress and log_every is None
+                             and not bar_drawn() else None)
         self.time: TimeSpent | None = None  # while training
         self.time_spent: dict[str, float] = {}  # the run's seconds by part, when training ends
         self._writes: dict[str, float] = {}  # seconds of the latest write of each file
@@ -216,7 +220,8 @@ class Trainer:
             self.train_step = make_train_step(distribution, task.net, self.optimizer, config,
                                               *(task.training or (task.objective,
                                                                   task.forward)))
-        self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps)
+        self.callbacks = keras_callbacks(callbacks, task.net, config.epochs, task.steps,
+                                         self.optimizer)
         self._eval_shapes: set[tuple] = set()  # batch shapes the evaluation step has compiled
         self._compiled = False  # the first training step traces and compiles
         self._scheduled = 0.0  # the budget's seconds the schedule has reached
@@ -353,9 +358,7 @@ class Trainer:
                     callbacks.on_train_end(logs(p.history[-1]) if p.history else {})
             self.time_spent = self.time.totals()
         if self.progress:
-            from tqdm import tqdm
-
-            tqdm.write(self.time.summary(), file=sys.stderr)
+            logger.info(self.time.summary())
         if reason == "signal":
             code = 143 if stop["signal"] == signal.SIGTERM else 130  # None: another worker's
             raise Interrupted(f"interrupted; checkpoint saved at epoch {p.epoch + 1}, step "
@@ -510,8 +513,6 @@ class Trainer:
 
     def _announce(self, run: RunDir, p: Progress) -> None:
         """Say what the run will do: where, how big, how long, when it validates."""
-        from tqdm import tqdm
-
         task, config = self.task, self.config
         every = eval_every(config, task.val_tokens, task.batch_tokens)
         if p.global_step:  # resumed: say which limit stops it, the budget counting anew
@@ -529,11 +530,11 @@ class Trainer:
         if self._skips_validations():
             when = (f"when training stops, and {cadence} while validations take at most "
                     f"{BUDGET_VALIDATION_SHARE:.0%} of the budget")
-        tqdm.write(render(
+        logger.info(render(
             f"Training in {run}: {start}{task.net.count_params():,} parameters, "
             f"{task.steps:,} steps per epoch of {task.batch_tokens:,} {task.unit}; "
             f"{task.training_note + '; ' if task.training_note else ''}budget: "
-            f"{budget}; validation on {task.val_tokens:,} {task.unit} {when}."), file=sys.stderr)
+            f"{budget}; validation on {task.val_tokens:,} {task.unit} {when}."))
 
     def _validate(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float, epoch: int,
                   step: int, clock: _Clock, board, stop: dict | None = None) -> IntervalStats:
@@ -548,8 +549,6 @@ class Trainer:
     def _validate_timed(self, run: RunDir, p: Progress, stats: IntervalStats, lr: float,
                         epoch: int, step: int, clock: _Clock, board,
                         stop: dict | None = None) -> IntervalStats:
-        from tqdm import tqdm
-
         task, config = self.task, self.config
         signals = stop["signals"] if stop else 0  # the one that stopped training validates
         carried = [(v, v.numpy()) for _, v in task.state_variables()]  # validation must not
@@ -598,14 +597,12 @@ class Trainer:
                               for k in metrics)
             where = f"epoch {epoch + 1}/{config.epochs}" + (f" step {step}" if step < task.steps
                                                               else "")
-            tqdm.write(f"{where}: loss {row['loss']:.4f}  val_loss {val_loss:.4f}  {shown}  "
-                       f"{row['tokens_per_s']:,.0f} {task.unit}/s", file=sys.stderr)
+            logger.info(f"{where}: loss {row['loss']:.4f}  val_loss {val_loss:.4f}  {shown}  "
+                        f"{row['tokens_per_s']:,.0f} {task.unit}/s")
         return IntervalStats()
 
     def _epochs(self, run: RunDir, p: Progress, clock: _Clock, stop: dict) -> str:
         """The loop proper; returns why it ended, or raises _NonFinite."""
-        from tqdm import tqdm
-
         task, config, callbacks = self.task, self.config, self.callbacks
         board = _tensorboard(run) if config.tensorboard else None
         steps = task.steps
@@ -618,14 +615,15 @@ class Trainer:
             p.seconds = clock.run_seconds()
             self._save(run, p, stats)
 
+        logged = time.perf_counter()  # the latest progress line
         for epoch in range(p.epoch, config.epochs):
             if task.start_epoch is not None and p.step == 0:
                 task.start_epoch()
             if callbacks is not None:
                 with self._timed("callbacks"):
                     callbacks.on_epoch_begin(epoch)
-            bar = tqdm(total=steps, initial=p.step, desc=f"epoch {epoch + 1}/{config.epochs}",
-                       unit="step", leave=False, disable=None if self.progress else True)
+            bar = progress_bar(total=steps, initial=p.step, unit="step", leave=False,
+                               desc=f"epoch {epoch + 1}/{config.epochs}", show=self.progress)
             with bar:
                 last, start = time.perf_counter(), p.step
                 for x, y in self._batches(epoch, p.step):
@@ -660,10 +658,13 @@ class Trainer:
                     p.tokens += tokens
                     bar.update()
                     speed = shown["tokens"] / shown["seconds"] if shown["seconds"] else 0.0
-                    bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:,.0f}")
-                    if self.log_every and p.global_step % self.log_every == 0:
-                        tqdm.write(_log_line(epoch, config.epochs, p, steps, loss, norm, speed,
-                                             task.unit), file=sys.stderr)
+                    bar.set_postfix(loss=f"{loss:.3f}", **({"tok_s": f"{speed:,.0f}"} if speed
+                                                          else {}))  # the first step compiles
+                    if (self.log_every and p.global_step % self.log_every == 0) or (
+                            self._log_seconds and now - logged >= self._log_seconds):
+                        logged = now
+                        logger.info(_log_line(epoch, config.epochs, p, steps, loss, norm, speed,
+                                              task.unit))
                     _log(board, run, p.global_step, {"train/loss": loss, "train/lr": lr,
                                                 "train/grad_norm_before_clipping": norm})
                     if callbacks is not None:

@@ -46,6 +46,19 @@ def test_directory_without_txt(tmp_path):
         resolve_sources([str(tmp_path)])
 
 
+def test_a_folder_of_other_files_names_them_and_the_glob_that_reads_them(tmp_path):
+    code = tmp_path / "src"
+    (code / "pkg").mkdir(parents=True)
+    for name in ("a.py", "b.py", "pkg/c.py", "README.md", "Makefile"):
+        (code / name).write_text("x = 1\n")
+    with pytest.raises(SeqmodelsError) as info:
+        resolve_sources([str(code)])
+    assert str(info.value) == (f"directory {code} holds no .txt files (it holds 3 .py, 1 .md "
+                               f"files); to read them, give a quoted glob such as "
+                               f"'{code}/**/*.py'")
+    assert len(resolve_sources([f"{code}/**/*.py"])) == 3
+
+
 def test_undecodable_bytes_name_file_and_offset(tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"good text\n\xff more")

@@ -157,3 +157,39 @@ def test_another_users_cache_entry_is_passed_by_not_fatal(tmp_path, monkeypatch)
     assert "another user's entry?" in got.stats["cache_error"]
     assert not (tmp_path / "c").exists()  # nothing written beside their entry
     assert len(got.splits.train) > 0
+
+
+def test_texts_in_memory_are_files_named_by_their_content(tmp_path):
+    """DataConfig(texts=...): no file to write first; the same text is one cache entry, the
+    same as the file holding it, and a run stores the file's path as for any corpus."""
+    import json
+
+    from seqmodels.data.prepare import write_texts
+    from seqmodels.errors import SeqmodelsError
+    from seqmodels.lm.train import train
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.training.config import TrainConfig
+
+    text = "the cat sat on the mat.\nthe dog sat on the log.\n" * 40
+    cache = tmp_path / "c"
+    first = prepare_corpus(DataConfig(texts=[text]), cache_dir=cache)
+    again = prepare_corpus(DataConfig(texts=[text]), cache_dir=cache)
+    assert not first.cache_hit and again.cache_hit
+    path = tmp_path / "t.txt"
+    path.write_text(text)
+    as_file = prepare_corpus(DataConfig(corpus=[str(path)]), cache_dir=cache)
+    assert as_file.cache_hit and as_file.stats["content_digest"] == first.stats["content_digest"]
+    written = write_texts(DataConfig(texts=[text, "another\n"]), cache)
+    assert written.texts == [] and len(written.corpus) == 2
+    assert open(written.corpus[0], encoding="utf-8").read() == text
+    run = train(DataConfig(texts=[text]), ModelConfig(layers=1, units=8, embedding_dim=4),
+                TrainConfig(epochs=1, batch_size=4, steps_per_epoch=2),
+                __import__("seqmodels").WindowConfig(seq_len=16), out=tmp_path / "run",
+                options=__import__("seqmodels").RunOptions(cache_dir=cache))
+    stored = json.loads((run.path / "config.json").read_text())["data"]
+    assert stored["texts"] == [] and stored["corpus"] == [written.corpus[0]]
+    assert run.model.evaluate().tokens > 0  # the run's test split, read from that file
+    with pytest.raises(SeqmodelsError, match="texts holds strings; item 0 is a bytes"):
+        write_texts(DataConfig(texts=[b"bytes"]), cache)
+    with pytest.raises(SeqmodelsError, match="leave encoding at utf-8"):
+        write_texts(DataConfig(texts=[text], encoding="latin-1"), cache)

@@ -127,3 +127,22 @@ def test_merges_are_learnt_again_where_the_token_split_ends_early(corpus):
     learnt = prepared.stats["tokenizer_bytes"]
     assert learnt < first_share - 100  # learnt again on less than the first share
     assert learnt <= len(prepared.tokenizer().decode(prepared.splits.train).encode())
+
+
+def test_a_char_vocabulary_of_many_rare_characters_lists_the_rarest(tmp_path):
+    """837 distinct characters and not a word about the rare ones: the report lists the rarest
+    and how to leave them out."""
+    rare = "".join(chr(0x4E00 + i) * (1 + i % 3) for i in range(240))  # 240 rare CJK characters
+    path = tmp_path / "many.txt"
+    path.write_text(rare + "\n" + ("the cat sat on the mat.\n" * 400))  # the rare in training
+    prepared = prepare_corpus(DataConfig(corpus=[str(path)]), use_cache=False, workers=1)
+    report = corpus_report(prepared)
+    assert len(report["rarest"]) == 10
+    counts = [count for _, count in report["rarest"]]
+    assert counts == sorted(counts) and counts[0] <= 1
+    text = format_corpus_report(report)
+    line = next(line for line in text.splitlines() if line.startswith("rarest"))
+    assert "--min-freq 5 or --max-vocab" in line and repr(report["rarest"][0][0]) in line
+    few = prepare_corpus(DataConfig(corpus=[str(tmp_path / "few.txt")]), use_cache=False,
+                         workers=1) if (tmp_path / "few.txt").write_text("abc\n" * 50) else None
+    assert corpus_report(few)["rarest"] is None

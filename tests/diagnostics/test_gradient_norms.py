@@ -141,6 +141,10 @@ def test_cli_table_json_and_plot(tmp_path, kjv):
     [cell] = report["cells"]
     assert cell["cell"] == "rnn" and cell["verdict"] == "exploding" and len(cell["norms"]) == 30
     assert report["thresholds"] == {"vanishing_rate_below": 0.95, "exploding_rate_above": 1.05}
+    result = runner.invoke(cli, [*args, "--cells", "rnn", "--recurrent-scale", "3"])
+    assert result.exit_code == 0, result.output
+    assert "What to try when gradients explode: clip them (train --clipnorm 1" in result.output
+    assert "gradients vanish" not in result.output
 
 
 def test_cli_unknown_cell_is_one_line_error():

@@ -101,6 +101,17 @@ def test_predict_prints_h_future_values_with_timestamps(trained):
     assert np.abs(np.array(values) - truth).max() < 0.8  # measured 0.35
 
 
+def test_predict_json_holds_the_same_forecast(trained):
+    data, out = trained
+    text = invoke("predict", out, data).stdout.strip().splitlines()[1:]
+    result = invoke("predict", out, data, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["time"], report["target"]) == ("date", "y")
+    assert [(row["time"], row["value"]) for row in report["forecast"]] == [
+        (line.split(",")[0], float(line.split(",")[1])) for line in text]
+
+
 def test_resume_continues_to_more_epochs(tmp_path):
     data = seasonal_csv(tmp_path / "s.csv", n=200)
     out = tmp_path / "run"

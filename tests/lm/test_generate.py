@@ -163,6 +163,20 @@ def test_generate_cli_text_and_jsonl(runs):
     assert all(r["top_k"] == 3 and r["seed"] == 1 and r["tokens"] == 30 for r in rows)
 
 
+@pytest.mark.parametrize("extra", [["--seed", "1"], ["--num-samples", "2"],
+                                   ["--format", "jsonl"], ["--beam", "2"]])
+def test_a_terminal_that_cannot_show_the_text_gets_question_marks_and_one_warning(runs, extra):
+    """Under LC_ALL=en_US.ISO-8859-1 a Greek prompt ended in a UnicodeEncodeError traceback."""
+    result = CliRunner(charset="latin-1").invoke(cli, [
+        "generate-text", str(runs["byte"]), "--prompt", "the \u03b1\u03b2 caf\u00e9", "-n", "8",
+        *extra])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "\u03b1" not in result.stdout
+    assert "the ?? caf\u00e9" in result.stdout  # what latin-1 has stays
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "latin-1" in warnings[0] and "shown as '?'" in warnings[0]
+
+
 def test_generate_cli_unknown_prompt_is_one_line(runs):
     result = CliRunner().invoke(cli, ["generate", str(runs["char"]), "--prompt", "the ©"])
     assert result.exit_code == 1 and "'©'" in result.output and "--skip-unknown" in result.output

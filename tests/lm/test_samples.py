@@ -57,7 +57,7 @@ def test_the_cli_samples_at_validations_and_not_when_quiet(tmp_path, cyclic):
     assert result.exit_code == 0, result.output
     assert [head for head, _ in entries(tmp_path / "a")] == [
         "step 3, temperature 0.8", "step 6, temperature 0.8"]
-    assert "sample at step 3 (temperature 0.8): " in result.stderr
+    assert "sample at step 3 (temperature 0.8):\n    " in result.stderr
     quiet = CliRunner().invoke(cli, ["train", str(cyclic), "--out", str(tmp_path / "q"), *SMALL,
                                      "-q"])
     assert quiet.exit_code == 0 and not (tmp_path / "q" / SAMPLES_FILE).exists()

@@ -208,6 +208,23 @@ def test_log_every_prints_progress_lines(tmp_path, cyclic):
     assert [line.split(" (")[0] for line in lines] == ["epoch 1/1 step 2/4", "epoch 1/1 step 4/4"]
 
 
+def test_off_a_terminal_a_progress_line_comes_every_so_often(tmp_path, cyclic, monkeypatch):
+    """A run writing to a log file printed nothing for minutes (the bar needs a terminal): a
+    line every LOG_SECONDS (30) stands in for it; --log-every still wins."""
+    from seqmodels.training import trainer
+
+    monkeypatch.setattr(trainer, "LOG_SECONDS", 1e-9)  # every step, here
+    args = ["train", str(cyclic), "--epochs", "1", "--batch-size", "8", "-T", "16",
+            "--layers", "1", "--units", "8", "--steps-per-epoch", "4", "--sample-every", "0"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch 1/1 step")]
+    assert [line.split(" (")[0] for line in lines] == [f"epoch 1/1 step {i}/4" for i in range(1, 5)]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b"), "--log-every", "3"])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch 1/1 step")]
+    assert [line.split(" (")[0] for line in lines] == ["epoch 1/1 step 3/4"]
+
+
 def test_a_signal_during_validation_stops_at_once_and_the_resume_validates(tmp_path, cyclic):
     """H4 (issue 34): SIGTERM waited for the whole validation split (the final validation of a
     budget has no budget); a service manager kills a run that takes that long. The validation
