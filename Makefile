@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SEQ := $(VENV)/bin/seqmodels
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-reliability lint data demo bench pretrained clean
+.PHONY: help install test test-reliability lint docs data demo bench pretrained clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ help: ## list the targets
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,forecast,tensorboard,onnx]'
+	$(PY) -m pip install --quiet -e '.[dev,docs,forecast,tensorboard,onnx]'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install seqmodels (editable) with its dev tools
@@ -31,6 +31,9 @@ test-reliability: install ## kill -9 a training run 20 times (resuming each time
 
 lint: install ## ruff over the package and tests
 	$(VENV)/bin/ruff check seqmodels tests
+
+docs: install ## build the documentation site into site/ (mkdocs, strict: a broken link fails)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 data: data/raw/kjv.txt ## write the built-in corpus to data/raw/kjv.txt
 
