@@ -13,7 +13,8 @@ from seqmodels.cli.options import NamedPath, json_option
 @click.argument("run", type=NamedPath(file_okay=False))
 @click.option("--corpus", "corpus", multiple=True,
               help="Evaluate on this text (file, folder or glob; repeatable) instead of the "
-                   "run's test split.")
+                   "run's test split; the run's own corpus, found elsewhere (a run that moved), "
+                   "scores its test split.")
 @click.option("--context", type=click.IntRange(min=1), default=None,
               help="Windowed evaluation: windows of T predictions from a zero state "
                    "[default: carry the state through the whole text].")

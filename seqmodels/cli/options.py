@@ -505,7 +505,8 @@ def resume_options(what: str):
         click.option("--resume", type=NamedPath(file_okay=False), default=None,
                      help=f"Continue the run in this directory from its last checkpoint, with "
                           f"its saved settings (only {changeable} and how this process runs "
-                          f"can change)."),
+                          f"can change; CORPUS, where a run has moved, only when its content is "
+                          f"the same)."),
     ], f)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ import click
 from seqmodels.cli.options import (
     Finite,
     NamedPath,
+    SectionedCommand,
     check_optimizer_options,
     check_resume_options,
     config_file_option,
@@ -20,6 +22,7 @@ from seqmodels.cli.options import (
     distribution_options,
     eval_tokens_option,
     given_options,
+    json_option,
     model_options,
     optimizer_options,
     option_name,
@@ -57,10 +60,12 @@ def shell_quoted(path: object) -> str:
     return shlex.quote(str(path))
 
 
-@click.command()
+@click.command(cls=SectionedCommand)
 @config_file_option
 @data_options
-@model_options(ModelConfig())
+@model_options(ModelConfig(), fitted="With --max-time at char or byte level and neither "
+               "--layers nor --units given, the size is fitted to the budget (the run's first "
+               "line says which and why).")
 @optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
 @window_options(WindowConfig())
 @eval_tokens_option
@@ -85,6 +90,7 @@ def shell_quoted(path: object) -> str:
                    "the full softmax); validation and evaluation use the full one [default: "
                    f"{AUTO_SAMPLES} for vocabularies of {AUTO_FROM:,} ids or more ranked by "
                    "frequency (char, word, byte), else 0].")
+@json_option("the run's path and results")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars, samples or summary.")
 def train(**kw) -> None:
     """Train a language model on a corpus (default: the built-in kjv) into a run directory."""
@@ -92,13 +98,13 @@ def train(**kw) -> None:
     _check_train_options(ctx, kw)
     resuming = bool(kw["resume"])
     options = run_options_from(kw, [*kw["callback"], *_sampling(kw)])
-    model = _start(ctx, kw) if kw["init_from"] else config_from(ModelConfig, kw)
+    model = _start(ctx, kw) if kw["init_from"] else _model(ctx, kw)
     with resume_hint("seqmodels train"):
         run = train_run(None if resuming else data_config_from(kw),
-                        None if resuming else model,
+                        model,
                         None if resuming else train_config_from(kw),
                         None if resuming else config_from(WindowConfig, kw),
-                        out=kw["out"], resume=kw["resume"], changes=resume_changes(ctx, kw),
+                        out=kw["out"], resume=kw["resume"], changes=_resumed(ctx, kw),
                         options=options)
     if run.path is None:  # a worker that is not the chief
         if not kw["quiet"]:
@@ -107,7 +113,36 @@ def train(**kw) -> None:
         return
     if not kw["quiet"]:
         click.echo(run_summary(run), err=True)
-    click.echo(str(run.path))
+    click.echo(json.dumps(run_results(run)) if kw["as_json"] else str(run.path))
+
+
+def _resumed(ctx: click.Context, kw: dict) -> dict | None:
+    """The changes of a resumed run: its resumable options, and CORPUS where the run's corpus
+    has moved (accepted only when its content is the same)."""
+    changes = resume_changes(ctx, kw)
+    if changes is not None and kw["corpus"]:
+        changes["corpus"] = list(kw["corpus"])
+    return changes
+
+
+def _model(ctx: click.Context, kw: dict) -> ModelConfig | None:
+    """A new run's model settings: the size fitted to --max-time when the options leave it open
+    (the choice said in one line); None when resuming."""
+    if kw["resume"]:
+        return None
+    from seqmodels.lm.sizing import fit_to_budget, fits_budget
+
+    model = config_from(ModelConfig, kw)
+    if (kw["max_time"] and fits_budget(kw["level"]) and kw["strategy"] == "default"
+            and not given_options(ctx) & {"layers", "units"}):
+        from seqmodels.backend import import_tf
+
+        import_tf()
+        fitted = fit_to_budget(model, kw["max_time"])
+        if not kw["quiet"]:
+            click.echo(fitted.reason, err=True)
+        model = fitted.config
+    return model
 
 
 ARCHITECTURE = ("cell", "layers", "units", "embedding_dim")  # what --init-from's model fixes
@@ -153,7 +188,7 @@ def _check_train_options(ctx: click.Context, kw: dict) -> None:
     given = given_options(ctx)
     if kw["init_from"] and kw["resume"]:
         raise click.UsageError("--init-from starts a new run; --resume continues one: give one")
-    check_resume_options(ctx, kw, "CORPUS", bool(kw["corpus"]))
+    check_resume_options(ctx, kw, "CORPUS", False)  # with --resume: the same corpus, moved
     check_optimizer_options(ctx, kw)
     shaping = sorted(given & {"sample_prompt", "sample_temperature", "sample_length"})
     if shaping and (kw["sample_every"] == 0 or (kw["quiet"] and "sample_every" not in given)):
@@ -195,6 +230,18 @@ def run_summary(run) -> str:
                if best is not None else "nothing validated yet")
     return (f"Training {how} {done}: {figures}. Saved in {run.path}. Next: "
             f"{next_step(run.path, run.stop_reason, run.settings['train'])}")
+
+
+def run_results(run) -> dict:
+    """What --json prints: where the run is, how it ended, its best figures, its time."""
+    last = run.history[-1] if run.history else {}
+    best = run.best_val_loss
+    return {"run": str(run.path), "stop_reason": run.stop_reason,
+            "epochs": epochs_done(run.history), "global_step": int(last.get("global_step", 0)),
+            "tokens": int(last.get("tokens", 0)), "best_val_loss": best,
+            "best_val_perplexity": perplexity(best) if best is not None else None,
+            "full_val_loss": run.full_val_loss, "unit": run.model.tokenizer.unit_short,
+            "time_seconds": run.time_spent}
 
 
 def next_step(path, stop_reason: str, train: dict) -> str:

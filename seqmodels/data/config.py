@@ -67,6 +67,19 @@ class DataConfig:
             self.corpus = [os.fspath(c) if isinstance(c, os.PathLike) else c
                            for c in self.corpus]
 
+    def in_run(self, run: str | os.PathLike | None) -> DataConfig:
+        """The settings a run stored, its corpus paths that are relative (files the run holds)
+        resolved against the run's folder."""
+        if run is None or not self.corpus:
+            return self
+        from dataclasses import replace
+
+        from seqmodels.data.corpus import BUILTIN_CORPORA
+
+        corpus = [spec if os.path.isabs(spec) or spec in BUILTIN_CORPORA
+                  else os.path.join(os.fspath(run), spec) for spec in self.corpus]
+        return replace(self, corpus=corpus)
+
     def to_json(self) -> dict:
         """A JSON-ready dict."""
         d = asdict(self)

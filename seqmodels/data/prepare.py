@@ -75,8 +75,10 @@ def corpus_test_ids(config: DataConfig, digest: str | None, vocab: Vocabulary,
     try:
         prepared = prepare_corpus(config, cache_dir=cache_dir, progress=progress)
     except SeqmodelsError as exc:
-        raise SeqmodelsError(f"cannot read the corpus the run was trained on ({exc}); evaluate "
-                             f"other text with `corpus` PATH") from None
+        raise SeqmodelsError(f"cannot read the corpus the run was trained on ({exc}); if it "
+                             f"has moved, give it again as `corpus` PATH (the same files: "
+                             f"their test split is scored), or evaluate other text with "
+                             f"`corpus` PATH") from None
     if digest and prepared.stats["content_digest"] != digest:
         raise SeqmodelsError("the run's corpus has changed since training; evaluate on "
                              "explicit text with `corpus` PATH")

@@ -69,6 +69,12 @@ def text_and_characters(model: LanguageModel, corpus: str | Path | list[str] | N
                                                                      "its vocabulary")), None
     if isinstance(corpus, (str, Path)):  # one file, not the characters of its name
         corpus = [str(corpus)]
+    if _is_the_runs_corpus(model, list(corpus)):  # the run travelled, its corpus given again
+        import dataclasses
+
+        return corpus_test_ids(dataclasses.replace(model.data, corpus=list(corpus)),
+                               model.settings.get("corpus_digest"), tokenizer.vocabulary,
+                               cache_dir, progress), None
     data = model.data
     try:
         read = corpus_text(data, list(corpus))
@@ -77,6 +83,21 @@ def text_and_characters(model: LanguageModel, corpus: str | Path | list[str] | N
                              f"errors {data.errors}): convert the file to "
                              f"{data.encoding}") from None
     return tokenizer.vocabulary.encode(tokenizer.tokenize(read)), len(read)
+
+
+def _is_the_runs_corpus(model: LanguageModel, corpus: list[str]) -> bool:
+    """Whether corpus files hold exactly the corpus the model's run was trained on (the same
+    content digest): then its test split is what is scored, not the whole text."""
+    digest = model.settings.get("corpus_digest") if model.settings else None
+    if not digest:
+        return False
+    from seqmodels.data.chunks import stream_digest
+    from seqmodels.data.corpus import resolve_sources
+
+    try:
+        return stream_digest(resolve_sources(corpus)) == digest
+    except SeqmodelsError:  # unreadable: reading it as text says why
+        return False
 
 
 COUNT_BLOCK = 1 << 18  # tokens decoded at a time when counting characters

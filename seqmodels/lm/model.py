@@ -119,7 +119,7 @@ class LanguageModel:
         """The data settings it was trained with (how its corpus became ids)."""
         if "data" not in self.settings:
             raise SeqmodelsError("this model was not trained in a run, so it has no corpus")
-        return _stored(self.path, DataConfig, self.settings["data"])
+        return _stored(self.path, DataConfig, self.settings["data"]).in_run(self.path)
 
     @property
     def units(self) -> list[int]:

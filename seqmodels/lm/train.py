@@ -62,6 +62,10 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
                                  f"instead of {', '.join(f'`{n}`' for n in given)}")
         stored = read_settings(RunDir(resume))
         data, model, config, windows = _stored_configs(RunDir(resume), stored)
+        changes = dict(changes or {})
+        if changes.get("corpus"):  # the same corpus, found elsewhere: a run that travelled
+            data = dataclasses.replace(data, corpus=corpus_to_store(changes["corpus"]))
+        changes.pop("corpus", None)
         config = config.with_changes(changes)
     else:
         if changes:
@@ -145,7 +149,8 @@ def _stored_configs(run: RunDir, stored: dict) -> tuple:
     """The data, model, training and window settings in a run's config.json; one line naming
     the file when they are unreadable."""
     try:
-        return (DataConfig.from_json(stored["data"]), ModelConfig.from_json(stored["model"]),
+        return (DataConfig.from_json(stored["data"]).in_run(run.path),
+                ModelConfig.from_json(stored["model"]),
                 TrainConfig.from_json(stored["train"]),
                 WindowConfig.from_json(stored.get("windows", {})))
     except SeqmodelsError as exc:
@@ -163,9 +168,11 @@ def absolute_corpus(specs: list[str]) -> list[str]:
 MAX_STORED_CORPUS = 2**19  # bytes of corpus paths config.json keeps (its reader takes 1 MiB)
 
 
-def corpus_to_store(specs: list[str] | None) -> list[str] | None:
-    """The corpus arguments a run's config.json keeps: absolute, and when they would not fit,
-    each folder's stretch of files as its glob (a file added there later then changes the
+def corpus_to_store(specs: list[str] | None, run: str | Path | None = None
+                    ) -> list[str] | None:
+    """The corpus arguments a run's config.json keeps: absolute (relative to the run's folder
+    where they lie inside it, so the run can move with its corpus), and when they would not
+    fit, each folder's stretch of files as its glob (a file added there later then changes the
     corpus, so only then); refused when even those would not fit."""
     import json
 
@@ -176,6 +183,11 @@ def corpus_to_store(specs: list[str] | None) -> list[str] | None:
     stored = absolute_corpus(specs)
     if len(json.dumps(stored)) > MAX_STORED_CORPUS:
         stored = compact_specs(stored)
+    if run is not None:
+        folder = os.path.abspath(run)
+        stored = [os.path.relpath(s, folder) if os.path.isabs(s) and
+                  os.path.commonpath([s, folder]) == folder and s != folder else s
+                  for s in stored]
     size = len(json.dumps(stored))
     if size > MAX_STORED_CORPUS:
         raise SeqmodelsError(f"`corpus` names {len(specs):,} files one by one ({size / 1e6:.1f} MB "
@@ -254,8 +266,10 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
     digest = prepared.stats["content_digest"]
     if resuming:
         if stored.get("corpus_digest") not in (None, digest):
-            raise SeqmodelsError(f"the corpus has changed since {run} was trained; start a new "
-                                 f"run instead of resuming")
+            raise SeqmodelsError(f"the corpus ({', '.join(data.corpus[:3])}"
+                                 f"{' ...' if len(data.corpus) > 3 else ''}) is not the one {run} "
+                                 f"was trained on: its content differs; give the same files as "
+                                 f"`corpus`, or start a new run")
         if run.latest_checkpoint() is not None or run.vocab.exists():
             check_resumable(run, prepared.vocab)  # before anything is trained or written
     steps_per_epoch(prepared, config, windows)  # every split holds a window, or one line
@@ -291,9 +305,11 @@ def _train(dist, data: DataConfig, model_config: ModelConfig, config: TrainConfi
         held = LanguageModel(best, model_config, tokenizer, settings)
         return Run(None, settings, held, p.history, stop_reason, time_spent=trainer.time_spent)
     if resuming:
-        settings = {**stored, "train": config.to_json()}  # the new epochs, budget...
+        settings = {**stored, "train": config.to_json(),  # the new epochs, budget...
+                    "data": {**stored["data"],  # the corpus where it is now
+                             "corpus": corpus_to_store(data.corpus, run.path)}}
     else:
-        data.corpus = corpus_to_store(data.corpus)  # so the run works from any folder
+        data.corpus = corpus_to_store(data.corpus, run_dir)  # so the run works from any folder
         settings = {"kind": "language-model", "data": data.to_json(),
                     "model": model_config.to_json(), "train": config.to_json(),
                     "windows": windows.to_json(), "vocab_size": V, "corpus_digest": digest,

@@ -201,7 +201,7 @@ def test_resume_refuses_options_it_would_ignore(tmp_path, corpus):
     out = tmp_path / "run"
     assert train(str(corpus), "--epochs", "1", "--out", str(out), *SMALL).exit_code == 0
     before = (out / "config.json").read_text()
-    for extra in (["--units", "64"], ["--out", str(tmp_path / "elsewhere")], [str(corpus)]):
+    for extra in (["--units", "64"], ["--out", str(tmp_path / "elsewhere")]):
         result = CliRunner().invoke(cli, ["train", "--resume", str(out), *extra])
         assert result.exit_code == 2 and "these cannot change" in result.output, extra
         assert "corpus" not in result.output.split("cannot change:")[1]  # no internal names
@@ -322,3 +322,60 @@ def test_resume_says_which_limit_stops_it_and_the_summary_what_resume_would_do(t
     result = train("--resume", str(done), "--sample-every", "0")
     assert "budget: no training: its 1 epoch(s) are done (a larger --epochs trains on)" \
         in result.stderr
+
+
+def test_a_budget_fits_the_size_unless_the_size_is_given(tmp_path, corpus, monkeypatch):
+    from seqmodels.lm import sizing
+
+    monkeypatch.setattr(sizing, "probe_seconds", lambda: sizing.PROBE_REFERENCE_SECONDS)
+    tiny = ["--embedding-dim", "8", "-T", "16", "--batch-size", "8", "--max-time", "2s",
+            "--epochs", "1", "--sample-every", "0"]
+    layers, units = sizing.size_for(2 / 60)
+    result = train(str(corpus), "--out", str(tmp_path / "fitted"), *tiny)
+    assert result.exit_code == 0, result.output
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"Model size: {layers} x {units} LSTM, fitted to the budget of 2s")
+    model = json.loads((tmp_path / "fitted" / "config.json").read_text())["model"]
+    assert (model["layers"], model["units"]) == (layers, units)
+    for given, expected in ((["--units", "16"], (2, 16)), (["--level", "word"], (2, 256))):
+        out = tmp_path / given[1]
+        result = train(str(corpus), "--out", str(out), *tiny, *given[:2])
+        assert result.exit_code == 0, result.output
+        assert "Model size" not in result.stderr
+        model = json.loads((out / "config.json").read_text())["model"]
+        assert (model["layers"], model["units"]) == expected
+
+
+def test_a_run_that_moved_evaluates_and_resumes_with_its_corpus_given_again(tmp_path, corpus):
+    """config.json kept absolute corpus paths: a copied run generated text but could not be
+    evaluated or resumed. Given again (the same content only), the corpus is found; one kept
+    inside the run is stored relative to it and travels with it."""
+    import shutil
+
+    out = tmp_path / "run"
+    assert train(str(corpus), "--epochs", "1", "--out", str(out), *SMALL).exit_code == 0
+    before = json.loads(CliRunner().invoke(cli, ["evaluate", str(out), "--json", "-q"]).stdout)
+    moved_corpus = tmp_path / "elsewhere" / "c.txt"
+    moved_corpus.parent.mkdir()
+    shutil.move(corpus, moved_corpus)
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)
+    lost = CliRunner().invoke(cli, ["evaluate", str(moved), "-q"])
+    assert lost.exit_code == 1 and "give it again as --corpus PATH" in lost.stderr
+    found = CliRunner().invoke(cli, ["evaluate", str(moved), "--corpus", str(moved_corpus),
+                                     "--json", "-q"])
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["cross_entropy"] == pytest.approx(before["cross_entropy"])
+    other = tmp_path / "other.txt"
+    other.write_text(moved_corpus.read_text() + "one more line\n")
+    refused = train("--resume", str(moved), str(other), "--epochs", "2")
+    assert refused.exit_code == 1 and "is not the one" in refused.stderr
+    inside = moved / "corpus.txt"
+    shutil.copy(moved_corpus, inside)
+    result = train("--resume", str(moved), str(inside), "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert json.loads((moved / "config.json").read_text())["data"]["corpus"] == ["corpus.txt"]
+    shutil.move(moved, tmp_path / "again")
+    moved_corpus.unlink()
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "again"), "--json", "-q"])
+    assert result.exit_code == 0, result.output
