@@ -4,10 +4,11 @@ test split, in windows of 100 tokens from a zero state whatever T the variant tr
 in nats per token and in bits per character (the characters the scored tokens stand for), so
 that levels compare.
 
-Run as `python -m benchmarks.recipe [--corpus kjv|pydoc] [--budget 3m] [--only NAME ...]`;
-prints one row a variant. `kjv` is the built-in corpus; `pydoc` is the English text of
-Python's own documentation topics (the standard library's `pydoc_data`, 0.47 MB on Python
-3.11), a second corpus every Python ships.
+Run as `python -m benchmarks.recipe [--corpus kjv|pydoc|manpages] [--budget 3m]
+[--only NAME ...]`; prints one row a variant. `kjv` is the built-in corpus; `pydoc` is the
+English text of Python's own documentation topics (the standard library's `pydoc_data`, 0.47
+MB on Python 3.11), a second corpus every Python ships; `manpages` is 3 MB of this machine's
+section-1 manual pages rendered as text (see benchmarks/finetune.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ VARIANTS = {  # name -> settings of the Data, Model, Train and Window configs (t
     # the shape at a fixed budget (the defaults now, otherwise)
     "1x512": {**NOW, "layers": 1, "units": 512},
     "3x256": {**NOW, "layers": 3},
+    "2x64": {**NOW, "units": 64},
     "2x128": {**NOW, "units": 128},
+    "2x512": {**NOW, "units": 512},
     "T50": {**NOW, "seq_len": 50},
     "T200": {**NOW, "seq_len": 200},
     # GRU and word level: the defaults before and now
@@ -58,6 +61,10 @@ def corpus_files(name: str, folder: str) -> list[str]:
     """The corpus argument for a benchmark corpus: [] for the built-in one, else a file."""
     if name == "kjv":
         return []
+    if name == "manpages":
+        from benchmarks.finetune import manpages
+
+        return [str(manpages(Path(folder) / "manpages.txt"))]
     from pydoc_data.topics import topics
 
     path = Path(folder) / "pydoc.txt"
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", choices=("kjv", "pydoc"), default="kjv")
+    parser.add_argument("--corpus", choices=("kjv", "pydoc", "manpages"), default="kjv")
     parser.add_argument("--budget", default="3m", help="training time of each variant")
     parser.add_argument("--only", nargs="*", choices=list(VARIANTS), help="these variants only")
     parser.add_argument("--samples", action="store_true",

@@ -13,6 +13,10 @@ TensorFlow loads only when a function that needs it runs.
 
 __version__ = "0.1.0"
 
+import logging  # noqa: E402
+
+logging.getLogger("seqmodels").addHandler(logging.NullHandler())  # silent unless shown
+
 from seqmodels.data.config import DataConfig  # noqa: E402
 from seqmodels.data.prepare import PreparedCorpus, prepare_corpus  # noqa: E402
 from seqmodels.data.tokenizers import (  # noqa: E402
@@ -31,15 +35,17 @@ from seqmodels.lm.evaluate import Metrics  # noqa: E402
 from seqmodels.lm.generate import SamplingConfig  # noqa: E402
 from seqmodels.lm.model import LanguageModel, load  # noqa: E402
 from seqmodels.lm.samples import Samples  # noqa: E402
+from seqmodels.lm.sizing import FittedSize, fit_to_budget  # noqa: E402
 from seqmodels.lm.train import Run, train  # noqa: E402
 from seqmodels.models.config import ModelConfig  # noqa: E402
+from seqmodels.progress import show_messages  # noqa: E402
 from seqmodels.training.config import RunOptions, TrainConfig  # noqa: E402
 from seqmodels.training.rundir import RunDir  # noqa: E402
 
 __all__ = [
-    "CharTokenizer", "DataConfig", "ForecastRun", "LanguageModel", "Metrics", "ModelConfig",
-    "PreparedCorpus", "Run", "RunDir", "RunOptions", "Samples", "SamplingConfig", "SeqmodelsError",
-    "SeriesConfig", "Tokenizer", "TrainConfig", "Vocabulary", "WindowConfig", "WordTokenizer",
-    "__version__", "load", "load_forecast_run", "make_tokenizer", "prepare_corpus", "train",
-    "train_forecaster",
+    "CharTokenizer", "DataConfig", "FittedSize", "ForecastRun", "LanguageModel", "Metrics",
+    "ModelConfig", "PreparedCorpus", "Run", "RunDir", "RunOptions", "Samples", "SamplingConfig",
+    "SeqmodelsError", "SeriesConfig", "Tokenizer", "TrainConfig", "Vocabulary", "WindowConfig",
+    "WordTokenizer", "__version__", "fit_to_budget", "load", "load_forecast_run", "make_tokenizer",
+    "prepare_corpus", "show_messages", "train", "train_forecaster",
 ]
