@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SEQ := $(VENV)/bin/seqmodels
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-reliability lint docs data demo bench pretrained clean
+.PHONY: help install test test-reliability lint notebooks docs data demo bench pretrained clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test-reliability: install ## kill -9 a training run 20 times (resuming each time
 
 lint: install ## ruff over the package and tests
 	$(VENV)/bin/ruff check seqmodels tests
+
+notebooks: install ## execute the five notebooks and store their outputs in them (a few minutes)
+	MPLBACKEND=Agg $(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
 
 docs: install ## build the documentation site into site/ (mkdocs, strict: a broken link fails)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict

@@ -72,10 +72,12 @@ def show_messages(level: int = logging.INFO) -> logging.Handler:
 def messages_shown(level: int = logging.INFO) -> Iterator[None]:
     """Show seqmodels' messages on stderr while the block runs (a command), then put the
     logger back as it was."""
-    before = (list(logger.handlers), logger.level)
+    before = (list(logger.handlers), logger.level, [h.level for h in logger.handlers])
     show_messages(level)
     try:
         yield
     finally:
         logger.handlers[:] = before[0]
         logger.setLevel(before[1])
+        for handler, handler_level in zip(before[0], before[2]):
+            handler.setLevel(handler_level)

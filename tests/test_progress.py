@@ -34,6 +34,14 @@ def test_messages_are_silent_unless_shown(capsys):
     logger.info("not shown either")
     assert capsys.readouterr().err == "shown, once\n"
     assert (list(logger.handlers), logger.level) == before
+    mine = logging.Handler(logging.WARNING)
+    logger.addHandler(mine)
+    try:
+        with progress.messages_shown():
+            pass
+        assert mine.level == logging.WARNING and logger.handlers[-1] is mine
+    finally:
+        logger.removeHandler(mine)
     handler = progress.show_messages()
     try:
         assert progress.show_messages() is handler  # once, however often

@@ -94,4 +94,8 @@ def _inputs(run: str | None, corpus: tuple[str, ...]) -> list:
         specs = RunDir(run).read_config()["data"].get("corpus")
     except SeqmodelsError:  # diagnose reads the run before any plot, and fails there
         specs = None
+    if isinstance(specs, list) and all(isinstance(s, str) for s in specs):
+        from seqmodels.data.config import DataConfig
+
+        specs = DataConfig(corpus=specs).in_run(run).corpus  # relative: files the run holds
     return RunDir(run).own_files() + (input_files(specs) if isinstance(specs, list) else [])

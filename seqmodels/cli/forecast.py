@@ -14,9 +14,11 @@ from seqmodels.cli.options import (
     check_resume_options,
     config_file_option,
     config_from,
+    given_options,
     json_option,
     model_options,
     optimizer_options,
+    option_name,
     resume_changes,
     resume_options,
     run_options,
@@ -98,6 +100,11 @@ def train(csv, **kw) -> None:
     _needs_pandas()
     from seqmodels.forecast.train import train_forecaster
 
+    taken = [] if kw["resume"] else _series_defaults(ctx, csv, kw)
+    if not kw["quiet"] and taken:
+        click.echo(f"note: {csv} trains with {', '.join(taken)}, this built-in series' own "
+                   f"default{'s' if len(taken) > 1 else ''} (give the option to choose)", err=True)
+
     resuming = bool(kw["resume"])
     with resume_hint("seqmodels forecast train"):
         run = train_forecaster(None if resuming else config_from(SeriesConfig, kw, csv=csv or ""),
@@ -117,6 +124,20 @@ def train(csv, **kw) -> None:
                                "target": run.series.target}))
     else:
         click.echo(str(run.path))
+
+
+def _series_defaults(ctx: click.Context, csv: str | None, kw: dict) -> list[str]:
+    """A built-in series' own defaults, for the options not given (kw is updated); the options
+    taken, as 'option value'."""
+    from pathlib import Path
+
+    builtin = BUILTIN_SERIES.get(csv or "")
+    if builtin is None or Path(csv).exists():
+        return []
+    given = given_options(ctx)
+    taken = {name: value for name, value in builtin.defaults.items() if name not in given}
+    kw.update(taken)
+    return [f"{option_name(name)} {value}" for name, value in taken.items()]
 
 
 def _check_options(ctx: click.Context, csv: str | None, kw: dict) -> None:

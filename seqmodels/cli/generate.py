@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from seqmodels.cli.options import Finite, NamedPath, given_options, json_option, option_name
-from seqmodels.cli.outputs import TerminalText
+from seqmodels.cli.outputs import TerminalText, json_for_stdout
 from seqmodels.lm.beam import MAX_BEAM
 from seqmodels.lm.generate import MAX_SEED, SamplingConfig
 
@@ -119,9 +118,9 @@ def generate(ctx, run, prompt, length, temperature, top_k, top_p, num_samples, s
         click.echo()
     elif fmt == "jsonl":
         for i, sample in enumerate(samples):
-            click.echo(shown(json.dumps({"sample": i, **sample}, ensure_ascii=False)))
+            click.echo(json_for_stdout({"sample": i, **sample}))
     elif fmt == "json":
-        click.echo(shown(_one_object(samples)))
+        click.echo(json_for_stdout(_one_object(samples)))
     else:
         for i, sample in enumerate(samples):
             click.echo(f"--- sample {i + 1} ---")
@@ -138,11 +137,11 @@ def _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_
                                 skip_unknown)
     shown = TerminalText()
     if fmt == "json":
-        click.echo(shown(_one_object(samples)))
+        click.echo(json_for_stdout(_one_object(samples)))
         return
     for i, sample in enumerate(samples):
         if fmt == "jsonl":
-            click.echo(shown(json.dumps({"sample": i, **sample}, ensure_ascii=False)))
+            click.echo(json_for_stdout({"sample": i, **sample}))
             continue
         if num_samples > 1:
             click.echo(f"--- continuation {i + 1} (log-probability {sample['log_prob']:.3f}, "
@@ -150,10 +149,9 @@ def _beam(run, prompt, length, beam, num_samples, stop_at, length_penalty, skip_
         click.echo(shown(sample["prompt"] + sample["text"]))
 
 
-def _one_object(samples: list[dict]) -> str:
+def _one_object(samples: list[dict]) -> dict:
     """--json: every sample in one JSON object."""
-    return json.dumps({"samples": [{"sample": i, **sample} for i, sample in enumerate(samples)]},
-                      ensure_ascii=False)
+    return {"samples": [{"sample": i, **sample} for i, sample in enumerate(samples)]}
 
 
 def _interactive(run, length: int, sampling: SamplingConfig) -> None:

@@ -55,3 +55,19 @@ class TerminalText:
                            f"cannot write some characters of the text; they are shown as '?' "
                            f"(a UTF-8 locale, such as LC_ALL=C.UTF-8, shows them)", err=True)
             return text.encode(encoding, "replace").decode(encoding)
+
+
+def json_for_stdout(obj: object) -> str:
+    """JSON text with its characters as written where standard output's encoding has them,
+    and as \\u escapes (the same text, in ASCII) where it does not."""
+    import json
+    import sys
+
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj)
+    except LookupError:
+        pass
+    return text

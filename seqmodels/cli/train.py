@@ -63,9 +63,9 @@ def shell_quoted(path: object) -> str:
 @click.command(cls=SectionedCommand)
 @config_file_option
 @data_options
-@model_options(ModelConfig(), fitted="With --max-time at char or byte level and neither "
-               "--layers nor --units given, the size is fitted to the budget (the run's first "
-               "line says which and why).")
+@model_options(ModelConfig(), fitted="With --max-time at char or byte level (the default "
+               "LSTM, batch and window) and neither --layers nor --units given, the size is "
+               "fitted to the budget (the run's first line says which and why).")
 @optimizer_options(TrainConfig(), "Windows per step (streams per step with --stateful).")
 @window_options(WindowConfig())
 @eval_tokens_option
@@ -133,11 +133,12 @@ def _model(ctx: click.Context, kw: dict) -> ModelConfig | None:
     from seqmodels.lm.sizing import fit_to_budget, fits_budget
 
     model = config_from(ModelConfig, kw)
-    if (kw["max_time"] and fits_budget(kw["level"]) and kw["strategy"] == "default"
+    if (kw["max_time"] and kw["strategy"] == "default"
+            and fits_budget(kw["level"], kw["cell"], kw["batch_size"], kw["seq_len"])
             and not given_options(ctx) & {"layers", "units"}):
-        from seqmodels.backend import import_tf
+        from seqmodels.lm.train import _check_run_dir
 
-        import_tf()
+        _check_run_dir(kw["out"], None)  # a refusal before the probe loads TensorFlow
         fitted = fit_to_budget(model, kw["max_time"])
         if not kw["quiet"]:
             click.echo(fitted.reason, err=True)

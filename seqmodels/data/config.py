@@ -63,6 +63,8 @@ class DataConfig:
         paths become strings."""
         if isinstance(self.corpus, (str, os.PathLike)):
             self.corpus = [self.corpus]
+        if isinstance(self.texts, str):  # one text, not one text per letter
+            self.texts = [self.texts]
         if isinstance(self.corpus, (list, tuple)):
             self.corpus = [os.fspath(c) if isinstance(c, os.PathLike) else c
                            for c in self.corpus]

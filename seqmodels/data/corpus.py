@@ -233,10 +233,12 @@ def _other_files_hint(spec: str, folder: Path, look_at: int = 10_000) -> str:
     kind ('' when it holds no files with a suffix); at most look_at files are looked at."""
     counts: dict[str, int] = {}
     seen = 0
-    for _, _, names in os.walk(folder):
+    spec = os.fspath(spec)
+    for _, folders, names in os.walk(folder):
+        folders[:] = [f for f in folders if not f.startswith(".")]  # .git, .venv: not the text
         for name in names:
             suffix = Path(name).suffix
-            if suffix and not _GLOB_CHARS & set(suffix):
+            if suffix and not name.startswith(".") and not _GLOB_CHARS & set(suffix):
                 counts[suffix] = counts.get(suffix, 0) + 1
             seen += 1
         if seen >= look_at:

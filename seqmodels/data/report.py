@@ -7,6 +7,7 @@ from seqmodels.data.windows import num_windows
 
 MANY_CHARACTERS = 200  # a char vocabulary above this many ids gets its rarest listed
 RAREST_SHOWN = 10
+COUNT_BLOCK = 1 << 22  # training ids counted at a time
 
 
 def corpus_report(prepared: PreparedCorpus, seq_len: int = 100, stride: int | None = None) -> dict:
@@ -48,8 +49,10 @@ def _rarest(prepared: PreparedCorpus) -> list[list]:
     """The RAREST_SHOWN rarest ids of the vocabulary as [token, times in the training split]."""
     import numpy as np
 
-    tokens = prepared.vocab.tokens
-    counts = np.bincount(np.asarray(prepared.splits.train), minlength=len(tokens))
+    tokens, train = prepared.vocab.tokens, prepared.splits.train
+    counts = np.zeros(len(tokens), dtype=np.int64)
+    for start in range(0, len(train), COUNT_BLOCK):  # a memory map: a block at a time
+        counts += np.bincount(np.asarray(train[start:start + COUNT_BLOCK]), minlength=len(tokens))
     order = sorted(range(2, len(tokens)), key=lambda i: (counts[i], i))[:RAREST_SHOWN]
     return [[tokens[i], int(counts[i])] for i in order]
 

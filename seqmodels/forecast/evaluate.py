@@ -244,9 +244,15 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
         if future is None or any(getattr(t, "year", 0) > 9999 for t in future):  # no reader has
             raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after {last} pass the year "
                                  f"9999, the last a date can have; nothing to print them as")
-        when = [format_time(t) for t in future]
-        return when, values, c.time_column
-    return list(range(1, H + 1)), values, "step"
+        when = [series.format_time(t) for t in future]
+        return when, _as_written(values, series.decimals), c.time_column
+    return list(range(1, H + 1)), _as_written(values, series.decimals), "step"
+
+
+def _as_written(values: np.ndarray, decimals: int | None) -> np.ndarray:
+    """Forecasts to the series' own precision plus two digits (every digit where the file
+    writes numbers in scientific notation)."""
+    return values if decimals is None else np.round(values, decimals + 2)
 
 
 def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:

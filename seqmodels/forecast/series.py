@@ -33,13 +33,18 @@ class BuiltinSeries:
     time_column: str
     target: str
     about: str
+    # settings `forecast train` takes for this series unless they are given: what it needs to
+    # train on the defaults at all (co2 has gaps; nile's 100 rows leave 10 for validation)
+    defaults: dict = field(default_factory=dict)
 
 
 BUILTIN_SERIES = {
     "co2": BuiltinSeries("date", "co2",
-                         "weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (59 gaps)"),
+                         "weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (59 gaps)",
+                         {"missing": "interpolate"}),
     "sunspots": BuiltinSeries("YEAR", "SUNACTIVITY", "yearly sunspot numbers, 1700-2008"),
-    "nile": BuiltinSeries("year", "volume", "yearly Nile flow at Aswan, 1871-1970"),
+    "nile": BuiltinSeries("year", "volume", "yearly Nile flow at Aswan, 1871-1970",
+                          {"window": 5}),
 }
 DATA_FOLDER = Path(__file__).parent / "data"
 EXTRA_HINT = pip_install("forecast")
@@ -162,6 +167,17 @@ class Series:
     step: Any  # pd.Timedelta, ("months", k, month_end), a number, or None (irregular / no time)
     digest: str  # sha256 of the file's bytes
     notes: list[str] = field(default_factory=list)  # what was found (gaps, absent timestamps)
+    time_form: str | None = None  # how the file writes its times, where not as dates (TIME_FORMS)
+    decimals: int | None = None  # most digits after the point in the target's cells (None:
+    # some are written in scientific notation, whose precision is not kept)
+
+    def format_time(self, t: Any) -> str:
+        """A time as the file writes its own: the year 2009 as 2009, not 2009-01-01."""
+        if self.time_form == "year" and hasattr(t, "year"):
+            return f"{t.year:04d}"
+        if self.time_form == "yyyymmdd" and hasattr(t, "year"):
+            return f"{t.year:04d}{t.month:02d}{t.day:02d}"
+        return format_time(t)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -172,6 +188,28 @@ class Series:
         if self.lines[i] is None:
             return f"{when} (absent from the file)"
         return f"line {self.lines[i]}" + (f" ({when})" if when else "")
+
+
+TIME_FORMS = {"year": r"\d{4}", "yyyymmdd": r"\d{8}"}  # times read as dates, written so
+
+
+def _time_form(column) -> str | None:
+    """The TIME_FORMS entry every cell of a time column matches, if any."""
+    text = column.astype(str).str.strip()
+    for form, pattern in TIME_FORMS.items():
+        if text.str.fullmatch(pattern).all():
+            return form
+    return None
+
+
+def _decimals(column) -> int | None:
+    """The most digits after the decimal point in a column of numbers as written; None when
+    a cell is written in scientific notation (1.2e-05: rounding it would lose it)."""
+    text = column.astype(str).str.strip().str.lower()
+    if text.str.contains(r"\de", regex=True).any():
+        return None
+    after = text.str.extract(r"\.(\d+)$", expand=False).dropna()
+    return int(after.str.len().max()) if len(after) else 0
 
 
 def format_time(t: Any) -> str:
@@ -250,7 +288,8 @@ def read_series(config: SeriesConfig) -> Series:
                 notes.append(f"{absent_n} timestamp(s) absent from the regular "
                              f"{describe_step(step)} step were added as missing rows")
     series = Series(values.reset_index(drop=True), times, lines, step,
-                    hashlib.sha256(raw).hexdigest(), notes)
+                    hashlib.sha256(raw).hexdigest(), notes,
+                    _time_form(frame[time]) if time else None, _decimals(frame[target]))
     return series
 
 

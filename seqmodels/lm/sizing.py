@@ -9,6 +9,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from seqmodels.errors import SeqmodelsError
 from seqmodels.models.config import ModelConfig
 from seqmodels.training.config import duration_text
 
@@ -17,10 +18,12 @@ from seqmodels.training.config import duration_text
 LADDER = ((2, 128, 0.0), (2, 256, 1.7))
 LEVELS = ("char", "byte")  # the levels the crossovers were measured at (char; bytes of English
 # text are nearly its characters); word and subword keep the fixed default
+MEASURED = {"cell": "lstm", "batch_size": 64, "seq_len": 100}  # what the ladder was measured with
 # the probe: a chain of LSTM-cell steps shaped like the default model's (batch 64, embedding
 # 64, 256 units, two layers), forward only, on the device training will use
 PROBE_BATCH, PROBE_INPUT, PROBE_UNITS, PROBE_STEPS = 64, 64, 256, 25
-PROBE_REFERENCE_SECONDS = 0.0125  # the probe's median on the reference machine, idle
+PROBE_REFERENCE_SECONDS = 0.034  # the probe's median on the reference machine, idle (3 runs:
+# 0.031, 0.035 and 0.037 s)
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,11 @@ class FittedSize:
     reason: str
 
 
-def fits_budget(level: str) -> bool:
-    """Whether a size fitted to the budget was measured for this level."""
-    return level in LEVELS
+def fits_budget(level: str, cell: str = "lstm", batch_size: int = 64, seq_len: int = 100
+                ) -> bool:
+    """Whether a size fitted to the budget was measured for these settings (the level, and
+    the cell, batch and window the ladder was measured with)."""
+    return level in LEVELS and (cell, batch_size, seq_len) == tuple(MEASURED.values())
 
 
 def size_for(reference_minutes: float) -> tuple[int, int]:
@@ -50,6 +55,9 @@ def fit_to_budget(model: ModelConfig, max_time: float, speedup: float | None = N
     """`model` with the layers x units that the crossovers measured on the reference machine
     choose for max_time seconds on this one; speedup is how much faster this machine runs the
     probe than the reference (None: probe now)."""
+    if isinstance(max_time, bool) or not isinstance(max_time, (int, float)) or not (
+            0 < max_time < float("inf")):
+        raise SeqmodelsError(f"`max_time` must be a number of seconds above 0, not {max_time!r}")
     if speedup is None:
         speedup = PROBE_REFERENCE_SECONDS / probe_seconds()
     minutes = max_time / 60 * speedup
@@ -57,16 +65,19 @@ def fit_to_budget(model: ModelConfig, max_time: float, speedup: float | None = N
     fitted = dataclasses.replace(model, layers=layers, units=units)
     reason = (f"Model size: {layers} x {units} {model.cell.upper()}, fitted to the budget of "
               f"{duration_text(max_time)}: this machine ran the speed probe "
-              f"{_times(speedup)} the reference machine, so the budget is worth "
+              f"{_times(speedup)}, so the budget is worth "
               f"{minutes:.3g} of its minutes ({_rungs()}); --layers and --units choose the size "
               f"yourself.")
     return FittedSize(fitted, reason)
 
 
 def _times(speedup: float) -> str:
+    """How this machine's probe compares with the reference machine's, in words."""
     if 0.9 <= speedup <= 1.1:
-        return f"at the speed of ({speedup:.2f}x)"
-    return f"{speedup:.2g}x as fast as" if speedup > 1 else f"at {speedup:.2g}x the speed of"
+        return f"as fast as the reference machine ({speedup:.2f}x)"
+    if speedup > 1:
+        return f"{speedup:.2g}x as fast as the reference machine"
+    return f"at {speedup:.2g}x the speed of the reference machine"
 
 
 def _rungs() -> str:
@@ -83,8 +94,10 @@ def _rungs() -> str:
 def probe_seconds(repeats: int = 7) -> float:
     """Median seconds of the probe (LSTM-cell steps shaped like the default model's) here."""
     import numpy as np
-    import tensorflow as tf
 
+    from seqmodels.backend import import_tf
+
+    tf = import_tf()
     rng = np.random.default_rng(0)
     x = tf.constant(rng.standard_normal((PROBE_BATCH, PROBE_INPUT)), tf.float32)
     kernels = [tf.constant(rng.standard_normal((width + PROBE_UNITS, 4 * PROBE_UNITS)) * 0.05,

@@ -47,7 +47,8 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
           changes: dict[str, Any] | None = None, options: RunOptions | None = None) -> Run:
     """Train a language model into a new run directory `out` (default runs/<date>-<cell>-<level>),
     or go on with the run in `resume`, with its own settings but for `changes` (epochs,
-    max_time, on_nan, xla; max_time 0 removes the budget). `model` is the shape of a fresh model
+    max_time, on_nan, xla; max_time 0 removes the budget; corpus: the run's corpus found
+    elsewhere, accepted when its content is the same). `model` is the shape of a fresh model
     (a ModelConfig), or a LanguageModel to start from (`seqmodels.load(run)`): its shape, its
     weights and, for the tokens the vocabularies share, its rows. `options` say how this process
     runs: progress, workers, strategy, callbacks, cache. A cluster worker that is not the chief
@@ -64,7 +65,8 @@ def train(data: DataConfig | None = None, model: ModelConfig | LanguageModel | N
         data, model, config, windows = _stored_configs(RunDir(resume), stored)
         changes = dict(changes or {})
         if changes.get("corpus"):  # the same corpus, found elsewhere: a run that travelled
-            data = dataclasses.replace(data, corpus=corpus_to_store(changes["corpus"]))
+            given = DataConfig(corpus=changes["corpus"]).corpus  # one path, or PathLikes
+            data = dataclasses.replace(data, corpus=corpus_to_store(given))
         changes.pop("corpus", None)
         config = config.with_changes(changes)
     else:

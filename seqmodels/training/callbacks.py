@@ -58,6 +58,10 @@ class ReadOnlyOptimizer:
     def __init__(self, optimizer) -> None:
         object.__setattr__(self, "_optimizer", optimizer)
 
+    @property
+    def __class__(self):  # isinstance(it, keras.optimizers.Optimizer), as TensorBoard checks
+        return type(self._optimizer)
+
     def __getattr__(self, name: str):
         return getattr(self._optimizer, name)
 

@@ -24,17 +24,23 @@ def write_history(path: Path, rows: list[dict]) -> None:
 
 
 @one_at_a_time
-def plot_history(path: Path, rows: list[dict], loss_label: str = "loss") -> None:
+def plot_history(path: Path, rows: list[dict], loss_label: str = "loss",
+                 points: list | None = None) -> None:
     """A PNG of train and validation loss (in loss_label's units) and gradient norms
-    against training tokens seen, one point per validation."""
+    against training tokens seen, one point per validation; points ([tokens, loss] pairs)
+    draw the training loss between validations too."""
     from matplotlib.figure import Figure  # not pyplot: no global state, so threads may plot
 
     by_tokens = all(isinstance(r.get("tokens"), (int, float)) for r in rows)
     x = [r["tokens"] if by_tokens else r["epoch"] for r in rows]  # older runs: per epoch
     fig = Figure(figsize=(10, 4))
     a, b = fig.subplots(1, 2)
-    a.plot(x, [r["loss"] for r in rows], "o-", label="train (mean since the last point)")
-    a.plot(x, [r["val_loss"] for r in rows], "o-", label="validation")
+    if points and by_tokens:
+        a.plot([t for t, _ in points], [v for _, v in points], "-", color="tab:blue",
+               alpha=0.35, label="train (every few steps)")
+    a.plot(x, [r["loss"] for r in rows], "o-", color="tab:blue",
+           label="train (mean since the last validation)")
+    a.plot(x, [r["val_loss"] for r in rows], "o-", color="tab:orange", label="validation")
     a.set_ylabel(loss_label)
     a.legend()
     b.plot(x, [r["grad_norm_mean"] for r in rows], "o-", label="mean")

@@ -56,6 +56,9 @@ class Progress:
     tokens: int = 0  # training tokens seen
     last_validated_step: int = 0  # global step of the last validation
     time_spent: dict = field(default_factory=dict)  # wall seconds by part (training.timing)
+    # [tokens seen, mean training loss of the LOSS_POINT_STEPS steps before]: training.png's
+    # curve between validations
+    loss_points: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         """A JSON-ready dict."""
@@ -98,6 +101,11 @@ class Progress:
             raise SeqmodelsError(f"{where}: progress says {p.epoch} epoch(s) done in "
                                  f"{p.global_step} step(s), which cannot be true")
         p.time_spent = check_time_spent(p.time_spent, where)
+        if not isinstance(p.loss_points, list) or not all(
+                isinstance(point, list) and len(point) == 2 and _is_int(point[0])
+                and 0 <= point[0] <= p.tokens and is_finite(point[1])
+                for point in p.loss_points):
+            raise bad("loss_points", "a list of [tokens seen, loss] pairs")
         _check_history(p.history, p.global_step, where)
         last = p.history[-1] if p.history else {}
         if p.last_validated_step and (not last or last.get(

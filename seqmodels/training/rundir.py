@@ -309,11 +309,13 @@ class RunDir:
             return []
         return history.read_history(self.history)
 
-    def write_history(self, rows: list[dict], loss_label: str = "loss") -> None:
-        """history.csv and training.png of the rows so far."""
+    def write_history(self, rows: list[dict], loss_label: str = "loss",
+                      points: list | None = None) -> None:
+        """history.csv and training.png of the rows so far (points: the training loss between
+        validations, [tokens, loss] each)."""
         if rows:
             history.write_history(self.history, rows)
-            history.plot_history(self.plot, rows, loss_label)
+            history.plot_history(self.plot, rows, loss_label, points)
 
     def read_json(self, path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> object:
         """One of the run's small JSON files (a scaler, say), with one-line errors."""

@@ -38,6 +38,8 @@ RESERVE_MARGIN, RESERVE_SECONDS = 1.15, 0.5  # on the foreseen end of a budgeted
 COUNTED = "start-up and the final validation included"  # what a `max_time` budget counts
 
 LOG_SECONDS = 30.0  # a progress line this often when no bar can be drawn
+LOSS_POINT_STEPS = 10  # training.png plots the mean training loss of every this many steps
+MAX_LOSS_POINTS = 2_000  # beyond, neighbouring points are merged (checkpoints stay small)
 
 @dataclass
 class Task:
@@ -260,8 +262,9 @@ class Trainer:
                     run.start()
                 run.write_config(settings)  # on resume: with the new epochs, budget...
                 self.task.write_files(run)
-                run.write_history(p.history, self.task.loss_label)  # a kill may have come
-                if run.latest_checkpoint() is None:  # between checkpoint and CSV
+                # a kill may have come between checkpoint and CSV
+                run.write_history(p.history, self.task.loss_label, p.loss_points)
+                if run.latest_checkpoint() is None:
                     self._save(run, p)  # step 0, so a kill or a NaN always has a checkpoint
             except (OSError, SeqmodelsError) as exc:
                 if isinstance(exc, OSError):
@@ -322,7 +325,7 @@ class Trainer:
         if self._records == len(p.history):
             return
         with self._write("history", run):
-            run.write_history(p.history, self.task.loss_label)
+            run.write_history(p.history, self.task.loss_label, p.loss_points)
         self._records = len(p.history)
 
     # ------------------------------------------------------------------ the loop
@@ -616,6 +619,7 @@ class Trainer:
             self._save(run, p, stats)
 
         logged = time.perf_counter()  # the latest progress line
+        point = [0.0, 0]  # loss sum and steps since the latest loss point
         for epoch in range(p.epoch, config.epochs):
             if task.start_epoch is not None and p.step == 0:
                 task.start_epoch()
@@ -648,6 +652,7 @@ class Trainer:
                     clipped = config.clipnorm is not None and norm > config.clipnorm
                     tokens = self._tokens(x)
                     stats.add(loss, norm, clipped, tokens, now - t0, now - last)
+                    point[0], point[1] = point[0] + loss, point[1] + 1
                     if shown["steps"]:  # the first step of a process compiles: left out
                         shown["tokens"] += tokens
                         shown["seconds"] += now - last
@@ -656,6 +661,11 @@ class Trainer:
                     p.step += 1
                     p.global_step += 1
                     p.tokens += tokens
+                    if point[1] == LOSS_POINT_STEPS:
+                        p.loss_points.append([p.tokens, point[0] / point[1]])
+                        point[:] = [0.0, 0]
+                        if len(p.loss_points) > MAX_LOSS_POINTS:  # pairs merged: the curve
+                            p.loss_points = _halved(p.loss_points)  # keeps its whole span
                     bar.update()
                     speed = shown["tokens"] / shown["seconds"] if shown["seconds"] else 0.0
                     bar.set_postfix(loss=f"{loss:.3f}", **({"tok_s": f"{speed:,.0f}"} if speed
@@ -712,6 +722,12 @@ class Trainer:
             if self._stop_code(stop, False, self._budget_seconds()) == SIGNAL:
                 return "signal"
         return "completed"
+
+
+def _halved(points: list) -> list:
+    """Loss points with each pair merged: the later one's tokens, the pair's mean loss."""
+    merged = [[b[0], (a[1] + b[1]) / 2] for a, b in zip(points[::2], points[1::2])]
+    return merged + ([points[-1]] if len(points) % 2 else [])
 
 
 def _log_line(epoch: int, epochs: int, p: Progress, steps: int, loss: float, norm: float,

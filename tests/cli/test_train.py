@@ -328,8 +328,8 @@ def test_a_budget_fits_the_size_unless_the_size_is_given(tmp_path, corpus, monke
     from seqmodels.lm import sizing
 
     monkeypatch.setattr(sizing, "probe_seconds", lambda: sizing.PROBE_REFERENCE_SECONDS)
-    tiny = ["--embedding-dim", "8", "-T", "16", "--batch-size", "8", "--max-time", "2s",
-            "--epochs", "1", "--sample-every", "0"]
+    corpus.write_text(corpus.read_text() * 12)  # windows of the measured batch 64 x T 100
+    tiny = ["--embedding-dim", "8", "--max-time", "2s", "--epochs", "1", "--sample-every", "0"]
     layers, units = sizing.size_for(2 / 60)
     result = train(str(corpus), "--out", str(tmp_path / "fitted"), *tiny)
     assert result.exit_code == 0, result.output
@@ -337,7 +337,14 @@ def test_a_budget_fits_the_size_unless_the_size_is_given(tmp_path, corpus, monke
     assert first.startswith(f"Model size: {layers} x {units} LSTM, fitted to the budget of 2s")
     model = json.loads((tmp_path / "fitted" / "config.json").read_text())["model"]
     assert (model["layers"], model["units"]) == (layers, units)
-    for given, expected in ((["--units", "16"], (2, 16)), (["--level", "word"], (2, 256))):
+    taken = tmp_path / "taken"
+    (taken / "x").mkdir(parents=True)
+    monkeypatch.setattr(sizing, "probe_seconds", lambda: pytest.fail("probed"))
+    refused = train(str(corpus), "--out", str(taken), *tiny)  # refused before any probe
+    assert refused.exit_code == 1 and "not empty" in refused.output
+    monkeypatch.setattr(sizing, "probe_seconds", lambda: sizing.PROBE_REFERENCE_SECONDS)
+    for given, expected in ((["--units", "16"], (2, 16)), (["--level", "word"], (2, 256)),
+                            (["-T", "50"], (2, 256))):
         out = tmp_path / given[1]
         result = train(str(corpus), "--out", str(out), *tiny, *given[:2])
         assert result.exit_code == 0, result.output

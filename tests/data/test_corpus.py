@@ -49,7 +49,9 @@ def test_directory_without_txt(tmp_path):
 def test_a_folder_of_other_files_names_them_and_the_glob_that_reads_them(tmp_path):
     code = tmp_path / "src"
     (code / "pkg").mkdir(parents=True)
-    for name in ("a.py", "b.py", "pkg/c.py", "README.md", "Makefile"):
+    (code / ".git" / "hooks").mkdir(parents=True)
+    for name in ("a.py", "b.py", "pkg/c.py", "README.md", "Makefile", ".git/hooks/a.sample",
+                 ".git/hooks/b.sample", ".git/hooks/c.sample", ".git/hooks/d.sample"):
         (code / name).write_text("x = 1\n")
     with pytest.raises(SeqmodelsError) as info:
         resolve_sources([str(code)])

@@ -179,6 +179,7 @@ def test_texts_in_memory_are_files_named_by_their_content(tmp_path):
     path.write_text(text)
     as_file = prepare_corpus(DataConfig(corpus=[str(path)]), cache_dir=cache)
     assert as_file.cache_hit and as_file.stats["content_digest"] == first.stats["content_digest"]
+    assert DataConfig(texts="one text\n").texts == ["one text\n"]  # not one per letter
     written = write_texts(DataConfig(texts=[text, "another\n"]), cache)
     assert written.texts == [] and len(written.corpus) == 2
     assert open(written.corpus[0], encoding="utf-8").read() == text

@@ -236,3 +236,31 @@ def test_time_column_none_takes_the_rows_in_file_order(tmp_path):
     predicted = invoke("predict", out, data)
     assert predicted.exit_code == 0 and predicted.output.startswith("step,y\n1,")
     assert invoke("train", "--resume", out, "--epochs", 2, "-q").exit_code == 0
+
+
+@pytest.mark.parametrize("name", ["co2", "nile", "sunspots"])
+def test_each_built_in_series_trains_on_the_defaults_and_predicts_in_its_own_form(tmp_path,
+                                                                                 name):
+    """nile stopped with 'the validation part has 10 rows and no window of 11'; co2 needed
+    --missing; predict wrote the year 2009 as 2009-01-01 and every digit of a float."""
+    out = tmp_path / name
+    result = invoke("train", name, "--out", out, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    if name != "sunspots":
+        assert f"note: {name} trains with --" in result.stderr
+    predicted = invoke("predict", out, name)
+    assert predicted.exit_code == 0, predicted.output
+    when, value = predicted.stdout.strip().splitlines()[1].split(",")
+    assert when == {"co2": "20020105", "nile": "1971", "sunspots": "2009"}[name]  # the next
+    decimals = {"co2": 1, "nile": 0, "sunspots": 1}[name] + 2
+    assert len(value.split(".")[1]) <= decimals if "." in value else True
+
+
+def test_forecasts_keep_every_digit_of_a_series_written_in_scientific_notation():
+    import pandas as pd
+
+    from seqmodels.forecast.series import _decimals
+
+    assert _decimals(pd.Series(["1.5", "2.25", "3"])) == 2
+    assert _decimals(pd.Series(["1", "20"])) == 0
+    assert _decimals(pd.Series(["1.2e-05", "3.0e-05"])) is None  # rounding would zero them

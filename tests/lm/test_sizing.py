@@ -36,13 +36,23 @@ def test_the_fitted_size_keeps_every_other_setting_and_says_why():
     assert fitted.reason.startswith(f"Model size: {layers} x {units} GRU, fitted to the budget "
                                     "of 30s: this machine ran the speed probe 2x as fast as the "
                                     "reference machine, so the budget is worth 1 of its minutes")
+    assert "as fast as the reference machine (1.00x)" in sizing.fit_to_budget(
+        model, 30, speedup=1.0).reason
     assert "--layers and --units choose the size yourself" in fitted.reason
 
 
-@pytest.mark.parametrize("level, fits", [("char", True), ("byte", True), ("word", False),
-                                         ("subword", False)])
-def test_sizes_are_fitted_at_the_levels_they_were_measured_at(level, fits):
-    assert sizing.fits_budget(level) is fits
+@pytest.mark.parametrize("settings, fits", [
+    (("char",), True), (("byte",), True), (("word",), False), (("subword",), False),
+    (("char", "gru"), False), (("char", "lstm", 32), False), (("char", "lstm", 64, 50), False),
+    (("char", "lstm", 64, 100), True)])
+def test_sizes_are_fitted_for_the_settings_they_were_measured_with(settings, fits):
+    assert sizing.fits_budget(*settings) is fits
+
+
+@pytest.mark.parametrize("budget", [0, -5, "10m", float("inf"), True])
+def test_a_budget_that_is_not_seconds_is_one_line(budget):
+    with pytest.raises(sizing.SeqmodelsError, match="max_time must be a number of seconds"):
+        sizing.fit_to_budget(ModelConfig(), budget, speedup=1.0)
 
 
 def test_the_probe_times_the_machine():

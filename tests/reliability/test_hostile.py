@@ -167,6 +167,8 @@ def test_a_second_run_into_the_same_out_is_refused_under_the_lock(tmp_path, cat_
     ("best_val_loss", -1e308, "'best_val_loss' must be a finite number >= 0"),  # pass 10
     ("epoch", 50, "50 epoch(s) done in"),  # resume then did nothing and said it finished
     ("history", [], "but its history is empty"),  # history.csv lost its rows
+    ("loss_points", [[1, "x"]], "'loss_points' must be a list of [tokens seen, loss] pairs"),
+    ("loss_points", [[10**12, 1.5]], "'loss_points' must be a list"),  # beyond the tokens seen
 ])
 def test_damaged_checkpoint_progress_is_refused_before_anything_is_written(
         run, field, value, words):

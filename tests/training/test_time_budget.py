@@ -145,3 +145,32 @@ def test_foreseeing_the_validation_leaves_a_stateful_carry_alone(tmp_path, cycli
     assert spent["compile"] > 0 and spent["steps"] > 0 and spent["validation"] > 0
     row = budgeted.history[-1]
     assert all(row[f"{part}_seconds"] <= spent[part] * (1 + 1e-5) for part in timing.PARTS)
+
+
+def test_training_png_draws_the_loss_between_validations(tmp_path, cyclic):
+    """training.png had one point per validation (3 points for a 10-minute run): the mean
+    training loss of every LOSS_POINT_STEPS steps is kept with the progress and drawn too."""
+    from seqmodels.data.config import DataConfig
+    from seqmodels.lm.config import WindowConfig
+    from seqmodels.lm.train import train
+    from seqmodels.models.config import ModelConfig
+    from seqmodels.training import checkpoint
+    from seqmodels.training.config import TrainConfig
+    from seqmodels.training.rundir import RunDir
+    from seqmodels.training.trainer import LOSS_POINT_STEPS
+
+    run = train(DataConfig(corpus=[str(cyclic)]), ModelConfig(layers=1, units=8,
+                                                               embedding_dim=4),
+                TrainConfig(epochs=1, batch_size=4, steps_per_epoch=2 * LOSS_POINT_STEPS + 3),
+                WindowConfig(seq_len=8), out=tmp_path / "run")
+    points = checkpoint.read(RunDir(run.path).latest_checkpoint()).progress["loss_points"]
+    assert len(points) == 2 and points[0][0] < points[1][0] <= run.history[-1]["tokens"]
+    assert all(value > 0 for _, value in points)
+    assert (run.path / "training.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_loss_points_past_the_cap_merge_in_pairs_and_keep_the_span():
+    from seqmodels.training.trainer import _halved
+
+    points = [[10 * i, float(i)] for i in range(1, 8)]
+    assert _halved(points) == [[20, 1.5], [40, 3.5], [60, 5.5], [70, 7.0]]
