@@ -63,7 +63,7 @@ def show_messages(level: int = logging.INFO) -> logging.Handler:
         handler = _BarSafeHandler(level)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
-    if logger.level == logging.NOTSET or logger.level > level:
+    if logger.getEffectiveLevel() > level:  # unset, or set higher: messages from `level` on
         logger.setLevel(level)
     return handler
 

@@ -2310,10 +2310,10 @@ def test_the_python_api_checks_what_the_cli_checks(run):
 def test_evaluate_takes_one_corpus_path_as_a_string(run, tmp_path, cat_text):
     """corpus='c.txt' was read as the files 'c', '.', 't', 'x', 't'."""
     corpus = tmp_path / "c.txt"
-    corpus.write_text(cat_text)
+    corpus.write_text(cat_text + "the end.\n")  # not the run's own corpus (its test split)
     model = seqmodels.load(run)
     metrics = model.evaluate(corpus=str(corpus))
-    assert metrics.tokens == len(cat_text) - 1
+    assert metrics.tokens == len(cat_text) + len("the end.\n") - 1
     assert model.evaluate(corpus=[str(corpus)]) == metrics
 
 
