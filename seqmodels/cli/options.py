@@ -66,11 +66,14 @@ class SectionedCommand(click.Command):
     the settings class each belongs to."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        sections: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in help_sections()}
+        titled = help_sections()
+        sections: dict[str, list[tuple[str, str]]] = {name: [] for name, _ in titled}
         for param in self.get_params(ctx):
             record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
             if record is not None:
-                sections[section_of(param.name)].append(record)
+                title = next((t for t, names in titled[:-1] if param.name in names),
+                             titled[-1][0])  # the last section holds everything else
+                sections[title].append(record)
         for name, records in sections.items():
             if records:
                 with formatter.section(name):
@@ -89,15 +92,6 @@ def help_sections() -> list[tuple[str, set[str]]]:
             ("Training options", (names(TrainConfig) | names(WindowConfig) | {"no_clip"})
              - {"tensorboard", "checkpoint_every", "on_nan", "max_time"}),
             ("Run options (where, how long, what it shows)", set())]
-
-
-def section_of(name: str) -> str:
-    """The help section an option belongs to."""
-    sections = help_sections()
-    for title, names in sections[:-1]:
-        if name in names:
-            return title
-    return sections[-1][0]
 
 
 def json_option(what: str = "the results"):

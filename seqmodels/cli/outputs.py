@@ -38,36 +38,38 @@ class TerminalText:
         self.warned = False
 
     def __call__(self, text: str) -> str:
-        import sys
-
         import click
 
-        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-        try:
-            text.encode(encoding)
+        encoding = _unwritable(text)
+        if encoding is None:
             return text
-        except LookupError:  # an encoding Python does not know: leave it to the stream
-            return text
-        except UnicodeEncodeError:
-            if not self.warned:
-                self.warned = True
-                click.echo(f"warning: standard output's encoding ({encoding}, from the locale) "
-                           f"cannot write some characters of the text; they are shown as '?' "
-                           f"(a UTF-8 locale, such as LC_ALL=C.UTF-8, shows them)", err=True)
-            return text.encode(encoding, "replace").decode(encoding)
+        if not self.warned:
+            self.warned = True
+            click.echo(f"warning: standard output's encoding ({encoding}, from the locale) "
+                       f"cannot write some characters of the text; they are shown as '?' "
+                       f"(a UTF-8 locale, such as LC_ALL=C.UTF-8, shows them)", err=True)
+        return text.encode(encoding, "replace").decode(encoding)
 
 
 def json_for_stdout(obj: object) -> str:
     """JSON text with its characters as written where standard output's encoding has them,
     and as \\u escapes (the same text, in ASCII) where it does not."""
     import json
-    import sys
 
     text = json.dumps(obj, ensure_ascii=False)
+    return text if _unwritable(text) is None else json.dumps(obj)
+
+
+def _unwritable(text: str) -> str | None:
+    """Standard output's encoding when it lacks some character of text, else None (an
+    encoding Python does not know is left to the stream)."""
+    import sys
+
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     try:
-        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+        text.encode(encoding)
     except UnicodeEncodeError:
-        return json.dumps(obj)
+        return encoding
     except LookupError:
         pass
-    return text
+    return None

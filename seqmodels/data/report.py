@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from seqmodels.data.prepare import PreparedCorpus
+from seqmodels.data.streaming import BLOCK_TOKENS
 from seqmodels.data.windows import num_windows
 
 MANY_CHARACTERS = 200  # a char vocabulary above this many ids gets its rarest listed
 RAREST_SHOWN = 10
-COUNT_BLOCK = 1 << 22  # training ids counted at a time
 
 
 def corpus_report(prepared: PreparedCorpus, seq_len: int = 100, stride: int | None = None) -> dict:
@@ -51,8 +51,8 @@ def _rarest(prepared: PreparedCorpus) -> list[list]:
 
     tokens, train = prepared.vocab.tokens, prepared.splits.train
     counts = np.zeros(len(tokens), dtype=np.int64)
-    for start in range(0, len(train), COUNT_BLOCK):  # a memory map: a block at a time
-        counts += np.bincount(np.asarray(train[start:start + COUNT_BLOCK]), minlength=len(tokens))
+    for start in range(0, len(train), BLOCK_TOKENS):  # a memory map: a block at a time
+        counts += np.bincount(np.asarray(train[start:start + BLOCK_TOKENS]), minlength=len(tokens))
     order = sorted(range(2, len(tokens)), key=lambda i: (counts[i], i))[:RAREST_SHOWN]
     return [[tokens[i], int(counts[i])] for i in order]
 
