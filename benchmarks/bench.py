@@ -433,7 +433,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held", action="store_true",
                         help="only generation from a run: a held model's second call against "
                              "loading the run for every call, each in a fresh process")
+    parser.add_argument("--forecast", action="store_true",
+                        help="only forecasting: rolling-origin backtests of seqmodels' defaults "
+                             "next to the naive forecasts and, when statsforecast is installed, "
+                             "AutoETS and AutoARIMA (series from pmdarima and statsmodels)")
+    parser.add_argument("--origins", type=int, default=3, help="--forecast: origins per series")
+    parser.add_argument("--series", default=None,
+                        help="--forecast: comma-separated series names [default: all]")
     args = parser.parse_args(argv)
+    if args.forecast:
+        from benchmarks.forecast import forecast_bench
+
+        forecast_bench(args.origins, args.series.split(",") if args.series else None)
+        return
     if args.held:
         held_generation(reps=3 if args.quick else 5)
         return

@@ -28,7 +28,7 @@ from seqmodels.cli.options import (
 )
 from seqmodels.cli.train import resume_hint
 from seqmodels.forecast.defaults import default_model, default_train_config
-from seqmodels.forecast.series import BUILTIN_SERIES, MISSING_POLICIES, SeriesConfig
+from seqmodels.forecast.series import BASES, BUILTIN_SERIES, MISSING_POLICIES, SeriesConfig
 from seqmodels.models.config import ModelConfig
 from seqmodels.training.history import epochs_done
 from seqmodels.training.rundir import RunDir
@@ -73,10 +73,20 @@ def forecast() -> None:
               help="Column to forecast [default: the built-in's, or the only numeric column].")
 @click.option("--features", default=None, callback=_columns,
               help="Extra input columns, comma-separated (the target's past is always an input).")
-@click.option("--window", type=click.IntRange(min=1), default=SERIES.window, show_default=True,
-              help="Input steps per window.")
-@click.option("--horizon", type=click.IntRange(min=1), default=SERIES.horizon,
-              show_default=True, help="Steps predicted at once.")
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="Input steps per window [default: two seasons or two horizons (at least 10), "
+                   "shorter for a short series].")
+@click.option("--horizon", type=click.IntRange(min=1), default=None,
+              help="Steps forecast at once [default: 12 monthly, 8 quarterly, 13 weekly, 14 "
+                   "daily, 24 hourly, else 10; at most a tenth of the rows].")
+@click.option("--season", type=click.IntRange(min=1), default=None,
+              help="Rows per season [default: from the time step (12 monthly, 4 quarterly, 52 "
+                   "weekly, 7 daily, 24 hourly); 1: none].")
+@click.option("--base", type=click.Choice(BASES), default=SERIES.base, show_default=True,
+              help="What the model forecasts relative to: level (the scaled values), last (the "
+                   "window's last value: changes, for a trend), seasonal (the value one season "
+                   "back); auto takes the one whose own forecast errs least on the training "
+                   "part.")
 @splits_option(SERIES.splits, "Train,validation,test fractions (chronological).")
 @click.option("--missing", type=click.Choice(MISSING_POLICIES), default=SERIES.missing,
               show_default=True,
@@ -84,9 +94,7 @@ def forecast() -> None:
                    "the training part only).")
 @click.option("--allow-irregular", is_flag=True,
               help="Treat irregularly timed rows as equally spaced instead of stopping.")
-@click.option("--relative", is_flag=True,
-              help="Model changes from each window's last target value (for trending series "
-                   "whose later values leave the training range).")
+@click.option("--relative", is_flag=True, help="The same as --base last.")
 @model_options(default_model(), embedding=False)
 @optimizer_options(default_train_config())
 @run_options(default_train_config())

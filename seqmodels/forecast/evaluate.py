@@ -11,12 +11,28 @@ from pathlib import Path
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
+from seqmodels.forecast.auto import infer_season  # noqa: F401 (where the tests look)
+from seqmodels.forecast.baselines import (  # noqa: F401 (last_value, seasonal_naive: the tests')
+    baselines,
+    last_value,
+    mase_scale,
+    metrics,
+    seasonal_naive,
+)
+from seqmodels.forecast.choice import (
+    MODEL,
+    describe_choice,
+    part_forecasts,
+    predict_scaled,
+    read_choice,
+)
 from seqmodels.forecast.prepare import Prepared, prepare
 from seqmodels.forecast.run import ForecastRun
 from seqmodels.forecast.series import (
     fill_parts,
     format_time,
     future_times,
+    make_windows,
     missing_report,
     read_series,
     scale,
@@ -24,50 +40,9 @@ from seqmodels.forecast.series import (
 )
 from seqmodels.plotting import one_at_a_time
 from seqmodels.settings import require_memory
-
-SEASONS = {"days=1": 7, "days=7": 52, "hours=1": 24, "minutes=60": 24}  # step -> season
-
+from seqmodels.training.rundir import RunDir
 
 EXACT = 1e-6  # relative error below which a forecast counts as exact (float32 scaling)
-
-
-def metrics(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE and sMAPE (percent, 0..200) of forecasts against actual values."""
-    with np.errstate(over="ignore", invalid="ignore"):  # the caller refuses what is not finite
-        err = forecast - actual
-        denom = np.abs(actual) + np.abs(forecast)
-        ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
-        return {"mae": float(np.mean(np.abs(err))), "rmse": float(np.sqrt(np.mean(err ** 2))),
-                "smape": float(100 * np.mean(ratio))}
-
-
-def last_value(target: np.ndarray, ends: np.ndarray, horizon: int) -> np.ndarray:
-    """Naive forecast (N, H): the window's last value, repeated. ends: index after each window."""
-    return np.repeat(target[ends - 1][:, None], horizon, axis=1)
-
-
-def seasonal_naive(target: np.ndarray, ends: np.ndarray, horizon: int, season: int) -> np.ndarray:
-    """Seasonal naive (N, H): the value one season (m steps) before each forecast step, taken
-    from the last observed season (step h uses y[end + h - m * ceil((h + 1) / m)])."""
-    h = np.arange(horizon)
-    back = season * ((h // season) + 1)  # (H,)
-    index = ends[:, None] + h[None, :] - back[None, :]  # (N, H)
-    if index.min() < 0:
-        raise SeqmodelsError(f"`season` {season} reaches before the start of the series")
-    return target[index]
-
-
-def infer_season(step) -> int | None:
-    """A natural season for a regular step: 7 daily, 52 weekly, 24 hourly, 12 monthly, 4
-    quarterly; None when there is none to guess."""
-    if isinstance(step, tuple):
-        return {1: 12, 3: 4}.get(step[1])
-    if step is None or not hasattr(step, "components"):
-        return None
-    c = step.components
-    key = f"days={c.days}" if c.days and not (c.hours or c.minutes) else (
-        f"hours={c.hours}" if c.hours and not (c.days or c.minutes) else "")
-    return SEASONS.get(key)
 
 
 BYTES_PER_FORECAST_VALUE = 80  # forecasts, baselines, errors: measured 72 (5,000 x 5,000)
@@ -81,47 +56,49 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     season: for the seasonal naive (default: inferred from the time step, else skipped);
     plot: write a PNG of one-step-ahead forecasts against the actual values.
     """
-    config = run.series if csv is None else dataclasses.replace(run.series, csv=csv)
+    config = run.series if csv is None else dataclasses.replace(run.series, csv=csv, end=None)
     data = prepare(config, scaler=run.scaler, fill=run.fill or None)
     digest = run.config.get("series_digest")
     if csv is None and digest and data.series.digest != digest:  # its test split moved
         raise SeqmodelsError(f"{run.config['data']['csv']}: the run's CSV has changed since "
                              f"training, so its test split is not the one held out; evaluate "
                              f"on a file given explicitly as CSV")
-    windows, W, H = len(data.starts[2]), config.window, config.horizon
+    windows, W, H = len(data.starts[2]), data.config.window, data.config.horizon
+    if not windows:
+        raise SeqmodelsError("the run keeps no test part (its `splits` give the test 0); "
+                             "evaluate it on another CSV, or backtest it")
     require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
                    f"evaluating {windows:,} test windows of `horizon` {H:,}",
                    "evaluate on a shorter CSV (given as CSV)")
-    chunks = [(predict_scaled(run.model, x), base)  # (N, H), (N,) scaled
-              for x, _, base in data.window_chunks(2)]
-    forecast, base = (np.concatenate(a) for a in zip(*chunks))
-    model = unscale_target(forecast + base[:, None], run.scaler)  # (N, H)
+    model, ends, actual = part_forecasts(run.model, data, 2, run.scaler)
     target = data.target()
-    ends = data.offset(2) + data.starts[2] + W  # index of each window's first forecast step
-    # the values as read, not y unscaled: float32 scaling put an error on exact baselines
-    actual = target[ends[:, None] + np.arange(H)[None, :]]  # (N, H)
-    forecasts = {"model": model, "last value": last_value(target, ends, H)}
-    season = season or infer_season(data.series.step)
+    forecasts = {"model": model}
+    season = season or data.config.season or infer_season(data.series.step)
     notes = list(data.notes)
-    if season and sum(len(p) for p in data.parts) < len(data.series):  # `missing` drop
+    if season and season > 1 and sum(len(p) for p in data.parts) < len(data.series):
         notes.append(f"no seasonal naive forecast: `missing` drop removed rows, so {season} "
                      f"rows back is no longer one season back")
         season = None
-    if season:
-        forecasts[f"seasonal naive (m={season})"] = seasonal_naive(target, ends, H, season)
-    results = {name: metrics(actual, f) for name, f in forecasts.items()}
+    forecasts.update(baselines(target, ends, H, season))
+    choice = read_choice(RunDir(run.path))
+    if choice["forecast"] != MODEL and choice["forecast"] in forecasts:
+        forecasts["the run's forecast"] = forecasts[choice["forecast"]]
+    scale = mase_scale(data.parts[0].iloc[:, 0].to_numpy(float), season)
+    results = {name: metrics(actual, f, scale) for name, f in forecasts.items()}
     bad = [name for name, m in results.items() if not all(map(math.isfinite, m.values()))]
     if bad:
         raise SeqmodelsError(f"the errors of the {bad[0]} forecast are not finite numbers: the "
                              f"values overflow float64 once unscaled (check the run's "
                              f"scaler and the CSV's magnitudes); nothing to report")
-    naive = {k: v for k, v in results.items() if k != "model"}
+    naive = {k: v for k, v in results.items() if k not in ("model", "the run's forecast")}
     best = min(naive, key=lambda k: naive[k]["rmse"])
     report = {
         "run": str(run.path), "csv": str(run.config["data"]["csv"] if csv is None else csv),
         "target": config.target,
         "window": W, "horizon": H, "test_rows": len(data.parts[2]),
         "test_windows": int(len(model)), "season": season, "metrics": results,
+        "forecast": choice["forecast"], "forecast_note": describe_choice(choice),
+        "base": data.config.base,
         "best_naive": best,
         # None when the naive forecast is exact (a constant series) up to float32 rounding of
         # the scaled values: no ratio to give
@@ -146,9 +123,10 @@ def format_evaluation(report: dict) -> str:
     lines = [f"evaluated on   the test split of {report['csv']}: {report['test_rows']} rows, "
              f"{report['test_windows']} windows (window {report['window']}, horizon "
              f"{report['horizon']})",
-             f"{'forecast':<26}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}"]
+             f"{'forecast':<26}{'MAE':>12}{'RMSE':>12}{'sMAPE %':>10}{'MASE':>8}"]
     for name, m in report["metrics"].items():
-        lines.append(f"{name:<26}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['smape']:>10.3f}")
+        mase = f"{m['mase']:>8.3f}" if "mase" in m else f"{'-':>8}"
+        lines.append(f"{name:<26}{m['mae']:>12.4g}{m['rmse']:>12.4g}{m['smape']:>10.3f}{mase}")
     if report["skill"] is None:
         lines.append(f"skill ratio    none: {report['skill_note']}")
     else:
@@ -156,6 +134,9 @@ def format_evaluation(report: dict) -> str:
                 "at or above 1: the model does not beat the best naive forecast")
         lines.append(f"skill ratio    {report['skill']:.3f} (model RMSE / "
                      f"{report['best_naive']} RMSE; {tail})")
+    lines.append(f"the run gives  {report['forecast_note']}")
+    lines.append("MASE           mean absolute error over the training part's one-season-back "
+                 "(or one-step-back) error; below 1 beats that naive forecast in-sample")
     if report.get("plot"):
         lines.append(f"plot           {report['plot']}")
     return "\n".join(lines)
@@ -167,7 +148,8 @@ def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndar
     """PNG: actual test values and each forecast's first step, against time."""
     from seqmodels.files import atomic_path
 
-    grid = data.parts[2].index.to_numpy()[data.starts[2] + data.config.window]
+    rows = np.concatenate([p.index.to_numpy() for p in data.parts])
+    grid = rows[data.starts[2] + data.config.window]
     times = data.series.times
     xs = times.iloc[grid].to_numpy() if times is not None else grid
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,10 +206,7 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
     filled = fill_parts([series.values], c.missing, stats)[0]
     if len(filled) < W:
         raise SeqmodelsError(f"{csv}: fewer than {W} complete rows after dropping gaps")
-    x = scale(filled.to_numpy(float)[-W:], run.scaler)[None]  # (1, W, F)
-    base = x[0, -1, 0] if c.relative else 0.0
-    x[:, :, 0] -= base
-    values = unscale_target(predict_scaled(run.model, x)[0] + base, run.scaler)  # (H,)
+    values = next_values(run, filled.to_numpy(float), on_note)
     if not np.isfinite(values).all():
         raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
                              "scaler); nothing to report")
@@ -249,22 +228,24 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
     return list(range(1, H + 1)), _as_written(values, series.decimals), "step"
 
 
+def next_values(run: ForecastRun, rows: np.ndarray,
+                on_note: Callable[[str], None] | None = None) -> np.ndarray:
+    """The run's forecast (H,) of the steps after rows (N, F), filled, in original units: its
+    model's, or the naive forecast its choice names."""
+    c, choice = run.series, run.choice or read_choice(RunDir(run.path))
+    W, H = c.window, c.horizon
+    given = baselines(rows[:, 0], np.array([len(rows)]), H, c.season)
+    if choice["forecast"] != MODEL and choice["forecast"] in given:
+        if on_note:
+            on_note(f"the run gives {describe_choice(choice)}")
+        return given[choice["forecast"]][0]
+    scaled = scale(rows[-W:], run.scaler)  # then H rows to come, for make_windows' shapes
+    padded = np.concatenate([scaled, np.zeros((H, scaled.shape[1]))])
+    x, _, base = make_windows(padded, np.array([0]), W, H, c.base, c.season)
+    return unscale_target(predict_scaled(run.model, x)[0] + base[0], run.scaler)  # (H,)
+
+
 def _as_written(values: np.ndarray, decimals: int | None) -> np.ndarray:
     """Forecasts to the series' own precision plus two digits (every digit where the file
     writes numbers in scientific notation)."""
     return values if decimals is None else np.round(values, decimals + 2)
-
-
-def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """The model's (N, H) forecasts for windows x (N, W, F), in scaled units."""
-    if len(x) == 0:
-        return np.zeros((0, net.outputs[0].shape[-1]), np.float32)
-    if not np.isfinite(x).all():
-        raise SeqmodelsError("the model's input holds NaN or infinite values (check the CSV "
-                             "and the run's scaler)")
-    out = np.concatenate([np.asarray(net(x[i:i + batch], training=False))
-                          for i in range(0, len(x), batch)])
-    if not np.isfinite(out).all():
-        raise SeqmodelsError("the model's forecasts are NaN or infinite (its weights are not "
-                             "finite numbers); nothing to report")
-    return out

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from seqmodels.data.windows import split_bounds
 from seqmodels.errors import SeqmodelsError
+from seqmodels.forecast.auto import (
+    choose_base,
+    default_horizon,
+    default_window,
+    infer_season,
+    part_rows,
+)
 from seqmodels.forecast.series import (
     MISSING_POLICIES,
     Series,
     SeriesConfig,
+    describe_step,
     fill_parts,
     fill_statistics,
     fit_scaler,
@@ -38,21 +46,24 @@ CHUNK_VALUES = 2**25  # input values in one chunk of windows (384 MiB as float64
 class Prepared:
     """A series split, filled, scaled and windowed; parts keep their grid row numbers as index."""
 
-    config: SeriesConfig
+    config: SeriesConfig  # with every automatic setting resolved (window, horizon, base...)
     series: Series
     parts: list  # 3 pandas DataFrames (n_i, F), original units, filled
     observed: list[np.ndarray]  # per part (n_i,): the target value was in the file
     scaler: dict
     fill: dict[str, float]
-    starts: list[np.ndarray]  # per part: window starts (row offsets inside the part)
+    starts: list[np.ndarray]  # per part: starts of the windows whose targets lie in it, as rows
+    # of all the parts end to end (a window's inputs may lie in earlier parts)
     notes: list[str] = field(default_factory=list)
+    chosen: list[str] = field(default_factory=list)  # the automatic settings and why
 
     def scaled(self, i: int) -> np.ndarray:
-        """The rows of part i, scaled, (n_i, F) float64."""
-        return scale(self.parts[i].to_numpy(float), self.scaler)
+        """The rows of parts 0..i end to end, scaled, (n, F) float64."""
+        rows = np.concatenate([p.to_numpy(float) for p in self.parts[:i + 1]])
+        return scale(rows, self.scaler)
 
     def windows(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """x (N, W, F), y (N, H), base (N,) of part i, scaled (see make_windows)."""
+        """x (N, W, F), y (N, H), base (N, H) of part i, scaled (see make_windows)."""
         return next(self.window_chunks(i, len(self.starts[i])))
 
     def window_chunks(self, i: int, size: int | None = None
@@ -62,7 +73,7 @@ class Prepared:
         c, rows, starts = self.config, self.scaled(i), self.starts[i]
         size = size or min(1024, max(1, CHUNK_VALUES // (c.window * rows.shape[1])))
         for a in range(0, max(len(starts), 1), max(size, 1)):
-            yield make_windows(rows, starts[a:a + size], c.window, c.horizon, c.relative)
+            yield make_windows(rows, starts[a:a + size], c.window, c.horizon, c.base, c.season)
 
     def target(self) -> np.ndarray:
         """The filled target of all parts end to end (original units), for the baselines."""
@@ -75,25 +86,42 @@ class Prepared:
 
 def prepare(config: SeriesConfig, scaler: dict | None = None,
             fill: dict[str, float] | None = None) -> Prepared:
-    """Read, check, split chronologically, fill gaps and scale (statistics from training only).
+    """Read, check, split chronologically, fill gaps and scale (statistics from training only);
+    settings left as None or auto are chosen from the series (see forecast.auto).
 
     A stored scaler and fill statistics (from a run) are used as they are instead of refitted.
     """
     config = config.with_defaults().validate()
     series = read_series(config)
-    c, notes = config, list(series.notes)
-    need = c.window + c.horizon
-    if len(series) < need:
-        raise SeqmodelsError(f"{c.csv}: {len(series)} rows, fewer than `window` {c.window} + "
-                             f"`horizon` {c.horizon} = {need}")
+    if config.end is not None:
+        if config.end > len(series):
+            raise SeqmodelsError(f"{config.csv}: `end` {config.end} passes its {len(series)} "
+                                 f"rows")
+        series = dataclasses.replace(series, values=series.values.iloc[:config.end],
+                                     times=None if series.times is None
+                                     else series.times.iloc[:config.end],
+                                     lines=series.lines[:config.end])
+    c, notes, chosen = config, list(series.notes), []
+    if c.season is None:
+        c.season = infer_season(series.step) or 1
+        if c.season > 1:
+            chosen.append(f"season {c.season} (from the {describe_step(series.step)} step)")
+    if c.horizon is None:
+        c.horizon = default_horizon(series.step, len(series))
+        chosen.append(f"horizon {c.horizon}")
+    least = (c.window or 1) + c.horizon
+    if len(series) < least:
+        raise SeqmodelsError(f"{c.csv}: {len(series)} rows, fewer than `window` {c.window or 1} + "
+                             f"`horizon` {c.horizon} = {least}")
     count, report = missing_report(series)
     if count and c.missing == "error":
         raise SeqmodelsError(f"{c.csv}: {report}; choose how to handle them with `missing` "
                              f"{'|'.join(MISSING_POLICIES[1:])}")
-    a, b = split_bounds(len(series), c.splits)
+    n_train, n_val, _ = part_rows(len(series), c.splits, c.horizon)
+    a, b = n_train, n_train + n_val
     raw = [series.values.iloc[:a], series.values.iloc[a:b], series.values.iloc[b:]]
     for name, part in zip(PARTS, raw):
-        if len(part) == 0:
+        if len(part) == 0 and (name != "test" or c.splits[2] > 0):
             raise SeqmodelsError(f"{c.csv}: `splits` {','.join(f'{f:g}' for f in c.splits)} "
                                  f"leaves the {name} part of {len(series)} rows empty; give it "
                                  f"a larger fraction")
@@ -102,7 +130,7 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
         fill = fill_statistics(raw[0], c.missing) if count else {}
     parts = fill_parts(raw, c.missing, fill)
     for name, before, after in zip(PARTS, raw, parts):
-        if len(after) == 0:  # `missing` drop removed every row
+        if len(after) == 0 and len(before):  # `missing` drop removed every row
             worst = before.isna().sum()
             raise SeqmodelsError(
                 f"{c.csv}: `missing` drop removed all {len(before)} rows of the {name} part (each "
@@ -111,17 +139,43 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     observed = [observed_all[p.index.to_numpy()] for p in parts]
     if count:
         notes.append(f"{report}; `missing` {c.missing} {HOW[c.missing]}")
+    _resolve_base(c, parts[0].iloc[:, 0].to_numpy(float), chosen)
+    if c.window is None:
+        c.window = default_window(len(parts[0]), c.horizon, c.season, c.base)
+        chosen.append(f"window {c.window}")
+    if c.base == "seasonal" and c.season > c.window:
+        raise SeqmodelsError(f"`base` seasonal needs a `window` of at least the season "
+                             f"({c.season} rows); give a longer window or another base")
     if scaler is None:
         scaler = fit_scaler(parts[0])
     _check_float32(series, parts, scaler, c.csv)
-    starts = [window_starts(o, c.window, c.horizon) for o in observed]
-    for name, part, s in zip(PARTS, parts, starts):
-        if len(s) == 0:
+    starts, offset = [], 0
+    every = np.concatenate(observed)
+    for name, part in zip(PARTS, parts):
+        found = window_starts(every[:offset + len(part)], c.window, c.horizon)
+        found = found[found + c.window >= offset]  # its targets lie in this part
+        offset += len(part)
+        starts.append(found)
+        if len(found) == 0 and len(part):
             raise SeqmodelsError(
                 f"{c.csv}: the {name} part has {len(part)} rows and no window of `window` "
-                f"{c.window} + `horizon` {c.horizon} = {need} rows with observed targets; use a "
-                f"longer series, a smaller `window`/`horizon` or other `splits`")
-    return Prepared(config, series, parts, observed, scaler, fill, starts, notes)
+                f"{c.window} + `horizon` {c.horizon} = {c.window + c.horizon} rows with "
+                f"observed targets in it; use a longer series, a smaller `window`/`horizon` "
+                f"or other `splits`")
+    return Prepared(c, series, parts, observed, scaler, fill, starts, notes, chosen)
+
+
+def _resolve_base(c: SeriesConfig, train: np.ndarray, chosen: list[str]) -> None:
+    """Settle `base` auto (and the old `relative`) on the training part's target."""
+    if c.relative:
+        c.base, c.relative = "last", False
+    if c.base != "auto":
+        return
+    season = c.season if c.season > 1 and len(train) > c.season + c.horizon else None
+    if c.window is not None and season and season > c.window:
+        season = None  # the window the user gave cannot hold a season
+    c.base, why = choose_base(train, c.horizon, season)
+    chosen.append(f"base {c.base} ({why})")
 
 
 def _check_float32(series: Series, parts: list, scaler: dict, csv: str) -> None:

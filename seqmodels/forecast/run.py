@@ -34,6 +34,7 @@ class ForecastRun:
     history: list[dict]
     stop_reason: str = "completed"
     notes: list[str] = field(default_factory=list)
+    choice: dict | None = None  # which forecast the run gives (see forecast.choice)
 
     @property
     def best_val_loss(self) -> float | None:
@@ -122,5 +123,7 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
         raise SeqmodelsError(f"{run.scaler}: scales the columns "
                              f"{', '.join(scaler['columns'])}, but the run forecasts from "
                              f"{', '.join(series.columns)}")
+    from seqmodels.forecast.choice import read_choice
+
     return ForecastRun(run.path, config, series, scaler, scaler.get("fill", {}), model,
-                       run.read_history())
+                       run.read_history(), choice=read_choice(run))

@@ -21,6 +21,7 @@ from seqmodels.files import expand_user
 
 MISSING_POLICIES = ("error", "drop", "ffill", "interpolate", "mean", "median")
 DEFAULT_SPLITS = (0.8, 0.1, 0.1)
+BASES = ("auto", "level", "last", "seasonal")  # what the model's forecasts are relative to
 NO_TIME_COLUMN = "none"  # `time_column` none: rows in file order, also for a built-in series
 NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
 SHOWN = 5  # rows listed in a report
@@ -89,19 +90,27 @@ class SeriesConfig:
     target: str | None = None  # default: the built-in's, or the only numeric column
     time_column: str | None = None  # default: the built-in's; NO_TIME_COLUMN: rows in file order
     features: list[str] = field(default_factory=list)  # extra inputs; the target always is one
-    window: int = 10  # input steps
-    horizon: int = 1  # steps predicted
+    window: int | None = None  # input steps (None: from the season, horizon and length)
+    horizon: int | None = None  # steps predicted (None: the usual one for the time step)
     splits: tuple[float, float, float] = DEFAULT_SPLITS
     missing: str = "error"  # one of MISSING_POLICIES
     allow_irregular: bool = False  # treat irregularly timed rows as equally spaced
-    relative: bool = False  # target inputs and outputs as changes from the window's last value
+    relative: bool = False  # the same as base "last" (kept from the first version)
+    base: str = "auto"  # one of BASES: what the model forecasts relative to
+    season: int | None = None  # rows per season (None: from the time step; 1: no season)
+    end: int | None = None  # use the first `end` rows of the file only (backtests)
 
     def validate(self) -> SeriesConfig:
         """Raise SeqmodelsError for settings that cannot work."""
         from seqmodels.data.windows import check_fractions
 
-        if self.window < 1 or self.horizon < 1:
-            raise SeqmodelsError("`window` and `horizon` must be at least 1")
+        if any(v is not None and v < 1 for v in (self.window, self.horizon, self.season,
+                                                  self.end)):
+            raise SeqmodelsError("`window`, `horizon`, `season` and `end` must be at least 1")
+        if self.base not in BASES:
+            raise SeqmodelsError(f"`base` must be one of {', '.join(BASES)}")
+        if self.relative and self.base not in ("auto", "last"):
+            raise SeqmodelsError(f"`relative` is base last; it contradicts `base` {self.base}")
         if not str(self.csv).strip():
             raise SeqmodelsError("the CSV is an empty name; give a file or a built-in series "
                                  f"({', '.join(BUILTIN_SERIES)})")
@@ -114,9 +123,10 @@ class SeriesConfig:
         if self.missing not in MISSING_POLICIES:
             raise SeqmodelsError(f"`missing` must be one of {', '.join(MISSING_POLICIES)}")
         self.splits = check_fractions(self.splits)
-        if min(self.splits[1:]) <= 0:
-            raise SeqmodelsError("forecasting needs validation and test parts: give splits "
-                                 "like 0.8,0.1,0.1")
+        if self.splits[1] <= 0:
+            raise SeqmodelsError("forecasting needs a validation part (early stopping and the "
+                                 "choice between the model and the baselines): give splits "
+                                 "like 0.8,0.1,0.1, or 0.9,0.1,0 to keep no test part")
         return self
 
     def with_defaults(self) -> SeriesConfig:
@@ -152,9 +162,15 @@ class SeriesConfig:
     def as_stored(self) -> SeriesConfig:
         """A run's stored settings, ready to read: training stores a file as an absolute path,
         so a bare built-in name is the built-in, even where ./co2 exists."""
+        stored = self
+        if self.base == "auto":  # a run of the first version: `relative` or the levels
+            stored = dataclasses.replace(self, base="last" if self.relative else "level",
+                                         relative=False)
+        if stored.season is None:
+            stored = dataclasses.replace(stored, season=1)
         if self.csv in BUILTIN_SERIES:
-            return dataclasses.replace(self, csv=str(builtin_path(self.csv)))
-        return self
+            return dataclasses.replace(stored, csv=str(builtin_path(self.csv)))
+        return stored
 
 
 @dataclass
@@ -714,36 +730,65 @@ def window_starts(observed: np.ndarray, window: int, horizon: int) -> np.ndarray
     return np.flatnonzero(ok)
 
 
+def base_kind(base: str | bool) -> str:
+    """A base named, or the old `relative` flag: True is "last", False "level"."""
+    return ("last" if base else "level") if isinstance(base, bool) else base
+
+
 def make_windows(scaled: np.ndarray, starts: np.ndarray, window: int, horizon: int,
-                 relative: bool = False):
-    """x (N, W, F) = rows t..t+W-1 and y (N, H) = target at t+W..t+W+H-1, all in one part, and
-    base (N,): with relative, the window's last target value, subtracted from the target's
-    inputs and from y (add it back to a forecast); else 0."""
+                 base: str | bool = "level", season: int | None = None):
+    """x (N, W, F) = rows t..t+W-1 and y (N, H) = target at t+W..t+W+H-1, and base (N, H), what
+    the model's forecasts are relative to (add it back to a forecast):
+
+    level: 0 (the model forecasts the scaled values); last: the window's last target value;
+    seasonal: the seasonal naive forecast, the value one season (`season` rows, at most the
+    window) before each step, from the window's last season. With last and seasonal the
+    target's inputs are changes from the window's last value, so a trend carries on.
+    """
+    kind = base_kind(base)
     x = scaled[starts[:, None] + np.arange(window)]  # (N, W, F)
     y = scaled[starts[:, None] + window + np.arange(horizon), 0]  # (N, H)
-    base = x[:, -1, 0].copy() if relative else np.zeros(len(x))  # (N,)
-    x[:, :, 0] -= base[:, None]
-    y = y - base[:, None]
-    return x.astype(np.float32), y.astype(np.float32), base
+    last = x[:, -1, 0].copy() if kind != "level" else np.zeros(len(x))  # (N,)
+    x[:, :, 0] -= last[:, None]
+    if kind == "seasonal":
+        ref = seasonal_offsets(window, horizon, season)  # (H,) rows after the start
+        out = scaled[starts[:, None] + ref[None, :], 0]  # (N, H)
+    else:
+        out = np.repeat(last[:, None], horizon, axis=1)
+    return x.astype(np.float32), (y - out).astype(np.float32), out
 
 
-def window_maker(tf, scaled: np.ndarray, window: int, horizon: int, relative: bool = False):
+def seasonal_offsets(window: int, horizon: int, season: int | None) -> np.ndarray:
+    """For each step h of a forecast made after `window` rows: the row (from the window's start)
+    one or more whole seasons back that the seasonal naive forecast repeats."""
+    if not season or season > window:
+        raise SeqmodelsError(f"a seasonal base needs `season` ({season}) of at most `window` "
+                             f"({window}) rows")
+    h = np.arange(horizon)
+    return window + h - season * (h // season + 1)
+
+
+def window_maker(tf, scaled: np.ndarray, window: int, horizon: int, base: str | bool = "level",
+                 season: int | None = None):
     """A TensorFlow function: a batch of starts (B,) -> the (x, y) make_windows gives them.
 
     It does the same float64 arithmetic, so the windows are bit-equal, but only one batch of
     them exists at a time: all windows of a long series with a wide window would not fit.
     """
+    kind = base_kind(base)
     rows = tf.constant(np.asarray(scaled, np.float64))  # (n, F)
     inputs, targets = tf.range(window, dtype=tf.int64), tf.range(horizon, dtype=tf.int64)
+    ref = (tf.constant(seasonal_offsets(window, horizon, season), tf.int64)
+           if kind == "seasonal" else None)
 
     def windows(starts):
         starts = tf.cast(starts, tf.int64)[:, None]
         x = tf.gather(rows, starts + inputs)  # (B, W, F)
         y = tf.gather(rows[:, 0], starts + window + targets)  # (B, H)
-        if relative:
-            base = x[:, -1, :1]  # (B, 1)
-            x = tf.concat([x[:, :, :1] - base[:, None], x[:, :, 1:]], axis=2)
-            y = y - base
+        if kind != "level":
+            last = x[:, -1, :1]  # (B, 1)
+            x = tf.concat([x[:, :, :1] - last[:, None], x[:, :, 1:]], axis=2)
+            y = y - (tf.gather(rows[:, 0], starts + ref) if kind == "seasonal" else last)
         return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
 
     return windows

@@ -46,7 +46,8 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
         steps = min(steps, config.steps_per_epoch)
     model.check_size(-features, series.horizon, B, W, output_steps=1, steps_option="window")
     net = build_regression_model(features, series.horizon, model, W)
-    make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.relative)
+    make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.base,
+                              series.season)
 
     def dataset(epoch: int):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))

@@ -110,5 +110,11 @@ def _train(series: SeriesConfig, model: ModelConfig, config: TrainConfig, data,
         }
     run, stop_reason = trainer.train(run_dir, stored is not None, settings, f"{model.cell}-series")
     result = load_forecast_run(run.path)
-    result.stop_reason, result.notes = stop_reason, data.notes
+    if result.history:  # a validated model: it or a naive forecast, by the validation part
+        from seqmodels.forecast.choice import choose
+
+        result.choice = choose(result.model, data, result.scaler, run)
+    result.stop_reason = stop_reason
+    result.notes = data.notes + ([f"chosen for this series: {'; '.join(data.chosen)}"]
+                                 if data.chosen else [])
     return result

@@ -49,10 +49,10 @@ class RunDir:
     HISTORY, PLOT, SAMPLES = "history.csv", "training.png", "samples.txt"
     CHECKPOINTS, LATEST, PREVIOUS = "checkpoints", "latest.npz", "previous.npz"
     LOCK, EXPORT, TENSORBOARD = ".lock", "export", "tensorboard"
-    FORECAST_PLOT = "forecast-test.png"
+    FORECAST_PLOT, CHOICE = "forecast-test.png", "choice.json"
     # rewritten on resume, and written once or added to: no command's output may replace them
     REPLACED = (CONFIG, HISTORY, PLOT, MODEL, f"{CHECKPOINTS}/{LATEST}",
-                f"{CHECKPOINTS}/{PREVIOUS}")
+                f"{CHECKPOINTS}/{PREVIOUS}", CHOICE)
     KEPT = (VOCAB, SCALER, SAMPLES, LOCK)
     # every name training writes (or will): no output goes there, though the file is not made
     # yet (the forecast plot is `forecast evaluate`'s own output, which --plot may replace)
@@ -91,6 +91,12 @@ class RunDir:
     def scaler(self) -> Path:
         """scaler.json: a forecaster's training statistics."""
         return self.path / self.SCALER
+
+    @property
+    def choice(self) -> Path:
+        """choice.json: which forecast a forecaster gives (its model, or a baseline that beat
+        it on the validation part)."""
+        return self.path / self.CHOICE
 
     @property
     def history(self) -> Path:

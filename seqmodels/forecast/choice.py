@@ -1,0 +1,91 @@
+"""The model's forecasts of a part's windows, and the choice made once training ends: the model,
+or the naive forecast that beat it on the validation part (never a worse forecast unsaid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seqmodels.errors import SeqmodelsError
+from seqmodels.files import check_format, read_json, write_json_atomic
+from seqmodels.forecast.baselines import baselines, metrics
+from seqmodels.forecast.prepare import Prepared
+from seqmodels.forecast.series import unscale_target
+from seqmodels.training.rundir import RunDir
+
+CHOICE_FORMAT = "seqmodels.forecast-choice"
+MODEL = "model"
+
+
+def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """The model's (N, H) forecasts for windows x (N, W, F), in scaled units."""
+    if len(x) == 0:
+        return np.zeros((0, net.outputs[0].shape[-1]), np.float32)
+    if not np.isfinite(x).all():
+        raise SeqmodelsError("the model's input holds NaN or infinite values (check the CSV "
+                             "and the run's scaler)")
+    out = np.concatenate([np.asarray(net(x[i:i + batch], training=False))
+                          for i in range(0, len(x), batch)])
+    if not np.isfinite(out).all():
+        raise SeqmodelsError("the model's forecasts are NaN or infinite (its weights are not "
+                             "finite numbers); nothing to report")
+    return out
+
+
+def part_forecasts(net, data: Prepared, part: int, scaler: dict
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's forecasts (N, H) of part's windows in original units, the index in
+    data.target() of each one's first step (N,), and the values as read (N, H)."""
+    chunks = [(predict_scaled(net, x), base) for x, _, base in data.window_chunks(part)]
+    forecast, base = (np.concatenate(a) for a in zip(*chunks))
+    model = unscale_target(forecast + base, scaler)  # (N, H)
+    ends = data.starts[part] + data.config.window
+    # the values as read, not y unscaled: float32 scaling put an error on exact baselines
+    actual = data.target()[ends[:, None] + np.arange(data.config.horizon)[None, :]]
+    return model, ends, actual
+
+
+def choose(net, data: Prepared, scaler: dict, run: RunDir) -> dict:
+    """Compare the model with the naive forecasts on the validation part (mean absolute error
+    over every window and step), write the choice in the run and return it."""
+    c = data.config
+    model, ends, actual = part_forecasts(net, data, 1, scaler)
+    target = data.target()
+    errors = {MODEL: metrics(actual, model)["mae"]}
+    errors.update({name: metrics(actual, f)["mae"]
+                   for name, f in baselines(target, ends, c.horizon, c.season).items()})
+    if not all(np.isfinite(v) for v in errors.values()):
+        raise SeqmodelsError("the validation errors are not finite numbers (check the CSV's "
+                             "magnitudes); no forecast to choose")
+    best = min(errors, key=errors.get)
+    choice = {"format": CHOICE_FORMAT, "version": 1, "forecast": best,
+              "validation_mae": errors, "validation_windows": int(len(model))}
+    write_json_atomic(run.choice, choice)
+    return choice
+
+
+def read_choice(run: RunDir) -> dict:
+    """The run's choice; a run trained before choices were made gives its model."""
+    path = run.choice
+    if not Path(path).exists():
+        return {"forecast": MODEL, "validation_mae": {}}
+    data = check_format(read_json(path, 2**16), CHOICE_FORMAT, 1, str(path), "choice")
+    if not isinstance(data.get("forecast"), str) or not isinstance(data.get("validation_mae"),
+                                                                   dict):
+        raise SeqmodelsError(f"{path}: damaged ('forecast' must name a forecast)")
+    return data
+
+
+def describe_choice(choice: dict) -> str:
+    """One line: which forecast the run gives and why."""
+    errors = choice.get("validation_mae") or {}
+    if choice["forecast"] == MODEL:
+        if not errors:
+            return "the model's"
+        others = {k: v for k, v in errors.items() if k != MODEL}
+        best = min(others, key=others.get)
+        return (f"the model's (validation MAE {errors[MODEL]:.4g}, best naive: {best} "
+                f"{others[best]:.4g})")
+    return (f"the {choice['forecast']} forecast, which beat the model on the validation part "
+            f"(MAE {errors[choice['forecast']]:.4g} against the model's {errors[MODEL]:.4g})")
