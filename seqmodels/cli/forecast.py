@@ -24,6 +24,7 @@ from seqmodels.cli.options import (
     run_options,
     run_options_from,
     splits_option,
+    stack,
     train_config_from,
 )
 from seqmodels.cli.train import resume_hint
@@ -55,6 +56,46 @@ def _columns(ctx, param, value: str | None) -> list[str]:
     return names
 
 
+def series_options(f):
+    """The options that say which columns to forecast and how to window and split them."""
+    return stack(_SERIES_OPTIONS, f)
+
+
+_SERIES_OPTIONS = [
+    click.option("--time-column", default=None,
+                 help="Column of timestamps (or numbers) [default: the built-in's; none: row "
+                      "order]."),
+    click.option("--target", default=None,
+                 help="Column to forecast [default: the built-in's, or the only numeric "
+                      "column]."),
+    click.option("--features", default=None, callback=_columns,
+                 help="Extra input columns, comma-separated (the target's past is always an "
+                      "input)."),
+    click.option("--window", type=click.IntRange(min=1), default=None,
+                 help="Input steps per window [default: two seasons or two horizons (at least 10), "
+                      "shorter for a short series]."),
+    click.option("--horizon", type=click.IntRange(min=1), default=None,
+                 help="Steps forecast at once [default: 12 monthly, 8 quarterly, 13 weekly, 14 "
+                      "daily, 24 hourly, else 10; at most a tenth of the rows]."),
+    click.option("--season", type=click.IntRange(min=1), default=None,
+                 help="Rows per season [default: from the time step (12 monthly, 4 quarterly, 52 "
+                      "weekly, 7 daily, 24 hourly); 1: none]."),
+    click.option("--base", type=click.Choice(BASES), default=SERIES.base, show_default=True,
+                 help="What the model forecasts relative to: level (the scaled values), last (the "
+                      "window's last value: changes, for a trend), seasonal (the value one season "
+                      "back); auto takes the one whose own forecast errs least on the training "
+                      "part."),
+    splits_option(SERIES.splits, "Train,validation,test fractions (chronological)."),
+    click.option("--missing", type=click.Choice(MISSING_POLICIES), default=SERIES.missing,
+                 show_default=True,
+                 help="Rows with gaps: stop and list them, drop them, or fill them (mean/median "
+                      "from the training part only)."),
+    click.option("--allow-irregular", is_flag=True,
+                 help="Treat irregularly timed rows as equally spaced instead of stopping."),
+    click.option("--relative", is_flag=True, help="The same as --base last."),
+]
+
+
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def forecast() -> None:
     """Forecast numeric time series from CSV files with LSTM/GRU/SimpleRNN regression.
@@ -67,34 +108,7 @@ def forecast() -> None:
 @forecast.command()
 @config_file_option
 @click.argument("csv", required=False)
-@click.option("--time-column", default=None,
-              help="Column of timestamps (or numbers) [default: the built-in's; none: row order].")
-@click.option("--target", default=None,
-              help="Column to forecast [default: the built-in's, or the only numeric column].")
-@click.option("--features", default=None, callback=_columns,
-              help="Extra input columns, comma-separated (the target's past is always an input).")
-@click.option("--window", type=click.IntRange(min=1), default=None,
-              help="Input steps per window [default: two seasons or two horizons (at least 10), "
-                   "shorter for a short series].")
-@click.option("--horizon", type=click.IntRange(min=1), default=None,
-              help="Steps forecast at once [default: 12 monthly, 8 quarterly, 13 weekly, 14 "
-                   "daily, 24 hourly, else 10; at most a tenth of the rows].")
-@click.option("--season", type=click.IntRange(min=1), default=None,
-              help="Rows per season [default: from the time step (12 monthly, 4 quarterly, 52 "
-                   "weekly, 7 daily, 24 hourly); 1: none].")
-@click.option("--base", type=click.Choice(BASES), default=SERIES.base, show_default=True,
-              help="What the model forecasts relative to: level (the scaled values), last (the "
-                   "window's last value: changes, for a trend), seasonal (the value one season "
-                   "back); auto takes the one whose own forecast errs least on the training "
-                   "part.")
-@splits_option(SERIES.splits, "Train,validation,test fractions (chronological).")
-@click.option("--missing", type=click.Choice(MISSING_POLICIES), default=SERIES.missing,
-              show_default=True,
-              help="Rows with gaps: stop and list them, drop them, or fill them (mean/median from "
-                   "the training part only).")
-@click.option("--allow-irregular", is_flag=True,
-              help="Treat irregularly timed rows as equally spaced instead of stopping.")
-@click.option("--relative", is_flag=True, help="The same as --base last.")
+@series_options
 @model_options(default_model(), embedding=False)
 @optimizer_options(default_train_config())
 @run_options(default_train_config())
@@ -238,23 +252,66 @@ def predict(run, csv, as_json) -> None:
     import csv as csv_module
     import io
 
-    from seqmodels.forecast.evaluate import predict_future
+    from seqmodels.forecast.evaluate import intervals, predict_future
     from seqmodels.forecast.run import load_forecast_run
 
     loaded = load_forecast_run(run)
     when, values, header = predict_future(
         loaded, csv, on_note=lambda note: click.echo(f"note: {note}", err=True))
+    bounds = intervals(loaded, values)
+    names = [f"{side}_{100 * float(level):g}" for level in bounds for side in ("lower", "upper")]
+    columns = [b for pair in bounds.values() for b in pair]  # lower_80, upper_80, lower_95...
     if as_json:
         click.echo(json.dumps({"run": str(run), "time": header, "target": loaded.series.target,
-                               "forecast": [{"time": t, "value": float(v)}
-                                            for t, v in zip(when, values)]}))
+                               "forecast": [{"time": t, "value": float(v),
+                                             **{n: float(c[i]) for n, c in zip(names, columns)}}
+                                            for i, (t, v) in enumerate(zip(when, values))]}))
         return
     out = io.StringIO()
     rows = csv_module.writer(out, lineterminator="\n")  # quotes a name holding a comma
-    rows.writerow([header, loaded.series.target])
+    rows.writerow([header, loaded.series.target, *names])
     # every digit: a 6-digit rounding hid real errors
-    rows.writerows([t, repr(float(v))] for t, v in zip(when, values))
+    rows.writerows([t, repr(float(v)), *(repr(float(c[i])) for c in columns)]
+                   for i, (t, v) in enumerate(zip(when, values)))
     click.echo(out.getvalue(), nl=False)
+
+
+@forecast.command()
+@click.argument("csv")
+@click.option("--origins", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Rolling origins: the last a horizon before the end, the others a horizon "
+                   "apart.")
+@series_options
+@model_options(default_model(), embedding=False)
+@optimizer_options(default_train_config())
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=default_train_config().seed,
+              show_default=True, help="Seed of every refit.")
+@json_option("each origin's and the overall scores")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def backtest(csv, origins, **kw) -> None:
+    """Score the forecaster by rolling-origin backtests: at each origin a model is trained from
+    scratch on the rows before it (settings left automatic are chosen again from those rows),
+    its forecast of the horizon after it is scored by MASE, sMAPE and RMSE next to seasonal
+    naive, naive (last value) and drift."""
+    ctx = click.get_current_context()
+    check_optimizer_options(ctx, kw)
+    _needs_pandas()
+    from seqmodels.forecast.backtest import backtest_forecaster, format_backtest
+
+    _series_defaults(ctx, csv, kw)
+
+    def progress(result: dict) -> None:
+        if not kw["quiet"]:
+            m = result["metrics"]
+            click.echo(f"origin at row {result['origin']}: MASE seqmodels "
+                       f"{m['seqmodels'].get('mase', float('nan')):.3f}, "
+                       + ", ".join(f"{k} {v.get('mase', float('nan')):.3f}"
+                                   for k, v in m.items() if k != "seqmodels"), err=True)
+
+    report = backtest_forecaster(config_from(SeriesConfig, kw, csv=csv),
+                                 config_from(ModelConfig, kw), train_config_from(kw),
+                                 origins=origins, on_origin=progress)
+    click.echo(json.dumps(report) if kw["as_json"] else format_backtest(report))
 
 
 @forecast.command()

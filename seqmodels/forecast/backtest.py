@@ -63,7 +63,15 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
                 on_origin(result)
     return {"csv": str(series.csv), "target": c.target, "rows": rows, "horizon": horizon,
             "season": season, "origins": results, "refit": "at every origin",
-            "overall": _overall(results)}
+            "overall": _overall(results), "coverage": _coverage(results)}
+
+
+def _coverage(results: list[dict]) -> dict[str, float]:
+    """The share of scored values inside each level's interval, over every origin."""
+    levels = results[0]["coverage"].keys()
+    total = sum(r["covered_points"] for r in results)
+    return {level: sum(r["coverage"][level] * r["covered_points"] for r in results) / total
+            for level in levels if all(level in r["coverage"] for r in results)}
 
 
 def _score(run, values, observed: np.ndarray, origin: int, horizon: int, season: int) -> dict:
@@ -82,7 +90,13 @@ def _score(run, values, observed: np.ndarray, origin: int, horizon: int, season:
     actual = target[origin:origin + horizon][None]
     scale = mase_scale(rows[:, 0], season)
     scores = {name: metrics(actual[:, seen], f[:, seen], scale) for name, f in forecasts.items()}
+    intervals = (run.choice or {}).get("intervals") or {}
+    given = forecasts[MODEL][0]
+    coverage = {level: float(np.mean(np.abs(actual[0, seen] - given[seen])
+                                     <= np.asarray(widths)[seen]))
+                for level, widths in intervals.items()}
     return {"origin": origin, "scored": int(seen.sum()), "window": run.series.window,
+            "coverage": coverage, "covered_points": int(seen.sum()),
             "base": run.series.base, "forecast": run.choice["forecast"] if run.choice else "model",
             "forecasts": {k: v[0].tolist() for k, v in forecasts.items()},
             "actual": actual[0].tolist(), "metrics": scores}
@@ -122,4 +136,8 @@ def format_backtest(report: dict) -> str:
     used = ", ".join(f"row {r['origin']}: {r['forecast']} (base {r['base']}, window "
                      f"{r['window']})" for r in report["origins"])
     lines.append(f"seqmodels gave {used}")
+    if report["coverage"]:
+        lines.append("interval coverage " + ", ".join(
+            f"{100 * float(level):g}%: {100 * share:.0f}% of the values"
+            for level, share in report["coverage"].items()))
     return "\n".join(lines)

@@ -51,18 +51,53 @@ def choose(net, data: Prepared, scaler: dict, run: RunDir) -> dict:
     over every window and step), write the choice in the run and return it."""
     c = data.config
     model, ends, actual = part_forecasts(net, data, 1, scaler)
-    target = data.target()
-    errors = {MODEL: metrics(actual, model)["mae"]}
-    errors.update({name: metrics(actual, f)["mae"]
-                   for name, f in baselines(target, ends, c.horizon, c.season).items()})
+    candidates = candidate_forecasts(model, baselines(data.target(), ends, c.horizon, c.season))
+    errors = {name: metrics(actual, f)["mae"] for name, f in candidates.items()}
     if not all(np.isfinite(v) for v in errors.values()):
         raise SeqmodelsError("the validation errors are not finite numbers (check the CSV's "
                              "magnitudes); no forecast to choose")
     best = min(errors, key=errors.get)
+    given = candidates[best]
     choice = {"format": CHOICE_FORMAT, "version": 1, "forecast": best,
-              "validation_mae": errors, "validation_windows": int(len(model))}
+              "validation_mae": errors, "validation_windows": int(len(model)),
+              "intervals": conformal_widths(actual - given)}
     write_json_atomic(run.choice, choice)
     return choice
+
+
+AVERAGE = "mean of the model and "  # + a naive forecast's name: the two averaged
+
+
+def candidate_forecasts(model: np.ndarray, naive: dict[str, np.ndarray]
+                        ) -> dict[str, np.ndarray]:
+    """The forecasts a run may give: its model's, each naive one, and the model's averaged with
+    each naive one (an ensemble that halves what the model adds to it)."""
+    return {MODEL: model, **naive, **{AVERAGE + name: (model + f) / 2 for name, f in naive.items()}}
+
+
+LEVELS = (0.8, 0.95)  # the prediction intervals given
+PER_STEP_WINDOWS = 20  # with fewer validation windows, the steps' errors are pooled
+
+
+def conformal_widths(errors: np.ndarray) -> dict[str, list[float]]:
+    """Half-widths (H,) of split-conformal prediction intervals at each of LEVELS from the
+    validation errors (N, H) of the forecast given: per step the ceil((N + 1) q)-th smallest
+    absolute error; with fewer than PER_STEP_WINDOWS windows the errors of all steps are pooled,
+    each divided by sqrt(step), and the width grows as sqrt(step)."""
+    n, horizon = errors.shape
+    absolute = np.abs(errors)
+    out = {}
+    for q in LEVELS:
+        if n >= PER_STEP_WINDOWS:
+            k = min(int(np.ceil((n + 1) * q)), n) - 1
+            widths = np.sort(absolute, axis=0)[k]
+        else:
+            grow = np.sqrt(np.arange(1, horizon + 1))
+            pooled = np.sort((absolute / grow[None, :]).ravel())
+            k = min(int(np.ceil((len(pooled) + 1) * q)), len(pooled)) - 1
+            widths = pooled[k] * grow
+        out[f"{q:g}"] = [float(w) for w in widths]
+    return out
 
 
 def read_choice(run: RunDir) -> dict:
@@ -80,10 +115,13 @@ def read_choice(run: RunDir) -> dict:
 def describe_choice(choice: dict) -> str:
     """One line: which forecast the run gives and why."""
     errors = choice.get("validation_mae") or {}
+    if choice["forecast"].startswith(AVERAGE):
+        return (f"the {choice['forecast']} (validation MAE {errors[choice['forecast']]:.4g}, "
+                f"the model alone {errors[MODEL]:.4g})")
     if choice["forecast"] == MODEL:
         if not errors:
             return "the model's"
-        others = {k: v for k, v in errors.items() if k != MODEL}
+        others = {k: v for k, v in errors.items() if k != MODEL and not k.startswith(AVERAGE)}
         best = min(others, key=others.get)
         return (f"the model's (validation MAE {errors[MODEL]:.4g}, best naive: {best} "
                 f"{others[best]:.4g})")

@@ -21,6 +21,7 @@ from seqmodels.forecast.baselines import (  # noqa: F401 (last_value, seasonal_n
 )
 from seqmodels.forecast.choice import (
     MODEL,
+    candidate_forecasts,
     describe_choice,
     part_forecasts,
     predict_scaled,
@@ -81,8 +82,11 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         season = None
     forecasts.update(baselines(target, ends, H, season))
     choice = read_choice(RunDir(run.path))
-    if choice["forecast"] != MODEL and choice["forecast"] in forecasts:
-        forecasts["the run's forecast"] = forecasts[choice["forecast"]]
+    if choice["forecast"] != MODEL:
+        naive = {k: v for k, v in forecasts.items() if k != "model"}
+        given = candidate_forecasts(model, naive).get(choice["forecast"])
+        if given is not None:
+            forecasts["the run's forecast"] = given
     scale = mase_scale(data.parts[0].iloc[:, 0].to_numpy(float), season)
     results = {name: metrics(actual, f, scale) for name, f in forecasts.items()}
     bad = [name for name, m in results.items() if not all(map(math.isfinite, m.values()))]
@@ -228,21 +232,32 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
     return list(range(1, H + 1)), _as_written(values, series.decimals), "step"
 
 
+def intervals(run: ForecastRun, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each level's (lower, upper) bounds (H,) around the run's forecast values: the widths its
+    validation errors gave (split conformal, see forecast.choice); none for an older run."""
+    widths = (run.choice or {}).get("intervals") or {}
+    return {level: (values - np.asarray(w), values + np.asarray(w)) for level, w in widths.items()
+            if len(w) == len(values)}
+
+
 def next_values(run: ForecastRun, rows: np.ndarray,
                 on_note: Callable[[str], None] | None = None) -> np.ndarray:
     """The run's forecast (H,) of the steps after rows (N, F), filled, in original units: its
     model's, or the naive forecast its choice names."""
     c, choice = run.series, run.choice or read_choice(RunDir(run.path))
     W, H = c.window, c.horizon
-    given = baselines(rows[:, 0], np.array([len(rows)]), H, c.season)
-    if choice["forecast"] != MODEL and choice["forecast"] in given:
-        if on_note:
-            on_note(f"the run gives {describe_choice(choice)}")
-        return given[choice["forecast"]][0]
     scaled = scale(rows[-W:], run.scaler)  # then H rows to come, for make_windows' shapes
     padded = np.concatenate([scaled, np.zeros((H, scaled.shape[1]))])
     x, _, base = make_windows(padded, np.array([0]), W, H, c.base, c.season)
-    return unscale_target(predict_scaled(run.model, x)[0] + base[0], run.scaler)  # (H,)
+    model = unscale_target(predict_scaled(run.model, x) + base, run.scaler)  # (1, H)
+    given = candidate_forecasts(model, baselines(rows[:, 0], np.array([len(rows)]), H, c.season))
+    if choice["forecast"] not in given:
+        raise SeqmodelsError(f"{RunDir(run.path).choice}: names the forecast "
+                             f"{choice['forecast']!r}, which this series cannot give (is the "
+                             f"history shorter than a season?)")
+    if choice["forecast"] != MODEL and on_note:
+        on_note(f"the run gives {describe_choice(choice)}")
+    return given[choice["forecast"]][0]
 
 
 def _as_written(values: np.ndarray, decimals: int | None) -> np.ndarray:

@@ -35,7 +35,7 @@ class BuiltinSeries:
     target: str
     about: str
     # settings `forecast train` takes for this series unless they are given: what it needs to
-    # train on the defaults at all (co2 has gaps; nile's 100 rows leave 10 for validation)
+    # train on the defaults at all (co2 has gaps)
     defaults: dict = field(default_factory=dict)
 
 
@@ -44,8 +44,7 @@ BUILTIN_SERIES = {
                          "weekly atmospheric CO2 at Mauna Loa, ppm, 1958-2001 (59 gaps)",
                          {"missing": "interpolate"}),
     "sunspots": BuiltinSeries("YEAR", "SUNACTIVITY", "yearly sunspot numbers, 1700-2008"),
-    "nile": BuiltinSeries("year", "volume", "yearly Nile flow at Aswan, 1871-1970",
-                          {"window": 5}),
+    "nile": BuiltinSeries("year", "volume", "yearly Nile flow at Aswan, 1871-1970"),
 }
 DATA_FOLDER = Path(__file__).parent / "data"
 EXTRA_HINT = pip_install("forecast")

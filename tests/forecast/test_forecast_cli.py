@@ -75,7 +75,11 @@ def test_lstm_beats_the_last_value_baseline(trained):
     assert m["model"]["rmse"] < 0.5 * m["last value"]["rmse"]
     assert report["skill"] == pytest.approx(
         m["model"]["rmse"] / min(v["rmse"] for k, v in m.items() if k != "model"))
-    assert report["test_windows"] == 75 - 24 - 3 + 1  # test rows 425-499 (gap 430: an input)
+    # test rows 425-499: every window whose 3 targets lie there (its inputs may come before),
+    # but the 3 whose targets include the gap at row 430
+    assert report["test_windows"] == 75 - 3 + 1 - 3
+    assert report["forecast"] in m and report["forecast_note"].startswith("the ")
+    assert all(v["mase"] > 0 for v in m.values())
     assert (out / "forecast-test.png").stat().st_size > 1000
 
 
@@ -131,7 +135,8 @@ BAD = {
     "non-numeric target": ("date,y\n" + "".join(f"2021-01-{d:02d},x{d}\n" for d in range(1, 29)),
                            [], "column 'y' is not numeric"),
     "too few rows": ("date,y\n" + "".join(f"2021-01-{d:02d},{d}\n" for d in range(1, 9)),
-                     [], "8 rows, fewer than --window 10 + --horizon 1"),
+                     ["--window", 10, "--horizon", 1],
+                     "8 rows, fewer than --window 10 + --horizon 1"),
     "unsorted": ("date,y\n" + "".join(f"2021-01-{d:02d},{d}\n"
                                       for d in [1, 2, 4, 3, *range(5, 29)]),
                  [], "line 5 (2021-01-03) comes before line 4 (2021-01-04)"),
@@ -212,13 +217,15 @@ def test_training_never_holds_all_windows_at_once(tmp_path, monkeypatch):
     monkeypatch.setattr(prepare_module, "make_windows", counting)
     data = seasonal_csv(tmp_path / "s.csv", n=12000, gaps=())  # 1,200 validation rows
     out = tmp_path / "run"
-    result = invoke("train", data, "--time-column", "date", "--window", 12, "--epochs", 1,
-                    "--steps-per-epoch", 3, "--out", out, *TINY)
+    result = invoke("train", data, "--time-column", "date", "--window", 12, "--horizon", 1,
+                    "--epochs", 1, "--steps-per-epoch", 3, "--out", out, *TINY)
     assert result.exit_code == 0, result.output
-    assert built == [1024, 1200 - 12 - 1024]  # validation, in chunks; no training windows
+    # validation, in chunks (each window's targets in the part, its inputs reaching back), once
+    # while training and once to choose between the model and the baselines; no training windows
+    assert built == [1024, 1200 - 1024] * 2
     built.clear()
     assert invoke("evaluate", out).exit_code == 0
-    assert built == [1024, 1200 - 12 - 1024]  # the test part
+    assert built == [1024, 1200 - 1024]  # the test part
 
 
 def test_time_column_none_takes_the_rows_in_file_order(tmp_path):

@@ -137,7 +137,8 @@ def test_allow_irregular_keeps_rows_in_order(tmp_path):
 @pytest.mark.parametrize("rows, config, message", [
     ([[d, 1] for d in days(30)], {"target": "price"}, "no column 'price' (columns: date, y)"),
     ([[d, "high"] for d in days(30)], {"target": "y"}, "column 'y' is not numeric: 'high'"),
-    ([[d, 1] for d in days(8)], {"target": "y"}, "8 rows, fewer than window 10 + horizon 1"),
+    ([[d, 1] for d in days(8)], {"target": "y", "window": 10, "horizon": 1},
+     "8 rows, fewer than window 10 + horizon 1"),
 ])
 def test_bad_csvs_give_one_line_errors(tmp_path, rows, config, message):
     csv = write_csv(tmp_path / "bad.csv", rows)
@@ -159,10 +160,12 @@ def test_scaler_sees_the_training_part_only(tmp_path):
     assert max(data.scaler["mean"][0], data.scaler["std"][0]) < 10
 
 
-def test_no_window_crosses_a_split(tmp_path):
+def test_no_window_takes_targets_from_another_part(tmp_path):
+    """A window's targets lie in one part; its inputs may come from earlier parts (the values a
+    forecast made at that point would have), never from a later one."""
     csv = write_csv(tmp_path / "w.csv", [[d, i] for i, d in enumerate(days(100))])
     data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=7,
-                                horizon=3))
+                                horizon=3, base="level"))
     seen = []
     for i, part in enumerate(data.parts):
         x, y, _ = data.windows(i)
@@ -170,8 +173,11 @@ def test_no_window_crosses_a_split(tmp_path):
         lo, hi = rows.min(), rows.max()
         inputs = x[:, :, 0] * data.scaler["std"][0] + data.scaler["mean"][0]
         targets = y * data.scaler["std"][0] + data.scaler["mean"][0]
-        assert inputs.min() >= lo - 1e-3 and targets.max() <= hi + 1e-3
-        assert len(x) == len(part) - 7 - 3 + 1  # every window that fits, none more
+        assert targets.min() >= lo - 1e-3 and targets.max() <= hi + 1e-3
+        assert inputs.max() < lo - 1 + 1e-3 + (len(part) - 3)  # before the last target
+        assert inputs.min() >= (0 if i else lo) - 1e-3
+        # every window whose targets fit in the part, none more
+        assert len(x) == len(part) - 3 + 1 - (7 if i == 0 else 0)
         seen.append((lo, hi))
     assert seen == [(0, 79), (80, 89), (90, 99)]
 
@@ -209,13 +215,32 @@ def test_relative_windows_are_changes_from_the_last_value():
     scaled = np.arange(20, dtype=float)[:, None] * 0.5  # (20, 1)
     starts = np.array([0, 7])
     x, y, base = make_windows(scaled, starts, 4, 2)
-    xr, yr, base_r = make_windows(scaled, starts, 4, 2, relative=True)
-    assert base.tolist() == [0, 0] and base_r.tolist() == [1.5, 5.0]
-    assert np.all(xr[:, -1, 0] == 0) and np.allclose(xr[:, :, 0], x[:, :, 0] - base_r[:, None])
-    assert np.allclose(yr + base_r[:, None], y) and yr.tolist() == [[0.5, 1.0], [0.5, 1.0]]
+    xr, yr, base_r = make_windows(scaled, starts, 4, 2, "last")
+    assert base.tolist() == [[0, 0], [0, 0]] and base_r.tolist() == [[1.5, 1.5], [5.0, 5.0]]
+    assert np.all(xr[:, -1, 0] == 0) and np.allclose(xr[:, :, 0], x[:, :, 0] - base_r[:, :1])
+    assert np.allclose(yr + base_r, y) and yr.tolist() == [[0.5, 1.0], [0.5, 1.0]]
+    assert np.array_equal(make_windows(scaled, starts, 4, 2, True)[1], yr)  # the old flag
 
 
-@pytest.mark.parametrize("relative", [False, True])
+def test_seasonal_windows_are_corrections_to_the_seasonal_naive_forecast():
+    """Base seasonal: y is what the model adds to the value one season back (from the window's
+    last season), and the inputs are changes from the window's last value."""
+    from seqmodels.forecast.series import make_windows
+
+    scaled = (np.arange(30) % 4 * 10.0 + np.arange(30) * 0.1)[:, None]  # season 4, a trend
+    x, y, base = make_windows(scaled, np.array([2]), 8, 6, "seasonal", 4)
+    ends = 2 + 8
+    expected = [scaled[ends + h - 4 * (h // 4 + 1), 0] for h in range(6)]
+    assert np.allclose(base[0], expected)
+    assert np.allclose(y[0] + base[0], scaled[ends:ends + 6, 0])
+    # the trend over the seasons between: all that is left (steps 5-6 repeat the last season)
+    assert np.allclose(y[0], [0.4] * 4 + [0.8] * 2, atol=1e-5)
+    assert np.allclose(x[0, :, 0], scaled[2:10, 0] - scaled[9, 0])
+    with pytest.raises(SeqmodelsError, match="season"):
+        make_windows(scaled, np.array([0]), 3, 2, "seasonal", 4)  # the window holds no season
+
+
+@pytest.mark.parametrize("relative", ["level", "last", "seasonal"])
 def test_batch_windows_are_bit_equal_to_make_windows(relative):
     """Training makes its windows one batch at a time in TensorFlow: the same float32 values."""
     from seqmodels.backend import import_tf
@@ -224,8 +249,8 @@ def test_batch_windows_are_bit_equal_to_make_windows(relative):
     rng = np.random.default_rng(3)
     scaled = rng.normal(0, 1, (60, 3)) * np.array([1e-3, 1.0, 1e5])  # (60, 3) float64
     starts = rng.permutation(60 - 7 - 2 + 1)[:17]
-    x, y, _ = make_windows(scaled, starts, 7, 2, relative)
-    bx, by = window_maker(import_tf(), scaled, 7, 2, relative)(starts)
+    x, y, _ = make_windows(scaled, starts, 7, 2, relative, 5)
+    bx, by = window_maker(import_tf(), scaled, 7, 2, relative, 5)(starts)
     assert bx.dtype.name == "float32" and bx.shape == x.shape and by.shape == y.shape
     assert np.array_equal(np.asarray(bx), x) and np.array_equal(np.asarray(by), y)
 
@@ -245,7 +270,8 @@ def test_chunks_of_wide_windows_are_smaller(tmp_path, monkeypatch):
     import seqmodels.forecast.prepare as prepare_module
 
     csv = write_csv(tmp_path / "w.csv", [[d, i % 7] for i, d in enumerate(days(300))])
-    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=9))
+    data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=9,
+                                horizon=1))
     assert [len(c[0]) for c in data.window_chunks(0)] == [231]  # at most 1024 a chunk
     monkeypatch.setattr(prepare_module, "CHUNK_VALUES", 9 * 100)  # 100 windows of 9 x 1
     assert [len(c[0]) for c in data.window_chunks(0)] == [100, 100, 31]

@@ -1,0 +1,157 @@
+"""Forecasting defaults that extrapolate, the choice between the model and the naive forecasts,
+prediction intervals and rolling-origin backtests (issue 33)."""
+
+import json
+
+import numpy as np
+import pytest
+
+pd = pytest.importorskip("pandas")
+
+from click.testing import CliRunner  # noqa: E402
+
+from seqmodels.cli.main import cli  # noqa: E402
+from seqmodels.errors import SeqmodelsError  # noqa: E402
+from seqmodels.forecast.auto import choose_base, default_horizon, default_window  # noqa: E402
+from seqmodels.forecast.baselines import drift, mase_scale  # noqa: E402
+from seqmodels.forecast.choice import conformal_widths  # noqa: E402
+from seqmodels.forecast.prepare import prepare  # noqa: E402
+from seqmodels.forecast.series import BUILTIN_SERIES, SeriesConfig  # noqa: E402
+
+TINY = ["--units", "8", "--batch-size", "32", "--lr", "0.01", "--seed", "1", "--deterministic"]
+
+
+def monthly_csv(path, values, start="2000-01-01"):
+    times = pd.date_range(start, periods=len(values), freq="MS").strftime("%Y-%m-%d")
+    pd.DataFrame({"month": times, "y": values}).to_csv(path, index=False)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["forecast", *map(str, args)])
+
+
+def test_the_base_is_the_naive_forecast_that_errs_least_on_the_training_part():
+    t = np.arange(120)
+    seasonal = 10 + np.sin(2 * np.pi * t / 12) * 3
+    assert choose_base(seasonal, 12, 12)[0] == "seasonal"
+    assert choose_base(5 + 0.5 * t, 12, 12)[0] == "last"  # a trend: changes carry on
+    noise = np.random.default_rng(0).normal(0, 1, 120)  # no persistence: the mean
+    assert choose_base(noise, 12, 12)[0] == "level"
+    base, why = choose_base(noise, 12, None)
+    assert base == "level" and "seasonal" not in why and "level" in why
+
+
+def test_horizon_and_window_follow_the_step_and_the_length():
+    assert default_horizon(("months", 1, False), 144) == 12
+    assert default_horizon(("months", 3, False), 119) == 8
+    assert default_horizon(1, 114) == 10 and default_horizon(None, 40) == 4
+    assert default_window(100, 12, 12, "seasonal") == 24
+    assert default_window(30, 4, 12, "seasonal") == 12  # short: shortened, down to one season
+    assert default_window(60, 10, None, "level") == 17  # 60 - 17 - 10 + 1 = 34 >= 2 x 17
+
+
+@pytest.mark.parametrize("name", list(BUILTIN_SERIES))
+def test_every_built_in_series_prepares_on_the_defaults(name):
+    data = prepare(SeriesConfig(csv=name, **BUILTIN_SERIES[name].defaults))
+    c = data.config
+    assert c.window and c.horizon and c.base in ("level", "last", "seasonal") and c.season >= 1
+    assert all(len(s) for s in data.starts) and data.chosen
+
+
+@pytest.mark.parametrize("rows", [40, 41, 57])
+def test_a_series_of_40_points_prepares_on_the_defaults(tmp_path, rows):
+    rng = np.random.default_rng(rows)
+    for values in (np.cumsum(rng.normal(0, 1, rows)),
+                   10 + 3 * np.sin(np.arange(rows) * np.pi / 6) + rng.normal(0, 0.1, rows)):
+        data = prepare(SeriesConfig(csv=str(monthly_csv(tmp_path / "s.csv", values)),
+                                    time_column="month"))
+        assert all(len(s) for s in data.starts), data.config
+
+
+def test_drift_and_mase_by_hand():
+    y = np.array([1.0, 2, 4, 7, 11])
+    assert drift(y, np.array([5]), 2).tolist() == [[13.5, 16.0]]  # slope (11 - 1) / 4
+    assert mase_scale(y, None) == pytest.approx(2.5)  # one step back: 1, 2, 3, 4
+    assert mase_scale(y, 2) == pytest.approx((3 + 5 + 7) / 3)
+    assert mase_scale(np.ones(5), None) is None
+
+
+def test_conformal_widths_per_step_and_pooled():
+    errors = np.tile(np.arange(1, 41, dtype=float)[:, None], (1, 3))  # 40 windows, 3 steps
+    widths = conformal_widths(errors)
+    assert widths["0.8"] == [33.0] * 3  # ceil(41 x 0.8) = 33rd smallest
+    assert widths["0.95"] == [39.0] * 3  # ceil(41 x 0.95) = 39th smallest
+    few = conformal_widths(np.array([[1.0, 2 ** 0.5 * 2]] * 4))  # pooled, grows as sqrt(step)
+    assert few["0.95"] == pytest.approx([2.0, 2 * 2 ** 0.5])
+
+
+def test_a_run_that_its_baseline_beats_gives_the_baseline_and_says_so(tmp_path):
+    """An exactly repeating season: seasonal naive is exact, a one-epoch model is not, so the
+    run gives seasonal naive; predict prints the last season again, with intervals."""
+    season = [3.0, 5, 9, 4, 6, 8, 2, 7, 1, 5, 6, 4]
+    csv = monthly_csv(tmp_path / "s.csv", np.tile(season, 8))
+    out = tmp_path / "run"
+    trained = invoke("train", csv, "--time-column", "month", "--horizon", 12, "--epochs", 1,
+                     "--out", out, *TINY)
+    assert trained.exit_code == 0, trained.output
+    choice = json.loads((out / "choice.json").read_text())
+    assert choice["forecast"] == "seasonal naive (m=12)"
+    assert choice["validation_mae"]["seasonal naive (m=12)"] == 0
+    assert "base seasonal" in trained.stderr and "season 12" in trained.stderr
+    predicted = invoke("predict", out, csv, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    rows = json.loads(predicted.stdout)["forecast"]
+    assert [r["value"] for r in rows] == season and rows[0]["time"] == "2008-01-01"
+    assert all(r["lower_80"] <= r["value"] <= r["upper_95"] for r in rows)
+    assert "beat the model on the validation part" in predicted.stderr
+    report = json.loads(invoke("evaluate", out, "--json", "--no-plot").stdout)
+    assert report["forecast"] == "seasonal naive (m=12)"
+    assert report["metrics"]["the run's forecast"]["mae"] == 0
+
+
+def test_backtest_refits_at_each_origin_and_scores_the_baselines_by_hand(tmp_path):
+    rng = np.random.default_rng(1)
+    values = np.round(20 + 0.3 * np.arange(60) + rng.normal(0, 1, 60), 3)  # a trend, 5 years
+    csv = monthly_csv(tmp_path / "t.csv", values)
+    result = invoke("backtest", csv, "--time-column", "month", "--origins", 2, "--horizon", 6,
+                    "--season", 1, "--epochs", 2, "--json", *TINY[:-1])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["origin"] for r in report["origins"]] == [48, 54]
+    assert report["refit"] == "at every origin" and report["horizon"] == 6
+    for r in report["origins"]:
+        o = r["origin"]
+        assert r["actual"] == pytest.approx(values[o:o + 6].tolist())
+        assert r["forecasts"]["last value"] == [values[o - 1]] * 6
+        naive_mae = np.mean(np.abs(values[o:o + 6] - values[o - 1]))
+        scale = np.mean(np.abs(np.diff(values[:o])))
+        assert r["metrics"]["last value"]["mase"] == pytest.approx(naive_mae / scale)
+        assert set(r["metrics"]) == {"seqmodels", "last value", "drift"}
+        assert set(r["coverage"]) == {"0.8", "0.95"}
+    overall = report["overall"]["last value"]["mase"]
+    assert overall == pytest.approx(np.mean([r["metrics"]["last value"]["mase"]
+                                             for r in report["origins"]]))
+    assert "origin at row 48" in result.stderr
+
+
+def test_backtest_with_too_many_origins_is_one_line(tmp_path):
+    csv = monthly_csv(tmp_path / "t.csv", np.arange(40.0))
+    result = invoke("backtest", csv, "--time-column", "month", "--origins", 9)
+    assert result.exit_code == 1 and "give fewer origins" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_test_fraction_of_zero_trains_and_evaluate_says_there_is_no_test_part(tmp_path):
+    csv = monthly_csv(tmp_path / "t.csv", np.sin(np.arange(50.0)))
+    out = tmp_path / "run"
+    trained = invoke("train", csv, "--time-column", "month", "--splits", "0.9,0.1,0",
+                     "--epochs", 1, "--out", out, "-q", *TINY)
+    assert trained.exit_code == 0, trained.output
+    result = invoke("evaluate", out, "--no-plot")
+    assert result.exit_code == 1 and "no test part" in result.stderr
+
+
+def test_seasonal_base_needs_a_window_of_a_season():
+    with pytest.raises(SeqmodelsError, match="at least the season"):
+        prepare(SeriesConfig(csv="co2", missing="interpolate", base="seasonal", window=20))
