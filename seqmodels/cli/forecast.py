@@ -81,7 +81,7 @@ _SERIES_OPTIONS = [
                  help="Rows per season [default: from the time step (12 monthly, 4 quarterly, 52 "
                       "weekly, 7 daily, 24 hourly); 1: none]."),
     click.option("--base", type=click.Choice(BASES), default=SERIES.base, show_default=True,
-                 help="What the model forecasts relative to: level (the scaled values), last (the "
+                 help="What the model forecasts relative to: none (the scaled values), last (the "
                       "window's last value: changes, for a trend), seasonal (the value one season "
                       "back); auto takes the one whose own forecast errs least on the training "
                       "part."),

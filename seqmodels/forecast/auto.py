@@ -59,7 +59,7 @@ def part_rows(rows: int, splits: tuple[float, float, float], horizon: int
 
 def baseline_errors(target: np.ndarray, horizon: int, season: int | None) -> dict[str, float]:
     """Mean absolute error over steps 1..horizon of each base's own forecast, from every origin
-    of `target` (the training part): level (its mean), last (the last value) and, with a
+    of `target` (the training part): none (the mean), last (the last value) and, with a
     season, seasonal (the value one season back)."""
     n = len(target)
     first = max(season or 1, 1)
@@ -68,7 +68,7 @@ def baseline_errors(target: np.ndarray, horizon: int, season: int | None) -> dic
         return {}
     steps = origins[:, None] + np.arange(horizon)[None, :]  # (N, H)
     actual = target[steps]
-    errors = {"level": float(np.mean(np.abs(actual - target.mean()))),
+    errors = {"none": float(np.mean(np.abs(actual - target.mean()))),
               "last": float(np.mean(np.abs(actual - target[origins - 1][:, None])))}
     if season and season > 1:
         h = np.arange(horizon)
@@ -82,7 +82,7 @@ def choose_base(target: np.ndarray, horizon: int, season: int | None) -> tuple[s
     left), and why, in words."""
     errors = baseline_errors(target, horizon, season)
     if not errors:
-        return "level", "the training part is too short to compare bases"
+        return "none", "the training part is too short to compare bases"
     best = min(errors, key=errors.get)
     listed = ", ".join(f"{k} {v:.4g}" for k, v in errors.items())
     return best, f"its forecast errs least on the training part (mean absolute error: {listed})"

@@ -105,7 +105,7 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     if c.season is None:
         c.season = infer_season(series.step) or 1
         if c.season > 1:
-            chosen.append(f"season {c.season} (from the {describe_step(series.step)} step)")
+            chosen.append(f"season {c.season} (from the time step, {describe_step(series.step)})")
     if c.horizon is None:
         c.horizon = default_horizon(series.step, len(series))
         chosen.append(f"horizon {c.horizon}")
@@ -139,6 +139,9 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     observed = [observed_all[p.index.to_numpy()] for p in parts]
     if count:
         notes.append(f"{report}; `missing` {c.missing} {HOW[c.missing]}")
+    if scaler is None:
+        scaler = fit_scaler(parts[0])
+    _check_float32(series, parts, scaler, c.csv)
     _resolve_base(c, parts[0].iloc[:, 0].to_numpy(float), chosen)
     if c.window is None:
         c.window = default_window(len(parts[0]), c.horizon, c.season, c.base)
@@ -146,9 +149,6 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     if c.base == "seasonal" and c.season > c.window:
         raise SeqmodelsError(f"`base` seasonal needs a `window` of at least the season "
                              f"({c.season} rows); give a longer window or another base")
-    if scaler is None:
-        scaler = fit_scaler(parts[0])
-    _check_float32(series, parts, scaler, c.csv)
     starts, offset = [], 0
     every = np.concatenate(observed)
     for name, part in zip(PARTS, parts):

@@ -21,7 +21,7 @@ from seqmodels.files import expand_user
 
 MISSING_POLICIES = ("error", "drop", "ffill", "interpolate", "mean", "median")
 DEFAULT_SPLITS = (0.8, 0.1, 0.1)
-BASES = ("auto", "level", "last", "seasonal")  # what the model's forecasts are relative to
+BASES = ("auto", "none", "last", "seasonal")  # what the model's forecasts are relative to
 NO_TIME_COLUMN = "none"  # `time_column` none: rows in file order, also for a built-in series
 NA_STRINGS = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
 SHOWN = 5  # rows listed in a report
@@ -163,7 +163,7 @@ class SeriesConfig:
         so a bare built-in name is the built-in, even where ./co2 exists."""
         stored = self
         if self.base == "auto":  # a run of the first version: `relative` or the levels
-            stored = dataclasses.replace(self, base="last" if self.relative else "level",
+            stored = dataclasses.replace(self, base="last" if self.relative else "none",
                                          relative=False)
         if stored.season is None:
             stored = dataclasses.replace(stored, season=1)
@@ -730,16 +730,16 @@ def window_starts(observed: np.ndarray, window: int, horizon: int) -> np.ndarray
 
 
 def base_kind(base: str | bool) -> str:
-    """A base named, or the old `relative` flag: True is "last", False "level"."""
-    return ("last" if base else "level") if isinstance(base, bool) else base
+    """A base named, or the old `relative` flag: True is "last", False "none"."""
+    return ("last" if base else "none") if isinstance(base, bool) else base
 
 
 def make_windows(scaled: np.ndarray, starts: np.ndarray, window: int, horizon: int,
-                 base: str | bool = "level", season: int | None = None):
+                 base: str | bool = "none", season: int | None = None):
     """x (N, W, F) = rows t..t+W-1 and y (N, H) = target at t+W..t+W+H-1, and base (N, H), what
     the model's forecasts are relative to (add it back to a forecast):
 
-    level: 0 (the model forecasts the scaled values); last: the window's last target value;
+    none: 0 (the model forecasts the scaled values); last: the window's last target value;
     seasonal: the seasonal naive forecast, the value one season (`season` rows, at most the
     window) before each step, from the window's last season. With last and seasonal the
     target's inputs are changes from the window's last value, so a trend carries on.
@@ -747,7 +747,7 @@ def make_windows(scaled: np.ndarray, starts: np.ndarray, window: int, horizon: i
     kind = base_kind(base)
     x = scaled[starts[:, None] + np.arange(window)]  # (N, W, F)
     y = scaled[starts[:, None] + window + np.arange(horizon), 0]  # (N, H)
-    last = x[:, -1, 0].copy() if kind != "level" else np.zeros(len(x))  # (N,)
+    last = x[:, -1, 0].copy() if kind != "none" else np.zeros(len(x))  # (N,)
     x[:, :, 0] -= last[:, None]
     if kind == "seasonal":
         ref = seasonal_offsets(window, horizon, season)  # (H,) rows after the start
@@ -767,7 +767,7 @@ def seasonal_offsets(window: int, horizon: int, season: int | None) -> np.ndarra
     return window + h - season * (h // season + 1)
 
 
-def window_maker(tf, scaled: np.ndarray, window: int, horizon: int, base: str | bool = "level",
+def window_maker(tf, scaled: np.ndarray, window: int, horizon: int, base: str | bool = "none",
                  season: int | None = None):
     """A TensorFlow function: a batch of starts (B,) -> the (x, y) make_windows gives them.
 
@@ -784,7 +784,7 @@ def window_maker(tf, scaled: np.ndarray, window: int, horizon: int, base: str | 
         starts = tf.cast(starts, tf.int64)[:, None]
         x = tf.gather(rows, starts + inputs)  # (B, W, F)
         y = tf.gather(rows[:, 0], starts + window + targets)  # (B, H)
-        if kind != "level":
+        if kind != "none":
             last = x[:, -1, :1]  # (B, 1)
             x = tf.concat([x[:, :, :1] - last[:, None], x[:, :, 1:]], axis=2)
             y = y - (tf.gather(rows[:, 0], starts + ref) if kind == "seasonal" else last)

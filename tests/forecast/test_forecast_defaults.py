@@ -37,9 +37,9 @@ def test_the_base_is_the_naive_forecast_that_errs_least_on_the_training_part():
     assert choose_base(seasonal, 12, 12)[0] == "seasonal"
     assert choose_base(5 + 0.5 * t, 12, 12)[0] == "last"  # a trend: changes carry on
     noise = np.random.default_rng(0).normal(0, 1, 120)  # no persistence: the mean
-    assert choose_base(noise, 12, 12)[0] == "level"
+    assert choose_base(noise, 12, 12)[0] == "none"
     base, why = choose_base(noise, 12, None)
-    assert base == "level" and "seasonal" not in why and "level" in why
+    assert base == "none" and "seasonal" not in why and "none" in why
 
 
 def test_horizon_and_window_follow_the_step_and_the_length():
@@ -48,14 +48,14 @@ def test_horizon_and_window_follow_the_step_and_the_length():
     assert default_horizon(1, 114) == 10 and default_horizon(None, 40) == 4
     assert default_window(100, 12, 12, "seasonal") == 24
     assert default_window(30, 4, 12, "seasonal") == 12  # short: shortened, down to one season
-    assert default_window(60, 10, None, "level") == 17  # 60 - 17 - 10 + 1 = 34 >= 2 x 17
+    assert default_window(60, 10, None, "none") == 17  # 60 - 17 - 10 + 1 = 34 >= 2 x 17
 
 
 @pytest.mark.parametrize("name", list(BUILTIN_SERIES))
 def test_every_built_in_series_prepares_on_the_defaults(name):
     data = prepare(SeriesConfig(csv=name, **BUILTIN_SERIES[name].defaults))
     c = data.config
-    assert c.window and c.horizon and c.base in ("level", "last", "seasonal") and c.season >= 1
+    assert c.window and c.horizon and c.base in ("none", "last", "seasonal") and c.season >= 1
     assert all(len(s) for s in data.starts) and data.chosen
 
 

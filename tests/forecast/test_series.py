@@ -165,7 +165,7 @@ def test_no_window_takes_targets_from_another_part(tmp_path):
     forecast made at that point would have), never from a later one."""
     csv = write_csv(tmp_path / "w.csv", [[d, i] for i, d in enumerate(days(100))])
     data = prepare(SeriesConfig(csv=str(csv), target="y", time_column="date", window=7,
-                                horizon=3, base="level"))
+                                horizon=3, base="none"))
     seen = []
     for i, part in enumerate(data.parts):
         x, y, _ = data.windows(i)
@@ -240,7 +240,7 @@ def test_seasonal_windows_are_corrections_to_the_seasonal_naive_forecast():
         make_windows(scaled, np.array([0]), 3, 2, "seasonal", 4)  # the window holds no season
 
 
-@pytest.mark.parametrize("relative", ["level", "last", "seasonal"])
+@pytest.mark.parametrize("relative", ["none", "last", "seasonal"])
 def test_batch_windows_are_bit_equal_to_make_windows(relative):
     """Training makes its windows one batch at a time in TensorFlow: the same float32 values."""
     from seqmodels.backend import import_tf

@@ -800,7 +800,8 @@ def test_large_values_keep_their_digits_and_the_skill_note_fits_the_table(tmp_pa
     """Values near 1e15 rising by 1: predict prints every digit (not 1e+15), and a naive RMSE
     of 1 is not called 'exact (RMSE 0)'."""
     data = tmp_path / "big.csv"
-    data.write_text("t,value\n" + "".join(f"{i},{10**15 + i}\n" for i in range(300)))
+    # not quite a line, so that no naive forecast (drift included) is exact
+    data.write_text("t,value\n" + "".join(f"{i},{10**15 + i + i % 3}\n" for i in range(300)))
     out = tmp_path / "ft"
     assert invoke("forecast", "train", data, "--time-column", "t", "--target", "value",
                   "--units", "4", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8",
@@ -1596,7 +1597,7 @@ def test_no_seasonal_naive_after_missing_drop(tmp_path):
     assert invoke("forecast", "train", csv, "--time-column", "date", "--missing", "drop",
                   "--units", "4", "--epochs", "1", "-q", "--out", out).exit_code == 0
     report = json.loads(invoke("forecast", "evaluate", out, "--no-plot", "--json").stdout)
-    assert list(report["metrics"]) == ["model", "last value"]
+    assert not any(name.startswith("seasonal naive") for name in report["metrics"])
     assert any("no seasonal naive forecast" in note for note in report["notes"])
 
 
@@ -1911,7 +1912,7 @@ def test_predict_quotes_a_column_name_holding_a_comma(tmp_path):
     result = invoke("forecast", "predict", tmp_path / "r", data)
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["year", "val,ue"] and all(len(r) == 2 for r in rows)
+    assert rows[0][:2] == ["year", "val,ue"] and all(len(r) == len(rows[0]) for r in rows)
 
 
 def test_export_removes_what_a_killed_export_of_the_same_name_left(run, tmp_path):
