@@ -120,6 +120,8 @@ def run_series(name: str, csv: Path, origins: int) -> dict:
     return {"name": name, "rows": report["rows"], "horizon": report["horizon"],
             "season": report["season"], "mase": mase_of(mean), "smape": smape,
             "used": [f"{r['forecast']}/{r['base']}/w{r['window']}" for r in report["origins"]],
+            "coverage": report["coverage"],
+            "points": sum(r["covered_points"] for r in report["origins"]),
             "seconds": time.monotonic() - started}
 
 
@@ -168,3 +170,11 @@ def forecast_bench(origins: int = 3, names: list[str] | None = None) -> None:
     print(f"\n{'geometric mean of MASE relative to seasonal naive (naive if no season)':<16}")
     print(f"{'':<16}" + "".join(f"{math.exp(np.mean(np.log(ratios[m]))):>15.3f}"
                                 for m in methods))
+    points = sum(r["points"] for r in rows)
+    print("\nseqmodels' prediction intervals (split conformal on each run's validation errors), "
+          "share of the backtest's values inside:")
+    for level in rows[0]["coverage"]:
+        per = ", ".join(f"{r['name']} {100 * r['coverage'][level]:.0f}%" for r in rows)
+        pooled = sum(r["coverage"][level] * r["points"] for r in rows) / points
+        print(f"  {100 * float(level):g}% intervals: {100 * pooled:.1f}% of {points} values "
+              f"({per})")

@@ -252,13 +252,12 @@ def predict(run, csv, as_json) -> None:
     import csv as csv_module
     import io
 
-    from seqmodels.forecast.evaluate import intervals, predict_future
+    from seqmodels.forecast.evaluate import predict_with_intervals
     from seqmodels.forecast.run import load_forecast_run
 
     loaded = load_forecast_run(run)
-    when, values, header = predict_future(
+    when, values, header, bounds = predict_with_intervals(
         loaded, csv, on_note=lambda note: click.echo(f"note: {note}", err=True))
-    bounds = intervals(loaded, values)
     names = [f"{side}_{100 * float(level):g}" for level in bounds for side in ("lower", "upper")]
     columns = [b for pair in bounds.values() for b in pair]  # lower_80, upper_80, lower_95...
     if as_json:

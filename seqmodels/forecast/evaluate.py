@@ -185,11 +185,20 @@ def _draw_test(xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
 
 def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | None = None
                    ) -> tuple[list, np.ndarray, str]:
+    """The next H values after the end of csv: (timestamps or step numbers, values, time
+    header); see predict_with_intervals."""
+    return predict_with_intervals(run, csv, on_note)[:3]
+
+
+def predict_with_intervals(run: ForecastRun, csv: str,
+                           on_note: Callable[[str], None] | None = None
+                           ) -> tuple[list, np.ndarray, str, dict]:
     """The next H values after the end of csv: (timestamps or step numbers, values, time header).
 
     The last window's gaps follow the run's `missing` policy (mean/median: the training
     statistics stored in the run); timestamps need a regular step, else steps 1..H are given.
-    on_note receives what reading the CSV found (say, times converted to UTC).
+    on_note receives what reading the CSV found (say, times converted to UTC) and which
+    forecast the run gives; the dict maps each interval level to its (lower, upper) bounds.
     """
     c = dataclasses.replace(run.series.with_defaults(), csv=csv)
     series = read_series(c)
@@ -210,7 +219,10 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
     filled = fill_parts([series.values], c.missing, stats)[0]
     if len(filled) < W:
         raise SeqmodelsError(f"{csv}: fewer than {W} complete rows after dropping gaps")
-    values = next_values(run, filled.to_numpy(float), on_note)
+    said: list[str] = []
+    values = next_values(run, filled.to_numpy(float), said.append)
+    bounds = {level: tuple(_as_written(b, series.decimals) for b in pair)
+              for level, pair in intervals(run, values).items()}
     if not np.isfinite(values).all():
         raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
                              "scaler); nothing to report")
@@ -227,9 +239,12 @@ def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | 
         if future is None or any(getattr(t, "year", 0) > 9999 for t in future):  # no reader has
             raise SeqmodelsError(f"{csv}: the {H} timestamp(s) after {last} pass the year "
                                  f"9999, the last a date can have; nothing to print them as")
-        when = [series.format_time(t) for t in future]
-        return when, _as_written(values, series.decimals), c.time_column
-    return list(range(1, H + 1)), _as_written(values, series.decimals), "step"
+        when, header = [series.format_time(t) for t in future], c.time_column
+    else:
+        when, header = list(range(1, H + 1)), "step"
+    for note in said if on_note else []:
+        on_note(note)
+    return when, _as_written(values, series.decimals), header, bounds
 
 
 def intervals(run: ForecastRun, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
