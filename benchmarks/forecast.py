@@ -120,7 +120,7 @@ def run_series(name: str, csv: Path, origins: int) -> dict:
     return {"name": name, "rows": report["rows"], "horizon": report["horizon"],
             "season": report["season"], "mase": mase_of(mean), "smape": smape,
             "used": [f"{r['forecast']}/{r['base']}/w{r['window']}" for r in report["origins"]],
-            "coverage": report["coverage"],
+            "coverage": report["coverage"], "origins": report["origins"],
             "points": sum(r["covered_points"] for r in report["origins"]),
             "seconds": time.monotonic() - started}
 
@@ -136,8 +136,10 @@ def reference(mase: dict, season: int) -> str:
     return seasonal if seasonal in mase else "last value"
 
 
-def forecast_bench(origins: int = 3, names: list[str] | None = None) -> None:
-    """Print the table: MASE per series and method, and the geometric mean relative MASE."""
+def forecast_bench(origins: int = 3, names: list[str] | None = None,
+                   save: str | None = None) -> None:
+    """Print the table: MASE per series and method, and the geometric mean relative MASE
+    (save: also write every origin's forecasts, scores and intervals there as JSON)."""
     names = names or list(SERIES)
     unknown = [n for n in names if n not in SERIES]
     if unknown:
@@ -156,6 +158,10 @@ def forecast_bench(origins: int = 3, names: list[str] | None = None) -> None:
             print(f"{n}: " + ", ".join(f"{m} {v:.3f}" for m, v in r["mase"].items())
                   + f"  (seqmodels used {', '.join(r['used'])}; {r['seconds']:.0f} s)",
                   flush=True)
+    if save:
+        import json
+
+        Path(save).write_text(json.dumps(rows, indent=1))
     methods = [m for m in rows[0]["mase"] if m not in ("last value", "drift")
                and not m.startswith("seasonal naive")] + ["last value", "drift"]
     print(f"\n{'series':<16}" + "".join(f"{m[:14]:>15}" for m in methods) + f"{'snaive':>10}")

@@ -258,20 +258,32 @@ def predict(run, csv, as_json) -> None:
     loaded = load_forecast_run(run)
     when, values, header, bounds = predict_with_intervals(
         loaded, csv, on_note=lambda note: click.echo(f"note: {note}", err=True))
-    names = [f"{side}_{100 * float(level):g}" for level in bounds for side in ("lower", "upper")]
-    columns = [b for pair in bounds.values() for b in pair]  # lower_80, upper_80, lower_95...
+    targets = loaded.series.targets
+    several = len(targets) > 1
+    values = values.reshape(len(when), len(targets))  # (H, S)
+    bounds = bounds if several else [bounds]
+    names, columns = [], []  # value, then lower_80, upper_80, lower_95, upper_95 per series
+    for k, target in enumerate(targets):
+        names.append(target)
+        columns.append(values[:, k])
+        for level, pair in bounds[k].items():
+            for side, b in zip(("lower", "upper"), pair):
+                names.append(f"{target}_{side}_{100 * float(level):g}" if several
+                             else f"{side}_{100 * float(level):g}")
+                columns.append(b)
     if as_json:
-        click.echo(json.dumps({"run": str(run), "time": header, "target": loaded.series.target,
-                               "forecast": [{"time": t, "value": float(v),
-                                             **{n: float(c[i]) for n, c in zip(names, columns)}}
-                                            for i, (t, v) in enumerate(zip(when, values))]}))
+        keys = ["value" if n == targets[0] and not several else n for n in names]
+        click.echo(json.dumps({"run": str(run), "time": header, "target": targets[0],
+                               "targets": targets,
+                               "forecast": [{"time": t, **{k: float(c[i])
+                                                           for k, c in zip(keys, columns)}}
+                                            for i, t in enumerate(when)]}))
         return
     out = io.StringIO()
     rows = csv_module.writer(out, lineterminator="\n")  # quotes a name holding a comma
-    rows.writerow([header, loaded.series.target, *names])
+    rows.writerow([header, *names])
     # every digit: a 6-digit rounding hid real errors
-    rows.writerows([t, repr(float(v)), *(repr(float(c[i])) for c in columns)]
-                   for i, (t, v) in enumerate(zip(when, values)))
+    rows.writerows([t, *(repr(float(c[i])) for c in columns)] for i, t in enumerate(when))
     click.echo(out.getvalue(), nl=False)
 
 

@@ -77,12 +77,18 @@ def baseline_errors(target: np.ndarray, horizon: int, season: int | None) -> dic
     return errors
 
 
-def choose_base(target: np.ndarray, horizon: int, season: int | None) -> tuple[str, str]:
+def choose_base(target: np.ndarray | list[np.ndarray], horizon: int, season: int | None
+                ) -> tuple[str, str]:
     """The base whose own forecast errs least on the training part (the model learns what is
-    left), and why, in words."""
-    errors = baseline_errors(target, horizon, season)
-    if not errors:
+    left), and why, in words; of several series, by their errors each divided by the series'
+    spread, summed."""
+    series = target if isinstance(target, list) else [target]
+    each = [baseline_errors(t, horizon, season) for t in series]
+    if not all(each):
         return "none", "the training part is too short to compare bases"
+    spread = [float(np.std(t)) or 1.0 for t in series]
+    errors = {k: sum(e[k] / (sp if len(series) > 1 else 1.0) for e, sp in zip(each, spread))
+              for k in each[0]}
     best = min(errors, key=errors.get)
     listed = ", ".join(f"{k} {v:.4g}" for k, v in errors.items())
     return best, f"its forecast errs least on the training part (mean absolute error: {listed})"

@@ -34,6 +34,8 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
 
     if origins < 1:
         raise SeqmodelsError("`origins` must be at least 1")
+    if series.more_targets or (series.target and "," in series.target):
+        raise SeqmodelsError("a backtest scores one series: give one `target`")
     whole = prepare(dataclasses.replace(series, splits=BACKTEST_SPLITS, end=None))
     c = whole.config
     rows = len(whole.series)
@@ -90,13 +92,14 @@ def _score(run, values, observed: np.ndarray, origin: int, horizon: int, season:
     actual = target[origin:origin + horizon][None]
     scale = mase_scale(rows[:, 0], season)
     scores = {name: metrics(actual[:, seen], f[:, seen], scale) for name, f in forecasts.items()}
-    intervals = (run.choice or {}).get("intervals") or {}
+    intervals = ((run.choice or {}).get("intervals") or {}).get(run.series.target, {})
     given = forecasts[MODEL][0]
     coverage = {level: float(np.mean(np.abs(actual[0, seen] - given[seen])
                                      <= np.asarray(widths)[seen]))
                 for level, widths in intervals.items()}
     return {"origin": origin, "scored": int(seen.sum()), "window": run.series.window,
-            "coverage": coverage, "covered_points": int(seen.sum()),
+            "coverage": coverage, "covered_points": int(seen.sum()), "intervals": intervals,
+            "validation_mae": (run.choice or {}).get("validation_mae", {}),
             "base": run.series.base, "forecast": run.choice["forecast"] if run.choice else "model",
             "forecasts": {k: v[0].tolist() for k, v in forecasts.items()},
             "actual": actual[0].tolist(), "metrics": scores}

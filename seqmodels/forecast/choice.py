@@ -9,7 +9,7 @@ import numpy as np
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.files import check_format, read_json, write_json_atomic
-from seqmodels.forecast.baselines import baselines, metrics
+from seqmodels.forecast.baselines import baselines, mase_scale, metrics
 from seqmodels.forecast.prepare import Prepared
 from seqmodels.forecast.series import unscale_target
 from seqmodels.training.rundir import RunDir
@@ -33,34 +33,47 @@ def predict_scaled(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
     return out
 
 
-def part_forecasts(net, data: Prepared, part: int, scaler: dict
+def part_forecasts(net, data: Prepared, part: int, scaler: dict, series: int = 0
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The model's forecasts (N, H) of part's windows in original units, the index in
-    data.target() of each one's first step (N,), and the values as read (N, H)."""
-    chunks = [(predict_scaled(net, x), base) for x, _, base in data.window_chunks(part)]
+    """The model's forecasts (N, H) of one series' windows in part, in original units, the
+    index in data.target(series) of each one's first step (N,), and the values as read."""
+    chunks = [(predict_scaled(net, x), base)
+              for x, _, base in data.window_chunks(part, series=series)]
     forecast, base = (np.concatenate(a) for a in zip(*chunks))
-    model = unscale_target(forecast + base, scaler)  # (N, H)
-    ends = data.starts[part] + data.config.window
+    model = unscale_target(forecast + base, scaler, series)  # (N, H)
+    ends = data.series_starts[part][series] + data.config.window
     # the values as read, not y unscaled: float32 scaling put an error on exact baselines
-    actual = data.target()[ends[:, None] + np.arange(data.config.horizon)[None, :]]
+    actual = data.target(series)[ends[:, None] + np.arange(data.config.horizon)[None, :]]
     return model, ends, actual
 
 
 def choose(net, data: Prepared, scaler: dict, run: RunDir) -> dict:
     """Compare the model with the naive forecasts on the validation part (mean absolute error
-    over every window and step), write the choice in the run and return it."""
+    over every window and step, of several series each divided by its in-sample naive error),
+    write the choice in the run and return it."""
     c = data.config
-    model, ends, actual = part_forecasts(net, data, 1, scaler)
-    candidates = candidate_forecasts(model, baselines(data.target(), ends, c.horizon, c.season))
-    errors = {name: metrics(actual, f)["mae"] for name, f in candidates.items()}
+    each = []  # per series: (candidates, actual)
+    errors: dict[str, float] = {}
+    for k in range(len(c.targets)):
+        model, ends, actual = part_forecasts(net, data, 1, scaler, k)
+        candidates = candidate_forecasts(
+            model, baselines(data.target(k), ends, c.horizon, c.season))
+        scale = 1.0 if len(c.targets) == 1 else (
+            mase_scale(data.parts[0].iloc[:, k].to_numpy(float), c.season) or 1.0)
+        for method, f in candidates.items():
+            if method in errors or not k:
+                errors[method] = errors.get(method, 0.0) + metrics(actual, f)["mae"] / scale
+        each.append((candidates, actual))
+    errors = {m: v for m, v in errors.items() if all(m in cand for cand, _ in each)}
     if not all(np.isfinite(v) for v in errors.values()):
         raise SeqmodelsError("the validation errors are not finite numbers (check the CSV's "
                              "magnitudes); no forecast to choose")
     best = min(errors, key=errors.get)
-    given = candidates[best]
+    widths = {name: conformal_widths(actual - cand[best])
+              for name, (cand, actual) in zip(c.targets, each)}
     choice = {"format": CHOICE_FORMAT, "version": 1, "forecast": best,
-              "validation_mae": errors, "validation_windows": int(len(model)),
-              "intervals": conformal_widths(actual - given)}
+              "validation_mae": errors, "validation_windows": int(len(each[0][1])),
+              "intervals": widths}
     write_json_atomic(run.choice, choice)
     return choice
 

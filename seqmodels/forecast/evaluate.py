@@ -64,30 +64,43 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
         raise SeqmodelsError(f"{run.config['data']['csv']}: the run's CSV has changed since "
                              f"training, so its test split is not the one held out; evaluate "
                              f"on a file given explicitly as CSV")
-    windows, W, H = len(data.starts[2]), data.config.window, data.config.horizon
+    windows, H = len(data.starts[2]), data.config.horizon
     if not windows:
         raise SeqmodelsError("the run keeps no test part (its `splits` give the test 0); "
                              "evaluate it on another CSV, or backtest it")
     require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
                    f"evaluating {windows:,} test windows of `horizon` {H:,}",
                    "evaluate on a shorter CSV (given as CSV)")
-    model, ends, actual = part_forecasts(run.model, data, 2, run.scaler)
-    target = data.target()
-    forecasts = {"model": model}
     season = season or data.config.season or infer_season(data.series.step)
     notes = list(data.notes)
     if season and season > 1 and sum(len(p) for p in data.parts) < len(data.series):
         notes.append(f"no seasonal naive forecast: `missing` drop removed rows, so {season} "
                      f"rows back is no longer one season back")
         season = None
-    forecasts.update(baselines(target, ends, H, season))
     choice = read_choice(RunDir(run.path))
+    names = data.config.targets
+    reports = [_series_report(run, data, k, season, choice, notes, csv,
+                              plot if k == 0 else None) for k in range(len(names))]
+    if len(names) == 1:
+        return reports[0]
+    return {"run": str(run.path), "targets": names, "series": dict(zip(names, reports)),
+            "forecast": choice["forecast"], "forecast_note": describe_choice(choice)}
+
+
+def _series_report(run: ForecastRun, data: Prepared, k: int, season: int | None, choice: dict,
+                   notes: list[str], csv: str | None, plot: str | Path | None) -> dict:
+    """evaluate_forecast's report of series k (the target: 0)."""
+    config, W, H = data.config, data.config.window, data.config.horizon
+    model, ends, actual = part_forecasts(run.model, data, 2, run.scaler, k)
+    target = data.target(k)
+    forecasts = {"model": model}
+    forecasts.update(baselines(target, ends, H, season))
     if choice["forecast"] != MODEL:
         naive = {k: v for k, v in forecasts.items() if k != "model"}
         given = candidate_forecasts(model, naive).get(choice["forecast"])
         if given is not None:
             forecasts["the run's forecast"] = given
-    scale = mase_scale(data.parts[0].iloc[:, 0].to_numpy(float), season)
+    scale = mase_scale(data.parts[0].iloc[:, k].to_numpy(float), season)
     results = {name: metrics(actual, f, scale) for name, f in forecasts.items()}
     bad = [name for name, m in results.items() if not all(map(math.isfinite, m.values()))]
     if bad:
@@ -98,7 +111,7 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     best = min(naive, key=lambda k: naive[k]["rmse"])
     report = {
         "run": str(run.path), "csv": str(run.config["data"]["csv"] if csv is None else csv),
-        "target": config.target,
+        "target": config.targets[k],
         "window": W, "horizon": H, "test_rows": len(data.parts[2]),
         "test_windows": int(len(model)), "season": season, "metrics": results,
         "forecast": choice["forecast"], "forecast_note": describe_choice(choice),
@@ -117,13 +130,18 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
             f"the {best} forecast's RMSE ({naive_rmse:.4g}) is within the float32 rounding of "
             f"values up to {largest:.4g}, too small to divide by")
     if plot:
-        plot_test(data, forecasts, actual, ends, Path(plot), config.target)
+        plot_test(data, forecasts, actual, ends, Path(plot), config.targets[k],
+                  _lower_upper(run, forecasts["the run's forecast" if "the run's forecast" in
+                                              forecasts else "model"], config.targets[k]))
         report["plot"] = str(plot)
     return report
 
 
 def format_evaluation(report: dict) -> str:
-    """The report as an aligned table, with the skill ratio below."""
+    """The report as an aligned table, with the skill ratio below (one per series)."""
+    if "series" in report:
+        return "\n\n".join(f"series {name}\n{format_evaluation(r)}"
+                            for name, r in report["series"].items())
     lines = [f"evaluated on   the test split of {report['csv']}: {report['test_rows']} rows, "
              f"{report['test_windows']} windows (window {report['window']}, horizon "
              f"{report['horizon']})",
@@ -148,28 +166,41 @@ def format_evaluation(report: dict) -> str:
 
 @one_at_a_time
 def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndarray,
-              path: Path, target: str) -> None:
-    """PNG: actual test values and each forecast's first step, against time."""
+              path: Path, target: str, band: tuple | None = None) -> None:
+    """PNG: actual test values and each forecast's first step, against time; band: the 80%
+    interval (lower, upper) around the run's forecast, shaded."""
     from seqmodels.files import atomic_path
 
     rows = np.concatenate([p.index.to_numpy() for p in data.parts])
-    grid = rows[data.starts[2] + data.config.window]
+    grid = rows[data.series_starts[2][0] + data.config.window]
     times = data.series.times
     xs = times.iloc[grid].to_numpy() if times is not None else grid
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _draw_test(xs, forecasts, actual, path, target, atomic_path)
+        _draw_test(xs, forecasts, actual, path, target, atomic_path, band=band)
     except ValueError:  # dates matplotlib cannot place (before year 1 or after 9999)
-        _draw_test(grid, forecasts, actual, path, target, atomic_path, "row of the series")
+        _draw_test(grid, forecasts, actual, path, target, atomic_path, "row of the series",
+                   band)
+
+
+def _lower_upper(run: ForecastRun, given: np.ndarray, name: str) -> tuple | None:
+    """The 80% interval (lower, upper), each (N, H), around forecasts the run gives."""
+    widths = ((run.choice or {}).get("intervals") or {}).get(name, {}).get("0.8")
+    if not widths or len(widths) != given.shape[1]:
+        return None
+    return given - np.asarray(widths)[None], given + np.asarray(widths)[None]
 
 
 def _draw_test(xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
-               atomic_path, xlabel: str | None = None) -> None:
+               atomic_path, xlabel: str | None = None, band: tuple | None = None) -> None:
     """Draw and write plot_test's figure against xs."""
     from matplotlib.figure import Figure  # not pyplot: no global state, so threads may plot
 
     fig = Figure(figsize=(10, 4))
     ax = fig.subplots()
+    if band is not None:
+        ax.fill_between(xs, band[0][:, 0], band[1][:, 0], color="tab:blue", alpha=0.15, lw=0,
+                        label="80% interval")
     ax.plot(xs, actual[:, 0], color="black", lw=1.5, label="actual")
     for name, f in forecasts.items():
         ax.plot(xs, f[:, 0], lw=1, alpha=0.9 if name == "model" else 0.6, label=name)
@@ -220,9 +251,15 @@ def predict_with_intervals(run: ForecastRun, csv: str,
     if len(filled) < W:
         raise SeqmodelsError(f"{csv}: fewer than {W} complete rows after dropping gaps")
     said: list[str] = []
-    values = next_values(run, filled.to_numpy(float), said.append)
-    bounds = {level: tuple(_as_written(b, series.decimals) for b in pair)
-              for level, pair in intervals(run, values).items()}
+    rows = filled.to_numpy(float)
+    every = [next_values(run, rows, said.append if not k else None, k)
+             for k in range(len(c.targets))]
+    decimals = series.decimals if len(every) == 1 else None  # the target's: not the others'
+    bounds = [{level: tuple(_as_written(b, decimals) for b in pair)
+               for level, pair in intervals(run, values, k).items()}
+              for k, values in enumerate(every)]
+    values = np.stack(every, axis=1) if len(every) > 1 else every[0]  # (H, S) or (H,)
+    bounds = bounds if len(every) > 1 else bounds[0]
     if not np.isfinite(values).all():
         raise SeqmodelsError("the forecasts overflow once unscaled (check the run's "
                              "scaler); nothing to report")
@@ -244,28 +281,32 @@ def predict_with_intervals(run: ForecastRun, csv: str,
         when, header = list(range(1, H + 1)), "step"
     for note in said if on_note else []:
         on_note(note)
-    return when, _as_written(values, series.decimals), header, bounds
+    return when, _as_written(values, decimals), header, bounds
 
 
-def intervals(run: ForecastRun, values: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each level's (lower, upper) bounds (H,) around the run's forecast values: the widths its
-    validation errors gave (split conformal, see forecast.choice); none for an older run."""
-    widths = (run.choice or {}).get("intervals") or {}
+def intervals(run: ForecastRun, values: np.ndarray, series: int = 0
+              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each level's (lower, upper) bounds (H,) around the run's forecast values of one series:
+    the widths its validation errors gave (split conformal, see forecast.choice)."""
+    name = run.series.targets[series]
+    widths = ((run.choice or {}).get("intervals") or {}).get(name, {})
     return {level: (values - np.asarray(w), values + np.asarray(w)) for level, w in widths.items()
             if len(w) == len(values)}
 
 
 def next_values(run: ForecastRun, rows: np.ndarray,
-                on_note: Callable[[str], None] | None = None) -> np.ndarray:
-    """The run's forecast (H,) of the steps after rows (N, F), filled, in original units: its
-    model's, or the naive forecast its choice names."""
+                on_note: Callable[[str], None] | None = None, series: int = 0) -> np.ndarray:
+    """The run's forecast (H,) of the steps after rows (N, C: every column the run reads),
+    filled, in original units, of one series: its model's, or the naive forecast its choice
+    names."""
     c, choice = run.series, run.choice or read_choice(RunDir(run.path))
-    W, H = c.window, c.horizon
-    scaled = scale(rows[-W:], run.scaler)  # then H rows to come, for make_windows' shapes
-    padded = np.concatenate([scaled, np.zeros((H, scaled.shape[1]))])
+    W, H, S = c.window, c.horizon, len(c.targets)
+    scaled = scale(rows[-W:], run.scaler)[:, [series, *range(S, rows.shape[1])]]
+    padded = np.concatenate([scaled, np.zeros((H, scaled.shape[1]))])  # H rows to come
     x, _, base = make_windows(padded, np.array([0]), W, H, c.base, c.season)
-    model = unscale_target(predict_scaled(run.model, x) + base, run.scaler)  # (1, H)
-    given = candidate_forecasts(model, baselines(rows[:, 0], np.array([len(rows)]), H, c.season))
+    model = unscale_target(predict_scaled(run.model, x) + base, run.scaler, series)  # (1, H)
+    given = candidate_forecasts(model, baselines(rows[:, series], np.array([len(rows)]), H,
+                                                 c.season))
     if choice["forecast"] not in given:
         raise SeqmodelsError(f"{RunDir(run.path).choice}: names the forecast "
                              f"{choice['forecast']!r}, which this series cannot give (is the "

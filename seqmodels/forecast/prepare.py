@@ -49,35 +49,50 @@ class Prepared:
     config: SeriesConfig  # with every automatic setting resolved (window, horizon, base...)
     series: Series
     parts: list  # 3 pandas DataFrames (n_i, F), original units, filled
-    observed: list[np.ndarray]  # per part (n_i,): the target value was in the file
+    observed: list[np.ndarray]  # per part (n_i, S): each target value was in the file
     scaler: dict
     fill: dict[str, float]
     starts: list[np.ndarray]  # per part: starts of the windows whose targets lie in it, as rows
-    # of all the parts end to end (a window's inputs may lie in earlier parts)
+    # of scaled(i), every series' block end to end (a window's inputs may lie in earlier parts)
     notes: list[str] = field(default_factory=list)
     chosen: list[str] = field(default_factory=list)  # the automatic settings and why
+    series_starts: list[list[np.ndarray]] = field(default_factory=list)  # [part][series]: the
+    # same starts, as rows of that series' own block(i, s)
+
+    @property
+    def n_series(self) -> int:
+        """How many series the model forecasts."""
+        return len(self.config.targets)
+
+    def block(self, i: int, s: int = 0) -> np.ndarray:
+        """Series s over parts 0..i, scaled: its own column, then the features, (n, 1 + F)."""
+        rows = scale(np.concatenate([p.to_numpy(float) for p in self.parts[:i + 1]]),
+                     self.scaler)
+        return rows[:, [s, *range(self.n_series, rows.shape[1])]]
 
     def scaled(self, i: int) -> np.ndarray:
-        """The rows of parts 0..i end to end, scaled, (n, F) float64."""
-        rows = np.concatenate([p.to_numpy(float) for p in self.parts[:i + 1]])
-        return scale(rows, self.scaler)
+        """Every series' block(i, s) end to end, (S n, 1 + F) float64."""
+        return np.concatenate([self.block(i, s) for s in range(self.n_series)])
 
     def windows(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x (N, W, F), y (N, H), base (N, H) of part i, scaled (see make_windows)."""
         return next(self.window_chunks(i, len(self.starts[i])))
 
-    def window_chunks(self, i: int, size: int | None = None
+    def window_chunks(self, i: int, size: int | None = None, series: int | None = None
                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """windows(i) in consecutive chunks of at most size windows, one in memory at a time
-        (default: 1024, fewer where a window is so wide that 1024 would pass CHUNK_VALUES)."""
-        c, rows, starts = self.config, self.scaled(i), self.starts[i]
+        """windows(i) (or those of one series) in consecutive chunks of at most size windows,
+        one in memory at a time (default: 1024, fewer where a window is so wide that 1024 would
+        pass CHUNK_VALUES)."""
+        c = self.config
+        rows = self.scaled(i) if series is None else self.block(i, series)
+        starts = self.starts[i] if series is None else self.series_starts[i][series]
         size = size or min(1024, max(1, CHUNK_VALUES // (c.window * rows.shape[1])))
         for a in range(0, max(len(starts), 1), max(size, 1)):
             yield make_windows(rows, starts[a:a + size], c.window, c.horizon, c.base, c.season)
 
-    def target(self) -> np.ndarray:
-        """The filled target of all parts end to end (original units), for the baselines."""
-        return np.concatenate([p.iloc[:, 0].to_numpy(float) for p in self.parts])
+    def target(self, series: int = 0) -> np.ndarray:
+        """One series' filled values over all parts end to end (original units)."""
+        return np.concatenate([p.iloc[:, series].to_numpy(float) for p in self.parts])
 
     def offset(self, i: int) -> int:
         """Where part i begins in target()."""
@@ -125,7 +140,7 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
             raise SeqmodelsError(f"{c.csv}: `splits` {','.join(f'{f:g}' for f in c.splits)} "
                                  f"leaves the {name} part of {len(series)} rows empty; give it "
                                  f"a larger fraction")
-    observed_all = series.values.iloc[:, 0].notna().to_numpy()
+    observed_all = series.values.iloc[:, :len(c.targets)].notna().to_numpy()  # (n, S)
     if fill is None:
         fill = fill_statistics(raw[0], c.missing) if count else {}
     parts = fill_parts(raw, c.missing, fill)
@@ -142,36 +157,42 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
     if scaler is None:
         scaler = fit_scaler(parts[0])
     _check_float32(series, parts, scaler, c.csv)
-    _resolve_base(c, parts[0].iloc[:, 0].to_numpy(float), chosen)
+    _resolve_base(c, [parts[0].iloc[:, k].to_numpy(float) for k in range(len(c.targets))],
+                  chosen)
     if c.window is None:
         c.window = default_window(len(parts[0]), c.horizon, c.season, c.base)
         chosen.append(f"window {c.window}")
     if c.base == "seasonal" and c.season > c.window:
         raise SeqmodelsError(f"`base` seasonal needs a `window` of at least the season "
                              f"({c.season} rows); give a longer window or another base")
-    starts, offset = [], 0
-    every = np.concatenate(observed)
+    starts, by_series, offset = [], [], 0
+    every = np.concatenate(observed)  # (n, S)
     for name, part in zip(PARTS, parts):
-        found = window_starts(every[:offset + len(part)], c.window, c.horizon)
-        found = found[found + c.window >= offset]  # its targets lie in this part
+        found = []
+        for k in range(every.shape[1]):
+            got = window_starts(every[:offset + len(part), k], c.window, c.horizon)
+            found.append(got[got + c.window >= offset])  # its targets lie in this part
+        block = offset + len(part)
         offset += len(part)
-        starts.append(found)
-        if len(found) == 0 and len(part):
+        by_series.append(found)
+        starts.append(np.concatenate([f + k * block for k, f in enumerate(found)]))
+        if any(len(f) == 0 for f in found) and len(part):
+            which = c.targets[[len(f) for f in found].index(0)]
             raise SeqmodelsError(
                 f"{c.csv}: the {name} part has {len(part)} rows and no window of `window` "
                 f"{c.window} + `horizon` {c.horizon} = {c.window + c.horizon} rows with "
-                f"observed targets in it; use a longer series, a smaller `window`/`horizon` "
-                f"or other `splits`")
-    return Prepared(c, series, parts, observed, scaler, fill, starts, notes, chosen)
+                f"observed targets in it" + (f" for {which!r}" if len(found) > 1 else "") +
+                "; use a longer series, a smaller `window`/`horizon` or other `splits`")
+    return Prepared(c, series, parts, observed, scaler, fill, starts, notes, chosen, by_series)
 
 
-def _resolve_base(c: SeriesConfig, train: np.ndarray, chosen: list[str]) -> None:
-    """Settle `base` auto (and the old `relative`) on the training part's target."""
+def _resolve_base(c: SeriesConfig, train: list[np.ndarray], chosen: list[str]) -> None:
+    """Settle `base` auto (and the old `relative`) on the training part's targets."""
     if c.relative:
         c.base, c.relative = "last", False
     if c.base != "auto":
         return
-    season = c.season if c.season > 1 and len(train) > c.season + c.horizon else None
+    season = c.season if c.season > 1 and len(train[0]) > c.season + c.horizon else None
     if c.window is not None and season and season > c.window:
         season = None  # the window the user gave cannot hold a season
     c.base, why = choose_base(train, c.horizon, season)

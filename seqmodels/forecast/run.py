@@ -115,10 +115,10 @@ def load_forecast_run(run_dir: str | Path) -> ForecastRun:
     check_model(model, str(run.model), "float", series.horizon, shape)
     inputs = tuple(model.inputs[0].shape[1:])  # (W, F)
     if len(inputs) != 2 or inputs[0] not in (None, series.window) \
-            or inputs[1] != len(series.columns):
+            or inputs[1] != series.inputs:
         raise SeqmodelsError(f"{run.model}: takes inputs of shape {inputs}, but the run's "
                              f"settings have windows of `window` {series.window} x "
-                             f"{len(series.columns)} column(s)")
+                             f"{series.inputs} column(s)")
     if scaler["columns"] != series.columns:
         raise SeqmodelsError(f"{run.scaler}: scales the columns "
                              f"{', '.join(scaler['columns'])}, but the run forecasts from "

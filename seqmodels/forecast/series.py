@@ -89,6 +89,9 @@ class SeriesConfig:
     target: str | None = None  # default: the built-in's, or the only numeric column
     time_column: str | None = None  # default: the built-in's; NO_TIME_COLUMN: rows in file order
     features: list[str] = field(default_factory=list)  # extra inputs; the target always is one
+    # more series that the same (global) model forecasts, each scaled on its own; `target`
+    # "a,b" that names no column is read as target a and more_targets [b]
+    more_targets: list[str] = field(default_factory=list)
     window: int | None = None  # input steps (None: from the season, horizon and length)
     horizon: int | None = None  # steps predicted (None: the usual one for the time step)
     splits: tuple[float, float, float] = DEFAULT_SPLITS
@@ -116,9 +119,13 @@ class SeriesConfig:
         if self.time_column is not None and not self.time_column.strip():
             raise SeqmodelsError("`time_column` is empty; name a column, or none to take the "
                                  "rows in file order")
-        if self.target is not None and self.target in self.features:
-            raise SeqmodelsError(f"`features` lists the target {self.target!r}, which is always "
-                                 f"an input; drop it from `features`")
+        for name in [self.target, *self.more_targets]:
+            if name is not None and name in self.features:
+                raise SeqmodelsError(f"`features` lists the target {name!r}, which is always "
+                                     f"an input; drop it from `features`")
+        if len(set(self.more_targets)) != len(self.more_targets) or self.target in \
+                self.more_targets:
+            raise SeqmodelsError("`target` names a column twice")
         if self.missing not in MISSING_POLICIES:
             raise SeqmodelsError(f"`missing` must be one of {', '.join(MISSING_POLICIES)}")
         self.splits = check_fractions(self.splits)
@@ -142,9 +149,19 @@ class SeriesConfig:
         return None if self.time_column in (None, NO_TIME_COLUMN) else self.time_column
 
     @property
+    def targets(self) -> list[str]:
+        """Every series forecast, the target first."""
+        return [self.target] + [c for c in self.more_targets if c != self.target]
+
+    @property
     def columns(self) -> list[str]:
-        """The model's input columns, target first."""
-        return [self.target] + [c for c in self.features if c != self.target]
+        """The columns read: the targets, then the features."""
+        return self.targets + [c for c in self.features if c not in self.targets]
+
+    @property
+    def inputs(self) -> int:
+        """Columns of one window's input: the series' own, then the features."""
+        return 1 + len(self.columns) - len(self.targets)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -270,6 +287,10 @@ def read_series(config: SeriesConfig) -> Series:
         raise SeqmodelsError(f"{path}: no data rows")
     _check_header_row(names, path)
     chosen_target = config.target is not None
+    if chosen_target and config.target not in frame.columns and "," in config.target:
+        config.target, *more = [c.strip() for c in config.target.split(",") if c.strip()]
+        config.more_targets = more + config.more_targets
+        config.validate()
     time = config.time_source
     target = config.target or _only_numeric_column(frame, time, path, config.time_column is None)
     config.target = target
@@ -715,9 +736,9 @@ def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
     return ((values - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])).astype(np.float32)
 
 
-def unscale_target(values: np.ndarray, scaler: dict) -> np.ndarray:
-    """Standardised target values (any shape) -> original units."""
-    return np.asarray(values, float) * scaler["std"][0] + scaler["mean"][0]
+def unscale_target(values: np.ndarray, scaler: dict, column: int = 0) -> np.ndarray:
+    """Standardised values of one column (the target: 0) of any shape -> original units."""
+    return np.asarray(values, float) * scaler["std"][column] + scaler["mean"][column]
 
 
 def window_starts(observed: np.ndarray, window: int, horizon: int) -> np.ndarray:

@@ -39,7 +39,7 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
     tf = import_tf()
     series = data.config
     starts, val_count = data.starts[0], len(data.starts[1])  # windows are made per batch
-    features, W = data.parts[0].shape[1], series.window
+    features, W = series.inputs, series.window
     B = min(config.batch_size, len(starts))  # a larger batch is all the windows at once
     steps = math.ceil(len(starts) / B)
     if config.steps_per_epoch:

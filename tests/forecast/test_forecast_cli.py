@@ -241,7 +241,7 @@ def test_time_column_none_takes_the_rows_in_file_order(tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["data"]["time_column"] == "none"
     predicted = invoke("predict", out, data)
-    assert predicted.exit_code == 0 and predicted.output.startswith("step,y\n1,")
+    assert predicted.exit_code == 0 and predicted.output.startswith("step,y,lower_80,")
     assert invoke("train", "--resume", out, "--epochs", 2, "-q").exit_code == 0
 
 

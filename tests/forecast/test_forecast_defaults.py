@@ -155,3 +155,35 @@ def test_a_test_fraction_of_zero_trains_and_evaluate_says_there_is_no_test_part(
 def test_seasonal_base_needs_a_window_of_a_season():
     with pytest.raises(SeqmodelsError, match="at least the season"):
         prepare(SeriesConfig(csv="co2", missing="interpolate", base="seasonal", window=20))
+
+
+def test_one_model_forecasts_two_related_series_each_in_its_own_units(tmp_path):
+    """--target a,b: one global model over both series' windows, each series scaled on its own;
+    predict, evaluate and the intervals are per series."""
+    t = np.arange(96)
+    a = 10 + 3 * np.sin(2 * np.pi * t / 12)  # the same shape at two scales and levels
+    b = 1000 + 300 * np.sin(2 * np.pi * (t + 1) / 12)
+    times = pd.date_range("2000-01-01", periods=96, freq="MS").strftime("%Y-%m-%d")
+    csv = tmp_path / "two.csv"
+    pd.DataFrame({"month": times, "a": a.round(3), "b": b.round(3)}).to_csv(csv, index=False)
+    data = prepare(SeriesConfig(csv=str(csv), time_column="month", target="a,b"))
+    assert data.config.targets == ["a", "b"] and data.n_series == 2
+    assert len(data.starts[0]) == sum(len(s) for s in data.series_starts[0])
+    assert data.scaled(0).shape[1] == 1 and data.scaler["mean"][1] > 900  # per-series scaling
+    out = tmp_path / "run"
+    trained = invoke("train", csv, "--time-column", "month", "--target", "a,b", "--epochs", 2,
+                     "--out", out, "-q", *TINY)
+    assert trained.exit_code == 0, trained.output
+    choice = json.loads((out / "choice.json").read_text())
+    assert set(choice["intervals"]) == {"a", "b"}
+    predicted = invoke("predict", out, csv)
+    assert predicted.exit_code == 0, predicted.output
+    header, first = predicted.stdout.splitlines()[:2]
+    assert header.split(",")[:3] == ["month", "a", "a_lower_80"] and ",b," in header
+    values = dict(zip(header.split(","), first.split(",")))
+    assert 5 < float(values["a"]) < 15 and 600 < float(values["b"]) < 1400  # its own units
+    report = json.loads(invoke("evaluate", out, "--json", "--no-plot").stdout)
+    assert set(report["series"]) == {"a", "b"}
+    assert report["series"]["b"]["metrics"]["last value"]["mae"] > 50  # b's units, not a's
+    refused = invoke("backtest", csv, "--time-column", "month", "--target", "a,b")
+    assert refused.exit_code == 1 and "one series" in refused.stderr
