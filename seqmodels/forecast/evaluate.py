@@ -287,7 +287,7 @@ def predict_with_intervals(run: ForecastRun, csv: str,
 def intervals(run: ForecastRun, values: np.ndarray, series: int = 0
               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each level's (lower, upper) bounds (H,) around the run's forecast values of one series:
-    the widths its validation errors gave (split conformal, see forecast.choice)."""
+    the widths from the in-sample errors of the best naive forecast (see forecast.choice)."""
     name = run.series.targets[series]
     widths = ((run.choice or {}).get("intervals") or {}).get(name, {})
     return {level: (values - np.asarray(w), values + np.asarray(w)) for level, w in widths.items()

@@ -14,7 +14,7 @@ from seqmodels.cli.main import cli  # noqa: E402
 from seqmodels.errors import SeqmodelsError  # noqa: E402
 from seqmodels.forecast.auto import choose_base, default_horizon, default_window  # noqa: E402
 from seqmodels.forecast.baselines import drift, mase_scale  # noqa: E402
-from seqmodels.forecast.choice import conformal_widths  # noqa: E402
+from seqmodels.forecast.choice import interval_widths  # noqa: E402
 from seqmodels.forecast.prepare import prepare  # noqa: E402
 from seqmodels.forecast.series import BUILTIN_SERIES, SeriesConfig  # noqa: E402
 
@@ -77,13 +77,19 @@ def test_drift_and_mase_by_hand():
     assert mase_scale(np.ones(5), None) is None
 
 
-def test_conformal_widths_per_step_and_pooled():
-    errors = np.tile(np.arange(1, 41, dtype=float)[:, None], (1, 3))  # 40 windows, 3 steps
-    widths = conformal_widths(errors)
-    assert widths["0.8"] == [33.0] * 3  # ceil(41 x 0.8) = 33rd smallest
-    assert widths["0.95"] == [39.0] * 3  # ceil(41 x 0.95) = 39th smallest
-    few = conformal_widths(np.array([[1.0, 2 ** 0.5 * 2]] * 4))  # pooled, grows as sqrt(step)
-    assert few["0.95"] == pytest.approx([2.0, 2 * 2 ** 0.5])
+def test_interval_widths_are_quantiles_of_the_naive_forecasts_in_sample_errors():
+    """Last value on a straight line rising by 1: its error h steps ahead is h at every
+    origin, so each level's width at step h is h, shrunk by the validation ratio ** 0.25."""
+    line = np.arange(50.0)
+    widths = interval_widths(line, "last value", 1.0, 3, None)
+    assert widths == {"0.8": [1.0, 2.0, 3.0], "0.95": [1.0, 2.0, 3.0]}
+    shrunk = interval_widths(line, "last value", 1 / 16, 3, None)
+    assert shrunk["0.8"] == pytest.approx([0.5, 1.0, 1.5])  # (1/16) ** 0.25 = 1/2
+    assert interval_widths(line, "last value", 4.0, 3, None) == widths  # never widened
+    noisy = np.random.default_rng(0).normal(0, 1, 400)
+    w = interval_widths(noisy, "last value", 1.0, 1, None)
+    assert w["0.8"][0] < w["0.95"][0]  # |N(0, 2)| quantiles: about 1.8 and 2.8
+    assert 1.5 < w["0.8"][0] < 2.1 and 2.4 < w["0.95"][0] < 3.2
 
 
 def test_a_run_that_its_baseline_beats_gives_the_baseline_and_says_so(tmp_path):
