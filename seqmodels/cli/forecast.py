@@ -113,6 +113,10 @@ def forecast() -> None:
 @optimizer_options(default_train_config())
 @run_options(default_train_config())
 @resume_options("<cell>-series")
+@click.option("--final-from", type=NamedPath(file_okay=False), default=None,
+              help="A final fit: train a fresh model with RUN's settings on every row of CSV "
+                   "(default: RUN's own), for the epochs RUN took to its best validation, and "
+                   "keep RUN's choice and intervals; for predict.")
 @json_option("the run's path and results")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or summary.")
 def train(csv, **kw) -> None:
@@ -122,18 +126,23 @@ def train(csv, **kw) -> None:
     _needs_pandas()
     from seqmodels.forecast.train import train_forecaster
 
-    taken = [] if kw["resume"] else _series_defaults(ctx, csv, kw)
+    taken = [] if kw["resume"] or kw["final_from"] else _series_defaults(ctx, csv, kw)
     if not kw["quiet"] and taken:
         click.echo(f"note: {csv} trains with {', '.join(taken)}, this built-in series' own "
                    f"default{'s' if len(taken) > 1 else ''} (give the option to choose)", err=True)
 
     resuming = bool(kw["resume"])
     with resume_hint("seqmodels forecast train"):
-        run = train_forecaster(None if resuming else config_from(SeriesConfig, kw, csv=csv or ""),
-                               None if resuming else config_from(ModelConfig, kw),
-                               None if resuming else train_config_from(kw),
-                               out=kw["out"], resume=kw["resume"],
-                               changes=resume_changes(ctx, kw), options=run_options_from(kw))
+        if kw["final_from"]:
+            run = train_forecaster(SeriesConfig(csv=csv) if csv else None, out=kw["out"],
+                                   options=run_options_from(kw), final_from=kw["final_from"])
+        else:
+            run = train_forecaster(
+                None if resuming else config_from(SeriesConfig, kw, csv=csv or ""),
+                None if resuming else config_from(ModelConfig, kw),
+                None if resuming else train_config_from(kw), out=kw["out"],
+                resume=kw["resume"], changes=resume_changes(ctx, kw),
+                options=run_options_from(kw))
     if not kw["quiet"]:
         for note in run.notes:
             click.echo(f"note: {note}", err=True)
@@ -164,6 +173,13 @@ def _series_defaults(ctx: click.Context, csv: str | None, kw: dict) -> list[str]
 
 def _check_options(ctx: click.Context, csv: str | None, kw: dict) -> None:
     """Refuse option combinations that would be silently ignored."""
+    if kw["final_from"]:
+        allowed = {"final_from", "out", "quiet", "as_json", "config_file", "log_every"}
+        given = [name for name in given_options(ctx) if name not in allowed]
+        if given or kw["resume"]:
+            raise click.UsageError(f"--final-from takes RUN's settings; drop "
+                                   f"{option_name((given or ['resume'])[0])}")
+        return
     check_resume_options(ctx, kw, "CSV", bool(csv))
     if not kw["resume"] and not csv:
         raise click.UsageError(f"give a CSV file (or a built-in series: "
@@ -177,8 +193,16 @@ def _summary(run) -> str:
            "early-stopping": "stopped early (no better validation loss)",
            "callback": "stopped by a callback"}[run.stop_reason]
     best = run.best_val_loss
-    figures = (f"best validation RMSE {math.sqrt(best):.4f} scaled = {run.best_val_rmse:.4g} "
-               f"{run.series.target} units" if best is not None else "nothing validated yet")
+    figures = (f"best validation RMSE {run.best_val_rmse:.4g} in the values' own units "
+               f"({math.sqrt(best):.4f} on the standardised values the network sees)"
+               if best is not None else "nothing validated yet")
+    if best is not None and len(run.series.targets) > 1:
+        figures = (f"best validation RMSE {math.sqrt(best):.4f} on the standardised values "
+                   f"(each series scaled on its own)")
+    if run.choice:
+        from seqmodels.forecast.choice import describe_choice
+
+        figures += f"; the run gives {describe_choice(run.choice)}"
     return (f"Training {how} after {epochs_done(run.history)} epoch(s): {figures}. Saved in "
             f"{run.path}. Next: seqmodels forecast evaluate {run.path}")
 

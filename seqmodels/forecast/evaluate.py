@@ -57,6 +57,12 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     season: for the seasonal naive (default: inferred from the time step, else skipped);
     plot: write a PNG of one-step-ahead forecasts against the actual values.
     """
+    final = run.config.get("final_fit_of")
+    if final and csv is None:
+        raise SeqmodelsError(f"{run.path} is a final fit, trained on every row of its CSV, so "
+                             f"its test part is no test; evaluate the run it came from "
+                             f"({final['run']}), backtest the settings, or give a CSV of newer "
+                             f"values")
     config = run.series if csv is None else dataclasses.replace(run.series, csv=csv, end=None)
     data = prepare(config, scaler=run.scaler, fill=run.fill or None)
     digest = run.config.get("series_digest")

@@ -606,6 +606,10 @@ def describe_step(step) -> str:
     """'7 days', '1 month', '12 months', '0.5'."""
     if isinstance(step, tuple):
         return f"{step[1]} month" + ("s" if step[1] > 1 else "")
+    c = getattr(step, "components", None)
+    if c is not None and not (c.hours or c.minutes or c.seconds or c.milliseconds
+                              or c.microseconds or c.nanoseconds):
+        return f"{c.days} day" + ("s" if c.days != 1 else "")
     return str(step)
 
 

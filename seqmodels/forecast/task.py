@@ -30,8 +30,17 @@ def squared_error(y, outputs):
     return import_tf().square(y - outputs)
 
 
-def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Task:
-    """The Task of training a fresh regression model of these settings on a prepared series."""
+def every_start(data: Prepared) -> np.ndarray:
+    """The starts of every window of every part, as rows of data.scaled(2) (a final fit)."""
+    n = sum(len(p) for p in data.parts)
+    return np.concatenate([np.concatenate([data.series_starts[i][k] for i in range(3)]) + k * n
+                           for k in range(data.n_series)])
+
+
+def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig,
+                  every_row: bool = False) -> Task:
+    """The Task of training a fresh regression model of these settings on a prepared series
+    (every_row: on the windows of every part, a final fit; validation is then in-sample)."""
     from seqmodels.backend import import_tf
     from seqmodels.models.builders import build_regression_model
     from seqmodels.models.saving import save_model_atomic
@@ -39,6 +48,8 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
     tf = import_tf()
     series = data.config
     starts, val_count = data.starts[0], len(data.starts[1])  # windows are made per batch
+    if every_row:
+        starts = every_start(data)
     features, W = series.inputs, series.window
     B = min(config.batch_size, len(starts))  # a larger batch is all the windows at once
     steps = math.ceil(len(starts) / B)
@@ -46,8 +57,8 @@ def forecast_task(data: Prepared, model: ModelConfig, config: TrainConfig) -> Ta
         steps = min(steps, config.steps_per_epoch)
     model.check_size(-features, series.horizon, B, W, output_steps=1, steps_option="window")
     net = build_regression_model(features, series.horizon, model, W)
-    make_batch = window_maker(tf, data.scaled(0), W, series.horizon, series.base,
-                              series.season)
+    make_batch = window_maker(tf, data.scaled(2 if every_row else 0), W, series.horizon,
+                              series.base, series.season)
 
     def dataset(epoch: int):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(starts))

@@ -256,6 +256,7 @@ def test_each_built_in_series_trains_on_the_defaults_and_predicts_in_its_own_for
     if name == "co2":  # its gaps: the one setting a built-in series still brings
         assert "note: co2 trains with --missing interpolate" in result.stderr
     assert "chosen for this series:" in result.stderr
+    assert "in the values' own units" in result.stderr and "the run gives" in result.stderr
     predicted = invoke("predict", out, name)
     assert predicted.exit_code == 0, predicted.output
     when, value, *bounds = predicted.stdout.strip().splitlines()[1].split(",")

@@ -193,3 +193,38 @@ def test_one_model_forecasts_two_related_series_each_in_its_own_units(tmp_path):
     assert report["series"]["b"]["metrics"]["last value"]["mae"] > 50  # b's units, not a's
     refused = invoke("backtest", csv, "--time-column", "month", "--target", "a,b")
     assert refused.exit_code == 1 and "one series" in refused.stderr
+
+
+def test_a_final_fit_trains_on_every_row_with_the_validated_runs_settings(tmp_path):
+    """--final-from RUN: RUN's settings, its best epoch count, every row's windows (the newest
+    included), RUN's choice and intervals kept; evaluate refuses its in-sample test part."""
+    t = np.arange(60)
+    csv = monthly_csv(tmp_path / "s.csv", 10 + 3 * np.sin(2 * np.pi * t / 12) + 0.05 * t)
+    first = tmp_path / "validated"
+    trained = invoke("train", csv, "--time-column", "month", "--epochs", 3, "--out", first,
+                     "-q", *TINY)
+    assert trained.exit_code == 0, trained.output
+    refused = invoke("train", csv, "--final-from", first, "--window", 5)
+    assert refused.exit_code == 2 and "--window" in refused.output
+    final = tmp_path / "final"
+    fitted = invoke("train", csv, "--final-from", first, "--out", final, "-q")
+    assert fitted.exit_code == 0, fitted.output
+    source = json.loads((first / "config.json").read_text())
+    config = json.loads((final / "config.json").read_text())
+    history = list(pd.read_csv(first / "history.csv")["val_loss"])
+    best_epoch = 1 + int(np.argmin(history))
+    assert config["final_fit_of"]["epochs"] == best_epoch == config["train"]["epochs"]
+    assert config["data"]["window"] == source["data"]["window"]
+    assert config["data"]["base"] == source["data"]["base"]
+    assert (final / "choice.json").read_text() == (first / "choice.json").read_text()
+    from seqmodels.forecast.prepare import prepare as prepare_series
+    from seqmodels.forecast.series import SeriesConfig as Config
+    from seqmodels.forecast.task import every_start
+
+    data = prepare_series(Config.from_json(config["data"]).as_stored())
+    starts = every_start(data)
+    assert starts.max() + data.config.window + data.config.horizon == 60  # the newest rows too
+    assert len(starts) == sum(len(s) for s in data.starts)
+    evaluated = invoke("evaluate", final, "--no-plot")
+    assert evaluated.exit_code == 1 and "final fit" in evaluated.stderr
+    assert invoke("predict", final, csv).exit_code == 0
