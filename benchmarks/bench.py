@@ -440,13 +440,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--origins", type=int, default=3, help="--forecast: origins per series")
     parser.add_argument("--series", default=None,
                         help="--forecast: comma-separated series names [default: all]")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="--forecast: models per origin, their forecasts averaged")
     parser.add_argument("--save", default=None,
                         help="--forecast: also write every origin's results to this JSON file")
     args = parser.parse_args(argv)
     if args.forecast:
         from benchmarks.forecast import forecast_bench
 
-        forecast_bench(args.origins, args.series.split(",") if args.series else None, args.save)
+        forecast_bench(args.origins, args.series.split(",") if args.series else None, args.save,
+                       args.seeds)
         return
     if args.held:
         held_generation(reps=3 if args.quick else 5)

@@ -95,7 +95,7 @@ def statsforecast_methods(season: int) -> dict[str, Callable[[np.ndarray, int], 
     return {"AutoETS": method(AutoETS), "AutoARIMA": method(AutoARIMA)}
 
 
-def run_series(name: str, csv: Path, origins: int) -> dict:
+def run_series(name: str, csv: Path, origins: int, seeds: int = 1) -> dict:
     """One series' backtest: seqmodels' defaults, the naive forecasts and statsforecast's."""
     from seqmodels.forecast.backtest import backtest_forecaster
     from seqmodels.forecast.baselines import mase_scale, metrics
@@ -103,7 +103,7 @@ def run_series(name: str, csv: Path, origins: int) -> dict:
 
     started = time.monotonic()
     report = backtest_forecaster(SeriesConfig(csv=str(csv), time_column="time", target="value"),
-                                 origins=origins)
+                                 origins=origins, seeds=seeds)
     values = np.loadtxt(csv, delimiter=",", skiprows=1, usecols=1)
     others = statsforecast_methods(report["season"])
     for result in report["origins"]:
@@ -137,15 +137,16 @@ def reference(mase: dict, season: int) -> str:
 
 
 def forecast_bench(origins: int = 3, names: list[str] | None = None,
-                   save: str | None = None) -> None:
+                   save: str | None = None, seeds: int = 1) -> None:
     """Print the table: MASE per series and method, and the geometric mean relative MASE
     (save: also write every origin's forecasts, scores and intervals there as JSON)."""
     names = names or list(SERIES)
     unknown = [n for n in names if n not in SERIES]
     if unknown:
         raise SystemExit(f"unknown series {unknown[0]!r} (known: {', '.join(SERIES)})")
-    print(f"forecast bench: {origins} rolling origins per series, refit at each, horizon 12 "
-          f"monthly / 8 quarterly / 10 yearly; MASE (mean over origins)\n")
+    print(f"forecast bench: {origins} rolling origins per series, refit at each"
+          + (f" (the mean of {seeds} seeds)" if seeds > 1 else "") + ", horizon 12 "
+          "monthly / 8 quarterly / 10 yearly; MASE (mean over origins)\n")
     for n in names:
         source, about, *_ = SERIES[n]
         print(f"  {n:<14}{about} [{source}]")
@@ -153,7 +154,7 @@ def forecast_bench(origins: int = 3, names: list[str] | None = None,
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in names:
-            rows.append(run_series(n, write_series(n, Path(tmp)), origins))
+            rows.append(run_series(n, write_series(n, Path(tmp)), origins, seeds))
             r = rows[-1]
             print(f"{n}: " + ", ".join(f"{m} {v:.3f}" for m, v in r["mase"].items())
                   + f"  (seqmodels used {', '.join(r['used'])}; {r['seconds']:.0f} s)",

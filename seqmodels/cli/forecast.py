@@ -321,9 +321,12 @@ def predict(run, csv, as_json) -> None:
 @optimizer_options(default_train_config())
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=default_train_config().seed,
               show_default=True, help="Seed of every refit.")
+@click.option("--seeds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Refit that many models at each origin (--seed, then the next seeds) and "
+                   "score the mean of their forecasts.")
 @json_option("each origin's and the overall scores")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
-def backtest(csv, origins, **kw) -> None:
+def backtest(csv, origins, seeds, **kw) -> None:
     """Score the forecaster by rolling-origin backtests: at each origin a model is trained from
     scratch on the rows before it (settings left automatic are chosen again from those rows),
     its forecast of the horizon after it is scored by MASE, sMAPE and RMSE next to seasonal
@@ -345,7 +348,7 @@ def backtest(csv, origins, **kw) -> None:
 
     report = backtest_forecaster(config_from(SeriesConfig, kw, csv=csv),
                                  config_from(ModelConfig, kw), train_config_from(kw),
-                                 origins=origins, on_origin=progress)
+                                 origins=origins, on_origin=progress, seeds=seeds)
     click.echo(json.dumps(report) if kw["as_json"] else format_backtest(report))
 
 

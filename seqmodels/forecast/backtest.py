@@ -25,11 +25,12 @@ MODEL = "seqmodels"
 def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
                         config: TrainConfig | None = None, origins: int = 3,
                         on_origin: Callable[[dict], None] | None = None,
-                        options: RunOptions | None = None) -> dict:
+                        options: RunOptions | None = None, seeds: int = 1) -> dict:
     """Refit at each of `origins` rolling origins (the last one a horizon before the end, the
     others a horizon apart) on the rows before it, with these settings (automatic ones chosen
     again from those rows), and score the horizon after it against seasonal naive, naive and
-    drift. on_origin receives each origin's result as it is made."""
+    drift. on_origin receives each origin's result as it is made. seeds: refit that many
+    models at each origin (config's seed, then the next ones) and average their forecasts."""
     from seqmodels.forecast.train import train_forecaster
 
     if origins < 1:
@@ -53,18 +54,24 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
     with tempfile.TemporaryDirectory(prefix="seqmodels-backtest-") as tmp:
         for k in range(origins):
             origin = first + k * horizon
-            try:
-                run = train_forecaster(dataclasses.replace(fixed, end=origin), model, config,
-                                       out=Path(tmp) / f"origin-{k + 1}",
-                                       options=options or RunOptions())
-            except SeqmodelsError as exc:
-                raise SeqmodelsError(f"origin {k + 1} (the first {origin} rows): {exc}") from None
-            result = _score(run, values, observed, origin, horizon, season)
+            runs = []
+            base = config or TrainConfig()
+            for j in range(seeds):
+                try:
+                    runs.append(train_forecaster(
+                        dataclasses.replace(fixed, end=origin), model,
+                        dataclasses.replace(base, seed=base.seed + j),
+                        out=Path(tmp) / f"origin-{k + 1}-seed-{base.seed + j}",
+                        options=options or RunOptions()))
+                except SeqmodelsError as exc:
+                    raise SeqmodelsError(f"origin {k + 1} (the first {origin} rows): "
+                                         f"{exc}") from None
+            result = _score(runs, values, observed, origin, horizon, season)
             results.append(result)
             if on_origin:
                 on_origin(result)
     return {"csv": str(series.csv), "target": c.target, "rows": rows, "horizon": horizon,
-            "season": season, "origins": results, "refit": "at every origin",
+            "season": season, "origins": results, "refit": "at every origin", "seeds": seeds,
             "overall": _overall(results), "coverage": _coverage(results)}
 
 
@@ -76,10 +83,13 @@ def _coverage(results: list[dict]) -> dict[str, float]:
             for level in levels if all(level in r["coverage"] for r in results)}
 
 
-def _score(run, values, observed: np.ndarray, origin: int, horizon: int, season: int) -> dict:
-    """One origin: the run's forecast and the naive ones against the observed values after it."""
+def _score(runs: list, values, observed: np.ndarray, origin: int, horizon: int, season: int
+           ) -> dict:
+    """One origin: the runs' mean forecast and the naive ones against the observed values after
+    it (the first run's intervals)."""
     from seqmodels.forecast.evaluate import next_values
 
+    run = runs[0]
     history = fill_parts([values.iloc[:origin]], run.series.missing, run.fill or None)[0]
     rows = history.to_numpy(float)
     target = np.concatenate([rows[:, 0], values.iloc[origin:origin + horizon, 0].to_numpy(float)])
@@ -87,7 +97,7 @@ def _score(run, values, observed: np.ndarray, origin: int, horizon: int, season:
     if not seen.any():
         raise SeqmodelsError(f"the {horizon} rows after row {origin} hold no observed value to "
                              f"score")
-    forecasts = {MODEL: next_values(run, rows)[None]}
+    forecasts = {MODEL: np.mean([next_values(r, rows) for r in runs], axis=0)[None]}
     forecasts.update(baselines(rows[:, 0], np.array([len(rows)]), horizon, season))
     actual = target[origin:origin + horizon][None]
     scale = mase_scale(rows[:, 0], season)

@@ -141,6 +141,27 @@ def test_backtest_refits_at_each_origin_and_scores_the_baselines_by_hand(tmp_pat
     assert "origin at row 48" in result.stderr
 
 
+def test_backtest_averages_the_forecasts_of_several_seeds(tmp_path, monkeypatch):
+    """--seeds 2: two refits at each origin (seeds 1 and 2), their forecasts averaged."""
+    import seqmodels.forecast.evaluate as evaluate_module
+
+    real, given = evaluate_module.next_values, []
+
+    def recording(run, rows, *args, **kwargs):
+        given.append((run.config["train"]["seed"], real(run, rows, *args, **kwargs)))
+        return given[-1][1]
+
+    monkeypatch.setattr(evaluate_module, "next_values", recording)
+    csv = monthly_csv(tmp_path / "t.csv", np.sin(np.arange(48.0) / 2))
+    result = invoke("backtest", csv, "--time-column", "month", "--origins", 1, "--horizon", 4,
+                    "--season", 1, "--epochs", 1, "--seeds", 2, "--json", "-q", *TINY[:-1])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["seeds"] == 2 and [seed for seed, _ in given] == [1, 2]
+    mean = (given[0][1] + given[1][1]) / 2
+    assert report["origins"][0]["forecasts"]["seqmodels"] == pytest.approx(mean.tolist())
+
+
 def test_backtest_with_too_many_origins_is_one_line(tmp_path):
     csv = monthly_csv(tmp_path / "t.csv", np.arange(40.0))
     result = invoke("backtest", csv, "--time-column", "month", "--origins", 9)
