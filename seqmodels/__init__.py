@@ -27,6 +27,7 @@ from seqmodels.data.tokenizers import (  # noqa: E402
 )
 from seqmodels.data.vocab import Vocabulary  # noqa: E402
 from seqmodels.errors import SeqmodelsError  # noqa: E402
+from seqmodels.forecast.backtest import backtest_forecaster  # noqa: E402
 from seqmodels.forecast.run import ForecastRun, load_forecast_run  # noqa: E402
 from seqmodels.forecast.series import SeriesConfig  # noqa: E402
 from seqmodels.forecast.train import train_forecaster  # noqa: E402
@@ -46,6 +47,7 @@ __all__ = [
     "CharTokenizer", "DataConfig", "FittedSize", "ForecastRun", "LanguageModel", "Metrics",
     "ModelConfig", "PreparedCorpus", "Run", "RunDir", "RunOptions", "Samples", "SamplingConfig",
     "SeqmodelsError", "SeriesConfig", "Tokenizer", "TrainConfig", "Vocabulary", "WindowConfig",
-    "WordTokenizer", "__version__", "fit_to_budget", "load", "load_forecast_run", "make_tokenizer",
-    "prepare_corpus", "show_messages", "train", "train_forecaster",
+    "WordTokenizer", "__version__", "backtest_forecaster", "fit_to_budget", "load",
+    "load_forecast_run", "make_tokenizer", "prepare_corpus", "show_messages", "train",
+    "train_forecaster",
 ]
