@@ -12,6 +12,7 @@ import numpy as np
 
 from seqmodels.errors import SeqmodelsError
 from seqmodels.forecast.baselines import baselines, mase_scale, metrics
+from seqmodels.forecast.defaults import default_train_config
 from seqmodels.forecast.prepare import prepare
 from seqmodels.forecast.series import SeriesConfig, fill_parts
 from seqmodels.models.config import ModelConfig
@@ -55,7 +56,7 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
         for k in range(origins):
             origin = first + k * horizon
             runs = []
-            base = config or TrainConfig()
+            base = config or default_train_config()
             for j in range(seeds):
                 try:
                     runs.append(train_forecaster(
