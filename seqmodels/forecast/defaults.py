@@ -12,5 +12,7 @@ def default_model() -> ModelConfig:
 
 
 def default_train_config() -> TrainConfig:
-    """20 epochs of batches of 32 windows."""
-    return TrainConfig(epochs=20, batch_size=32)
+    """10 epochs of batches of 64 windows: on the forecast bench's backtests (docs/quality.md)
+    geometric mean relative MASE 0.603 against 0.616 for the tutorial's 20 epochs of 32 (which
+    makes 4 times the steps), and 0.993 times its MASE on the built-in three."""
+    return TrainConfig(epochs=10, batch_size=64)
