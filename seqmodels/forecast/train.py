@@ -60,12 +60,7 @@ def train_forecaster(series: SeriesConfig | None = None, model: ModelConfig | No
                                  f"instead of {', '.join(f'`{n}`' for n in given)}")
         run = RunDir(resume)
         stored = read_forecast_config(run)
-        try:
-            series = SeriesConfig.from_json(stored["data"]).as_stored()
-            model = ModelConfig.from_json(stored["model"])
-            config = TrainConfig.from_json(stored["train"])
-        except SeqmodelsError as exc:
-            raise SeqmodelsError(f"{run.config}: {exc}") from None
+        series, model, config = stored_settings(run, stored)
         config = config.with_changes(changes)
         run.check_writable()
         if run.model.exists():  # its model must take the windows its settings name
@@ -96,6 +91,16 @@ def train_forecaster(series: SeriesConfig | None = None, model: ModelConfig | No
         raise
 
 
+def stored_settings(run: RunDir, stored: dict
+                    ) -> tuple[SeriesConfig, ModelConfig, TrainConfig]:
+    """The series, model and training settings a run's config.json holds."""
+    try:
+        return (SeriesConfig.from_json(stored["data"]).as_stored(),
+                ModelConfig.from_json(stored["model"]), TrainConfig.from_json(stored["train"]))
+    except SeqmodelsError as exc:
+        raise SeqmodelsError(f"{run.config}: {exc}") from None
+
+
 def final_settings(run_dir: str | Path, series: SeriesConfig | None
                    ) -> tuple[SeriesConfig, ModelConfig, TrainConfig, dict]:
     """A final fit's settings: the validated run's, its CSV or the one given, and as many
@@ -114,12 +119,7 @@ def final_settings(run_dir: str | Path, series: SeriesConfig | None
         raise SeqmodelsError(f"{run} has not validated yet: no best epoch to train for")
     best = min(scored, key=lambda r: r["val_loss"])
     epochs = max(1, int(math.ceil(float(best.get("epoch") or 1))))
-    try:
-        kept = SeriesConfig.from_json(stored["data"]).as_stored()
-        model = ModelConfig.from_json(stored["model"])
-        config = TrainConfig.from_json(stored["train"])
-    except SeqmodelsError as exc:
-        raise SeqmodelsError(f"{run.config}: {exc}") from None
+    kept, model, config = stored_settings(run, stored)
     if series is not None and series.csv:
         kept = dataclasses.replace(kept, csv=series.csv)
     config = dataclasses.replace(config, epochs=epochs, patience=None, max_time=None)
