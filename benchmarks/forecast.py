@@ -178,7 +178,7 @@ def forecast_bench(origins: int = 3, names: list[str] | None = None,
     print(f"{'':<16}" + "".join(f"{math.exp(np.mean(np.log(ratios[m]))):>15.3f}"
                                 for m in methods))
     points = sum(r["points"] for r in rows)
-    print("\nseqmodels' prediction intervals (the best naive forecast's in-sample errors, "
+    print("\nseqmodels' prediction intervals (the base's naive forecast's in-sample errors, "
           "shrunk by the validation ratio ** 0.25), share of the backtest's values inside:")
     for level in rows[0]["coverage"]:
         per = ", ".join(f"{r['name']} {100 * r['coverage'][level]:.0f}%" for r in rows)
