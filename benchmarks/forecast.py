@@ -177,6 +177,11 @@ def forecast_bench(origins: int = 3, names: list[str] | None = None,
     print(f"\n{'geometric mean of MASE relative to seasonal naive (naive if no season)':<16}")
     print(f"{'':<16}" + "".join(f"{math.exp(np.mean(np.log(ratios[m]))):>15.3f}"
                                 for m in methods))
+    print(f"\n{'sMAPE %':<16}" + "".join(f"{m[:14]:>15}" for m in methods))
+    for r in rows:
+        print(f"{r['name']:<16}" + "".join(f"{r['smape'][m]:>15.2f}" for m in methods))
+    print(f"{'mean':<16}" + "".join(f"{np.mean([r['smape'][m] for r in rows]):>15.2f}"
+                                    for m in methods))
     points = sum(r["points"] for r in rows)
     print("\nseqmodels' prediction intervals (the base's naive forecast's in-sample errors, "
           "shrunk by the validation ratio ** 0.25), share of the backtest's values inside:")
