@@ -12,6 +12,7 @@ from seqmodels.files import check_format, read_json, write_json_atomic
 from seqmodels.forecast.baselines import baselines, mase_scale, metrics
 from seqmodels.forecast.prepare import Prepared
 from seqmodels.forecast.series import unscale_target
+from seqmodels.settings import is_finite
 from seqmodels.training.rundir import RunDir
 
 CHOICE_FORMAT = "seqmodels.forecast-choice"
@@ -140,6 +141,13 @@ def read_choice(run: RunDir) -> dict:
     if not isinstance(data.get("forecast"), str) or not isinstance(data.get("validation_mae"),
                                                                    dict):
         raise SeqmodelsError(f"{path}: damaged ('forecast' must name a forecast)")
+    intervals = data.get("intervals", {})
+    if not (isinstance(intervals, dict) and all(
+            isinstance(levels, dict) and all(
+                isinstance(w, list) and all(is_finite(v) and v >= 0 for v in w)
+                for w in levels.values()) for levels in intervals.values())):
+        raise SeqmodelsError(f"{path}: damaged ('intervals' must map each series to lists of "
+                             f"widths, finite and not negative)")
     return data
 
 

@@ -249,3 +249,32 @@ def test_a_final_fit_trains_on_every_row_with_the_validated_runs_settings(tmp_pa
     evaluated = invoke("evaluate", final, "--no-plot")
     assert evaluated.exit_code == 1 and "final fit" in evaluated.stderr
     assert invoke("predict", final, csv).exit_code == 0
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A one-epoch run on 50 months of a sine."""
+    root = tmp_path_factory.mktemp("small")
+    csv = monthly_csv(root / "s.csv", np.sin(np.arange(50.0)))
+    out = root / "run"
+    assert invoke("train", csv, "--time-column", "month", "--epochs", 1, "--out", out, "-q",
+                  *TINY).exit_code == 0
+    return csv, out
+
+
+@pytest.mark.parametrize("damage", [
+    "not json", '{"format": "seqmodels.forecast-choice", "version": 1}',
+    '{"format": "seqmodels.forecast-choice", "version": 1, "forecast": "model", '
+    '"validation_mae": {}, "intervals": {"y": {"0.8": [1, -2]}}}',
+    '{"format": "seqmodels.forecast-choice", "version": 1, "forecast": "a guess", '
+    '"validation_mae": {}}',
+])
+def test_a_damaged_choice_is_one_line(small_run, tmp_path, damage):
+    import shutil
+
+    csv, trained = small_run
+    out = shutil.copytree(trained, tmp_path / "run")
+    (out / "choice.json").write_text(damage)
+    result = invoke("predict", out, csv)
+    assert result.exit_code == 1 and "choice.json" in result.stderr, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
