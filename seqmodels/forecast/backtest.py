@@ -18,7 +18,6 @@ from seqmodels.forecast.series import SeriesConfig, fill_parts
 from seqmodels.models.config import ModelConfig
 from seqmodels.training.config import RunOptions, TrainConfig
 
-BACKTEST_SPLITS = (0.9, 0.1, 0.0)  # each origin's rows: training and validation, no test part
 MEASURES = ("mase", "smape", "rmse")
 MODEL = "seqmodels"
 
@@ -38,12 +37,13 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
         raise SeqmodelsError("`origins` must be at least 1")
     if series.more_targets or (series.target and "," in series.target):
         raise SeqmodelsError("a backtest scores one series: give one `target`")
-    whole = prepare(dataclasses.replace(series, splits=BACKTEST_SPLITS, end=None))
+    splits = (1 - series.splits[1], series.splits[1], 0.0)  # its validation; no test part
+    whole = prepare(dataclasses.replace(series, splits=splits, end=None))
     c = whole.config
     rows = len(whole.series)
     horizon, season = c.horizon, c.season
-    fixed = dataclasses.replace(series, horizon=horizon, season=season,
-                                splits=BACKTEST_SPLITS, end=None)
+    fixed = dataclasses.replace(series, horizon=horizon, season=season, splits=splits,
+                                end=None)
     values = whole.series.values  # NaN where missing
     observed = values.iloc[:, 0].notna().to_numpy()
     first = rows - origins * horizon
@@ -92,15 +92,15 @@ def _score(runs: list, values, observed: np.ndarray, origin: int, horizon: int, 
 
     run = runs[0]
     history = fill_parts([values.iloc[:origin]], run.series.missing, run.fill or None)[0]
-    rows = history.to_numpy(float)
-    target = np.concatenate([rows[:, 0], values.iloc[origin:origin + horizon, 0].to_numpy(float)])
+    rows = history.to_numpy(float)  # fewer than origin where `missing` drop removed some
+    after = values.iloc[origin:origin + horizon, 0].to_numpy(float)
     seen = observed[origin:origin + horizon]
     if not seen.any():
         raise SeqmodelsError(f"the {horizon} rows after row {origin} hold no observed value to "
                              f"score")
     forecasts = {MODEL: np.mean([next_values(r, rows) for r in runs], axis=0)[None]}
     forecasts.update(baselines(rows[:, 0], np.array([len(rows)]), horizon, season))
-    actual = target[origin:origin + horizon][None]
+    actual = after[None]
     scale = mase_scale(rows[:, 0], season)
     scores = {name: metrics(actual[:, seen], f[:, seen], scale) for name, f in forecasts.items()}
     intervals = ((run.choice or {}).get("intervals") or {}).get(run.series.target, {})

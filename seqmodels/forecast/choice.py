@@ -16,6 +16,7 @@ from seqmodels.settings import is_finite
 from seqmodels.training.rundir import RunDir
 
 CHOICE_FORMAT = "seqmodels.forecast-choice"
+MAX_CHOICE_BYTES = 2**26  # widths: 2 levels x horizon x series
 MODEL = "model"
 
 
@@ -137,10 +138,15 @@ def read_choice(run: RunDir) -> dict:
     path = run.choice
     if not Path(path).exists():
         return {"forecast": MODEL, "validation_mae": {}}
-    data = check_format(read_json(path, 2**16), CHOICE_FORMAT, 1, str(path), "choice")
-    if not isinstance(data.get("forecast"), str) or not isinstance(data.get("validation_mae"),
-                                                                   dict):
-        raise SeqmodelsError(f"{path}: damaged ('forecast' must name a forecast)")
+    data = check_format(read_json(path, MAX_CHOICE_BYTES), CHOICE_FORMAT, 1, str(path),
+                        "choice")
+    errors = data.get("validation_mae")
+    if not isinstance(data.get("forecast"), str) or not (
+            isinstance(errors, dict) and all(is_finite(v) for v in errors.values())
+            and (not errors and data["forecast"] == MODEL
+                 or {MODEL, data["forecast"]} <= set(errors) and len(errors) > 1)):
+        raise SeqmodelsError(f"{path}: damaged ('forecast' must name a forecast and "
+                             f"'validation_mae' give the model's and the others' errors)")
     intervals = data.get("intervals", {})
     if not (isinstance(intervals, dict) and all(
             isinstance(levels, dict) and all(

@@ -72,8 +72,8 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
                              f"on a file given explicitly as CSV")
     windows, H = len(data.starts[2]), data.config.horizon
     if not windows:
-        raise SeqmodelsError("the run keeps no test part (its `splits` give the test 0); "
-                             "evaluate it on another CSV, or backtest it")
+        raise SeqmodelsError("the run keeps no test part (its `splits` give the test 0): "
+                             "backtest its settings instead (seqmodels forecast backtest)")
     require_memory(windows * H * BYTES_PER_FORECAST_VALUE,
                    f"evaluating {windows:,} test windows of `horizon` {H:,}",
                    "evaluate on a shorter CSV (given as CSV)")
@@ -90,7 +90,8 @@ def evaluate_forecast(run: ForecastRun, csv: str | None = None, season: int | No
     if len(names) == 1:
         return reports[0]
     return {"run": str(run.path), "targets": names, "series": dict(zip(names, reports)),
-            "forecast": choice["forecast"], "forecast_note": describe_choice(choice)}
+            "forecast": choice["forecast"], "forecast_note": describe_choice(choice),
+            "notes": notes}
 
 
 def _series_report(run: ForecastRun, data: Prepared, k: int, season: int | None, choice: dict,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from seqmodels.data.windows import split_bounds
 from seqmodels.errors import SeqmodelsError
 from seqmodels.forecast.auto import (
     choose_base,
@@ -133,6 +134,11 @@ def prepare(config: SeriesConfig, scaler: dict | None = None,
         raise SeqmodelsError(f"{c.csv}: {report}; choose how to handle them with `missing` "
                              f"{'|'.join(MISSING_POLICIES[1:])}")
     n_train, n_val, _ = part_rows(len(series), c.splits, c.horizon)
+    n_train = max(n_train, 0)
+    if n_train < 1 and split_bounds(len(series), c.splits)[0] >= 1:  # the horizon's doing
+        raise SeqmodelsError(f"{c.csv}: {len(series)} rows leave no training part once the "
+                             f"validation and test parts hold a `horizon` ({c.horizon}) of rows "
+                             f"each; give a smaller horizon or a longer series")
     a, b = n_train, n_train + n_val
     raw = [series.values.iloc[:a], series.values.iloc[a:b], series.values.iloc[b:]]
     for name, part in zip(PARTS, raw):

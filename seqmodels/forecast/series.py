@@ -182,8 +182,6 @@ class SeriesConfig:
         if self.base == "auto":  # a run of the first version: `relative` or the levels
             stored = dataclasses.replace(self, base="last" if self.relative else "none",
                                          relative=False)
-        if stored.season is None:
-            stored = dataclasses.replace(stored, season=1)
         if self.csv in BUILTIN_SERIES:
             return dataclasses.replace(stored, csv=str(builtin_path(self.csv)))
         return stored

@@ -159,8 +159,13 @@ def _train(series: SeriesConfig, model: ModelConfig, config: TrainConfig, data,
     if final:  # the validated run chose between its model and the naive forecasts
         from seqmodels.files import write_json_atomic
 
-        result.choice = read_choice(RunDir(final["run"]))
-        write_json_atomic(run.choice, result.choice)
+        if not run.choice.exists():  # once: a resumed final fit keeps the one it copied
+            source = RunDir(final["run"])
+            if not source.choice.exists():
+                raise SeqmodelsError(f"{source.choice}: missing; the final fit keeps the "
+                                     f"choice of the run it came from")
+            write_json_atomic(run.choice, read_choice(source))
+        result.choice = read_choice(run)
     elif result.history:  # a validated model: it or a naive forecast, by the validation part
         from seqmodels.forecast.choice import choose
 

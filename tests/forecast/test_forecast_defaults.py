@@ -162,6 +162,21 @@ def test_backtest_averages_the_forecasts_of_several_seeds(tmp_path, monkeypatch)
     assert report["origins"][0]["forecasts"]["seqmodels"] == pytest.approx(mean.tolist())
 
 
+def test_backtest_after_missing_drop_scores_the_values_after_the_origin(tmp_path):
+    """Dropped gaps made the history shorter than the origin: the values scored were shifted."""
+    values = np.round(np.sin(np.arange(48.0) / 2) + 5, 3).astype(object)
+    values[3] = ""
+    csv = monthly_csv(tmp_path / "g.csv", values)
+    result = invoke("backtest", csv, "--time-column", "month", "--origins", 1, "--horizon", 4,
+                    "--season", 1, "--missing", "drop", "--epochs", 1, "--json", "-q",
+                    *TINY[:-1])
+    assert result.exit_code == 0, result.output
+    origin = json.loads(result.stdout)["origins"][0]
+    assert origin["origin"] == 44
+    assert origin["actual"] == pytest.approx([float(v) for v in values[44:48]])
+    assert origin["forecasts"]["last value"] == [float(values[43])] * 4
+
+
 def test_backtest_with_too_many_origins_is_one_line(tmp_path):
     csv = monthly_csv(tmp_path / "t.csv", np.arange(40.0))
     result = invoke("backtest", csv, "--time-column", "month", "--origins", 9)
@@ -211,6 +226,8 @@ def test_one_model_forecasts_two_related_series_each_in_its_own_units(tmp_path):
     assert 5 < float(values["a"]) < 15 and 600 < float(values["b"]) < 1400  # its own units
     report = json.loads(invoke("evaluate", out, "--json", "--no-plot").stdout)
     assert set(report["series"]) == {"a", "b"}
+    text = invoke("evaluate", out, "--no-plot")
+    assert text.exit_code == 0 and "series b\n" in text.stdout, text.output
     assert report["series"]["b"]["metrics"]["last value"]["mae"] > 50  # b's units, not a's
     refused = invoke("backtest", csv, "--time-column", "month", "--target", "a,b")
     assert refused.exit_code == 1 and "one series" in refused.stderr
@@ -268,6 +285,12 @@ def small_run(tmp_path_factory):
     '"validation_mae": {}, "intervals": {"y": {"0.8": [1, -2]}}}',
     '{"format": "seqmodels.forecast-choice", "version": 1, "forecast": "a guess", '
     '"validation_mae": {}}',
+    '{"format": "seqmodels.forecast-choice", "version": 1, "forecast": "drift", '
+    '"validation_mae": {}}',
+    '{"format": "seqmodels.forecast-choice", "version": 1, "forecast": "model", '
+    '"validation_mae": {"model": 1}}',
+    '{"format": "seqmodels.forecast-choice", "version": 1, "forecast": "model", '
+    '"validation_mae": {"model": "1", "drift": 2}}',
 ])
 def test_a_damaged_choice_is_one_line(small_run, tmp_path, damage):
     import shutil
@@ -278,3 +301,9 @@ def test_a_damaged_choice_is_one_line(small_run, tmp_path, damage):
     result = invoke("predict", out, csv)
     assert result.exit_code == 1 and "choice.json" in result.stderr, result.output
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_a_horizon_that_leaves_no_training_part_is_named(tmp_path):
+    csv = monthly_csv(tmp_path / "s.csv", np.arange(20.0))
+    with pytest.raises(SeqmodelsError, match=r"leave no training part .* horizon \(12\)"):
+        prepare(SeriesConfig(csv=str(csv), time_column="month", horizon=12))
