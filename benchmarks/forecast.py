@@ -121,7 +121,7 @@ def run_series(name: str, csv: Path, origins: int, seeds: int = 1) -> dict:
             "season": report["season"], "mase": mase_of(mean), "smape": smape,
             "used": [f"{r['forecast']}/{r['base']}/w{r['window']}" for r in report["origins"]],
             "coverage": report["coverage"], "origins": report["origins"],
-            "points": sum(r["covered_points"] for r in report["origins"]),
+            "points": sum(r["scored"] for r in report["origins"]),
             "seconds": time.monotonic() - started}
 
 

@@ -51,12 +51,11 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
         raise SeqmodelsError(f"{c.csv}: {rows} rows leave too few before the first of "
                              f"`origins` {origins} (a `horizon` {horizon} apart, the last "
                              f"{horizon} rows before the end); give fewer origins")
-    results = []
+    results, base = [], config or default_train_config()
     with tempfile.TemporaryDirectory(prefix="seqmodels-backtest-") as tmp:
         for k in range(origins):
             origin = first + k * horizon
             runs = []
-            base = config or default_train_config()
             for j in range(seeds):
                 try:
                     runs.append(train_forecaster(
@@ -79,8 +78,8 @@ def backtest_forecaster(series: SeriesConfig, model: ModelConfig | None = None,
 def _coverage(results: list[dict]) -> dict[str, float]:
     """The share of scored values inside each level's interval, over every origin."""
     levels = results[0]["coverage"].keys()
-    total = sum(r["covered_points"] for r in results)
-    return {level: sum(r["coverage"][level] * r["covered_points"] for r in results) / total
+    total = sum(r["scored"] for r in results)
+    return {level: sum(r["coverage"][level] * r["scored"] for r in results) / total
             for level in levels if all(level in r["coverage"] for r in results)}
 
 
@@ -88,7 +87,7 @@ def _score(runs: list, values, observed: np.ndarray, origin: int, horizon: int, 
            ) -> dict:
     """One origin: the runs' mean forecast and the naive ones against the observed values after
     it (the first run's intervals)."""
-    from seqmodels.forecast.evaluate import next_values
+    from seqmodels.forecast.evaluate import intervals, next_values
 
     run = runs[0]
     history = fill_parts([values.iloc[:origin]], run.series.missing, run.fill or None)[0]
@@ -103,13 +102,12 @@ def _score(runs: list, values, observed: np.ndarray, origin: int, horizon: int, 
     actual = after[None]
     scale = mase_scale(rows[:, 0], season)
     scores = {name: metrics(actual[:, seen], f[:, seen], scale) for name, f in forecasts.items()}
-    intervals = ((run.choice or {}).get("intervals") or {}).get(run.series.target, {})
-    given = forecasts[MODEL][0]
-    coverage = {level: float(np.mean(np.abs(actual[0, seen] - given[seen])
-                                     <= np.asarray(widths)[seen]))
-                for level, widths in intervals.items()}
+    bounds = intervals(run, forecasts[MODEL][0])
+    coverage = {level: float(np.mean((low[seen] <= after[seen]) & (after[seen] <= high[seen])))
+                for level, (low, high) in bounds.items()}
+    widths = {level: ((high - low) / 2).tolist() for level, (low, high) in bounds.items()}
     return {"origin": origin, "scored": int(seen.sum()), "window": run.series.window,
-            "coverage": coverage, "covered_points": int(seen.sum()), "intervals": intervals,
+            "coverage": coverage, "intervals": widths,
             "validation_mae": (run.choice or {}).get("validation_mae", {}),
             "base": run.series.base, "forecast": run.choice["forecast"] if run.choice else "model",
             "forecasts": {k: v[0].tolist() for k, v in forecasts.items()},

@@ -54,26 +54,23 @@ def choose(net, data: Prepared, scaler: dict, run: RunDir) -> dict:
     over every window and step, of several series each divided by its in-sample naive error),
     write the choice in the run and return it."""
     c = data.config
-    each = []  # per series: (candidates, actual)
-    errors: dict[str, float] = {}
+    each = []  # per series: (candidates, actual, what its errors are divided by)
     for k in range(len(c.targets)):
         model, ends, actual = part_forecasts(net, data, 1, scaler, k)
         candidates = candidate_forecasts(
             model, baselines(data.target(k), ends, c.horizon, c.season))
         scale = 1.0 if len(c.targets) == 1 else (
             mase_scale(data.parts[0].iloc[:, k].to_numpy(float), c.season) or 1.0)
-        for method, f in candidates.items():
-            if method in errors or not k:
-                errors[method] = errors.get(method, 0.0) + metrics(actual, f)["mae"] / scale
-        each.append((candidates, actual))
-    errors = {m: v for m, v in errors.items() if all(m in cand for cand, _ in each)}
+        each.append((candidates, actual, scale))
+    errors = {m: sum(metrics(actual, cand[m])["mae"] / scale for cand, actual, scale in each)
+              for m in each[0][0] if all(m in cand for cand, _, _ in each)}
     if not all(np.isfinite(v) for v in errors.values()):
         raise SeqmodelsError("the validation errors are not finite numbers (check the CSV's "
                              "magnitudes); no forecast to choose")
     best = min(errors, key=errors.get)
     naive = best if best != MODEL else reference_naive(c.base, c.season, errors)
     widths = {}
-    for k, (name, (cand, actual)) in enumerate(zip(c.targets, each)):
+    for k, (name, (cand, actual, _)) in enumerate(zip(c.targets, each)):
         theirs = metrics(actual, cand[naive])["mae"]
         ratio = metrics(actual, cand[best])["mae"] / theirs if theirs > 0 else 1.0
         history = data.target(k)[:data.offset(2)]  # training and validation rows
@@ -94,6 +91,8 @@ def candidate_forecasts(model: np.ndarray, naive: dict[str, np.ndarray]
 
 
 LEVELS = (0.8, 0.95)  # the prediction intervals given
+
+
 def reference_naive(base: str, season: int | None, errors: dict[str, float]) -> str:
     """The naive forecast whose in-sample errors size a model's intervals: its base's own
     (seasonal naive for base seasonal, else the last value), or the best naive one."""

@@ -11,14 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from seqmodels.errors import SeqmodelsError
-from seqmodels.forecast.auto import infer_season  # noqa: F401 (where the tests look)
-from seqmodels.forecast.baselines import (  # noqa: F401 (last_value, seasonal_naive: the tests')
-    baselines,
-    last_value,
-    mase_scale,
-    metrics,
-    seasonal_naive,
-)
+from seqmodels.forecast.auto import infer_season
+from seqmodels.forecast.baselines import baselines, mase_scale, metrics
 from seqmodels.forecast.choice import (
     MODEL,
     candidate_forecasts,
@@ -137,9 +131,9 @@ def _series_report(run: ForecastRun, data: Prepared, k: int, season: int | None,
             f"the {best} forecast's RMSE ({naive_rmse:.4g}) is within the float32 rounding of "
             f"values up to {largest:.4g}, too small to divide by")
     if plot:
+        given = forecasts.get("the run's forecast", model)
         plot_test(data, forecasts, actual, ends, Path(plot), config.targets[k],
-                  _lower_upper(run, forecasts["the run's forecast" if "the run's forecast" in
-                                              forecasts else "model"], config.targets[k]))
+                  intervals(run, given, k).get("0.8"))
         report["plot"] = str(plot)
     return report
 
@@ -190,14 +184,6 @@ def plot_test(data: Prepared, forecasts: dict, actual: np.ndarray, ends: np.ndar
                    band)
 
 
-def _lower_upper(run: ForecastRun, given: np.ndarray, name: str) -> tuple | None:
-    """The 80% interval (lower, upper), each (N, H), around forecasts the run gives."""
-    widths = ((run.choice or {}).get("intervals") or {}).get(name, {}).get("0.8")
-    if not widths or len(widths) != given.shape[1]:
-        return None
-    return given - np.asarray(widths)[None], given + np.asarray(widths)[None]
-
-
 def _draw_test(xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
                atomic_path, xlabel: str | None = None, band: tuple | None = None) -> None:
     """Draw and write plot_test's figure against xs."""
@@ -219,13 +205,6 @@ def _draw_test(xs, forecasts: dict, actual: np.ndarray, path: Path, target: str,
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=80)
-
-
-def predict_future(run: ForecastRun, csv: str, on_note: Callable[[str], None] | None = None
-                   ) -> tuple[list, np.ndarray, str]:
-    """The next H values after the end of csv: (timestamps or step numbers, values, time
-    header); see predict_with_intervals."""
-    return predict_with_intervals(run, csv, on_note)[:3]
 
 
 def predict_with_intervals(run: ForecastRun, csv: str,
@@ -293,12 +272,13 @@ def predict_with_intervals(run: ForecastRun, csv: str,
 
 def intervals(run: ForecastRun, values: np.ndarray, series: int = 0
               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each level's (lower, upper) bounds (H,) around the run's forecast values of one series:
-    the widths from the in-sample errors of the best naive forecast (see forecast.choice)."""
+    """Each level's (lower, upper) bounds around the run's forecasts of one series, values
+    (..., H): the widths from the in-sample errors of its base's naive forecast (see
+    forecast.choice); none for a run without them."""
     name = run.series.targets[series]
     widths = ((run.choice or {}).get("intervals") or {}).get(name, {})
     return {level: (values - np.asarray(w), values + np.asarray(w)) for level, w in widths.items()
-            if len(w) == len(values)}
+            if len(w) == np.shape(values)[-1]}
 
 
 def next_values(run: ForecastRun, rows: np.ndarray,

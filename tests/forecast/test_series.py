@@ -8,12 +8,8 @@ import pytest
 pd = pytest.importorskip("pandas")
 
 from seqmodels.errors import SeqmodelsError  # noqa: E402
-from seqmodels.forecast.evaluate import (  # noqa: E402
-    infer_season,
-    last_value,
-    metrics,
-    seasonal_naive,
-)
+from seqmodels.forecast.auto import infer_season  # noqa: E402
+from seqmodels.forecast.baselines import last_value, metrics, seasonal_naive  # noqa: E402
 from seqmodels.forecast.prepare import prepare  # noqa: E402
 from seqmodels.forecast.series import (  # noqa: E402
     SeriesConfig,
