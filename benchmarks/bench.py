@@ -433,6 +433,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held", action="store_true",
                         help="only generation from a run: a held model's second call against "
                              "loading the run for every call, each in a fresh process")
+    parser.add_argument("--profile", action="store_true",
+                        help="only where a training step's time goes: the whole step and its "
+                             "parts (recurrent and one-shot GEMMs, the rest, the optimizer), "
+                             "each compiled and timed alone")
     parser.add_argument("--forecast", action="store_true",
                         help="only forecasting: rolling-origin backtests of seqmodels' defaults "
                              "next to the naive forecasts and, when statsforecast is installed, "
@@ -450,6 +454,11 @@ def main(argv: list[str] | None = None) -> None:
 
         forecast_bench(args.origins, args.series.split(",") if args.series else None, args.save,
                        args.seeds)
+        return
+    if args.profile:
+        from benchmarks.profile import print_profile
+
+        print_profile(steps=3 if args.quick else 5)
         return
     if args.held:
         held_generation(reps=3 if args.quick else 5)
