@@ -23,9 +23,10 @@ from benchmarks.bench import LAYERS, B, H, T, ours_train
 TRACE_FLAG = "--xla_cpu_enable_xprof_traceme=true"
 KINDS = (  # (kind, test on an operation's name), first match wins
     ("matrix products", lambda n: n.startswith(("MatMul", "dot", "Einsum", "custom-call"))),
-    ("buffer fills and copies", lambda n: n.startswith(("wrapped_broadcast", "broadcast",
-                                                        "copy", "dynamic-update-slice",
-                                                        "dynamic_update_slice", "memset"))),
+    ("buffer fills and copies", lambda n: n.startswith(("wrapped_", "copy", "memset",
+                                                        "dynamic-update-slice",
+                                                        "dynamic_update_slice"))
+     or (n.startswith("broadcast") and "fusion" not in n)),  # broadcast_add_fusion: arithmetic
     ("fused element-wise work", lambda n: "fusion" in n),
     ("waiting for the other thread", lambda n: "Await" in n),
     ("loops and dispatch", lambda n: n.startswith(("while", "ThunkExecutor", "conditional",
