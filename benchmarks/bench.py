@@ -434,9 +434,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="only generation from a run: a held model's second call against "
                              "loading the run for every call, each in a fresh process")
     parser.add_argument("--profile", action="store_true",
-                        help="only where a training step's time goes: the whole step and its "
-                             "parts (recurrent and one-shot GEMMs, the rest, the optimizer), "
-                             "each compiled and timed alone")
+                        help="only where a training step's time goes: XLA's trace of a few "
+                             "steps, each operation's own time added up by kind (matrix "
+                             "products, element-wise work, buffer fills and copies, ...)")
     parser.add_argument("--forecast", action="store_true",
                         help="only forecasting: rolling-origin backtests of seqmodels' defaults "
                              "next to the naive forecasts and, when statsforecast is installed, "

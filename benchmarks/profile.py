@@ -16,24 +16,26 @@ import collections
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmarks.bench import LAYERS, B, H, T, ours_train
 
 TRACE_FLAG = "--xla_cpu_enable_xprof_traceme=true"
+MOVES = ("copy", "memset", "dynamic-update-slice", "dynamic_update_slice", "transpose",
+         "slice", "concatenate", "pad")
+ELEMENT_WISE = ("add", "subtract", "multiply", "divide", "tanh", "logistic", "exponential",
+                "log", "maximum", "minimum", "select", "compare", "negate", "reduce",
+                "convert", "sqrt", "rsqrt", "power", "abs")
 KINDS = (  # (kind, test on an operation's name), first match wins
     ("matrix products", lambda n: n.startswith(("MatMul", "dot", "Einsum", "custom-call"))),
-    ("buffer fills and copies", lambda n: n.startswith(("wrapped_", "copy", "memset",
-                                                        "dynamic-update-slice",
-                                                        "dynamic_update_slice"))
+    ("buffer fills and copies", lambda n: n.startswith(MOVES)
      or (n.startswith("broadcast") and "fusion" not in n)),  # broadcast_add_fusion: arithmetic
-    ("fused element-wise work", lambda n: "fusion" in n),
+    ("fused element-wise work", lambda n: "fusion" in n or n.split(".")[0] in ELEMENT_WISE),
     ("waiting for the other thread", lambda n: "Await" in n),
     ("loops and dispatch", lambda n: n.startswith(("while", "ThunkExecutor", "conditional",
                                                    "call"))),
 )
-
-
 # the calling thread's own events around the compiled program (Python, eager dispatch, waiting
 # for the result): not the step's work
 CALLER = ("train_step", "TFE_", "Eager", "__inference", "CpuExecutable", "BlockUntilReady",
@@ -41,20 +43,24 @@ CALLER = ("train_step", "TFE_", "Eager", "__inference", "CpuExecutable", "BlockU
 
 
 def _kind(name: str) -> str:
+    """The kind of work an XLA operation's name says (a lone op XLA wrapped in a fusion of its
+    own, wrapped_broadcast.2, is classed by the op)."""
+    name = name.removeprefix("wrapped_")
     return next((kind for kind, test in KINDS if test(name)), "other")
 
 
 def _self_times(events: list[tuple[int, int, str]]) -> collections.Counter:
     """Picoseconds of each name's own time on one thread: (start, duration, name) events that
-    nest (a loop's event holds its body's) each count their time less their children's."""
+    nest (a loop's event holds its body's) each count their time less their children's; an
+    event that outlasts its parent counts as a child only up to the parent's end."""
     own: collections.Counter = collections.Counter()
     stack: list[list] = []  # [end, name, children's time]
     for start, duration, name in sorted(events, key=lambda e: (e[0], -e[1])):
         while stack and stack[-1][0] <= start:
-            end, done, children = stack.pop()
+            _, done, children = stack.pop()
             own[done] -= children
         if stack:
-            stack[-1][2] += duration
+            stack[-1][2] += min(start + duration, stack[-1][0]) - start
         own[name] += duration
         stack.append([start + duration, name, 0])
     while stack:
@@ -74,24 +80,25 @@ def profile(cell: str, steps: int = 5) -> tuple[float, dict[str, float]]:
     work(), work()  # compiled and warm
     with tempfile.TemporaryDirectory(prefix="seqmodels-profile-") as logdir:
         tf.profiler.experimental.start(logdir)
+        started = time.perf_counter()
         for _ in range(steps):
             work()
+        wall = (time.perf_counter() - started) / steps
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()
         space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
-    wall, busy = 0.0, collections.Counter()
+    busy: collections.Counter = collections.Counter()
     for plane in space.planes:
+        if plane.name != "/host:CPU":  # the threads' own events; other planes derive from them
+            continue
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
         for line in plane.lines:
             events = [(e.offset_ps, e.duration_ps, names.get(e.metadata_id, "?"))
                       for e in line.events]
-            if line.name == "python":  # the calling thread: the step's wall time
-                wall += sum(d for _, d, n in events if n == "train_step")
             for name, ps in _self_times(events).items():
                 if not name.startswith(CALLER):
                     busy[_kind(name)] += ps
-    scale = 1e-12 / steps
-    return wall * scale, {kind: ps * scale for kind, ps in busy.items()}
+    return wall, {kind: ps * 1e-12 / steps for kind, ps in busy.items()}
 
 
 def print_profile(steps: int = 5) -> None:

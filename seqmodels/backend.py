@@ -24,9 +24,10 @@ def native_stderr_muted():
 
 # TensorFlow's pooling (BFC) allocator for host memory, unless the user chose: with the default
 # one every training step mapped its large buffers afresh and paid a page fault per 4 KiB page
-# on first touch (a profile of the bench's LSTM step showed 27 ms of its ~450 ms zero-filling
-# two scan buffers); pooled, the step ran 1.3-1.4x faster (docs/performance.md). TensorFlow
-# reads it once, when it first runs an op (after the import), so it stays set.
+# on first touch (in a trace of the bench's LSTM step, buffer fills and copies took 50 of its
+# 546 ms, 12 pooled); pooled, the step alone ran 1.1-1.3x faster (docs/performance.md).
+# TensorFlow reads it once, when it first runs an op (after the import), so it stays set in
+# the process environment; the pool keeps what it took (up to TF_CPU_BFC_MEM_LIMIT_IN_MB).
 CPU_ALLOCATOR = ("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 MIN_ADDRESS_SPACE = int(2.75 * 2**30)  # measured: tiny trainings abort natively at 2.5 GB of
@@ -53,8 +54,8 @@ def check_address_space(need: int = MIN_ADDRESS_SPACE) -> None:
 @contextlib.contextmanager
 def environment(**values: str) -> Iterator[None]:
     """Set environment variables while TensorFlow and Keras load (they read them then), and
-    put the user's own back afterwards: importing seqmodels' models leaves os.environ as it
-    was."""
+    put the user's own back afterwards: importing seqmodels' models leaves these as they were
+    (CPU_ALLOCATOR alone stays set, read later)."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -69,12 +70,12 @@ def environment(**values: str) -> Iterator[None]:
 
 def import_tf():
     """Return the tensorflow module without its CUDA-probe and oneDNN start-up chatter."""
+    os.environ.setdefault(*CPU_ALLOCATOR)  # before any op runs, even if tensorflow is loaded
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     check_address_space()
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")  # the user's, or warnings and up
     loading = {"TF_CPP_MIN_LOG_LEVEL": level}
-    os.environ.setdefault(*CPU_ALLOCATOR)
     if "keras" not in sys.modules:  # importing tensorflow imports keras, which reads it once
         loading["KERAS_BACKEND"] = "tensorflow"
     with environment(**loading), (contextlib.nullcontext() if level in ("0", "1")

@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # as seqmodels sets it, so tests'
+# subprocesses see the same environment whichever test imported TensorFlow first
 
 import json  # noqa: E402
 import subprocess  # noqa: E402

@@ -22,10 +22,10 @@ def test_keras_backend_in_the_environment_is_overridden():
     assert done.stdout.strip() == "tensorflow"
 
 
-def test_loading_tensorflow_leaves_the_users_environment_as_it_was():
+def test_loading_tensorflow_leaves_the_users_log_level_and_backend_as_they_were():
     """TF_CPP_MIN_LOG_LEVEL and KERAS_BACKEND are set while TensorFlow and Keras load, then
-    put back; TensorFlow's C++ logging keeps the quiet level it read (no INFO lines when XLA
-    compiles afterwards)."""
+    put back (the allocator's variable stays: see the next test); TensorFlow's C++ logging
+    keeps the quiet level it read (no INFO lines when XLA compiles afterwards)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
                                                            "KERAS_BACKEND")}
     code = ("import os; from seqmodels.backend import import_keras; k = import_keras(); "

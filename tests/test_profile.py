@@ -12,6 +12,15 @@ def test_nested_events_count_their_own_time():
     assert sum(own.values()) == 110  # the thread's busy time, nothing counted twice
 
 
+def test_touching_events_are_siblings_and_an_overlap_is_clipped():
+    touching = _self_times([(0, 10, "a"), (10, 10, "b")])
+    assert touching == {"a": 10, "b": 10}
+    same_start = _self_times([(0, 10, "inner"), (0, 30, "outer")])  # the longer one holds
+    assert same_start == {"outer": 20, "inner": 10}
+    overlap = _self_times([(0, 10, "parent"), (5, 10, "late")])  # outlasts its parent
+    assert overlap["parent"] == 5 and overlap["late"] == 10
+
+
 def test_operation_names_fall_into_kinds():
     assert _kind("MatMul_1.8") == "matrix products"
     assert _kind("wrapped_broadcast.2") == "buffer fills and copies"
@@ -20,4 +29,6 @@ def test_operation_names_fall_into_kinds():
     assert _kind("copy_bitcast_fusion.1") == "buffer fills and copies"
     assert _kind("SlinkyThreadPool::Await") == "waiting for the other thread"
     assert _kind("while.19") == "loops and dispatch"
+    assert _kind("wrapped_add.3") == "fused element-wise work"  # a lone op, wrapped
+    assert _kind("wrapped_transpose.1") == "buffer fills and copies"
     assert _kind("something-else") == "other"
